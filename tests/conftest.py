@@ -1,0 +1,115 @@
+"""Shared fixtures: free ports, the local engine, a Streamlit server, headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("WAFER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """pytest-playwright hook: Debian's Chromium, since `playwright install` cannot download."""
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def local_engine() -> Iterator[str]:
+    """One real `wafer-local` (adapter + llama-server) for the whole session; yields base URL."""
+    from wafer_playground.local.engine import start_engine
+
+    handle = start_engine(port=free_port())
+    try:
+        yield handle.base_url
+    finally:
+        handle.stop()
+
+
+class StreamlitServer:
+    """`streamlit run app.py` on a free loopback port, stopped by PID."""
+
+    def __init__(self, env: dict[str, str] | None = None, script: str = "app.py") -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {**os.environ, **(env or {})}
+        full_env.setdefault("WAFER_PLAYGROUND_DB", str(ROOT / ".pytest_cache" / f"e2e-{self.port}.db"))
+        self.log_path = ROOT / ".pytest_cache" / f"streamlit-{self.port}.log"
+        self.log_path.parent.mkdir(exist_ok=True)
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", script,
+             "--server.headless=true", "--server.address=127.0.0.1",
+             f"--server.port={self.port}", "--browser.gatherUsageStats=false",
+             "--server.fileWatcherType=none"],
+            cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/_stcore/health", timeout=2).text == "ok":
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError("streamlit did not become healthy in 60 s")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
+
+
+@pytest.fixture
+def streamlit_server_factory() -> Iterator[type[StreamlitServer]]:
+    started: list[StreamlitServer] = []
+
+    class _Factory(StreamlitServer):
+        def __init__(self, *a: object, **kw: object) -> None:
+            super().__init__(*a, **kw)  # type: ignore[arg-type]
+            started.append(self)
+
+    yield _Factory
+    for s in started:
+        s.stop()
+
+
+def wait_for_app(page, timeout: float = 30_000) -> None:  # type: ignore[no-untyped-def]
+    """Wait until Streamlit is connected and idle (Streamlit's own e2e readiness rule)."""
+    page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']",
+                           timeout=timeout)
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']",
+                           timeout=timeout)

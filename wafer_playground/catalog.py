@@ -1,0 +1,291 @@
+"""Model catalog: `/v1/models` cards -> typed `Model`s and a pandas frame.
+
+Tolerant by design: cards without the `wafer` block, unknown extra fields, missing or partial
+pricing (kept as None = "not published", never 0) and broken cards (reported in `problems`,
+not raised). Prices stay in the API's unit, US cents per million tokens; `costs.py` turns them
+into dollars.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Literal
+
+import pandas as pd
+
+Tier = Literal["pass_included", "serverless_only"]
+
+
+@dataclass(frozen=True)
+class PriceSource:
+    kind: Literal["live", "snapshot"]
+    label: str  # "live from 127.0.0.1:8765" / "snapshot of 2026-09-02"
+    at: str  # ISO time (live) or date (snapshot)
+
+    def describe(self) -> str:
+        if self.kind == "live":
+            return f"live from {self.label} at {self.at}"
+        return f"snapshot of {self.at} ({self.label})"
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """Cents per 1M tokens. None means not published: never priced as free."""
+
+    input_cpm: Decimal | None = None
+    output_cpm: Decimal | None = None
+    cache_read_cpm: Decimal | None = None
+    currency: str = "usd"
+    source: PriceSource | None = None
+
+    @property
+    def published(self) -> bool:
+        return self.input_cpm is not None and self.output_cpm is not None
+
+    @property
+    def is_snapshot(self) -> bool:
+        return self.source is not None and self.source.kind == "snapshot"
+
+
+@dataclass(frozen=True)
+class Model:
+    id: str
+    display_name: str
+    description: str = ""
+    tier: str | None = None
+    context_length: int | None = None
+    max_output_tokens: int | None = None
+    zdr_supported: bool = False
+    vision: bool | None = None
+    tools: bool | None = None
+    reasoning: bool | None = None
+    provider: str | None = None
+    owned_by: str | None = None
+    created: int | None = None
+    pricing: Pricing = field(default_factory=Pricing)
+    disabled_reason: str | None = None
+    local: dict[str, Any] | None = None  # the local engine's extras (licence, package, ...)
+    has_wafer_block: bool = True
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def chat_template(self) -> bool:
+        """False only when the card says so (local base models): chat will not work."""
+        return not (self.local and self.local.get("chat_template") is False)
+
+
+@dataclass
+class Catalog:
+    models: list[Model]
+    problems: list[str] = field(default_factory=list)
+
+    def get(self, model_id: str) -> Model | None:
+        for m in self.models:
+            if m.id == model_id:
+                return m
+        return None
+
+    @property
+    def ids(self) -> list[str]:
+        return [m.id for m in self.models]
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        d = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return d if d.is_finite() and d >= 0 else None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        return None
+    return n if n > 0 else None
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def parse_pricing(block: Any, source: PriceSource | None) -> Pricing:
+    if not isinstance(block, dict):
+        return Pricing(source=None)
+    pricing = Pricing(
+        input_cpm=_decimal(block.get("input_cents_per_million")),
+        output_cpm=_decimal(block.get("output_cents_per_million")),
+        cache_read_cpm=_decimal(block.get("cache_read_cents_per_million")),
+        currency=str(block.get("currency") or "usd").lower(),
+        source=source,
+    )
+    if pricing.input_cpm is None and pricing.output_cpm is None:
+        return Pricing(currency=pricing.currency, source=None)
+    return pricing
+
+
+def parse_card(card: dict[str, Any], source: PriceSource | None) -> Model:
+    model_id = card.get("id")
+    if not isinstance(model_id, str) or not model_id.strip():
+        raise ValueError("card has no string `id`")
+    wafer = card.get("wafer")
+    has_block = isinstance(wafer, dict)
+    w: dict[str, Any] = wafer if isinstance(wafer, dict) else {}
+    caps = w.get("capabilities") if isinstance(w.get("capabilities"), dict) else {}
+    ctx = _int(card.get("max_model_len")) or _int(w.get("context_length"))
+    disabled = card.get("disabled_reason") or w.get("disabled_reason")
+    local = card.get("local") if isinstance(card.get("local"), dict) else None
+    return Model(
+        id=model_id,
+        display_name=str(w.get("display_name") or model_id),
+        description=str(w.get("description") or ""),
+        tier=w.get("tier") if isinstance(w.get("tier"), str) else None,
+        context_length=ctx,
+        max_output_tokens=_int(w.get("max_output_tokens")),
+        zdr_supported=card.get("zdr_supported") is True,
+        vision=_bool(caps.get("vision")),
+        tools=_bool(caps.get("tools")),
+        reasoning=_bool(caps.get("reasoning")),
+        provider=str(w["provider"]) if w.get("provider") else None,
+        owned_by=str(card["owned_by"]) if card.get("owned_by") else None,
+        created=_int(card.get("created")),
+        pricing=parse_pricing(w.get("pricing"), source),
+        disabled_reason=str(disabled) if disabled else None,
+        local=local,
+        has_wafer_block=has_block,
+        raw=card,
+    )
+
+
+def parse_models(payload: Any, *, source: PriceSource | None) -> Catalog:
+    """Parse a `/v1/models` body; a broken card becomes a problem line, not an exception."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        return Catalog([], ["the model list has no `data` array"])
+    models: list[Model] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for i, card in enumerate(payload["data"]):
+        if not isinstance(card, dict):
+            problems.append(f"card {i} is not an object")
+            continue
+        try:
+            model = parse_card(card, source)
+        except ValueError as exc:
+            problems.append(f"card {i}: {exc}")
+            continue
+        if model.id in seen:
+            problems.append(f"card {i}: duplicate id {model.id!r}")
+            continue
+        seen.add(model.id)
+        models.append(model)
+    return Catalog(models, problems)
+
+
+@lru_cache(maxsize=1)
+def _snapshot_payload() -> dict[str, Any]:
+    text = resources.files("wafer_playground.data").joinpath("catalog_snapshot.json").read_text()
+    return dict(json.loads(text))
+
+
+def snapshot_source() -> PriceSource:
+    p = _snapshot_payload()
+    return PriceSource("snapshot", "Wafer public catalog, bundled", str(p["snapshot_date"]))
+
+
+def snapshot_note() -> str:
+    return str(_snapshot_payload()["source"])
+
+
+def load_snapshot() -> Catalog:
+    """The bundled, dated reference catalog (used offline and to fill unpublished prices)."""
+    p = _snapshot_payload()
+    src = snapshot_source()
+    models: list[Model] = []
+    for entry in p["models"]:
+        caps = entry.get("capabilities") or {}
+        models.append(
+            Model(
+                id=entry["id"],
+                display_name=entry.get("display_name") or entry["id"],
+                description=f"Snapshot entry (seen {entry.get('seen')}); not a live card.",
+                tier=entry.get("tier"),
+                context_length=_int(entry.get("context_length")),
+                zdr_supported=entry.get("zdr_supported") is True,
+                vision=_bool(caps.get("vision")),
+                tools=_bool(caps.get("tools")),
+                reasoning=_bool(caps.get("reasoning")),
+                provider=entry.get("provider"),
+                owned_by="wafer",
+                pricing=parse_pricing(entry.get("pricing"), src),
+                raw=entry,
+            )
+        )
+    return Catalog(models)
+
+
+def fill_from_snapshot(models: Sequence[Model]) -> list[Model]:
+    """Give models whose card publishes no price the snapshot price, labelled as snapshot.
+
+    Live prices always win; a snapshot price never masquerades as live (its source says so).
+    """
+    snap = {m.id.lower(): m for m in load_snapshot().models}
+    out: list[Model] = []
+    for m in models:
+        ref = snap.get(m.id.lower())
+        if not m.pricing.published and ref is not None and ref.pricing.published and not m.local:
+            out.append(replace(m, pricing=ref.pricing))
+        else:
+            out.append(m)
+    return out
+
+
+def cents_to_dollars(cpm: Decimal | None) -> float | None:
+    return None if cpm is None else float(cpm / 100)
+
+
+FRAME_COLUMNS = [
+    "id", "display_name", "provider", "tier", "context_length", "max_output_tokens",
+    "zdr", "vision", "tools", "reasoning", "input_usd_per_m", "output_usd_per_m",
+    "cache_read_usd_per_m", "price_source", "local", "disabled_reason",
+]
+
+
+def to_frame(models: Sequence[Model]) -> pd.DataFrame:
+    """One row per model; prices in dollars per 1M tokens; NaN where not published."""
+    rows = [
+        {
+            "id": m.id,
+            "display_name": m.display_name,
+            "provider": m.provider,
+            "tier": m.tier,
+            "context_length": m.context_length,
+            "max_output_tokens": m.max_output_tokens,
+            "zdr": m.zdr_supported,
+            "vision": m.vision,
+            "tools": m.tools,
+            "reasoning": m.reasoning,
+            "input_usd_per_m": cents_to_dollars(m.pricing.input_cpm),
+            "output_usd_per_m": cents_to_dollars(m.pricing.output_cpm),
+            "cache_read_usd_per_m": cents_to_dollars(m.pricing.cache_read_cpm),
+            "price_source": m.pricing.source.kind if m.pricing.source else "not published",
+            "local": bool(m.local),
+            "disabled_reason": m.disabled_reason,
+        }
+        for m in models
+    ]
+    frame = pd.DataFrame(rows, columns=FRAME_COLUMNS)
+    for col in ("context_length", "max_output_tokens"):
+        frame[col] = pd.array(frame[col], dtype="Int64")
+    for col in ("input_usd_per_m", "output_usd_per_m", "cache_read_usd_per_m"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+    return frame

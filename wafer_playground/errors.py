@@ -1,0 +1,237 @@
+"""Typed errors for the Wafer API: the error envelope, transport failures, broken streams.
+
+Every error can say what happened in one sentence (`human()`), with the Wafer `code` and
+`request_id` when the server sent them, so pages never need a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProtocolError",
+    "RateLimitError",
+    "ServerError",
+    "StreamError",
+    "UnprocessableEntityError",
+    "WaferError",
+    "error_from_response",
+]
+
+
+class WaferError(Exception):
+    """Base of every error the client raises."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        type: str | None = None,  # noqa: A002 - the envelope's field name
+        code: str | None = None,
+        param: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        body: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.type = type
+        self.code = code
+        self.param = param
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.body = body
+
+    @property
+    def title(self) -> str:
+        """Short label for the error kind, e.g. 'Authentication failed'."""
+        return _TITLES.get(type(self), "Request failed")
+
+    def human(self) -> str:
+        """One readable sentence: status, code, message, param, request id."""
+        head = f"HTTP {self.status}" if self.status else self.title
+        parts = [head]
+        if self.code:
+            parts.append(f"`{self.code}`")
+        text = " ".join(parts) + f": {self.message}"
+        if self.param:
+            text += f" (param `{self.param}`)"
+        if self.retry_after is not None:
+            text += f" Retry after {self.retry_after:g} s."
+        if self.request_id:
+            text += f" [request id {self.request_id}]"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": type(self).__name__,
+            "status": self.status,
+            "type": self.type,
+            "code": self.code,
+            "message": self.message,
+            "param": self.param,
+            "request_id": self.request_id,
+        }
+
+    def __str__(self) -> str:
+        return self.human()
+
+
+class APIStatusError(WaferError):
+    """The server answered with HTTP >= 400."""
+
+
+class BadRequestError(APIStatusError):
+    pass
+
+
+class AuthenticationError(APIStatusError):
+    pass
+
+
+class PermissionDeniedError(APIStatusError):
+    pass
+
+
+class NotFoundError(APIStatusError):
+    pass
+
+
+class UnprocessableEntityError(APIStatusError):
+    pass
+
+
+class RateLimitError(APIStatusError):
+    pass
+
+
+class ServerError(APIStatusError):
+    pass
+
+
+class StreamError(WaferError):
+    """An error event arrived in the middle of a stream."""
+
+
+class ProtocolError(WaferError):
+    """The server broke the protocol: malformed JSON or SSE, truncated body, HTML page."""
+
+
+class APIConnectionError(WaferError):
+    """The request never got an answer: refused, reset, DNS, TLS."""
+
+
+class APITimeoutError(APIConnectionError):
+    pass
+
+
+_TITLES: dict[type, str] = {
+    BadRequestError: "Bad request",
+    AuthenticationError: "Authentication failed",
+    PermissionDeniedError: "Permission denied",
+    NotFoundError: "Not found",
+    UnprocessableEntityError: "Request rejected",
+    RateLimitError: "Rate limited",
+    ServerError: "Server error",
+    StreamError: "Stream failed",
+    ProtocolError: "Unexpected response",
+    APIConnectionError: "Connection failed",
+    APITimeoutError: "Timed out",
+}
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # HTTP-date form: rare for APIs; treat as unknown
+
+
+def parse_envelope(payload: Any) -> dict[str, Any] | None:
+    """Find the error object in Wafer, Anthropic-wrapped, SGLang or llama.cpp shapes."""
+    if not isinstance(payload, dict):
+        return None
+    err = payload.get("error")
+    if isinstance(err, dict):
+        return err
+    if isinstance(err, str):
+        return {"message": err}
+    if payload.get("object") == "error" and "message" in payload:  # raw SGLang
+        return payload
+    return None
+
+
+def _summarise_body(text: str, content_type: str) -> str:
+    snippet = " ".join(text.split())[:200]
+    if "html" in content_type or snippet.lower().startswith(("<!doctype", "<html")):
+        return "the server returned an HTML page instead of JSON (a proxy or gateway error?)"
+    if not snippet:
+        return "the server returned an empty body"
+    return f"the server returned a non-JSON body: {snippet!r}"
+
+
+def error_from_response(
+    status: int, headers: dict[str, str], text: str, *, fallback_request_id: str | None = None
+) -> APIStatusError:
+    """Map an HTTP error response to a typed exception with a human message."""
+    request_id = headers.get("x-request-id") or fallback_request_id
+    retry_after = _retry_after(headers.get("retry-after"))
+    cls = _BY_STATUS.get(status, ServerError if status >= 500 else APIStatusError)
+    try:
+        payload = json.loads(text) if text else None
+    except ValueError:
+        payload = None
+    err = parse_envelope(payload)
+    if err is None:
+        return cls(
+            _summarise_body(text, headers.get("content-type", "")),
+            status=status,
+            request_id=request_id,
+            retry_after=retry_after,
+            body=text[:2000],
+        )
+    code = err.get("code")
+    return cls(
+        str(err.get("message") or "no message"),
+        status=status,
+        type=err.get("type") if isinstance(err.get("type"), str) else None,
+        code=str(code) if code is not None and not isinstance(code, int) else None,
+        param=err.get("param") if isinstance(err.get("param"), str) else None,
+        request_id=err.get("request_id") or request_id,
+        retry_after=retry_after,
+        body=text[:2000],
+    )
+
+
+def stream_error(payload: dict[str, Any], request_id: str | None) -> StreamError:
+    err = parse_envelope(payload) or {}
+    code = err.get("code")
+    return StreamError(
+        str(err.get("message") or "the stream reported an error"),
+        type=err.get("type") if isinstance(err.get("type"), str) else None,
+        code=str(code) if code is not None and not isinstance(code, int) else None,
+        status=code if isinstance(code, int) else None,
+        param=err.get("param") if isinstance(err.get("param"), str) else None,
+        request_id=err.get("request_id") or request_id,
+    )
