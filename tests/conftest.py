@@ -14,6 +14,31 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _steady_state_navigation() -> None:
+    """Make AppTest behave like a running server with `st.navigation`.
+
+    A folder named `pages/` makes Streamlit start each process in the legacy multipage
+    wrapper until the first `st.navigation` call turns it off for good. AppTest resets that
+    flag before every run, so from the second run on the sidebar vanishes. Forcing the flag
+    off after PagesManager init reproduces the server's steady state.
+    """
+    from streamlit.runtime import pages_manager
+
+    original = pages_manager.PagesManager.__init__
+    if getattr(original, "_wafer_patched", False):
+        return
+
+    def init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        original(self, *args, **kwargs)
+        pages_manager.PagesManager.uses_pages_directory = False
+
+    init._wafer_patched = True  # type: ignore[attr-defined]
+    pages_manager.PagesManager.__init__ = init  # type: ignore[method-assign]
+
+
+_steady_state_navigation()
 CHROMIUM = os.environ.get("WAFER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -56,7 +81,8 @@ class StreamlitServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, **(env or {})}
-        full_env.setdefault("WAFER_PLAYGROUND_DB", str(ROOT / ".pytest_cache" / f"e2e-{self.port}.db"))
+        db = ROOT / ".pytest_cache" / f"e2e-{self.port}.db"
+        full_env.setdefault("WAFER_PLAYGROUND_DB", str(db))
         self.log_path = ROOT / ".pytest_cache" / f"streamlit-{self.port}.log"
         self.log_path.parent.mkdir(exist_ok=True)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()

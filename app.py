@@ -1,0 +1,29 @@
+"""Wafer Playground: the router. Page config, the connection sidebar, one st.navigation."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from components import connection
+
+st.set_page_config(
+    page_title="Wafer Playground",
+    page_icon=":material/bolt:",
+    layout="wide",
+    initial_sidebar_state="expanded",
+)
+
+PAGES = [
+    st.Page("pages/catalog.py", title="Model catalog", icon=":material/view_list:",
+            url_path="catalog", default=True),
+    st.Page("pages/chat.py", title="Chat", icon=":material/chat:", url_path="chat"),
+    st.Page("pages/tokens.py", title="Token & grammar", icon=":material/data_array:",
+            url_path="tokens"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+    st.Page("pages/costs.py", title="Costs", icon=":material/payments:", url_path="costs"),
+    st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
+]
+
+nav = st.navigation(PAGES)
+connection.sidebar()
+nav.run()

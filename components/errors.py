@@ -1,0 +1,41 @@
+"""Readable errors: the Wafer code, message and request id; never a traceback."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from wafer_playground.errors import (
+    APIConnectionError,
+    AuthenticationError,
+    NotFoundError,
+    RateLimitError,
+    WaferError,
+)
+
+_HINTS: dict[type, str] = {
+    AuthenticationError: "Check the API key in the sidebar.",
+    NotFoundError: "The model or path does not exist on this endpoint; refresh the model list.",
+    RateLimitError: "Wait a moment and retry.",
+    APIConnectionError: "Check the endpoint in the sidebar (is the server running?).",
+}
+
+
+def hint_for(err: WaferError) -> str | None:
+    if err.code == "model_zdr_not_supported":
+        return "This model cannot serve ZDR requests: turn off ZDR or pick a ZDR model."
+    if err.code == "context_length_exceeded":
+        return "Shorten the conversation or lower max_tokens."
+    for cls, hint in _HINTS.items():
+        if isinstance(err, cls):
+            return hint
+    return None
+
+
+def show_error(err: WaferError, *, where: str | None = None) -> None:
+    """Draw one error box: title, code, message, request id and a hint."""
+    title = f"**{err.title}**" + (f" — {where}" if where else "")
+    lines = [title, err.human()]
+    hint = hint_for(err)
+    if hint:
+        lines.append(f"_{hint}_")
+    st.error("\n\n".join(lines), icon="⚠️")

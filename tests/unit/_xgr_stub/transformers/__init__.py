@@ -1,0 +1,13 @@
+"""Minimal stand-in for transformers: xgrammar imports these two classes for type checks."""
+
+
+class PreTrainedTokenizerBase:
+    pass
+
+
+class PreTrainedTokenizerFast(PreTrainedTokenizerBase):
+    pass
+
+
+class LogitsProcessor:
+    pass
