@@ -87,6 +87,11 @@ def looks_like_secret(value: str) -> bool:
     return bool(_SECRET_VALUE.search(value))
 
 
+def redact_secrets(text: str, replacement: str = "[redacted]") -> str:
+    """`text` with every key-like substring replaced."""
+    return _SECRET_VALUE.sub(replacement, text)
+
+
 def secret_paths(obj: Any, path: str = "") -> list[str]:
     """Paths (e.g. `headers.Authorization`, `messages[0].content`) of key-like names/values."""
     found: list[str] = []
