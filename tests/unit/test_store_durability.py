@@ -1,0 +1,164 @@
+"""SQLiteStore durability: migrations, concurrent writers (threads and processes), recovery."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from wafer_playground import store as store_mod
+from wafer_playground.store import SCHEMA_VERSION, SQLiteStore, StoreError, apply_migrations
+
+
+def _v1_database(path: Path) -> None:
+    """A file as the first release left it: schema 1 with a conversation and a request."""
+    con = sqlite3.connect(path, isolation_level=None)
+    assert apply_migrations(con, upto=1) == 1
+    con.execute("INSERT INTO conversations (id, title, model, surface, params, created_at,"
+                " updated_at) VALUES ('c1', 'Old chat', 'm', 'chat', '{}',"
+                " '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')")
+    con.execute("INSERT INTO turns (id, conversation_id, seq, role, content, status, meta,"
+                " created_at, updated_at) VALUES ('t1', 'c1', 0, 'user', 'hi', 'done', '{}',"
+                " '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')")
+    con.execute("INSERT INTO requests (id, ts, conversation_id, model, base_url, surface, params,"
+                " status, prompt_tokens, completion_tokens, cost_usd) VALUES ('r1',"
+                " '2026-01-01T00:00:01.000000Z', 'c1', 'm', 'https://x/v1', 'chat', '{}', 'done',"
+                " 10, 5, '0.0001')")
+    con.close()
+
+
+def test_migrates_old_schema_and_keeps_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _v1_database(path)
+    con = sqlite3.connect(path)
+    cols = {r[1] for r in con.execute("PRAGMA table_info(requests)")}
+    assert "cached_tokens" not in cols  # really the old shape
+    con.close()
+
+    s = SQLiteStore(path)
+    assert s.schema_version == SCHEMA_VERSION == 3
+    assert s._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    rec = s.get_request("r1")
+    assert rec is not None and (rec.prompt_tokens, rec.cached_tokens) == (10, None)
+    assert [t.content for t in s.list_turns("c1")] == ["hi"]
+    s.update_request("r1", cached_tokens=4)  # the new column works
+    s.save_preset("p", {"temperature": 1})  # tables from migration 3 exist
+    assert s.list_conversations()[0].title == "Old chat"
+    s.close()
+    # reopening is a no-op
+    assert SQLiteStore(path).schema_version == SCHEMA_VERSION
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    con = sqlite3.connect(path)
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    con.close()
+    with pytest.raises(StoreError, match="newer than this app"):
+        SQLiteStore(path)
+
+
+def test_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "m.db"
+    _v1_database(path)
+    broken = [*store_mod.MIGRATIONS[:1],
+              (2, "half-broken", ("ALTER TABLE requests ADD COLUMN cached_tokens INTEGER",
+                                  "THIS IS NOT SQL"))]
+    monkeypatch.setattr(store_mod, "MIGRATIONS", broken)
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
+    with pytest.raises(sqlite3.OperationalError):
+        SQLiteStore(path)
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert "cached_tokens" not in {r[1] for r in con.execute("PRAGMA table_info(requests)")}
+    con.close()
+
+
+def test_threads_share_one_store_and_two_stores_on_one_file(tmp_path: Path) -> None:
+    """Four threads on one store plus two threads on a second store (another 'session')."""
+    path = tmp_path / "c.db"
+    a, b = SQLiteStore(path), SQLiteStore(path)
+    cid = a.create_conversation("shared")
+    errors: list[BaseException] = []
+
+    def work(s: SQLiteStore, n: int) -> None:
+        try:
+            for i in range(n):
+                t = s.start_turn(cid, "assistant")
+                for k in range(3):  # streaming updates
+                    s.update_turn(t, content="x" * (k + 1))
+                s.update_turn(t, status="done", meta={"i": i})
+                s.log_request(model="m", base_url="https://x/v1", surface="chat", params={},
+                              status="done", conversation_id=cid, turn_id=t)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(s, 40)) for s in (a, a, a, a, b, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    turns = a.list_turns(cid)
+    assert len(turns) == 240
+    assert [t.seq for t in turns] == list(range(240))
+    assert all(t.status == "done" and t.content == "xxx" for t in turns)
+    assert len(b.list_requests(limit=10_000)) == 240
+
+
+def _process_writer(path: str, cid: str, n: int, start: mp.synchronize.Event) -> None:
+    s = SQLiteStore(path, busy_timeout_ms=30_000)
+    start.wait()
+    for i in range(n):
+        t = s.start_turn(cid, "assistant", meta={"pid_turn": i})
+        s.update_turn(t, content=f"turn {i}", status="done")
+    s.close()
+
+
+def test_two_processes_write_concurrently(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    s = SQLiteStore(path)
+    cid = s.create_conversation("two writers")
+    ctx = mp.get_context("spawn")
+    start = ctx.Event()
+    procs = [ctx.Process(target=_process_writer, args=(str(path), cid, 60, start))
+             for _ in range(2)]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    turns = s.list_turns(cid)
+    assert len(turns) == 120 and [t.seq for t in turns] == list(range(120))
+    assert all(t.status == "done" for t in turns)
+
+
+def test_live_writers_streaming_turns_are_not_recovered(tmp_path: Path) -> None:
+    path = tmp_path / "live.db"
+    a = SQLiteStore(path)
+    cid = a.create_conversation("live")
+    t = a.start_turn(cid, "assistant", "Hel")
+    b = SQLiteStore(path)  # another session opening the file while `a` streams
+    assert b.recovered_on_open == 0
+    assert b.get_turn(t).status == "streaming"  # type: ignore[union-attr]
+
+
+def test_dead_writer_is_recovered(tmp_path: Path) -> None:
+    path = tmp_path / "dead.db"
+    a = SQLiteStore(path)
+    cid = a.create_conversation("x")
+    t = a.start_turn(cid, "assistant", "partial")
+    rid = a.log_request(model="m", base_url="https://x/v1", surface="chat", params={})
+    # pretend the row came from a process that no longer exists (pid 0 is never a writer)
+    a._conn.execute("UPDATE turns SET writer = 'other-host:123:456'")
+    a._conn.execute("UPDATE requests SET writer = ?",
+                    (f"{store_mod.socket.gethostname()}:0:1",))
+    b = SQLiteStore(path)
+    assert b.recovered_on_open == 1
+    turn = b.get_turn(t)
+    assert turn is not None and (turn.status, turn.content) == ("interrupted", "partial")
+    assert b.get_request(rid).status == "interrupted"  # type: ignore[union-attr]
