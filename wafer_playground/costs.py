@@ -1,0 +1,575 @@
+"""THE cost engine: one truth for every price on every page.
+
+Prices arrive as US cents per 1,000,000 tokens (`catalog.Pricing`); every result here is in
+dollars. Display figures use exact `Decimal` arithmetic; large tables use numpy (float64 for
+per-row figures, exact integer token sums + Decimal for totals, so a total never drifts).
+
+Token accounting (the double-count traps, decided once here):
+
+* OpenAI / Wafer chat usage: `prompt_tokens` INCLUDES `prompt_tokens_details.cached_tokens`,
+  and `completion_tokens` INCLUDES `completion_tokens_details.reasoning_tokens`. So
+  uncached input = prompt - cached; reasoning is a breakdown of output, never added again.
+* Anthropic usage: `input_tokens` EXCLUDES `cache_read_input_tokens` and
+  `cache_creation_input_tokens` (Anthropic's documented semantics; Wafer's Messages surface
+  is assumed to follow it, spec §8 [GUESS]). `Usage.from_anthropic` therefore ADDS them to get
+  `prompt_tokens`. Wafer publishes no cache-write price, so cache-creation tokens are billed
+  as ordinary input (they are uncached input).
+* A price that is not published is `None` -> the component is `None` and so is the total:
+  shown as "not published", never as $0.
+* A missing cache-read price (input and output published) is not a reason to refuse a total:
+  cached tokens are priced at the INPUT price (an upper bound: a cache read never costs more
+  than a fresh input token), the result keeps "cache_read" in `missing` and says so in
+  `notes`. With no cached tokens the cache-read price is simply not needed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .catalog import Model, PriceSource, Pricing
+
+CostKind = Literal["actual", "estimate"]
+MILLION = Decimal(1_000_000)
+CENTS_PER_DOLLAR = Decimal(100)
+DAYS_PER_MONTH = 30  # planner convention: a month is 30 days (stated on the page)
+CACHE_FALLBACK_NOTE = ("no cache-read price published: cached tokens priced at the input "
+                       "price (an upper bound)")
+PASS_EXPLAINER = (
+    "Wafer Pass is a flat-rate subscription metered in included requests per billing window; "
+    "`pass_included` models are covered by it (a Pass key sees only these). `serverless_only` "
+    "models need a pay-as-you-go Serverless key, billed per token at the prices shown. A "
+    "Serverless key can use every model, at per-token prices."
+)
+
+
+class UsageError(ValueError):
+    """Token counts that cannot describe a real request (negative, cached > prompt, ...)."""
+
+
+def _count(d: dict[str, Any], *path: str) -> int:
+    """A token count at `path` in a usage dict; absent or null -> 0; anything else must be int."""
+    cur: Any = d
+    for key in path:
+        if not isinstance(cur, dict):
+            return 0
+        cur = cur.get(key)
+    if cur is None:
+        return 0
+    if isinstance(cur, bool) or not isinstance(cur, int | float):
+        raise UsageError(f"{'.'.join(path)} is not a number: {cur!r}")
+    if isinstance(cur, float):
+        if not cur.is_integer():
+            raise UsageError(f"{'.'.join(path)} is not a whole number: {cur!r}")
+        cur = int(cur)
+    return int(cur)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One request's billable tokens. `cached_tokens` ⊂ prompt, `reasoning_tokens` ⊂ completion."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise UsageError(f"{name} must be an integer, got {value!r}")
+            if value < 0:
+                raise UsageError(f"{name} is negative ({value})")
+        if self.cached_tokens > self.prompt_tokens:
+            raise UsageError(f"cached_tokens ({self.cached_tokens}) exceed prompt_tokens "
+                             f"({self.prompt_tokens}): cached tokens are part of the prompt")
+        if self.reasoning_tokens > self.completion_tokens:
+            raise UsageError(f"reasoning_tokens ({self.reasoning_tokens}) exceed "
+                             f"completion_tokens ({self.completion_tokens}): reasoning is "
+                             "part of the completion")
+
+    @property
+    def uncached_tokens(self) -> int:
+        return self.prompt_tokens - self.cached_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.prompt_tokens + other.prompt_tokens,
+                     self.completion_tokens + other.completion_tokens,
+                     self.cached_tokens + other.cached_tokens,
+                     self.reasoning_tokens + other.reasoning_tokens)
+
+    @classmethod
+    def from_openai(cls, d: dict[str, Any]) -> Usage:
+        """From a chat/completions `usage` object (Wafer field names, spec §3).
+
+        SGLang may also send a top-level `reasoning_tokens`; it is used only when the
+        `completion_tokens_details` breakdown is absent, never added twice.
+        """
+        if not isinstance(d, dict):
+            raise UsageError("usage is not an object")
+        reasoning = _count(d, "completion_tokens_details", "reasoning_tokens")
+        if not reasoning:
+            reasoning = _count(d, "reasoning_tokens")
+        return cls(
+            prompt_tokens=_count(d, "prompt_tokens"),
+            completion_tokens=_count(d, "completion_tokens"),
+            cached_tokens=_count(d, "prompt_tokens_details", "cached_tokens"),
+            reasoning_tokens=reasoning,
+        )
+
+    @classmethod
+    def from_anthropic(cls, d: dict[str, Any]) -> Usage:
+        """From a Messages `usage` object: input_tokens EXCLUDES cache reads and writes."""
+        if not isinstance(d, dict):
+            raise UsageError("usage is not an object")
+        cache_read = _count(d, "cache_read_input_tokens")
+        cache_write = _count(d, "cache_creation_input_tokens")
+        return cls(
+            prompt_tokens=_count(d, "input_tokens") + cache_read + cache_write,
+            completion_tokens=_count(d, "output_tokens"),
+            cached_tokens=cache_read,
+        )
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Dollars. A component is None when its price is not published; total then is None."""
+
+    input: Decimal | None  # uncached input tokens
+    cached: Decimal | None  # cache-read tokens
+    output: Decimal | None  # completion tokens (reasoning included)
+    total: Decimal | None
+    kind: CostKind = "actual"
+    source: PriceSource | None = None
+    missing: tuple[str, ...] = ()  # price fields not published: "input" / "output" / "cache_read"
+    notes: tuple[str, ...] = ()
+    reasoning: Decimal | None = None  # the part of `output` spent on reasoning (a breakdown)
+
+    @property
+    def priced(self) -> bool:
+        return self.total is not None
+
+    def describe_source(self) -> str:
+        return self.source.describe() if self.source else "no published price"
+
+    def label(self) -> str:
+        """"$0.0012 (actual)" / "not published"."""
+        if self.total is None:
+            return format_usd(None)
+        return f"{format_usd(self.total)} ({self.kind})"
+
+
+def _dollars(tokens: Decimal, cpm: Decimal) -> Decimal:
+    # tokens * cents-per-million / 100 / 1e6: exact (Decimal division by powers of ten).
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return tokens * cpm / (CENTS_PER_DOLLAR * MILLION)
+
+
+def price_tokens(uncached: Decimal | int, cached: Decimal | int, output: Decimal | int,
+                 pricing: Pricing, *, kind: CostKind = "actual",
+                 reasoning: Decimal | int = 0) -> Cost:
+    """Price (possibly fractional, e.g. average) token counts. The one pricing formula."""
+    unc, cac, out, rea = (Decimal(v) for v in (uncached, cached, output, reasoning))
+    missing: list[str] = []
+    notes: list[str] = []
+    input_cost = None if pricing.input_cpm is None else _dollars(unc, pricing.input_cpm)
+    if pricing.input_cpm is None:
+        missing.append("input")
+    output_cost = None if pricing.output_cpm is None else _dollars(out, pricing.output_cpm)
+    reasoning_cost = None if pricing.output_cpm is None else _dollars(rea, pricing.output_cpm)
+    if pricing.output_cpm is None:
+        missing.append("output")
+    cached_cost: Decimal | None
+    if pricing.cache_read_cpm is not None:
+        cached_cost = _dollars(cac, pricing.cache_read_cpm)
+    elif cac == 0:
+        cached_cost = Decimal(0)  # the price is not needed for zero cached tokens
+    else:
+        missing.append("cache_read")
+        if pricing.input_cpm is not None:
+            cached_cost = _dollars(cac, pricing.input_cpm)
+            notes.append(CACHE_FALLBACK_NOTE)
+        else:
+            cached_cost = None
+    parts = (input_cost, cached_cost, output_cost)
+    total = None if any(p is None for p in parts) else sum(parts, Decimal(0))  # type: ignore[arg-type]
+    return Cost(input_cost, cached_cost, output_cost, total, kind, pricing.source,
+                tuple(missing), tuple(notes), reasoning_cost)
+
+
+def cost_of(usage: Usage, pricing: Pricing, *, kind: CostKind = "actual") -> Cost:
+    """What `usage` costs at `pricing` (actual when usage came from the server)."""
+    return price_tokens(usage.uncached_tokens, usage.cached_tokens, usage.completion_tokens,
+                        pricing, kind=kind, reasoning=usage.reasoning_tokens)
+
+
+def worst_case(prompt_tokens: int, max_tokens: int, pricing: Pricing) -> Cost:
+    """Pre-send upper bound: no cache hits and the full `max_tokens` generated."""
+    return cost_of(Usage(prompt_tokens, max_tokens), pricing, kind="estimate")
+
+
+def format_usd(d: Decimal | float | None) -> str:
+    """"$1,234.57", "$0.0123", "$0.000012"; None -> "not published" (never "$0")."""
+    if d is None:
+        return "not published"
+    if isinstance(d, float):
+        if math.isnan(d):
+            return "not published"
+        d = Decimal(repr(d))
+    if d == 0:
+        return "$0.00"
+    sign = "-" if d < 0 else ""
+    a = abs(d)
+    if a >= 1:
+        q = a.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        return f"{sign}${q:,.2f}"
+    # Below a dollar keep three significant digits (at least cents): $0.50, $0.0123, $0.000012
+    exponent = a.adjusted()  # 0.0123 -> -2
+    places = max(2, -exponent + 2)
+    q = a.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    text = f"{q:.{places}f}"
+    if places > 2:
+        text = text.rstrip("0")
+        if len(text.split(".")[1]) < 2:
+            text = f"{q:.2f}"
+    return f"{sign}${text}"
+
+
+@dataclass
+class SessionTotal:
+    """Running total of a session: actual and estimated dollars kept apart, unpriced counted."""
+
+    actual: Decimal = Decimal(0)
+    estimate: Decimal = Decimal(0)
+    n_actual: int = 0
+    n_estimate: int = 0
+    n_unpriced: int = 0
+    notes: set[str] = field(default_factory=set)
+
+    def add(self, cost: Cost) -> None:
+        if cost.total is None:
+            self.n_unpriced += 1
+            return
+        if cost.kind == "actual":
+            self.actual += cost.total
+            self.n_actual += 1
+        else:
+            self.estimate += cost.total
+            self.n_estimate += 1
+        self.notes.update(cost.notes)
+
+    @property
+    def total(self) -> Decimal:
+        return self.actual + self.estimate
+
+    def describe(self) -> str:
+        parts = [f"{format_usd(self.actual)} actual ({self.n_actual} requests)"]
+        if self.n_estimate:
+            parts.append(f"{format_usd(self.estimate)} estimated ({self.n_estimate})")
+        if self.n_unpriced:
+            parts.append(f"{self.n_unpriced} not priced (price not published)")
+        return " + ".join(parts[:2]) + ("; " + parts[2] if len(parts) > 2 else "")
+
+
+# --- vectorised pricing -------------------------------------------------------------------
+
+def usd_per_token(pricing: Pricing) -> tuple[float, float, float]:
+    """(uncached input, cached, output) dollars per token as floats; NaN = not published.
+
+    The cached rate falls back to the input rate exactly as `price_tokens` does.
+    """
+    def f(cpm: Decimal | None) -> float:
+        return float("nan") if cpm is None else float(cpm) / 1e8
+
+    cached = pricing.cache_read_cpm if pricing.cache_read_cpm is not None else pricing.input_cpm
+    return f(pricing.input_cpm), f(cached), f(pricing.output_cpm)
+
+
+def row_costs(uncached: np.ndarray, cached: np.ndarray, output: np.ndarray,
+              pricings: Sequence[Pricing]) -> np.ndarray:
+    """Per-row dollars for every pricing at once: shape (rows, len(pricings)), float64.
+
+    NaN where a needed price is not published. Cached rates fall back to input rates (see
+    module doc); a cached rate that is NaN only matters for rows with cached tokens.
+    """
+    rates = np.array([usd_per_token(p) for p in pricings], dtype="float64").reshape(-1, 3)
+    tokens = np.stack([np.asarray(uncached, dtype="float64"), np.asarray(cached, "float64"),
+                       np.asarray(output, "float64")], axis=1)
+    # 0 tokens * NaN rate would poison the row; a missing rate for an unused part is harmless
+    # only for cache reads (input/output unpublished -> whole model unpriced, see price_tokens).
+    cached_rate = np.nan_to_num(rates[:, 1], nan=0.0)
+    out = tokens[:, :1] * rates[:, 0] + tokens[:, 1:2] * cached_rate + tokens[:, 2:3] * rates[:, 2]
+    needs_cache = tokens[:, 1:2] > 0
+    out = np.where(needs_cache & np.isnan(rates[:, 1])[None, :], np.nan, out)
+    return out
+
+
+# --- the planner ----------------------------------------------------------------------------
+
+def lognormal_mean(p50: float, p90: float) -> float:
+    """Mean of a log-normal with this median and 90th percentile (token counts are skewed).
+
+    Cost is linear in tokens, so a workload's expected cost needs the MEAN tokens, which for a
+    right-skewed distribution sits above the median.
+    """
+    if p50 <= 0:
+        return 0.0
+    if p90 <= p50:
+        return float(p50)
+    sigma = (math.log(p90) - math.log(p50)) / 1.2815515655446004  # z(0.90)
+    return float(math.exp(math.log(p50) + sigma * sigma / 2))
+
+
+def _dec(x: float | int | Decimal) -> Decimal:
+    return x if isinstance(x, Decimal) else Decimal(repr(x)) if isinstance(x, float) else Decimal(x)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A traffic scenario. Token counts are per request (means; may be fractional).
+
+    Multi-turn: a conversation of `turns` turns re-sends its history each turn, so turn k's
+    prompt is `input_tokens` (new) + (k-1) * (input_tokens + output_tokens) (history). Every
+    turn is one request; `requests_per_day` counts requests (turns), not conversations. With
+    `history_cached` the re-sent history is a cache read (automatic prefix caching), otherwise
+    it is billed like new input (subject to `cache_hit_pct` like any input).
+    Retries re-send the whole request and are billed in full (conservative: whether Wafer
+    bills failed requests is not published).
+    """
+
+    requests_per_day: float
+    input_tokens: float
+    output_tokens: float
+    cache_hit_pct: float = 0.0
+    turns: int = 1
+    history_cached: bool = True
+    retry_pct: float = 0.0
+    growth_pct: float = 0.0  # monthly growth of requests/day, compounding
+
+    def __post_init__(self) -> None:
+        if self.requests_per_day < 0 or self.input_tokens < 0 or self.output_tokens < 0:
+            raise ValueError("requests and token counts cannot be negative")
+        if not 0 <= self.cache_hit_pct <= 100:
+            raise ValueError("cache hit % must be between 0 and 100")
+        if self.turns < 1:
+            raise ValueError("a conversation has at least one turn")
+        if self.retry_pct < 0 or self.growth_pct < -100:
+            raise ValueError("retry % cannot be negative; growth cannot be below -100%")
+
+    @property
+    def history_tokens(self) -> Decimal:
+        """Mean history re-sent per request: (turns-1)/2 * (input + output)."""
+        return (Decimal(self.turns - 1) / 2) * (_dec(self.input_tokens) + _dec(self.output_tokens))
+
+    def per_request(self) -> tuple[Decimal, Decimal, Decimal]:
+        """Mean (uncached input, cached input, output) tokens per request."""
+        hit = _dec(self.cache_hit_pct) / 100
+        new = _dec(self.input_tokens)
+        hist = self.history_tokens
+        cached = new * hit + (hist if self.history_cached else hist * hit)
+        uncached = new + hist - cached
+        return uncached, cached, _dec(self.output_tokens)
+
+    @property
+    def billed_per_day(self) -> Decimal:
+        return _dec(self.requests_per_day) * (1 + _dec(self.retry_pct) / 100)
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        """Largest prompt (last turn) plus its output: what must fit in the context window."""
+        per_turn = self.input_tokens + self.output_tokens
+        last_prompt = self.input_tokens + (self.turns - 1) * per_turn
+        return math.ceil(last_prompt + self.output_tokens)
+
+    def growth_factor(self, month: int) -> Decimal:
+        """Requests multiplier in month `month` (1 = the first month)."""
+        return (1 + _dec(self.growth_pct) / 100) ** (month - 1)
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    model: Model
+    per_request: Cost  # estimate of the mean request
+    per_day: Decimal | None
+    per_month: Decimal | None  # first month
+    months: tuple[Decimal | None, ...]  # month 1..horizon with growth
+    affordable_per_day: int | None  # under the budget cap (first month), None = unpriced/no cap
+    fits_context: bool | None
+
+
+def plan_model(workload: Workload, model: Model, *, budget_month: Decimal | None = None,
+               horizon: int = 12) -> PlanRow:
+    unc, cac, out = workload.per_request()
+    cost = price_tokens(unc, cac, out, model.pricing, kind="estimate")
+    per_day = per_month = None
+    months: tuple[Decimal | None, ...] = (None,) * horizon
+    affordable: int | None = None
+    if cost.total is not None:
+        per_day = cost.total * workload.billed_per_day
+        per_month = per_day * DAYS_PER_MONTH
+        months = tuple(per_month * workload.growth_factor(m) for m in range(1, horizon + 1))
+        if budget_month is not None:
+            per_req_month = cost.total * (1 + _dec(workload.retry_pct) / 100) * DAYS_PER_MONTH
+            affordable = (int(budget_month / per_req_month) if per_req_month > 0 else None)
+    fits = None if model.context_length is None else (
+        workload.max_prompt_tokens <= model.context_length)
+    return PlanRow(model, cost, per_day, per_month, months, affordable, fits)
+
+
+def plan(workload: Workload, models: Iterable[Model], *, budget_month: Decimal | None = None,
+         horizon: int = 12) -> list[PlanRow]:
+    """Price the workload on every model, cheapest first; unpublished prices last."""
+    rows = [plan_model(workload, m, budget_month=budget_month, horizon=horizon) for m in models]
+    return sorted(rows, key=lambda r: (r.per_month is None, r.per_month or 0, r.model.id.lower()))
+
+
+def tier_label(tier: str | None) -> str:
+    labels = {"pass_included": "Pass (covered by Wafer Pass)",
+              "serverless_only": "Serverless only (pay per token)"}
+    return labels.get(tier or "", "tier not published")
+
+
+def plan_frame(rows: Sequence[PlanRow]) -> pd.DataFrame:
+    """The ranked planner table: floats for sorting/charts, formatted strings for display."""
+    def f(d: Decimal | None) -> float:
+        return float("nan") if d is None else float(d)
+
+    records = []
+    for rank, r in enumerate(rows, start=1):
+        src = r.model.pricing.source
+        records.append({
+            "rank": rank if r.per_month is not None else None,
+            "model": r.model.id,
+            "tier": tier_label(r.model.tier),
+            "pass_included": r.model.tier == "pass_included",
+            "per_request_usd": f(r.per_request.total),
+            "per_day_usd": f(r.per_day),
+            "per_month_usd": f(r.per_month),
+            "year_usd": f(sum(r.months, Decimal(0))) if r.per_month is not None else float("nan"),  # type: ignore[arg-type]
+            "per_request": format_usd(r.per_request.total),
+            "per_month": format_usd(r.per_month),
+            "affordable_per_day": r.affordable_per_day,
+            "context_length": r.model.context_length,
+            "fits_context": r.fits_context,
+            "price_source": src.describe() if src else "not published",
+            "notes": "; ".join(r.per_request.notes),
+        })
+    frame = pd.DataFrame.from_records(records, columns=[
+        "rank", "model", "tier", "pass_included", "per_request_usd", "per_day_usd",
+        "per_month_usd", "year_usd", "per_request", "per_month", "affordable_per_day",
+        "context_length", "fits_context", "price_source", "notes"])
+    for col in ("rank", "affordable_per_day", "context_length"):
+        frame[col] = pd.array(frame[col].tolist(), dtype="Int64")
+    return frame
+
+
+def months_frame(rows: Sequence[PlanRow]) -> pd.DataFrame:
+    """Long frame (model, month, usd) of the growth projection, priced models only."""
+    recs = [{"model": r.model.id, "month": i, "usd": float(v)}
+            for r in rows for i, v in enumerate(r.months, start=1) if v is not None]
+    return pd.DataFrame.from_records(recs, columns=["model", "month", "usd"])
+
+
+# --- repricing real usage -------------------------------------------------------------------
+
+TOKEN_COLUMNS = ("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens")
+
+
+@dataclass(frozen=True)
+class RepriceResult:
+    per_model: pd.DataFrame  # one row per catalog model: what ALL the usage would cost there
+    as_logged: Cost | None  # each row on its own model (None when no row's model is priced)
+    as_logged_rows: int  # rows priced on their own model
+    unpriced_rows: int  # rows whose own model is unknown or has no published price
+    row_cost: np.ndarray  # per-row dollars on the row's own model (NaN = not priced)
+    totals: Usage  # summed tokens
+
+
+def _model_key(s: str) -> str:
+    return s.strip().lower()
+
+
+def reprice(frame: pd.DataFrame, models: Sequence[Model]) -> RepriceResult:
+    """Price usage rows (columns `TOKEN_COLUMNS` + `model`) on their own and every model.
+
+    Totals are exact: integer token sums are priced with `cost_of` (cost is linear in tokens).
+    Per-row costs are float64 (for tables and charts). Rows must already be validated
+    (`usage.py` does that and reports bad rows).
+    """
+    tok = {c: frame[c].to_numpy(dtype="int64", na_value=0) if c in frame else
+           np.zeros(len(frame), dtype="int64") for c in TOKEN_COLUMNS}
+    prompt, cached = tok["prompt_tokens"], tok["cached_tokens"]
+    completion = tok["completion_tokens"]
+    uncached = prompt - cached
+    totals = Usage(int(prompt.sum()), int(completion.sum()), int(cached.sum()),
+                   int(tok["reasoning_tokens"].sum()))
+
+    per_model = []
+    for m in models:
+        c = cost_of(totals, m.pricing, kind="estimate")
+        src = m.pricing.source
+        per_model.append({
+            "model": m.id, "tier": tier_label(m.tier), "pass_included": m.tier == "pass_included",
+            "total_usd": float("nan") if c.total is None else float(c.total),
+            "total": format_usd(c.total),
+            "input_usd": float("nan") if c.input is None else float(c.input),
+            "cached_usd": float("nan") if c.cached is None else float(c.cached),
+            "output_usd": float("nan") if c.output is None else float(c.output),
+            "price_source": src.describe() if src else "not published",
+            "notes": "; ".join(c.notes), "_exact": c.total,
+        })
+    per = pd.DataFrame.from_records(per_model, columns=[
+        "model", "tier", "pass_included", "total_usd", "total", "input_usd", "cached_usd",
+        "output_usd", "price_source", "notes", "_exact"])
+    per = per.sort_values(["total_usd", "model"], na_position="last").reset_index(drop=True)
+
+    # Each row on its own model: group rows by model, one vectorised pass per model.
+    by_key = {_model_key(m.id): m for m in models}
+    names = frame["model"].astype("string").fillna("") if "model" in frame else pd.Series(
+        [""] * len(frame), dtype="string")
+    codes, uniques = pd.factorize(names.str.strip().str.lower(), sort=False)
+    row_cost = np.full(len(frame), np.nan)
+    logged_cost: Cost | None = None
+    parts: list[Cost] = []
+    priced_rows = 0
+    for i, key in enumerate(uniques):
+        model = by_key.get(str(key))
+        if model is None or not model.pricing.published:
+            continue
+        mask = codes == i
+        rc = row_costs(uncached[mask], cached[mask], completion[mask], [model.pricing])[:, 0]
+        row_cost[mask] = rc
+        sub = Usage(int(prompt[mask].sum()), int(completion[mask].sum()), int(cached[mask].sum()),
+                    int(tok["reasoning_tokens"][mask].sum()))
+        parts.append(cost_of(sub, model.pricing, kind="actual"))
+        priced_rows += int(mask.sum())
+    if parts:
+        logged_cost = _sum_costs(parts)
+    return RepriceResult(per, logged_cost, priced_rows, len(frame) - priced_rows, row_cost, totals)
+
+
+def _sum_costs(costs: Sequence[Cost]) -> Cost:
+    def add(vals: Iterable[Decimal | None]) -> Decimal | None:
+        vs = list(vals)
+        return None if any(v is None for v in vs) else sum(vs, Decimal(0))  # type: ignore[arg-type]
+
+    sources = {c.source for c in costs}
+    return Cost(add(c.input for c in costs), add(c.cached for c in costs),
+                add(c.output for c in costs), add(c.total for c in costs),
+                "actual" if all(c.kind == "actual" for c in costs) else "estimate",
+                sources.pop() if len(sources) == 1 else None,
+                tuple(sorted({m for c in costs for m in c.missing})),
+                tuple(sorted({n for c in costs for n in c.notes})),
+                add(c.reasoning for c in costs))
