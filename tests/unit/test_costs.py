@@ -1,0 +1,273 @@
+"""Cost engine: hand-computed cases, including the cache / reasoning double-count traps."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wafer_playground.catalog import Model, PriceSource, Pricing
+from wafer_playground.costs import (
+    CACHE_FALLBACK_NOTE,
+    Cost,
+    SessionTotal,
+    Usage,
+    UsageError,
+    Workload,
+    cost_of,
+    format_usd,
+    lognormal_mean,
+    plan,
+    plan_frame,
+    price_tokens,
+    reprice,
+    row_costs,
+    worst_case,
+)
+
+SRC = PriceSource("live", "wafer.test", "2026-09-10 14:02:00")
+# GLM-5.1 in the docs: 100 / 320 / 10 cents per million (input / output / cache read)
+GLM = Pricing(Decimal(100), Decimal(320), Decimal(10), source=SRC)
+D = Decimal
+
+
+def test_openai_usage_cached_is_subset_of_prompt_and_reasoning_of_completion() -> None:
+    u = Usage.from_openai({
+        "prompt_tokens": 1_000_000, "completion_tokens": 500_000, "total_tokens": 1_500_000,
+        "prompt_tokens_details": {"cached_tokens": 200_000},
+        "completion_tokens_details": {"reasoning_tokens": 100_000},
+    })
+    assert (u.prompt_tokens, u.cached_tokens, u.uncached_tokens) == (1_000_000, 200_000, 800_000)
+    c = cost_of(u, GLM)
+    # 800k*100c/M = 80c; 200k*10c/M = 2c; 500k*320c/M = 160c
+    assert (c.input, c.cached, c.output) == (D("0.80"), D("0.02"), D("1.60"))
+    assert c.total == D("2.42")
+    # traps: prompt priced in full + cache again would be 2.62; reasoning added again 2.74
+    assert c.total not in (D("2.62"), D("2.74"), D("2.94"))
+    assert c.reasoning == D("0.32")  # a breakdown of output, not an extra charge
+    assert c.kind == "actual" and c.source == SRC and c.missing == () and c.notes == ()
+
+
+def test_spec_example_tiny_amounts() -> None:
+    u = Usage.from_openai({"prompt_tokens": 12, "completion_tokens": 40, "total_tokens": 52,
+                           "prompt_tokens_details": {"cached_tokens": 0},
+                           "completion_tokens_details": {"reasoning_tokens": 35}})
+    c = cost_of(u, GLM)
+    assert c.input == D("0.000012") and c.output == D("0.000128") and c.total == D("0.00014")
+    assert format_usd(c.input) == "$0.000012"
+    assert format_usd(c.total) == "$0.00014"
+
+
+def test_sglang_top_level_reasoning_is_used_once() -> None:
+    u = Usage.from_openai({"prompt_tokens": 10, "completion_tokens": 20, "reasoning_tokens": 15})
+    assert u.reasoning_tokens == 15
+    both = Usage.from_openai({"prompt_tokens": 10, "completion_tokens": 20, "reasoning_tokens": 15,
+                              "completion_tokens_details": {"reasoning_tokens": 15}})
+    assert both.reasoning_tokens == 15 and both.completion_tokens == 20
+
+
+def test_anthropic_input_tokens_exclude_cache_reads_and_writes() -> None:
+    u = Usage.from_anthropic({"input_tokens": 50, "cache_read_input_tokens": 1000,
+                              "cache_creation_input_tokens": 200, "output_tokens": 30})
+    assert (u.prompt_tokens, u.cached_tokens, u.uncached_tokens) == (1250, 1000, 250)
+    c = cost_of(u, GLM)
+    # 250*100 + 1000*10 + 30*320 = 25000 + 10000 + 9600 = 44600 cent-tokens / 1e8
+    assert c.total == D("0.000446")
+    # the same request reported the OpenAI way must cost the same
+    same = Usage.from_openai({"prompt_tokens": 1250, "completion_tokens": 30,
+                              "prompt_tokens_details": {"cached_tokens": 1000}})
+    assert cost_of(same, GLM).total == c.total
+
+
+def test_missing_cache_read_price_falls_back_to_input_price_and_says_so() -> None:
+    p = Pricing(D(100), D(320), None, source=SRC)
+    c = cost_of(Usage(1_000_000, 500_000, 200_000), p)
+    assert c.cached == D("0.20") and c.total == D("2.60")
+    assert c.missing == ("cache_read",) and c.notes == (CACHE_FALLBACK_NOTE,)
+    # with no cached tokens the price is not needed: no note
+    c0 = cost_of(Usage(1000, 10), p)
+    assert c0.missing == () and c0.notes == () and c0.cached == 0
+
+
+@pytest.mark.parametrize("pricing, missing", [
+    (Pricing(D(100), None, D(10)), ("output",)),
+    (Pricing(None, D(320), D(10)), ("input",)),
+    (Pricing(), ("input", "output")),
+])
+def test_unpublished_price_is_never_zero(pricing: Pricing, missing: tuple[str, ...]) -> None:
+    c = cost_of(Usage(1000, 1000), pricing)
+    assert c.total is None and c.missing == missing
+    assert format_usd(c.total) == "not published"
+    assert c.label() == "not published"
+
+
+def test_zero_price_is_free_not_missing() -> None:
+    c = cost_of(Usage(1000, 1000, 500), Pricing(D(0), D(0), D(0)))
+    assert c.total == 0 and c.missing == ()
+    assert format_usd(c.total) == "$0.00"
+
+
+def test_worst_case_assumes_no_cache_and_full_max_tokens() -> None:
+    c = worst_case(10_000, 4_096, GLM)
+    assert c.kind == "estimate"
+    # 10000*100 + 4096*320 = 1_000_000 + 1_310_720 = 2_310_720 / 1e8
+    assert c.total == D("0.0231072") and c.cached == 0
+
+
+@pytest.mark.parametrize("bad", [
+    dict(prompt_tokens=10, completion_tokens=5, cached_tokens=11),
+    dict(prompt_tokens=10, completion_tokens=5, reasoning_tokens=6),
+    dict(prompt_tokens=-1, completion_tokens=5),
+    dict(prompt_tokens=1.5, completion_tokens=5),
+])
+def test_impossible_usage_is_rejected(bad: dict) -> None:
+    with pytest.raises(UsageError):
+        Usage(**bad)
+
+
+def test_from_openai_rejects_non_numbers() -> None:
+    with pytest.raises(UsageError):
+        Usage.from_openai({"prompt_tokens": "12", "completion_tokens": 1})
+    assert Usage.from_openai({"prompt_tokens": 12.0, "completion_tokens": None}) == Usage(12, 0)
+
+
+@pytest.mark.parametrize("value, text", [
+    (None, "not published"),
+    (D(0), "$0.00"),
+    (D("1234.565"), "$1,234.57"),
+    (D("1"), "$1.00"),
+    (D("0.5"), "$0.50"),
+    (D("0.0123456"), "$0.0123"),
+    (D("0.000012"), "$0.000012"),
+    (D("0.00001234"), "$0.0000123"),
+    (D("0.9999999"), "$1.00"),
+    (D("-2.5"), "-$2.50"),
+    (float("nan"), "not published"),
+    (0.25, "$0.25"),
+])
+def test_format_usd(value: Decimal | float | None, text: str) -> None:
+    assert format_usd(value) == text
+
+
+def test_session_total_keeps_actual_and_estimate_apart() -> None:
+    t = SessionTotal()
+    t.add(cost_of(Usage(1_000_000, 0), GLM))  # $1.00 actual
+    t.add(worst_case(0, 1_000_000, GLM))  # $3.20 estimate (an aborted stream, say)
+    t.add(cost_of(Usage(10, 10), Pricing()))  # unpriced
+    assert (t.actual, t.estimate, t.total) == (D("1.00"), D("3.20"), D("4.20"))
+    assert (t.n_actual, t.n_estimate, t.n_unpriced) == (1, 1, 1)
+    assert t.describe() == ("$1.00 actual (1 requests) + $3.20 estimated (1); "
+                            "1 not priced (price not published)")
+
+
+def test_row_costs_match_decimal_engine() -> None:
+    rng = np.random.default_rng(7)
+    prompt = rng.integers(0, 200_000, 500)
+    cached = (prompt * rng.random(500)).astype("int64")
+    out = rng.integers(0, 30_000, 500)
+    pricings = [GLM, Pricing(D(20), D(25), D(5)), Pricing(D(100), D(320), None),
+                Pricing(None, D(1), D(1))]
+    m = row_costs(prompt - cached, cached, out, pricings)
+    assert m.shape == (500, 4)
+    for i in range(0, 500, 37):
+        for j, p in enumerate(pricings):
+            exact = cost_of(Usage(int(prompt[i]), int(out[i]), int(cached[i])), p).total
+            if exact is None:
+                assert np.isnan(m[i, j])
+            else:
+                assert m[i, j] == pytest.approx(float(exact), rel=1e-12)
+
+
+def test_row_costs_unpublished_cache_price_only_hurts_rows_with_cache() -> None:
+    p = Pricing(D(100), D(320), None)
+    # the row with cached tokens falls back to the input price like the Decimal engine
+    m = row_costs(np.array([10, 10]), np.array([0, 5]), np.array([1, 1]), [p])
+    assert m[0, 0] == pytest.approx(float(cost_of(Usage(10, 1), p).total))
+    assert m[1, 0] == pytest.approx(float(cost_of(Usage(15, 1, 5), p).total))
+    q = Pricing(D(100), D(320), D(10))
+    none_rate = row_costs(np.array([10]), np.array([5]), np.array([1]),
+                          [Pricing(None, D(320), None), q])
+    assert np.isnan(none_rate[0, 0]) and not np.isnan(none_rate[0, 1])
+
+
+def _model(mid: str, pricing: Pricing, tier: str | None = None, ctx: int | None = None) -> Model:
+    return Model(id=mid, display_name=mid, tier=tier, context_length=ctx, pricing=pricing)
+
+
+def test_planner_hand_computed() -> None:
+    w = Workload(requests_per_day=1000, input_tokens=2000, output_tokens=500, cache_hit_pct=25,
+                 retry_pct=10)
+    rows = plan(w, [_model("GLM-5.1", GLM, "pass_included", 202_752),
+                    _model("cheap", Pricing(D(20), D(25), D(5))),
+                    _model("unpriced", Pricing())], budget_month=D(50))
+    assert [r.model.id for r in rows] == ["cheap", "GLM-5.1", "unpriced"]
+    glm = rows[1]
+    # per request: 1500*100 + 500*10 + 500*320 = 150000+5000+160000 = 315000 / 1e8
+    assert glm.per_request.total == D("0.00315")
+    assert glm.per_day == D("3.465")  # 1100 billed requests (10% retries)
+    assert glm.per_month == D("103.95")
+    assert glm.affordable_per_day == 481  # 50 / (0.00315 * 1.1 * 30) = 481.0
+    assert glm.fits_context is True
+    assert rows[2].per_month is None and rows[2].affordable_per_day is None
+    frame = plan_frame(rows)
+    assert list(frame["model"]) == ["cheap", "GLM-5.1", "unpriced"]
+    assert frame.loc[1, "per_month"] == "$103.95"
+    assert frame.loc[2, "per_month"] == "not published" and pd.isna(frame.loc[2, "rank"])
+    assert bool(frame.loc[1, "pass_included"]) is True
+
+
+def test_planner_multi_turn_history_with_and_without_cache() -> None:
+    # 3 turns of 100 in / 50 out: prompts 100, 250, 400 -> mean 250, mean history 150
+    cached = Workload(1, 100, 50, turns=3, history_cached=True)
+    assert cached.per_request() == (D(100), D(150), D(50))
+    fresh = Workload(1, 100, 50, turns=3, history_cached=False, cache_hit_pct=10)
+    unc, cac, out = fresh.per_request()
+    assert (unc + cac, cac) == (D(250), D(25))
+    assert cached.max_prompt_tokens == 450  # last prompt 400 + its 50 output tokens
+    small = _model("small", GLM, ctx=400)
+    assert plan(cached, [small])[0].fits_context is False
+
+
+def test_planner_growth_compounds_monthly() -> None:
+    w = Workload(100, 1_000_000, 0, growth_pct=10)
+    row = plan(w, [_model("m", GLM)], horizon=3)[0]
+    # $1.00 per request * 100/day * 30 = $3000, then +10% a month
+    assert row.months == (D(3000), D("3300.0"), D("3630.00"))
+
+
+def test_lognormal_mean() -> None:
+    assert lognormal_mean(100, 100) == 100
+    m = lognormal_mean(1000, 4000)
+    # sigma = ln 4 / 1.28155 = 1.0817; mean = 1000 * exp(sigma^2/2) = 1794.6
+    assert m == pytest.approx(1794.6, rel=1e-3)
+
+
+def test_reprice_exact_totals_and_own_model_costs() -> None:
+    frame = pd.DataFrame({
+        "model": ["GLM-5.1", "glm-5.1", "cheap", "gone"],
+        "prompt_tokens": [1_000_000, 0, 1_000_000, 5],
+        "cached_tokens": [200_000, 0, 0, 0],
+        "completion_tokens": [500_000, 1_000_000, 0, 5],
+        "reasoning_tokens": [0, 0, 0, 0],
+    })
+    models = [_model("GLM-5.1", GLM), _model("cheap", Pricing(D(20), D(25), D(5))),
+              _model("nothing", Pricing())]
+    res = reprice(frame, models)
+    assert res.totals == Usage(2_000_005, 1_500_005, 200_000)
+    per = res.per_model.set_index("model")
+    # all usage on GLM: 1_800_005*100 + 200_000*10 + 1_500_005*320 = 662_002_100 / 1e8
+    assert per.loc["GLM-5.1", "_exact"] == D("6.620021")
+    assert per.loc["nothing", "total"] == "not published"
+    assert list(res.per_model["model"]) == ["cheap", "GLM-5.1", "nothing"]
+    # own models: case-insensitive id match; "gone" is not in the catalog
+    assert res.as_logged_rows == 3 and res.unpriced_rows == 1
+    assert res.as_logged is not None
+    assert res.as_logged.total == D("2.42") + D("3.20") + D("0.20")
+    assert res.row_cost[1] == pytest.approx(3.2) and np.isnan(res.row_cost[3])
+
+
+def test_price_tokens_accepts_fractional_means() -> None:
+    c = price_tokens(D("0.5"), 0, 0, GLM, kind="estimate")
+    assert c.total == D("0.0000005") and isinstance(c, Cost)
