@@ -1,0 +1,148 @@
+"""Code snippets: every field sent, key only from the environment, curl run for real."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from wafer_playground.codegen import snippets
+
+BODY = {
+    "model": "GLM-5.1",
+    "messages": [
+        {"role": "system", "content": "Be terse; it's $HOME `date` \"quoted\"\nJSON"},
+        {"role": "user", "content": "héllo 🌍 'single' quotes"},
+    ],
+    "temperature": 0.3,
+    "top_k": 40,
+    "min_p": 0.05,
+    "stop": ["END"],
+    "thinking": {"type": "enabled"},
+    "tools": [{"type": "function", "function": {
+        "name": "get_weather", "parameters": {"type": "object", "properties": {
+            "city": {"type": "string"}}, "required": ["city"]}}}],
+    "stream": True,
+    "stream_options": {"include_usage": True},
+    "logprobs": False,
+    "seed": None,
+}
+SECRET = "wfr_test_canary_value_123"
+
+
+class _Capture(BaseHTTPRequestHandler):
+    seen: list[tuple[str, dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        n = int(self.headers.get("Content-Length") or 0)
+        _Capture.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()},
+                              self.rfile.read(n)))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def capture_server() -> Iterator[str]:
+    _Capture.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None,
+                    reason="needs curl and bash")
+@pytest.mark.parametrize("surface,zdr", [("chat", True), ("messages", False),
+                                         ("completions", False)])
+def test_curl_snippet_sends_exact_body_and_headers(capture_server: str, surface: str,
+                                                   zdr: bool) -> None:
+    body = dict(BODY)
+    if surface == "completions":
+        body = {"model": "m", "prompt": [1, 2, 3], "ebnf": 'root ::= "a"', "max_tokens": 4}
+    code = snippets(surface, capture_server, body, zdr=zdr)["curl"]  # type: ignore[arg-type]
+    assert SECRET not in code and "$WAFER_API_KEY" in code
+    env = {"PATH": os.environ["PATH"], "WAFER_API_KEY": SECRET}
+    proc = subprocess.run(["bash", "-c", code], env=env, capture_output=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    path, headers, raw = _Capture.seen[-1]
+    assert path == {"chat": "/v1/chat/completions", "messages": "/v1/messages",
+                    "completions": "/v1/completions"}[surface]
+    assert json.loads(raw) == body  # every field, nothing added, nothing dropped
+    assert headers["authorization"] == f"Bearer {SECRET}"
+    assert headers["content-type"] == "application/json"
+    assert headers.get("wafer-zdr") == ("required" if zdr else None)
+    if surface == "messages":
+        assert headers["anthropic-version"] == "2023-06-01"
+
+
+def _kwargs_of_create(code: str) -> dict[str, object]:
+    tree = ast.parse(code)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("create", "stream"):
+            return {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords if kw.arg}
+    raise AssertionError("no create() call")
+
+
+def test_openai_snippet_has_every_field_and_extra_body() -> None:
+    code = snippets("chat", "https://pass.wafer.ai/v1", BODY, zdr=True)["python_openai"]
+    kwargs = _kwargs_of_create(code)
+    extra = kwargs.pop("extra_body")
+    headers = kwargs.pop("extra_headers")
+    assert {**kwargs, **extra} == BODY  # type: ignore[dict-item]
+    assert set(extra) == {"top_k", "min_p", "thinking"}  # type: ignore[arg-type]
+    assert headers == {"Wafer-ZDR": "required"}
+    assert 'api_key=os.environ["WAFER_API_KEY"]' in code
+
+
+def test_httpx_snippet_body_is_literal_body() -> None:
+    code = snippets("chat", "http://x/v1", BODY)["python_httpx"]
+    tree = ast.parse(code)
+    body = next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                and getattr(n.targets[0], "id", "") == "body")
+    assert body == BODY
+    assert "os.environ['WAFER_API_KEY']" in code
+
+
+def test_anthropic_snippet() -> None:
+    body = {"model": "GLM-5.1", "max_tokens": 100, "system": "s",
+            "messages": [{"role": "user", "content": "hi"}], "stream": True,
+            "thinking": {"type": "enabled", "budget_tokens": 1024}, "top_k": 5}
+    code = snippets("messages", "https://pass.wafer.ai/v1", body, zdr=True)["python_anthropic"]
+    kwargs = _kwargs_of_create(code)
+    assert {**kwargs, "stream": True} == body
+    assert 'base_url="https://pass.wafer.ai"' in code  # the SDK appends /v1 itself
+    assert "Wafer-ZDR" in code
+    assert set(snippets("messages", "http://x/v1", body)) == {
+        "curl", "python_anthropic", "python_httpx", "javascript"}
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+def test_javascript_snippet_parses_and_embeds_body(tmp_path: Path) -> None:
+    code = snippets("chat", "http://x/v1", BODY, zdr=True)["javascript"]
+    assert "process.env.WAFER_API_KEY" in code and '"Wafer-ZDR": "required"' in code
+    f = tmp_path / "snippet.mjs"  # .mjs: top-level await is legal in modules
+    f.write_text(code)
+    proc = subprocess.run(["node", "--check", str(f)], capture_output=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    # evaluate the body literal with node and compare
+    f2 = tmp_path / "body.mjs"
+    f2.write_text(code.split("\n\nconst res")[0] + "\nconsole.log(JSON.stringify(body));\n")
+    out = subprocess.run(["node", str(f2)], capture_output=True, timeout=30, text=True)
+    assert json.loads(out.stdout) == BODY
