@@ -1,0 +1,148 @@
+"""check() and to_gbnf() on the XGrammar dialect (decisions and texts from xgrammar 0.2.8)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.unit.grammar_corpus import ALL_CASES, DIALECT_TABLE, GBNF_UNTRANSLATABLE, DialectCase
+from wafer_playground.grammar import check, gbnf_names, parse, to_gbnf
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.name)
+def test_check_decision_and_message(case: DialectCase) -> None:
+    report = check(case.ebnf)
+    assert report.ok is case.xgrammar_ok, report.issues
+    if case.xgrammar_ok:
+        assert report.issues == []
+        assert "root" in report.rules
+    else:
+        assert len(report.issues) == 1
+        assert report.issues[0].message == case.error
+
+
+def test_dialect_table_has_all_22_rows() -> None:
+    assert len(DIALECT_TABLE) == 22
+
+
+@pytest.mark.parametrize(
+    "ebnf, line, column",
+    [
+        ('root ::= "a"\n  | "b"\n  | foo', 3, 5),
+        ('# header\n\nroot ::= x\nx ::= "a" "b" |\n', 5, 1),
+        ('root ::= x\nx ::=   "a" \t ** ', 2, 16),
+        ('root ::= "a"\r\nx ::= [b\r\n]', 2, 9),
+    ],
+)
+def test_line_and_column_in_multiline_grammars(ebnf: str, line: int, column: int) -> None:
+    issue = check(ebnf).issues[0]
+    assert (issue.line, issue.column) == (line, column)
+    assert issue.message.startswith("EBNF ") and f"line {line}, column {column}:" in issue.message
+
+
+def test_issue_detail_strips_prefix() -> None:
+    issue = check("root ::= foo").issues[0]
+    assert issue.detail == 'Rule "foo" is not defined'
+
+
+def test_rules_listed_in_order() -> None:
+    assert check('root ::= a b\na ::= "1"\nb ::= "2"').rules == ["root", "a", "b"]
+
+
+def test_nul_ends_the_grammar_like_a_c_string() -> None:
+    # XGrammar reads a char*: text after NUL is invisible to it.
+    assert check('root ::= "a"\x00 garbage ::= ;').ok
+
+
+def test_deep_nesting_limit() -> None:
+    ok = "root ::= " + "(" * 300 + '"a"' + ")" * 300
+    assert check(ok).ok
+    too_deep = "root ::= " + "(" * 1001 + '"a"' + ")" * 1001
+    issue = check(too_deep).issues[0]
+    assert issue.detail == "Nest layer exceeded the maximum limit"
+
+
+# --- to_gbnf -------------------------------------------------------------------------------
+
+GBNF_RULE = re.compile(r"^[A-Za-z0-9-]+ ::= .+$")
+
+
+@pytest.mark.parametrize("case", [c for c in ALL_CASES if c.xgrammar_ok], ids=lambda c: c.name)
+def test_to_gbnf_for_every_accepted_case(case: DialectCase) -> None:
+    if case.name in GBNF_UNTRANSLATABLE:
+        with pytest.raises(ValueError):
+            to_gbnf(case.ebnf)
+        return
+    out = to_gbnf(case.ebnf)
+    lines = out.splitlines()
+    assert out.endswith("\n")
+    assert lines[0].startswith("root ::= ")
+    for line in lines:
+        # one rule per line (llama.cpp ends a top-level rule at the newline)
+        assert GBNF_RULE.match(line), line
+    assert "_" not in "".join(line.split(" ::= ")[0] for line in lines)
+
+
+def test_to_gbnf_rejects_what_check_rejects() -> None:
+    with pytest.raises(ValueError, match='Rule "foo" is not defined'):
+        to_gbnf("root ::= foo")
+
+
+def test_to_gbnf_exact_outputs() -> None:
+    assert to_gbnf('root ::= "A"\n    | "B"') == 'root ::= "A" | "B"\n'
+    assert to_gbnf('root ::= digits "!"\ndigits ::= [0-9]{1,3}') == (
+        'root ::= digits "!"\ndigits ::= [0-9]{1,3}\n'
+    )
+    assert to_gbnf('root ::= my_rule\nmy_rule ::= "\\x41\\u00e9\\t\\"\\\\"') == (
+        'root ::= my-rule\nmy-rule ::= "Aé\\t\\"\\\\"\n'
+    )
+    # XGrammar's [^] is any char and [] matches nothing; GBNF reads both as "" so they change.
+    assert to_gbnf("root ::= [^] | []") == "root ::= . | [^\\x00-\\U0010FFFF]\n"
+    assert to_gbnf("root ::= [\\^\\]\\-a-z]") == "root ::= [\\x5E\\]\\-a-z]\n"
+    # A quantifier on "" is an error in llama.cpp.
+    assert to_gbnf('root ::= ""* "a"') == 'root ::= "" "a"\n'
+    assert to_gbnf("root ::= ()") == 'root ::= ""\n'
+
+
+def test_to_gbnf_renames_without_collisions() -> None:
+    g = 'root ::= a_b a-b a.b\na_b ::= "1"\na-b ::= "2"\na.b ::= "3"'
+    out = to_gbnf(g)
+    heads = [line.split(" ::= ")[0] for line in out.splitlines()]
+    assert len(set(heads)) == 4
+    assert heads[2] == "a-b"  # an already-legal name keeps its name
+    assert gbnf_names(["x_1", "x-1", "x.1"]) == {"x-1": "x-1", "x_1": "x-1-2", "x.1": "x-1-3"}
+
+
+def test_to_gbnf_emits_only_reachable_rules() -> None:
+    out = to_gbnf('root ::= "a"\nunused ::= Token(5)')
+    assert out == 'root ::= "a"\n'
+
+
+def test_to_gbnf_regex_translation() -> None:
+    assert to_gbnf('root ::= Regex("[a-z]+@x\\\\.com")') == 'root ::= (([a-z])+ "@x.com")\n'
+    assert to_gbnf('root ::= Regex("\\\\d{3}-\\\\d{4}")') == (
+        'root ::= (([0-9]){3} "-" ([0-9]){4})\n'
+    )
+    with pytest.raises(ValueError, match="json_string"):
+        to_gbnf('root ::= Regex("a", json_string=true)')
+
+
+def test_to_gbnf_left_recursion_through_nullable_prefix() -> None:
+    with pytest.raises(ValueError, match="left recursion"):
+        to_gbnf('root ::= opt root "a" | "b"\nopt ::= "x"?')
+    # right recursion is fine for llama.cpp
+    assert to_gbnf('root ::= "a" root | "a"') == 'root ::= "a" root | "a"\n'
+
+
+def test_to_gbnf_repetition_limits() -> None:
+    with pytest.raises(ValueError, match="2000"):
+        to_gbnf('root ::= "a"{2001}')
+    with pytest.raises(ValueError, match="2000"):
+        to_gbnf('root ::= "a"{0,5000}')
+    assert to_gbnf('root ::= "a"{2000}') == 'root ::= "a"{2000}\n'
+
+
+def test_parse_gives_ast() -> None:
+    g = parse('root ::= "a" x*\nx ::= [0-9]')
+    assert [r.name for r in g.rules] == ["root", "x"]

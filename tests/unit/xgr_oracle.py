@@ -1,0 +1,60 @@
+"""Load xgrammar 0.2.8 (a dev dependency) as a test oracle without torch/transformers.
+
+xgrammar imports torch and transformers at module level but never needs them to parse or
+compile a grammar; tests/unit/_xgr_stub holds tiny stand-ins. tvm_ffi must be imported
+before the stub is on sys.path, or it finds the fake torch and fails.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+STUB = Path(__file__).resolve().parent / "_xgr_stub"
+
+
+@functools.cache
+def load() -> Any:
+    """The xgrammar module, or raise ImportError with the reason."""
+    import tvm_ffi  # noqa: F401  (must come before the stub; see module docstring)
+
+    added = str(STUB) not in sys.path
+    if added:
+        sys.path.insert(0, str(STUB))
+    try:
+        import xgrammar
+    finally:
+        if added:
+            sys.path.remove(str(STUB))
+    # Do not leave the fake torch/transformers visible to other tests.
+    for name in ("torch", "transformers"):
+        mod = sys.modules.get(name)
+        if mod is not None and str(STUB) in (getattr(mod, "__file__", "") or ""):
+            sys.modules[f"_xgr_stub_{name}"] = mod
+            del sys.modules[name]
+    return xgrammar
+
+
+@functools.cache
+def _compiler() -> Any:
+    xgr = load()
+    vocab = [chr(i) for i in range(32, 127)] + ["\n", "é", "<eos>"]
+    info = xgr.TokenizerInfo(vocab, vocab_type=xgr.VocabType.RAW, stop_token_ids=[len(vocab) - 1])
+    return xgr.GrammarCompiler(info, max_threads=1, cache_enabled=False)
+
+
+_LOG_PREFIX = re.compile(r"^\[[0-9:]+\] \S+:\d+: ")
+
+
+def verdict(ebnf: str) -> str | None:
+    """None if XGrammar compiles the grammar (what SGLang does with `ebnf`), else its message."""
+    try:
+        _compiler().compile_grammar(ebnf)
+    except Exception as e:  # xgrammar raises RuntimeError; a bad str encoding raises others
+        lines = [ln for ln in str(e).splitlines() if ln.strip()]
+        picked = [ln for ln in lines if _LOG_PREFIX.match(ln)] or lines or [repr(e)]
+        return _LOG_PREFIX.sub("", picked[-1]).strip()
+    return None
