@@ -1,4 +1,16 @@
+"""History: saved conversations, completion runs, the request log, import."""
+
+from __future__ import annotations
+
 import streamlit as st
 
-st.title("history")
-st.info("Coming next: this page lands with its own issue.")
+from components.history import get_store, render_history_page
+from wafer_playground.store import StoreError
+
+st.title("History")
+try:
+    store = get_store()
+except StoreError as exc:  # e.g. a DB file written by a newer version
+    st.error(str(exc))
+    st.stop()
+render_history_page(store)

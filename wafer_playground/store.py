@@ -954,7 +954,10 @@ class SQLiteStore:
         for col in ("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens"):
             df[col] = pd.array(df[col].tolist(), dtype="Int64")
         df["ts"] = pd.to_datetime(df["ts"], utc=True, format="ISO8601")
-        df["cost_usd"] = [None if v is None else Decimal(v) for v in df["cost_usd"]]
+        # From the raw rows: pandas' string dtype has already turned None into NaN.
+        df["cost_usd"] = pd.Series(
+            [None if r["cost_usd"] is None else Decimal(r["cost_usd"]) for r in rows],
+            index=df.index, dtype=object)
         for col in ("ttft_s", "tokens_per_s"):
             df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
         return df
@@ -1116,6 +1119,21 @@ class SQLiteStore:
                 c.execute(f"INSERT INTO requests ({', '.join(names)}) VALUES "
                           f"({', '.join('?' * len(names))})", [cols[n] for n in names])
         return cid
+
+
+@dataclass(frozen=True)
+class LogTotals:
+    requests: int
+    errors: int
+    cost_usd: Decimal | None  # None when no request in the frame had a recorded cost
+    priced: int  # how many requests the cost covers
+
+
+def request_log_totals(df: pd.DataFrame) -> LogTotals:
+    """Totals over (a filtered view of) `request_log_frame()`; Decimal, not float, sums."""
+    known = [c for c in df["cost_usd"] if isinstance(c, Decimal)]
+    return LogTotals(requests=len(df), errors=int((df["status"] == "error").sum()),
+                     cost_usd=sum(known, Decimal(0)) if known else None, priced=len(known))
 
 
 # --------------------------------------------------------------------------- row mapping

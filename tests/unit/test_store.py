@@ -182,6 +182,7 @@ def test_request_log_lifecycle_and_frame(db: SQLiteStore) -> None:
     err = df[df["status"] == "error"].iloc[0]
     assert (err["prompt_tokens"], err["cached_tokens"], err["completion_tokens"]) == (7, 5, 2)
     assert pd.isna(err["reasoning_tokens"])
+    assert err["cost_usd"] is None  # not NaN, not Decimal("NaN")
     ok = df[df["status"] == "done"].iloc[0]
     assert ok["cost_usd"] == Decimal("0.00000012")
     assert db.list_requests(surface="messages")[0].error_code == "rate_limit_exceeded"

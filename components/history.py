@@ -1,0 +1,280 @@
+"""History page widgets, and `get_store()`: the one place pages get the durable store from.
+
+Draws only: listing, searching and totals come from the store; exports from
+`wafer_playground.transcript`. Reopening hands an id to the target page through session
+state (`chat_conversation_id`, `tokens_run_id`); those pages load from the store by id.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+import pandas as pd
+import streamlit as st
+
+from wafer_playground.costs import format_usd
+from wafer_playground.store import (
+    ConversationSummary,
+    RequestRecord,
+    SQLiteStore,
+    Store,
+    StoreError,
+    default_db_path,
+    parse_ts,
+    request_log_totals,
+)
+from wafer_playground.transcript import (
+    TranscriptError,
+    export_json,
+    export_markdown,
+    import_json,
+)
+
+CHAT_CONVERSATION_ID = "chat_conversation_id"
+TOKENS_RUN_ID = "tokens_run_id"
+CHAT_PAGE = "pages/chat.py"
+TOKENS_PAGE = "pages/tokens.py"
+
+PAGE_SIZE = 25
+_MANAGE = "history_manage_id"
+_CONFIRM = "history_confirm_delete_id"
+_FLASH = "history_flash"
+_LIMIT = "history_limit"
+
+
+# --------------------------------------------------------------------------- store access
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _open_store(path: str) -> SQLiteStore:
+    # One store per DB file per server process, shared by all sessions: SQLiteStore is
+    # thread-safe (lock-guarded connection) and other processes coordinate through WAL.
+    return SQLiteStore(path)
+
+
+def get_store() -> SQLiteStore:
+    """The app's store ($WAFER_PLAYGROUND_DB or the user data dir), cached by path."""
+    return _open_store(str(default_db_path()))
+
+
+def open_conversation(conversation_id: str) -> None:
+    """Reopen a conversation on the chat page."""
+    st.session_state[CHAT_CONVERSATION_ID] = conversation_id
+    st.switch_page(CHAT_PAGE)
+
+
+def open_run(request_row_id: str) -> None:
+    """Reopen a completions run (a request-log row) on the token page."""
+    st.session_state[TOKENS_RUN_ID] = request_row_id
+    st.switch_page(TOKENS_PAGE)
+
+
+def import_upload(store: Store, data: bytes) -> tuple[str | None, str]:
+    """Import an uploaded JSON export; (new conversation id or None, message for the user)."""
+    try:
+        cid = import_json(store, data)
+    except TranscriptError as exc:
+        return None, f"Nothing was imported. {exc}"
+    conv = store.get_conversation(cid)
+    title = conv.title if conv and conv.title else "Untitled conversation"
+    return cid, f"Imported “{title}”."
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _when(ts: str) -> str:
+    return parse_ts(ts).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _cost(d: Decimal | None) -> str:
+    return "—" if d is None else format_usd(d)
+
+
+def _file_stem(title: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", title).strip("-.")[:60]
+    return stem or "conversation"
+
+
+# --------------------------------------------------------------------------- page
+
+
+def render_history_page(store: Store) -> None:
+    # Another server process sharing the file may have died since we opened it.
+    store.recover_interrupted()
+    flash = st.session_state.pop(_FLASH, None)
+    if flash:
+        st.success(flash)
+    chats, runs, log, imp = st.tabs(["Conversations", "Completion runs", "Request log",
+                                     "Import"])
+    with chats:
+        _conversations(store)
+    with runs:
+        _completion_runs(store)
+    with log:
+        _request_log(store)
+    with imp:
+        _import(store)
+
+
+def _conversations(store: Store) -> None:
+    query = st.text_input("Search", key="history_search", placeholder="Search titles and messages",
+                          label_visibility="collapsed")
+    limit = int(st.session_state.get(_LIMIT, PAGE_SIZE))
+    rows = store.list_conversations(query or None, limit=limit + 1)
+    if not rows:
+        st.info("No conversation matches." if query else
+                "No saved conversations yet. Chats are saved here as you type.")
+        return
+    more = len(rows) > limit
+    rows = rows[:limit]
+    st.caption(f"{len(rows)}{'+' if more else ''} conversation(s)"
+               + (f" matching “{query}”" if query else "") + ", most recent first")
+    for row in rows:
+        _conversation_row(store, row)
+    if more and st.button("Show more", key="history_more"):
+        st.session_state[_LIMIT] = limit + PAGE_SIZE
+        st.rerun()
+
+
+def _conversation_row(store: Store, row: ConversationSummary) -> None:
+    with st.container(border=True, key=f"hist_row_{row.id}"):
+        left, mid, right = st.columns([6, 3, 2], vertical_alignment="center")
+        with left:
+            st.markdown(f"**{_escape(row.title or 'Untitled conversation')}**")
+            if row.preview:
+                st.caption(_escape(row.preview[:120]))
+        with mid:
+            st.caption(f"{row.model or 'no model'} · {row.surface}  \n"
+                       f"updated {_when(row.updated_at)}  \n"
+                       f"{row.turn_count} turn(s) · cost {_cost(row.cost_usd)}")
+        with right:
+            if st.button("Open", key=f"hist_open_{row.id}", type="primary",
+                         help="Continue this conversation on the Chat page"):
+                open_conversation(row.id)
+            managing = st.session_state.get(_MANAGE) == row.id
+            if st.button("Close" if managing else "Manage", key=f"hist_manage_{row.id}"):
+                st.session_state[_MANAGE] = None if managing else row.id
+                st.session_state.pop(_CONFIRM, None)
+                st.rerun()
+        if st.session_state.get(_MANAGE) == row.id:
+            _manage_panel(store, row)
+
+
+def _manage_panel(store: Store, row: ConversationSummary) -> None:
+    name, save = st.columns([5, 1], vertical_alignment="bottom")
+    title = name.text_input("Title", value=row.title, key=f"hist_title_{row.id}", max_chars=200)
+    if save.button("Rename", key=f"hist_rename_{row.id}"):
+        try:
+            store.rename_conversation(row.id, title)
+        except StoreError as exc:
+            st.error(str(exc))
+        else:
+            st.session_state[_FLASH] = f"Renamed to “{title.strip()}”."
+            st.rerun()
+    stem = _file_stem(row.title)
+    dl1, dl2, dl3 = st.columns(3)
+    dl1.download_button("Export JSON", data=export_json(store, row.id),
+                        file_name=f"{stem}.json", mime="application/json",
+                        key=f"hist_json_{row.id}", help="Re-importable, lossless")
+    dl2.download_button("Export Markdown", data=export_markdown(store, row.id),
+                        file_name=f"{stem}.md", mime="text/markdown", key=f"hist_md_{row.id}")
+    if st.session_state.get(_CONFIRM) != row.id:
+        if dl3.button("Delete…", key=f"hist_delete_{row.id}"):
+            st.session_state[_CONFIRM] = row.id
+            st.rerun()
+        return
+    st.warning(f"Delete “{_escape(row.title or 'Untitled conversation')}” and its "
+               f"{row.turn_count} turn(s)? This cannot be undone. Its requests stay in the "
+               "request log.")
+    yes, no = st.columns(2)
+    if yes.button("Delete for good", key=f"hist_confirm_{row.id}", type="primary"):
+        store.delete_conversation(row.id)
+        st.session_state.pop(_CONFIRM, None)
+        st.session_state[_MANAGE] = None
+        if st.session_state.get(CHAT_CONVERSATION_ID) == row.id:
+            st.session_state[CHAT_CONVERSATION_ID] = None  # chat must not reopen a ghost
+        st.session_state[_FLASH] = f"Deleted “{row.title or 'Untitled conversation'}”."
+        st.rerun()
+    if no.button("Cancel", key=f"hist_cancel_{row.id}"):
+        st.session_state.pop(_CONFIRM, None)
+        st.rerun()
+
+
+def _run_label(r: RequestRecord) -> str:
+    tokens = f"{r.prompt_tokens or 0}→{r.completion_tokens or 0} tok"
+    return f"{_when(r.ts)} · {r.model} · {r.status} · {tokens} · {_cost(r.cost_usd)}"
+
+
+def _completion_runs(store: Store) -> None:
+    runs = store.list_requests(surface="completions", limit=200)
+    if not runs:
+        st.info("No completion runs yet. Runs from the Token & grammar page appear here.")
+        return
+    st.caption(f"{len(runs)} most recent run(s) on /v1/completions")
+    for r in runs:
+        with st.container(border=True, key=f"hist_run_{r.id}"):
+            text, button = st.columns([8, 2], vertical_alignment="center")
+            text.markdown(_escape(_run_label(r)))
+            if r.error_code:
+                text.caption(f"error: {r.error_code}")
+            if button.button("Open", key=f"hist_open_run_{r.id}",
+                             help="Reopen this run on the Token & grammar page"):
+                open_run(r.id)
+
+
+def _request_log(store: Store) -> None:
+    df = store.request_log_frame(limit=5000)
+    if df.empty:
+        st.info("No requests logged yet.")
+        return
+    surface = st.segmented_control("Surface", ["all", "chat", "completions", "messages"],
+                                   default="all", key="history_log_surface")
+    if surface and surface != "all":
+        df = df[df["surface"] == surface]
+    totals = request_log_totals(df)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Requests", f"{totals.requests:,}")
+    c2.metric("Recorded cost", _cost(totals.cost_usd),
+              help=f"Sum of the cost recorded at request time ({totals.priced} priced "
+                   "request(s)); reprice on the Costs page.")
+    c3.metric("Errors", totals.errors)
+    view = df.drop(columns=["id", "conversation_id"]).copy()
+    # Decimal cells do not render in the grid; show text, keep the Decimals for export.
+    view["cost_usd"] = [_cost(c) if isinstance(c, Decimal) else "—" for c in view["cost_usd"]]
+    st.dataframe(
+        view, hide_index=True, key="history_log_table",
+        column_config={
+            "ts": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+            "cost_usd": st.column_config.TextColumn("Cost"),
+            "ttft_s": st.column_config.NumberColumn("TTFT (s)", format="%.2f"),
+            "tokens_per_s": st.column_config.NumberColumn("tok/s", format="%.1f"),
+        },
+    )
+    st.download_button("Download CSV", data=_csv(df), file_name="wafer-request-log.csv",
+                       mime="text/csv", key="history_log_csv")
+
+
+def _csv(df: pd.DataFrame) -> str:
+    out = df.copy()
+    out["cost_usd"] = [None if c is None else format(c, "f") for c in out["cost_usd"]]
+    return out.to_csv(index=False)
+
+
+def _import(store: Store) -> None:
+    st.caption("Import a conversation exported as JSON from this app. The file is checked "
+               "first; a bad file changes nothing.")
+    up = st.file_uploader("Conversation JSON", type=["json"], key="history_import_file")
+    if up is not None and st.button("Import", key="history_import_go"):
+        cid, message = import_upload(store, up.getvalue())
+        if cid is None:
+            st.error(message)
+        else:
+            st.session_state[_FLASH] = message
+            st.rerun()
+
+
+def _escape(text: str) -> str:
+    """User text into st.markdown without it turning into markup."""
+    return re.sub(r"([\\`*_{}\[\]<>()#+\-.!|~$])", r"\\\1", text)
