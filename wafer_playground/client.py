@@ -91,6 +91,7 @@ class Stream:
     first_byte_at: float | None = None
     finished: bool = False  # saw [DONE] (OpenAI) or message_stop (Anthropic)
     _closed: bool = False
+    _secret: str | None = field(default=None, repr=False)  # only to redact echoed keys
 
     @property
     def status(self) -> int:
@@ -128,7 +129,9 @@ class Stream:
                         f"stream event is not a JSON object: {sse.data[:120]!r}",
                         request_id=self.request_id,
                     )
-                if "error" in payload or sse.event == "error" or payload.get("type") == "error":
+                # `"error": null` is SGLang serialising an absent field, not an error.
+                if (payload.get("error") is not None or sse.event == "error"
+                        or payload.get("type") == "error"):
                     raise stream_error(payload, self.request_id)
                 yield payload
                 if self.anthropic and payload.get("type") == "message_stop":
@@ -138,6 +141,8 @@ class Stream:
                 "the stream ended before it was complete (connection closed early)",
                 request_id=self.request_id,
             )
+        except WaferError as err:
+            raise redact(err, self._secret) from err.__cause__
         finally:
             self.close()
 
@@ -229,6 +234,17 @@ class WaferClient:
         request_id: str | None = None, anthropic: bool = False,
         params: dict[str, Any] | None = None,
     ) -> httpx.Response:
+        try:
+            return self._send_once_or_retry(method, url, body=body, stream=stream,
+                                            request_id=request_id, anthropic=anthropic,
+                                            params=params)
+        except WaferError as err:
+            raise redact(err, self._api_key) from err.__cause__
+
+    def _send_once_or_retry(
+        self, method: str, url: str, *, body: dict[str, Any] | None, stream: bool,
+        request_id: str | None, anthropic: bool, params: dict[str, Any] | None,
+    ) -> httpx.Response:
         """Retry only where safe: GETs, or POSTs answered 429/503 (nothing generated yet)."""
         attempt = 0
         while True:
@@ -279,12 +295,12 @@ class WaferClient:
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise ProtocolError(
+            raise redact(ProtocolError(
                 f"{method} {_path(url)} returned a body that is not valid JSON "
                 f"({len(text)} bytes, starts {text[:60]!r})",
                 status=response.status_code,
                 request_id=response.headers.get("x-request-id"),
-            ) from exc
+            ), self._api_key) from exc
         return Result(
             data=data,
             status=response.status_code,
@@ -309,13 +325,13 @@ class WaferClient:
         if "text/event-stream" not in ctype:
             text = _read_text(response)
             response.close()
-            raise ProtocolError(
+            raise redact(ProtocolError(
                 f"expected an event stream but got {ctype or 'no content type'}: {text[:120]!r}",
                 status=response.status_code,
                 request_id=response.headers.get("x-request-id"),
-            )
+            ), self._api_key)
         return Stream(response=response, request_json=body, started_at=started,
-                      anthropic=anthropic)
+                      anthropic=anthropic, _secret=self._api_key)
 
     # ---- API ------------------------------------------------------------------------
 
@@ -384,6 +400,22 @@ class WaferClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def redact(err: WaferError, secret: str | None) -> WaferError:
+    """Blank out a key the server (or a transport message) echoed back, in place.
+
+    Errors end up on screen and in logs; a server that quotes the bad key in its message
+    must not make us display it.
+    """
+    if not secret:
+        return err
+    mask = "[redacted key]"
+    err.message = err.message.replace(secret, mask)
+    if err.body:
+        err.body = err.body.replace(secret, mask)
+    err.args = tuple(a.replace(secret, mask) if isinstance(a, str) else a for a in err.args)
+    return err
 
 
 def _read_text(response: httpx.Response) -> str:

