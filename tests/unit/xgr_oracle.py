@@ -53,8 +53,25 @@ def verdict(ebnf: str) -> str | None:
     """None if XGrammar compiles the grammar (what SGLang does with `ebnf`), else its message."""
     try:
         _compiler().compile_grammar(ebnf)
-    except Exception as e:  # xgrammar raises RuntimeError; a bad str encoding raises others
-        lines = [ln for ln in str(e).splitlines() if ln.strip()]
-        picked = [ln for ln in lines if _LOG_PREFIX.match(ln)] or lines or [repr(e)]
-        return _LOG_PREFIX.sub("", picked[-1]).strip()
+    except UnicodeDecodeError as e:
+        # XGrammar put a lone UTF-8 lead byte into its message ("Unexpected character: \xc3")
+        # and the binding failed to decode it; recover the text it meant to raise.
+        return _message(bytes(e.object).decode("utf-8", "replace"))
+    except Exception as e:  # xgrammar raises RuntimeError
+        return _message(str(e))
     return None
+
+
+def _message(text: str) -> str:
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    picked = [ln for ln in lines if _LOG_PREFIX.match(ln)] or lines or [text]
+    return _LOG_PREFIX.sub("", picked[-1])
+
+
+_NON_ASCII_CHAR = re.compile(r"(Unexpected character: )[^\x00-\x7f]")
+
+
+def comparable(message: str) -> str:
+    """XGrammar reports a non-ASCII unexpected character by its first UTF-8 byte (which is not
+    text); check() names the whole character. Compare the two as the same message."""
+    return _NON_ASCII_CHAR.sub(r"\1<non-ASCII>", message)
