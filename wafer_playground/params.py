@@ -1,0 +1,492 @@
+"""Chat parameters: the spec table, validation against a model card, request building.
+
+One table (`SPECS`) drives the controls, validation and the request body, so a field cannot be
+shown but not sent, or sent but not validated. "Only what the user changed is sent": a field
+goes into the body only when its value differs from the spec default (the API's documented
+default or "unset"), so the server's own defaults stay in charge otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from .catalog import Model
+
+Kind = Literal["float", "int", "bool", "text", "list", "choice", "json"]
+Capability = Literal["tools", "reasoning"]
+
+REASONING_EFFORTS = ("none", "low", "medium", "high", "max")
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+TOOL_CHOICES = ("auto", "none", "required")
+MAX_STOP = 4  # OpenAI's documented limit
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str  # the body field (or UI-only name for system/schema/tools_json)
+    label: str
+    kind: Kind
+    default: Any
+    help: str
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+    needs: Capability | None = None
+    group: str = "Sampling"
+
+
+SPECS: tuple[ParamSpec, ...] = (
+    ParamSpec("system", "System prompt", "text", "", "Sent as the first message "
+              "(role `system`); empty = no system message.", group="Prompt"),
+    ParamSpec("max_tokens", "Max tokens", "int", None, "Upper bound on generated tokens "
+              "(reasoning included). Empty = the server's default.", min=1, max=1_000_000,
+              group="Length"),
+    ParamSpec("temperature", "Temperature", "float", 1.0, "Randomness; 0 = deterministic.",
+              min=0.0, max=2.0, step=0.05),
+    ParamSpec("top_p", "Top-p", "float", 1.0, "Nucleus sampling: keep the smallest token set "
+              "whose probability mass reaches p.", min=0.0, max=1.0, step=0.01),
+    ParamSpec("top_k", "Top-k", "int", 0, "Keep only the k most likely tokens; 0 = off "
+              "(not sent). On supported models.", min=0, max=200, step=1),
+    ParamSpec("min_p", "Min-p", "float", 0.0, "Drop tokens below min_p × the top token's "
+              "probability. On supported models.", min=0.0, max=1.0, step=0.01),
+    ParamSpec("frequency_penalty", "Frequency penalty", "float", 0.0, "Penalise tokens by how "
+              "often they already appeared.", min=-2.0, max=2.0, step=0.05),
+    ParamSpec("presence_penalty", "Presence penalty", "float", 0.0, "Penalise tokens that "
+              "appeared at all.", min=-2.0, max=2.0, step=0.05),
+    ParamSpec("repetition_penalty", "Repetition penalty", "float", 1.0, "SGLang-style "
+              "multiplicative penalty; 1 = off. On supported models.", min=0.01, max=2.0,
+              step=0.01),
+    ParamSpec("stop", "Stop sequences", "list", (), f"Up to {MAX_STOP} strings; generation "
+              "stops before any of them.", group="Length"),
+    ParamSpec("seed", "Seed", "int", None, "Fixed seed for repeatable sampling; empty = random.",
+              min=0, max=2**63 - 1, group="Length"),
+    ParamSpec("logprobs", "Log-probabilities", "bool", False, "Return the log-probability of "
+              "each generated token.", group="Output"),
+    ParamSpec("top_logprobs", "Top log-probs", "int", 0, "Alternatives per token (needs "
+              "log-probabilities); 0 = not sent.", min=0, max=20, step=1, group="Output"),
+    ParamSpec("response_format", "Response format", "choice", "text", "`json_object` = JSON "
+              "mode; `json_schema` = structured output against the schema below.",
+              choices=RESPONSE_FORMATS, group="Output"),
+    ParamSpec("json_schema", "JSON schema", "json", "", "The schema for `json_schema` "
+              "response format.", group="Output"),
+    ParamSpec("tools", "Tools (JSON)", "json", "", "An array of OpenAI function tools. "
+              "Validated before sending (Wafer rejects invalid ones with 400).",
+              needs="tools", group="Tools"),
+    ParamSpec("tool_choice", "Tool choice", "choice", "auto", "`auto`, `none`, `required`, "
+              "or the name of one tool. Sent only with tools.", needs="tools", group="Tools"),
+    ParamSpec("reasoning_effort", "Reasoning effort", "choice", None, "Wafer normalises this "
+              "per model; unsupported values are rejected (400). Empty = model default.",
+              choices=(None, *REASONING_EFFORTS), needs="reasoning", group="Reasoning"),
+    ParamSpec("thinking", "Thinking", "choice", None, "`thinking: {type: enabled|disabled}`; "
+              "reasoning is off by default on most routes.",
+              choices=(None, "enabled", "disabled"), needs="reasoning", group="Reasoning"),
+)
+BY_NAME: dict[str, ParamSpec] = {s.name: s for s in SPECS}
+
+
+@dataclass(frozen=True)
+class ParamIssue:
+    param: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.param}: {self.message}"
+
+
+def defaults() -> dict[str, Any]:
+    return {s.name: s.default for s in SPECS}
+
+
+def unsupported_reason(spec: ParamSpec, model: Model | None) -> str | None:
+    """Why this control is disabled for `model`, or None when it may be used."""
+    if model is None or spec.needs is None:
+        return None
+    flag = getattr(model, spec.needs)
+    if flag is False:
+        what = {"tools": "tool calling", "reasoning": "reasoning"}[spec.needs]
+        return f"{model.display_name}'s card says it does not support {what}"
+    return None
+
+
+def is_changed(spec: ParamSpec, value: Any) -> bool:
+    if spec.kind == "list":
+        return bool([s for s in (value or ()) if s != ""])
+    if spec.kind in ("text", "json"):
+        return bool(str(value or "").strip())
+    if spec.kind == "float" and value is not None and spec.default is not None:
+        return abs(float(value) - float(spec.default)) > 1e-9
+    return value != spec.default
+
+
+def changed(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of `values` the user changed from the defaults."""
+    return {k: v for k, v in values.items() if k in BY_NAME and is_changed(BY_NAME[k], v)}
+
+
+def parse_json_field(name: str, text: str) -> tuple[Any, ParamIssue | None]:
+    try:
+        return json.loads(text), None
+    except ValueError as exc:
+        return None, ParamIssue(name, f"not valid JSON: {exc}")
+
+
+def validate_tools(tools: Any) -> list[ParamIssue]:
+    """Wafer's pre-validation (400 `tool_schema_invalid`), done before sending."""
+    issues: list[ParamIssue] = []
+    if not isinstance(tools, list) or not tools:
+        return [ParamIssue("tools", "must be a non-empty JSON array of tool objects")]
+    names: set[str] = set()
+    for i, tool in enumerate(tools):
+        where = f"tools[{i}]"
+        if not isinstance(tool, dict):
+            issues.append(ParamIssue(where, "must be an object"))
+            continue
+        if tool.get("type") != "function":
+            issues.append(ParamIssue(f"{where}.type", 'must be "function"'))
+        fn = tool.get("function")
+        if not isinstance(fn, dict):
+            issues.append(ParamIssue(f"{where}.function", "must be an object with a name"))
+            continue
+        name = fn.get("name")
+        if not isinstance(name, str) or not _TOOL_NAME.match(name):
+            issues.append(ParamIssue(f"{where}.function.name",
+                                     "must be 1-64 letters, digits, _ or -"))
+        elif name in names:
+            issues.append(ParamIssue(f"{where}.function.name", f"duplicate name {name!r}"))
+        else:
+            names.add(name)
+        params = fn.get("parameters")
+        if params is None:
+            continue
+        pwhere = f"{where}.function.parameters"
+        if not isinstance(params, dict) or params.get("type") != "object" \
+                or not isinstance(params.get("properties"), dict):
+            issues.append(ParamIssue(pwhere, 'must be a JSON Schema object with "type": '
+                                             '"object" and "properties"'))
+            continue
+        try:
+            Draft202012Validator.check_schema(params)
+        except SchemaError as exc:
+            path = "".join(f"[{p!r}]" for p in exc.path)
+            issues.append(ParamIssue(pwhere + path, f"invalid JSON Schema: {exc.message}"))
+    return issues
+
+
+def tool_names(tools_json: str) -> list[str]:
+    """Names of the tools in the editor, for the tool_choice picker (invalid JSON -> [])."""
+    try:
+        tools = json.loads(tools_json) if tools_json.strip() else []
+    except ValueError:
+        return []
+    if not isinstance(tools, list):
+        return []
+    return [str(t["function"]["name"]) for t in tools if isinstance(t, dict)
+            and isinstance(t.get("function"), dict) and t["function"].get("name")]
+
+
+def validate(values: Mapping[str, Any], model: Model | None) -> list[ParamIssue]:
+    """Every problem with the user's values for `model`, each naming the parameter."""
+    issues: list[ParamIssue] = []
+    ch = changed(values)
+    for name, value in ch.items():
+        spec = BY_NAME[name]
+        reason = unsupported_reason(spec, model)
+        if reason:
+            issues.append(ParamIssue(name, f"not supported: {reason}"))
+            continue
+        if spec.kind in ("float", "int") and value is not None:
+            if spec.kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+                issues.append(ParamIssue(name, f"must be a whole number, got {value!r}"))
+                continue
+            if spec.min is not None and value < spec.min:
+                issues.append(ParamIssue(name, f"{value} is below the minimum {spec.min:g}"))
+            if spec.max is not None and value > spec.max:
+                issues.append(ParamIssue(name, f"{value} is above the maximum {spec.max:g}"))
+        if spec.kind == "choice" and spec.choices and value not in spec.choices \
+                and name != "tool_choice":
+            issues.append(ParamIssue(name, f"must be one of {', '.join(map(str, spec.choices))}"))
+    max_tokens = ch.get("max_tokens")
+    if isinstance(max_tokens, int) and model is not None:
+        if model.max_output_tokens and max_tokens > model.max_output_tokens:
+            issues.append(ParamIssue("max_tokens", f"{max_tokens} exceeds the model's max "
+                                                   f"output of {model.max_output_tokens}"))
+        elif model.context_length and max_tokens >= model.context_length:
+            issues.append(ParamIssue("max_tokens", f"{max_tokens} does not fit the "
+                                                   f"{model.context_length}-token context"))
+    stops = [s for s in (values.get("stop") or ()) if s != ""]
+    if len(stops) > MAX_STOP:
+        issues.append(ParamIssue("stop", f"at most {MAX_STOP} sequences ({len(stops)} given)"))
+    if ch.get("top_logprobs") and not values.get("logprobs"):
+        issues.append(ParamIssue("top_logprobs", "needs log-probabilities turned on"))
+    fmt = values.get("response_format") or "text"
+    if fmt == "json_schema":
+        text = str(values.get("json_schema") or "")
+        if not text.strip():
+            issues.append(ParamIssue("json_schema", "json_schema response format needs a "
+                                                    "schema"))
+        else:
+            schema, err = parse_json_field("json_schema", text)
+            if err:
+                issues.append(err)
+            elif not isinstance(schema, dict):
+                issues.append(ParamIssue("json_schema", "must be a JSON object"))
+            else:
+                try:
+                    Draft202012Validator.check_schema(schema)
+                except SchemaError as exc:
+                    issues.append(ParamIssue("json_schema", f"invalid JSON Schema: "
+                                                            f"{exc.message}"))
+    tools_text = str(values.get("tools") or "")
+    if tools_text.strip() and unsupported_reason(BY_NAME["tools"], model) is None:
+        tools, err = parse_json_field("tools", tools_text)
+        if err:
+            issues.append(err)
+        else:
+            issues.extend(validate_tools(tools))
+            choice = values.get("tool_choice") or "auto"
+            if choice not in TOOL_CHOICES and choice not in tool_names(tools_text):
+                issues.append(ParamIssue("tool_choice", f"no tool named {choice!r} in tools"))
+    elif values.get("tool_choice") not in (None, "auto", "none") and \
+            unsupported_reason(BY_NAME["tools"], model) is None:
+        issues.append(ParamIssue("tool_choice", "needs at least one tool"))
+    return issues
+
+
+def _response_format(values: Mapping[str, Any]) -> dict[str, Any] | None:
+    fmt = values.get("response_format") or "text"
+    if fmt == "json_object":
+        return {"type": "json_object"}
+    if fmt == "json_schema":
+        schema = json.loads(str(values.get("json_schema")))
+        name = str(schema.get("title") or "response") if isinstance(schema, dict) else "response"
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "response"
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": schema,
+                                                       "strict": True}}
+    return None
+
+
+def _tool_choice(choice: str) -> str | dict[str, Any]:
+    if choice in TOOL_CHOICES:
+        return choice
+    return {"type": "function", "function": {"name": choice}}
+
+
+def build_chat_body(model: Model | str, messages: Sequence[Mapping[str, Any]],
+                    values: Mapping[str, Any]) -> dict[str, Any]:
+    """The `/v1/chat/completions` body: model, messages, and only the changed fields.
+
+    Call `validate` first; fields the model cannot use (card says no) are left out here.
+    """
+    card = model if isinstance(model, Model) else None
+    model_id = model.id if isinstance(model, Model) else model
+    ch = changed(values)
+    msgs: list[dict[str, Any]] = []
+    if ch.get("system"):
+        msgs.append({"role": "system", "content": str(ch["system"])})
+    msgs.extend(dict(m) for m in messages)
+    body: dict[str, Any] = {"model": model_id, "messages": msgs}
+    for spec in SPECS:
+        if spec.name not in ch or spec.name in ("system", "json_schema", "tool_choice",
+                                                "response_format", "tools", "stop",
+                                                "top_logprobs"):
+            continue
+        if unsupported_reason(spec, card):
+            continue
+        value = ch[spec.name]
+        if spec.name == "thinking":
+            value = {"type": value}
+        body[spec.name] = value
+    stops = [s for s in (values.get("stop") or ()) if s != ""]
+    if stops:
+        body["stop"] = stops
+    if values.get("logprobs") and ch.get("top_logprobs"):
+        body["top_logprobs"] = ch["top_logprobs"]
+    rf = _response_format(values)
+    if rf is not None:
+        body["response_format"] = rf
+    if "tools" in ch and not unsupported_reason(BY_NAME["tools"], card):
+        body["tools"] = json.loads(str(ch["tools"]))
+        if "tool_choice" in ch:
+            body["tool_choice"] = _tool_choice(str(ch["tool_choice"]))
+    return body
+
+
+# ---- the Anthropic Messages surface ------------------------------------------------------
+
+DEFAULT_MESSAGES_MAX_TOKENS = 1024  # Messages requires max_tokens; used when none was set
+
+
+def to_anthropic_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[str | None,
+                                                                            list[dict[str, Any]]]:
+    """OpenAI chat history -> (system, Anthropic messages): tool calls become tool_use blocks,
+    tool results become user tool_result blocks; consecutive same-role turns are merged."""
+    system_parts: list[str] = []
+    out: list[dict[str, Any]] = []
+
+    def push(role: str, blocks: list[dict[str, Any]]) -> None:
+        if out and out[-1]["role"] == role:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+
+    for m in messages:
+        role = m.get("role")
+        content = m.get("content") or ""
+        if role == "system":
+            system_parts.append(str(content))
+        elif role == "user":
+            push("user", [{"type": "text", "text": str(content)}])
+        elif role == "assistant":
+            blocks: list[dict[str, Any]] = []
+            if content:
+                blocks.append({"type": "text", "text": str(content)})
+            for call in m.get("tool_calls") or []:
+                fn = call.get("function") or {}
+                try:
+                    args = json.loads(fn.get("arguments") or "{}")
+                except ValueError:
+                    args = {"_raw": fn.get("arguments")}
+                blocks.append({"type": "tool_use", "id": call.get("id"),
+                               "name": fn.get("name"), "input": args})
+            if blocks:
+                push("assistant", blocks)
+        elif role == "tool":
+            push("user", [{"type": "tool_result", "tool_use_id": m.get("tool_call_id"),
+                           "content": str(content)}])
+    # plain single-text turns read better as strings (and match what people write by hand)
+    for msg in out:
+        c = msg["content"]
+        if len(c) == 1 and c[0]["type"] == "text":
+            msg["content"] = c[0]["text"]
+    return ("\n\n".join(system_parts) or None), out
+
+
+def build_messages_body(model: Model | str, messages: Sequence[Mapping[str, Any]],
+                        values: Mapping[str, Any]) -> dict[str, Any]:
+    """The same conversation and settings as an Anthropic `/v1/messages` body."""
+    card = model if isinstance(model, Model) else None
+    model_id = model.id if isinstance(model, Model) else model
+    ch = changed(values)
+    system, msgs = to_anthropic_messages(
+        ([{"role": "system", "content": ch["system"]}] if ch.get("system") else [])
+        + [dict(m) for m in messages])
+    body: dict[str, Any] = {"model": model_id,
+                            "max_tokens": ch.get("max_tokens") or DEFAULT_MESSAGES_MAX_TOKENS,
+                            "messages": msgs}
+    if system:
+        body["system"] = system
+    for name in ("temperature", "top_p", "top_k"):
+        if name in ch:
+            body[name] = ch[name]
+    stops = [s for s in (values.get("stop") or ()) if s != ""]
+    if stops:
+        body["stop_sequences"] = stops
+    if "thinking" in ch and not unsupported_reason(BY_NAME["thinking"], card):
+        if ch["thinking"] == "enabled":
+            # Anthropic requires budget_tokens < max_tokens: half the output for thinking
+            budget = max(1, int(body["max_tokens"]) // 2)
+            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        else:
+            body["thinking"] = {"type": "disabled"}
+    if "tools" in ch and not unsupported_reason(BY_NAME["tools"], card):
+        tools = json.loads(str(ch["tools"]))
+        body["tools"] = [{"name": t["function"]["name"],
+                          "description": t["function"].get("description", ""),
+                          "input_schema": t["function"].get("parameters")
+                          or {"type": "object", "properties": {}}} for t in tools]
+        choice = str(values.get("tool_choice") or "auto")
+        if "tool_choice" in ch:
+            body["tool_choice"] = ({"type": "any"} if choice == "required" else
+                                   {"type": choice} if choice in TOOL_CHOICES else
+                                   {"type": "tool", "name": choice})
+    return body
+
+
+def messages_dropped_fields(values: Mapping[str, Any]) -> list[str]:
+    """Changed fields the Messages surface has no equivalent for (said in the UI)."""
+    kept = {"system", "max_tokens", "temperature", "top_p", "top_k", "stop", "thinking",
+            "tools", "tool_choice"}
+    return [k for k in changed(values) if k not in kept]
+
+
+# ---- context-window estimate --------------------------------------------------------------
+
+CHARS_PER_TOKEN = 4  # heuristic; labelled "estimate" wherever shown
+PER_MESSAGE_OVERHEAD = 4  # role markers and separators of a chat template
+
+
+def estimate_tokens(text: str) -> int:
+    return (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
+
+
+def estimate_prompt_tokens(body: Mapping[str, Any]) -> int:
+    """Prompt tokens of a chat body: chars/4 + template overhead (an estimate, not a count)."""
+    total = 3  # the assistant turn header
+    for m in body.get("messages") or []:
+        total += PER_MESSAGE_OVERHEAD
+        content = m.get("content")
+        if isinstance(content, str):
+            total += estimate_tokens(content)
+        elif content is not None:
+            total += estimate_tokens(json.dumps(content))
+        if m.get("tool_calls"):
+            total += estimate_tokens(json.dumps(m["tool_calls"]))
+    if body.get("tools"):
+        total += estimate_tokens(json.dumps(body["tools"]))
+    if body.get("response_format"):
+        total += estimate_tokens(json.dumps(body["response_format"]))
+    return total
+
+
+@dataclass(frozen=True)
+class ContextCheck:
+    prompt_tokens: int  # estimated
+    reserved_output: int  # max_tokens if set, else 0
+    limit: int | None
+    level: Literal["ok", "warn", "over", "unknown"]
+    message: str
+
+    @property
+    def fraction(self) -> float:
+        if not self.limit:
+            return 0.0
+        return min(1.0, (self.prompt_tokens + self.reserved_output) / self.limit)
+
+
+def context_check(body: Mapping[str, Any], model: Model | None) -> ContextCheck:
+    """Will this request fit `max_model_len`? Warn at 80 %, refuse-level when over."""
+    prompt = estimate_prompt_tokens(body)
+    out = int(body.get("max_tokens") or 0)
+    limit = model.context_length if model else None
+    if not limit:
+        return ContextCheck(prompt, out, None, "unknown",
+                            f"≈{prompt:,} prompt tokens (estimated); the model card gives no "
+                            "context length")
+    used = prompt + out
+    pct = used / limit * 100
+    what = f"≈{prompt:,} prompt" + (f" + {out:,} max_tokens" if out else "") + \
+        f" of {limit:,} tokens ({pct:.0f} %, estimated)"
+    if used > limit:
+        return ContextCheck(prompt, out, limit, "over",
+                            f"{what}: the server will likely reject this "
+                            "(context_length_exceeded). Shorten the chat or lower max_tokens.")
+    if pct >= 80:
+        return ContextCheck(prompt, out, limit, "warn", f"{what}: close to the limit")
+    return ContextCheck(prompt, out, limit, "ok", what)
+
+
+__all__ = [
+    "BY_NAME", "SPECS", "ContextCheck", "ParamIssue", "ParamSpec", "build_chat_body",
+    "build_messages_body", "changed", "context_check", "defaults", "estimate_prompt_tokens",
+    "estimate_tokens", "is_changed", "messages_dropped_fields", "to_anthropic_messages",
+    "tool_names", "unsupported_reason", "validate", "validate_tools",
+]
