@@ -1,0 +1,328 @@
+"""Compare core: best-of logic, ties, missing values, exports, figures, the concurrent runner."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+
+import httpx
+import pytest
+
+from wafer_playground.catalog import Pricing
+from wafer_playground.client import WaferClient
+from wafer_playground.compare import (
+    CompareRun,
+    PaneResult,
+    PaneSpec,
+    Params,
+    assign_labels,
+    best_indices,
+    chat_body,
+    completion_body,
+    pane_result,
+    parse_token_ids,
+    summarize,
+    summary_figure,
+    summary_frame,
+    timeline_figure,
+    to_csv,
+    to_markdown,
+    windows_overlap,
+)
+from wafer_playground.errors import WaferError
+
+PRICED = Pricing(input_cpm=Decimal(120), output_cpm=Decimal(350))
+
+
+def r(label: str, **kw: object) -> PaneResult:
+    kw.setdefault("status", "done")
+    return PaneResult(label=label, model=label, **kw)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- best-of
+
+
+def test_best_min_and_max() -> None:
+    assert best_indices([3.0, 1.0, 2.0], "min") == {1}
+    assert best_indices([3.0, 1.0, 2.0], "max") == {0}
+
+
+def test_ties_all_win_at_display_precision() -> None:
+    assert best_indices([1.0, 1.0, 2.0], "min") == {0, 1}
+    # 0.123 and 0.124 both show as 0.12: a tie as the reader sees it
+    assert best_indices([0.123, 0.124, 0.2], "min", digits=2) == {0, 1}
+    assert best_indices([0.123, 0.124, 0.2], "min") == {0}
+
+
+def test_missing_values_never_win() -> None:
+    assert best_indices([None, 2.0, float("nan")], "min") == {1}
+    assert best_indices([None, None], "max") == set()
+    assert best_indices([], "min") == set()
+    assert best_indices([Decimal("0.001"), None, Decimal("0.0005")], "min") == {2}
+
+
+def test_summary_only_completed_panes_compete() -> None:
+    results = [
+        r("A", ttft_s=0.5, tokens_per_s=40.0, cost_usd=Decimal("0.002"), total_s=2.0),
+        r("B", status="stopped", ttft_s=0.1, tokens_per_s=90.0, cost_usd=Decimal("0.0001"),
+          total_s=0.5),
+        r("C", ttft_s=0.3, tokens_per_s=40.0, cost_usd=None, total_s=3.0),
+        r("D", status="error", error="boom"),
+    ]
+    s = summarize(results)
+    assert s.best["cost_usd"] == {0}  # B stopped early; C's price is not published
+    assert s.best["ttft_s"] == {2}
+    assert s.best["tokens_per_s"] == {0, 2}  # a tie
+    assert s.best["total_s"] == {0}
+    assert s.wins(0) == ["cheapest", "highest tokens/s", "quickest overall"]
+    assert s.wins(3) == []
+    assert s.winner_labels("tokens_per_s") == ["A", "C"]
+
+
+def test_zero_cost_is_a_real_value_and_ties() -> None:
+    s = summarize([r("A", cost_usd=Decimal(0)), r("B", cost_usd=Decimal(0))])
+    assert s.best["cost_usd"] == {0, 1}
+
+
+# --------------------------------------------------------------------------- exports
+
+
+def sample_summary() -> object:
+    return summarize([
+        r("smollm2 | t=0", ttft_s=0.21, tokens_per_s=55.5, total_s=1.2, prompt_tokens=30,
+          completion_tokens=64, cost_usd=Decimal("0.000123"), cost_kind="actual",
+          finish_reason="length", grammar_ok=True),
+        r("gemma", ttft_s=0.35, tokens_per_s=80.25, total_s=1.0, prompt_tokens=12,
+          completion_tokens=64, cost_usd=None, finish_reason="stop", grammar_ok=False),
+    ])
+
+
+def test_csv_has_raw_numbers_and_best_column() -> None:
+    text = to_csv(sample_summary())  # type: ignore[arg-type]
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [x["pane"] for x in rows] == ["smollm2 | t=0", "gemma"]
+    assert rows[0]["cost_usd"] == "0.000123" and rows[0]["cost_kind"] == "actual"
+    assert rows[1]["cost_usd"] == ""  # not published: empty, never 0
+    assert rows[0]["tokens_per_s"] == "55.5" and rows[1]["tokens_per_s"] == "80.25"
+    assert rows[0]["grammar_match"] == "true" and rows[1]["grammar_match"] == "false"
+    assert rows[0]["best_at"] == "cheapest; fastest first token"
+    assert rows[1]["best_at"] == "highest tokens/s; quickest overall"
+
+
+def test_markdown_bolds_best_and_escapes_pipes() -> None:
+    md = to_markdown(sample_summary(), title="Run 1")  # type: ignore[arg-type]
+    lines = md.splitlines()
+    assert lines[0] == "### Run 1"
+    header = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert header[:4] == ["Pane", "Status", "TTFT (s)", "Tokens/s"]
+    row0 = lines[4]
+    assert row0.startswith("| smollm2 \\| t=0 |")
+    assert "**0.21**" in row0 and "**$0.000123**" in row0
+    assert "55.5" in row0 and "**55.5**" not in row0
+    row1 = lines[5]
+    assert "**80.2**" in row1 or "**80.3**" in row1  # Python rounds half to even
+    assert "not published" in row1 and "✗ no match" in row1
+    assert to_markdown(summarize([])) == ""  # type: ignore[arg-type]
+
+
+def test_summary_frame_types() -> None:
+    frame = summary_frame(sample_summary())  # type: ignore[arg-type]
+    assert list(frame["Pane"]) == ["smollm2 | t=0", "gemma"]
+    assert frame["Cost ($)"].isna().tolist() == [False, True]
+    assert str(frame["Output tokens"].dtype) == "Int64"
+
+
+def test_summary_figure_highlights_the_best_bar() -> None:
+    fig = summary_figure(sample_summary())  # type: ignore[arg-type]
+    cost, ttft, tps = fig.data
+    assert list(cost.marker.color) == ["#f97316", "#94a3b8"]
+    assert list(ttft.marker.color) == ["#f97316", "#94a3b8"]
+    assert list(tps.marker.color) == ["#94a3b8", "#f97316"]
+    assert cost.text[1] == "–"  # unpublished price drawn as a dash, bar at 0
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def test_bodies() -> None:
+    body = chat_body("m", "hi", Params(temperature=0.0, max_tokens=32, seed=7), system="be brief")
+    assert body == {"model": "m", "messages": [{"role": "system", "content": "be brief"},
+                                               {"role": "user", "content": "hi"}],
+                    "temperature": 0.0, "top_p": 1.0, "max_tokens": 32, "seed": 7}
+    body = completion_body("g", [2, 5, 9], Params(), ebnf='root ::= "A"')
+    assert body["prompt"] == [2, 5, 9] and body["ebnf"] == 'root ::= "A"'
+    assert "ebnf" not in completion_body("g", [1], Params(), ebnf="  ")
+
+
+def test_parse_token_ids() -> None:
+    assert parse_token_ids("[2, 651,  9]") == [2, 651, 9]
+    assert parse_token_ids("1 2\n3") == [1, 2, 3]
+    with pytest.raises(ValueError, match="'x1'"):
+        parse_token_ids("1 x1")
+    with pytest.raises(ValueError, match="non-negative"):
+        parse_token_ids("-4")
+    with pytest.raises(ValueError, match="at least one"):
+        parse_token_ids(" , ")
+
+
+def test_labels_blind_and_duplicates() -> None:
+    assert assign_labels(["a", "b"], blind=False) == [(0, "a"), (1, "b")]
+    assert assign_labels(["a", "a"], blind=False) == [(0, "a #1"), (1, "a #2")]
+    assert assign_labels(["a", "b", "c"], blind=True, order=[2, 0, 1]) == [
+        (2, "Model A"), (0, "Model B"), (1, "Model C")]
+    with pytest.raises(ValueError):
+        assign_labels(["a", "b"], blind=True, order=[0, 0])
+
+
+# --------------------------------------------------------------------------- the runner
+
+
+def _sse(events: list[dict]) -> list[bytes]:
+    return [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [b"data: [DONE]\n\n"]
+
+
+def chat_chunks(words: list[str], usage: dict | None = None) -> list[dict]:
+    out = [{"id": "c", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
+    out += [{"id": "c", "choices": [{"index": 0, "delta": {"content": w}}]} for w in words]
+    out.append({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    if usage:
+        out.append({"id": "c", "choices": [], "usage": usage})
+    return out
+
+
+class SlowStream(httpx.SyncByteStream):
+    """Yields SSE events with a delay before each one (a model 'thinking')."""
+
+    def __init__(self, parts: list[bytes], delay: float, gate: threading.Event | None = None):
+        self.parts, self.delay, self.gate = parts, delay, gate
+
+    def __iter__(self) -> Iterator[bytes]:
+        for p in self.parts:
+            if self.gate is not None:
+                self.gate.wait(5)
+            time.sleep(self.delay)
+            yield p
+
+
+def make_client(handler) -> WaferClient:  # type: ignore[no-untyped-def]
+    return WaferClient("http://wafer.test/v1", transport=httpx.MockTransport(handler))
+
+
+def spec(model: str, surface: str = "chat", **kw: object) -> PaneSpec:
+    body = {"model": model, "max_tokens": 16}
+    if surface == "chat":
+        body["messages"] = [{"role": "user", "content": "hi"}]
+    else:
+        body["prompt"] = [1, 2, 3]
+    return PaneSpec(model=model, surface=surface, body=body, label=model, **kw)  # type: ignore
+
+
+def test_panes_stream_concurrently_and_finish() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if request.url.path.endswith("/completions") and "messages" not in body:
+            chunks = [{"choices": [{"index": 0, "text": t, "finish_reason": None}]}
+                      for t in ["x", "y", "z"]]
+            chunks.append({"choices": [{"index": 0, "text": "", "finish_reason": "length"}]})
+            chunks.append({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 3}})
+        else:
+            chunks = chat_chunks(["a", "b", "c", "d"],
+                                 {"prompt_tokens": 10, "completion_tokens": 4})
+        return httpx.Response(200, headers={"content-type": "text/event-stream",
+                                            "x-request-id": body["model"]},
+                              stream=SlowStream(_sse(chunks), 0.05))
+
+    client = make_client(handler)
+    run = CompareRun(client, [spec("m1"), spec("m2"), spec("g", "completions")])
+    t = time.perf_counter()
+    run.start()
+    assert run.wait(10)
+    elapsed = time.perf_counter() - t
+    snaps = run.snapshot()
+    # one after another would take >= (7 + 7 + 6) * 0.05 = 1.0 s
+    assert elapsed < 0.8, elapsed
+    assert windows_overlap(snaps)
+    assert [s.status for s in snaps] == ["done", "done", "done"]
+    assert snaps[0].content == "abcd" and snaps[2].content == "xyz"
+    assert snaps[2].finish_reason == "length" and snaps[0].finish_reason == "stop"
+    assert snaps[0].request_id == "m1"
+    assert snaps[0].completion_tokens == 4 and snaps[0].completion_source == "usage"
+    res = pane_result(snaps[0], PRICED)
+    # 10 * 1.2e-6 + 4 * 3.5e-6
+    assert res.cost_usd == Decimal("0.000026") and res.cost_kind == "actual"
+    assert res.prompt_tokens == 10 and res.ttft_s is not None and res.tokens_per_s
+    assert res.params == {"max_tokens": 16}
+    fig = timeline_figure(snaps)
+    assert len(fig.data) == 2
+
+
+def test_one_pane_failing_does_not_stop_the_others() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if body["model"] == "bad":
+            return httpx.Response(404, json={"error": {"message": "no such model",
+                                                       "type": "not_found",
+                                                       "code": "model_not_found"}})
+        if body["model"] == "midway":
+            parts = _sse(chat_chunks(["a"]))[:2] + [
+                b'data: {"error": {"message": "overloaded", "code": "overloaded"}}\n\n']
+            return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                                  stream=SlowStream(parts, 0.01))
+        return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                              stream=SlowStream(_sse(chat_chunks(["ok"])), 0.01))
+
+    run = CompareRun(make_client(handler), [spec("good"), spec("bad"), spec("midway")]).start()
+    assert run.wait(10)
+    good, bad, midway = run.snapshot()
+    assert good.status == "done" and good.content == "ok"
+    assert bad.status == "error" and isinstance(bad.error, WaferError)
+    assert "no such model" in bad.error.human()
+    assert midway.status == "error" and midway.content == "a"
+    res = pane_result(bad, PRICED)
+    assert res.error and res.cost_usd is None
+    s = summarize([pane_result(x, PRICED) for x in (good, bad, midway)])
+    assert s.best["cost_usd"] == {0}
+
+
+def test_cancel_wakes_blocked_workers_and_keeps_partial_text() -> None:
+    gate = threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        parts = _sse(chat_chunks(["first", "second"]))
+
+        # the first two events flow; then the server goes silent until the gate opens
+        class Stall(httpx.SyncByteStream):
+            def __iter__(self) -> Iterator[bytes]:
+                yield from parts[:2]
+                gate.wait(20)
+                yield from parts[2:]
+
+        return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                              stream=Stall())
+
+    run = CompareRun(make_client(handler), [spec("a"), spec("b")]).start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not all(s.content for s in run.snapshot()):
+        time.sleep(0.01)
+    assert all(s.content == "first" for s in run.snapshot())
+    t = time.perf_counter()
+    run.cancel()
+    finished = run.wait(5)
+    assert finished, "cancel() must not wait for the next token"
+    assert time.perf_counter() - t < 1
+    assert run.workers_alive == 2  # still blocked upstream...
+    gate.set()  # ...until the next token: they must exit without touching the frozen panes
+    deadline = time.monotonic() + 5
+    while run.workers_alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert run.workers_alive == 0
+    snaps = run.snapshot()
+    assert [s.status for s in snaps] == ["stopped", "stopped"]
+    assert snaps[0].content == "first" and snaps[0].usage is None
+    res = pane_result(snaps[0], PRICED, prompt_estimate=10)
+    assert res.cost_kind == "estimate" and res.cost_usd is not None and res.cost_usd > 0

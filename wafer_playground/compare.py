@@ -1,0 +1,677 @@
+"""Compare: one prompt to 2-4 models at once, a per-pane result, a best-of summary, exports.
+
+Three parts, all free of Streamlit:
+
+- `CompareRun` starts one worker thread per pane. Each thread streams its request through the
+  shared `WaferClient` (httpx.Client is thread-safe) and feeds an accumulator under the pane's
+  lock; the script thread only calls `snapshot()` and draws. That is what makes the panes
+  stream *at the same time* while every Streamlit call stays on the script thread.
+- `pane_result()` turns a finished snapshot into numbers (TTFT, tokens/s, cost, grammar).
+- `summarize()` picks the best value per column (ties all win, missing values never do) and
+  `to_csv()` / `to_markdown()` / `summary_figure()` / `timeline_figure()` export it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any, Literal
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .assembly import ChatAccumulator
+from .catalog import Pricing
+from .client import Stream, WaferClient
+from .costs import Cost, Usage, UsageError, cost_of, format_usd
+from .errors import WaferError
+
+Surface = Literal["chat", "completions"]
+PaneStatus = Literal["pending", "streaming", "done", "stopped", "error"]
+ALIASES = ("Model A", "Model B", "Model C", "Model D")
+MAX_PANES = len(ALIASES)
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class PaneSpec:
+    """One pane's request. `body` is the full request body (model included)."""
+
+    model: str
+    surface: Surface
+    body: dict[str, Any]
+    label: str  # what the UI shows: the model id, or "Model A" in blind mode
+    grammar: str | None = None  # EBNF the output is checked against (sent as `ebnf`)
+    prompt_tokens: int | None = None  # exact for token-ID prompts, else None
+    prompt_pieces: tuple[str, ...] = ()  # the prompt as the model's tokenizer split it
+
+    @property
+    def max_tokens(self) -> int | None:
+        value = self.body.get("max_tokens")
+        return int(value) if isinstance(value, int) else None
+
+
+@dataclass(frozen=True)
+class Params:
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 256
+    seed: int | None = None
+
+    def fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"temperature": self.temperature, "top_p": self.top_p,
+                               "max_tokens": self.max_tokens}
+        if self.seed is not None:
+            out["seed"] = self.seed
+        return out
+
+
+def chat_body(model: str, prompt: str, params: Params, *, system: str = "") -> dict[str, Any]:
+    messages: list[dict[str, Any]] = []
+    if system.strip():
+        messages.append({"role": "system", "content": system})
+    messages.append({"role": "user", "content": prompt})
+    return {"model": model, "messages": messages, **params.fields()}
+
+
+def completion_body(model: str, token_ids: Sequence[int], params: Params, *,
+                    ebnf: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "prompt": [int(t) for t in token_ids],
+                            **params.fields()}
+    if ebnf and ebnf.strip():
+        body["ebnf"] = ebnf
+    return body
+
+
+def parse_token_ids(text: str) -> list[int]:
+    """"1, 2 3" / "[1,2,3]" -> [1, 2, 3]; raises ValueError naming the bad item."""
+    cleaned = text.replace("[", " ").replace("]", " ").replace(",", " ").split()
+    ids: list[int] = []
+    for item in cleaned:
+        try:
+            value = int(item)
+        except ValueError:
+            raise ValueError(f"{item!r} is not a token id (whole numbers only)") from None
+        if value < 0:
+            raise ValueError(f"token ids are non-negative, got {value}")
+        ids.append(value)
+    if not ids:
+        raise ValueError("the prompt needs at least one token id")
+    return ids
+
+
+def assign_labels(models: Sequence[str], *, blind: bool,
+                  order: Sequence[int] | None = None) -> list[tuple[int, str]]:
+    """(original index, label) in display order.
+
+    Blind mode shows panes in `order` (a shuffle chosen by the caller) under neutral
+    aliases, so neither the name nor the position the user picked gives the model away.
+    Otherwise labels are model ids, made unique when a model appears twice.
+    """
+    if len(models) > MAX_PANES:
+        raise ValueError(f"at most {MAX_PANES} panes")
+    idx = list(order) if order is not None else list(range(len(models)))
+    if sorted(idx) != list(range(len(models))):
+        raise ValueError("order must be a permutation of the pane indices")
+    if blind:
+        return [(i, ALIASES[pos]) for pos, i in enumerate(idx)]
+    out: list[tuple[int, str]] = []
+    for i in idx:
+        same = [j for j, m in enumerate(models) if m == models[i]]
+        label = models[i] if len(same) == 1 else f"{models[i]} #{same.index(i) + 1}"
+        out.append((i, label))
+    return out
+
+
+# --------------------------------------------------------------------------- the runner
+
+
+@dataclass(frozen=True)
+class PaneSnapshot:
+    """An immutable copy of one pane's state, safe to read on the script thread."""
+
+    index: int
+    spec: PaneSpec
+    status: PaneStatus
+    content: str
+    reasoning: str
+    finish_reason: str | None
+    usage: dict[str, Any] | None
+    ttft_s: float | None
+    tokens_per_s: float | None
+    completion_tokens: int
+    completion_source: str  # "usage" | "chunks" | "chars/4"
+    started_s: float | None  # seconds after the run began: request sent
+    first_token_s: float | None  # first generated text
+    ended_s: float | None  # stream finished (done, stopped or failed)
+    error: WaferError | None = None
+    request_id: str | None = None
+
+    @property
+    def streaming(self) -> bool:
+        return self.status in ("pending", "streaming")
+
+
+def _as_chat_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
+    """A text-completion chunk in chat shape so one accumulator serves both surfaces."""
+    choices = []
+    for choice in chunk.get("choices") or []:
+        if isinstance(choice, dict):
+            choices.append({"index": choice.get("index") or 0,
+                            "delta": {"content": choice.get("text")},
+                            "finish_reason": choice.get("finish_reason"),
+                            "matched_stop": choice.get("matched_stop")})
+    return {**chunk, "choices": choices}
+
+
+class _Pane:
+    """Mutable per-pane state; every read and write holds `lock`."""
+
+    def __init__(self, index: int, spec: PaneSpec) -> None:
+        self.index = index
+        self.spec = spec
+        self.lock = threading.Lock()
+        self.status: PaneStatus = "pending"
+        self.acc: ChatAccumulator | None = None
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.error: WaferError | None = None
+        self.request_id: str | None = None
+        self.stream: Stream | None = None
+
+
+class CompareRun:
+    """N concurrent streams. Threads write pane state; the script thread reads snapshots.
+
+    `cancel()` is safe from any thread (also from a `finally` after Streamlit's Stop, where
+    no `st.*` call may run). It marks every unfinished pane "stopped" at once, freezing its
+    text, so the UI never waits. The worker itself is not interrupted mid-read (closing a
+    socket under another thread's blocking read is not reliable); it notices the flag on its
+    next chunk or at the read timeout and closes its own response then.
+    """
+
+    def __init__(self, client: WaferClient, specs: Sequence[PaneSpec], *,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        if not specs:
+            raise ValueError("nothing to compare")
+        self.client = client
+        self.clock = clock
+        self.panes = [_Pane(i, s) for i, s in enumerate(specs)]
+        self._cancel = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.t0: float | None = None
+
+    def start(self) -> CompareRun:
+        self.t0 = self.clock()
+        for pane in self.panes:
+            t = threading.Thread(target=self._work, args=(pane,), daemon=True,
+                                 name=f"compare-pane-{pane.index}")
+            self._threads.append(t)
+        for t in self._threads:
+            t.start()
+        return self
+
+    def _work(self, pane: _Pane) -> None:
+        spec = pane.spec
+        opener = self.client.chat_stream if spec.surface == "chat" else \
+            self.client.completions_stream
+        with pane.lock:
+            pane.started_at = self.clock()
+            pane.status = "streaming"
+        try:
+            if self._cancel.is_set():
+                raise _Cancelled
+            stream = opener(spec.body)
+            with pane.lock:
+                pane.stream = stream
+                pane.request_id = stream.request_id
+                acc = pane.acc = ChatAccumulator(stream.started_at)
+            with stream:
+                if self._cancel.is_set():  # cancel() ran before the stream was registered
+                    raise _Cancelled
+                for chunk in stream:
+                    now = self.clock()
+                    if self._cancel.is_set():
+                        raise _Cancelled
+                    if spec.surface == "completions":
+                        chunk = _as_chat_chunk(chunk)
+                    with pane.lock:
+                        acc.feed(chunk, now)
+            final: PaneStatus = "done"
+            err: WaferError | None = None
+        except _Cancelled:
+            final, err = "stopped", None
+        except WaferError as exc:
+            # a response closed by cancel() surfaces as a connection error: that is a Stop
+            final, err = ("stopped", None) if self._cancel.is_set() else ("error", exc)
+        except Exception as exc:  # noqa: BLE001 - a worker must never die silently
+            if self._cancel.is_set():
+                final, err = "stopped", None
+            else:
+                final, err = "error", WaferError(f"{type(exc).__name__}: {exc}")
+        with pane.lock:
+            pane.stream = None
+            if pane.status == "stopped":  # cancel() already froze this pane
+                return
+            pane.status = final
+            pane.error = err
+            pane.ended_at = self.clock()
+
+    def cancel(self) -> None:
+        now = self.clock()
+        self._cancel.set()
+        for pane in self.panes:
+            with pane.lock:
+                if pane.status in ("pending", "streaming"):
+                    pane.status = "stopped"
+                    pane.ended_at = now
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def done(self) -> bool:
+        """Every pane has a final status (workers of stopped panes may still be winding down)."""
+        if not self._threads:
+            return False
+        for pane in self.panes:
+            with pane.lock:
+                if pane.status in ("pending", "streaming"):
+                    return False
+        return True
+
+    @property
+    def workers_alive(self) -> int:
+        return sum(t.is_alive() for t in self._threads)
+
+    def wait(self, timeout: float | None = None, *, poll: float = 0.01) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
+        return True
+
+    def snapshot(self) -> list[PaneSnapshot]:
+        return [self._snap(p) for p in self.panes]
+
+    def _rel(self, t: float | None) -> float | None:
+        return None if t is None or self.t0 is None else t - self.t0
+
+    def _snap(self, pane: _Pane) -> PaneSnapshot:
+        with pane.lock:
+            acc = pane.acc
+            if acc is None:
+                return PaneSnapshot(
+                    pane.index, pane.spec, pane.status, "", "", None, None, None, None, 0,
+                    "chunks", self._rel(pane.started_at), None, self._rel(pane.ended_at),
+                    pane.error, pane.request_id)
+            m = acc.metrics()
+            return PaneSnapshot(
+                index=pane.index, spec=pane.spec, status=pane.status, content=acc.content,
+                reasoning=acc.reasoning, finish_reason=acc.finish_reason,
+                usage=dict(acc.usage) if acc.usage else None, ttft_s=m.ttft_s,
+                tokens_per_s=m.tokens_per_s, completion_tokens=m.completion_tokens,
+                completion_source=m.completion_source,
+                started_s=self._rel(acc.started_at),
+                first_token_s=self._rel(acc.first_token_at),
+                ended_s=self._rel(pane.ended_at), error=pane.error,
+                request_id=pane.request_id)
+
+
+class _Cancelled(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class PaneResult:
+    label: str
+    model: str
+    status: PaneStatus
+    ttft_s: float | None = None
+    tokens_per_s: float | None = None
+    total_s: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: Decimal | None = None
+    cost_kind: str | None = None  # "actual" | "estimate"
+    finish_reason: str | None = None
+    grammar_ok: bool | None = None  # None: no grammar on this run
+    error: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def pane_cost(snap: PaneSnapshot, pricing: Pricing, *,
+              prompt_estimate: int | None = None) -> Cost | None:
+    """Actual cost from the usage chunk; an estimate from streamed tokens when it is missing
+    (Stop, cut stream), so a stopped pane still shows what it spent. None: nothing to price."""
+    if snap.usage:
+        try:
+            return cost_of(Usage.from_openai(snap.usage), pricing, kind="actual")
+        except UsageError:
+            pass
+    prompt = snap.spec.prompt_tokens if snap.spec.prompt_tokens is not None else prompt_estimate
+    if prompt is None and snap.completion_tokens == 0:
+        return None
+    return cost_of(Usage(prompt or 0, snap.completion_tokens), pricing, kind="estimate")
+
+
+def pane_result(snap: PaneSnapshot, pricing: Pricing, *, grammar_ok: bool | None = None,
+                prompt_estimate: int | None = None) -> PaneResult:
+    cost = pane_cost(snap, pricing, prompt_estimate=prompt_estimate)
+    prompt_tokens = None
+    if snap.usage and isinstance(snap.usage.get("prompt_tokens"), int):
+        prompt_tokens = int(snap.usage["prompt_tokens"])
+    elif snap.spec.prompt_tokens is not None:
+        prompt_tokens = snap.spec.prompt_tokens
+    total = None
+    if snap.started_s is not None and snap.ended_s is not None:
+        total = snap.ended_s - snap.started_s
+    params = {k: snap.spec.body[k] for k in ("temperature", "top_p", "max_tokens", "seed")
+              if k in snap.spec.body}
+    return PaneResult(
+        label=snap.spec.label, model=snap.spec.model, status=snap.status,
+        ttft_s=snap.ttft_s, tokens_per_s=snap.tokens_per_s, total_s=total,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=snap.completion_tokens if snap.status != "error" or
+        snap.completion_tokens else None,
+        cost_usd=cost.total if cost else None, cost_kind=cost.kind if cost else None,
+        finish_reason=snap.finish_reason, grammar_ok=grammar_ok,
+        error=snap.error.human() if snap.error else None, params=params,
+    )
+
+
+# --------------------------------------------------------------------------- summary
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str  # PaneResult attribute
+    column: str  # table header
+    better: Literal["min", "max"]
+    title: str  # "cheapest", "fastest first token", ...
+    digits: int  # display precision; ties are judged at this precision
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("cost_usd", "Cost ($)", "min", "cheapest", 8),
+    Metric("ttft_s", "TTFT (s)", "min", "fastest first token", 2),
+    Metric("tokens_per_s", "Tokens/s", "max", "highest tokens/s", 1),
+    Metric("total_s", "Total (s)", "min", "quickest overall", 2),
+)
+
+
+def _num(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) or math.isinf(f) else f
+
+
+def best_indices(values: Sequence[Any], better: Literal["min", "max"], *,
+                 digits: int | None = None, eligible: Sequence[bool] | None = None) -> set[int]:
+    """Indices holding the best value. Missing (None/NaN) and ineligible entries never win;
+    equal values (at `digits` precision, i.e. as displayed) all win; no values -> empty."""
+    keyed: list[tuple[int, float]] = []
+    for i, v in enumerate(values):
+        f = _num(v)
+        if f is None or (eligible is not None and not eligible[i]):
+            continue
+        keyed.append((i, round(f, digits) if digits is not None else f))
+    if not keyed:
+        return set()
+    pick = min if better == "min" else max
+    target = pick(f for _, f in keyed)
+    return {i for i, f in keyed if f == target}
+
+
+@dataclass(frozen=True)
+class Summary:
+    results: tuple[PaneResult, ...]
+    best: dict[str, set[int]]  # metric key -> winning row indices
+
+    def wins(self, row: int) -> list[str]:
+        return [m.title for m in METRICS if row in self.best.get(m.key, set())]
+
+    def winner_labels(self, key: str) -> list[str]:
+        return [self.results[i].label for i in sorted(self.best.get(key, set()))]
+
+
+def summarize(results: Sequence[PaneResult]) -> Summary:
+    """Best value per metric. Only completed panes compete: a stopped pane is cheap and a
+    failed one fast only because they did not finish."""
+    eligible = [r.status == "done" for r in results]
+    best = {m.key: best_indices([getattr(r, m.key) for r in results], m.better,
+                                digits=m.digits, eligible=eligible) for m in METRICS}
+    return Summary(tuple(results), best)
+
+
+def _grammar_text(ok: bool | None) -> str:
+    return "" if ok is None else ("matches" if ok else "does not match")
+
+
+def summary_frame(summary: Summary) -> pd.DataFrame:
+    """One row per pane, numbers as numbers (NaN when missing) for styling and CSV."""
+    rows = []
+    for i, r in enumerate(summary.results):
+        rows.append({
+            "Pane": r.label,
+            "Status": r.status,
+            "TTFT (s)": r.ttft_s,
+            "Tokens/s": r.tokens_per_s,
+            "Total (s)": r.total_s,
+            "Prompt tokens": r.prompt_tokens,
+            "Output tokens": r.completion_tokens,
+            "Cost ($)": float(r.cost_usd) if r.cost_usd is not None else None,
+            "Cost kind": r.cost_kind or "",
+            "Finish": r.finish_reason or "",
+            "Grammar": _grammar_text(r.grammar_ok),
+            "Best at": ", ".join(summary.wins(i)),
+        })
+    frame = pd.DataFrame(rows)
+    for col in ("TTFT (s)", "Tokens/s", "Total (s)", "Cost ($)"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    for col in ("Prompt tokens", "Output tokens"):
+        frame[col] = frame[col].astype("Int64")
+    return frame
+
+
+def _fmt(value: Any, digits: int) -> str:
+    f = _num(value)
+    return "–" if f is None else f"{f:.{digits}f}"
+
+
+def _cell(r: PaneResult, key: str) -> str:
+    if key == "cost_usd":
+        if r.cost_usd is None:
+            return "not published" if r.status == "done" else "–"
+        text = format_usd(r.cost_usd)
+        return text if r.cost_kind == "actual" else f"{text} (est.)"
+    metric = next(m for m in METRICS if m.key == key)
+    return _fmt(getattr(r, key), metric.digits)
+
+
+def display_rows(summary: Summary) -> list[dict[str, str]]:
+    """Formatted cells (what a person reads) for the on-screen table and Markdown."""
+    out = []
+    for r in summary.results:
+        out.append({
+            "Pane": r.label,
+            "Status": r.status,
+            "TTFT (s)": _cell(r, "ttft_s"),
+            "Tokens/s": _cell(r, "tokens_per_s"),
+            "Total (s)": _cell(r, "total_s"),
+            "Output tokens": "–" if r.completion_tokens is None else str(r.completion_tokens),
+            "Cost": _cell(r, "cost_usd"),
+            "Finish": r.finish_reason or "–",
+            "Grammar": {None: "–", True: "✓ matches", False: "✗ no match"}[r.grammar_ok],
+        })
+    return out
+
+
+DISPLAY_METRIC_COLUMN = {"cost_usd": "Cost", "ttft_s": "TTFT (s)", "tokens_per_s": "Tokens/s",
+                         "total_s": "Total (s)"}
+
+
+def to_csv(summary: Summary) -> str:
+    """Machine-readable: raw numbers (cost as exact decimal dollars) + which bests a row holds."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["pane", "model", "status", "ttft_s", "tokens_per_s", "total_s",
+                     "prompt_tokens", "completion_tokens", "cost_usd", "cost_kind",
+                     "finish_reason", "grammar_match", "best_at", "error"])
+
+    def n(v: Any) -> str:
+        return "" if v is None else str(v)
+
+    for i, r in enumerate(summary.results):
+        writer.writerow([
+            r.label, r.model, r.status, n(r.ttft_s), n(r.tokens_per_s), n(r.total_s),
+            n(r.prompt_tokens), n(r.completion_tokens),
+            "" if r.cost_usd is None else format(r.cost_usd, "f"), r.cost_kind or "",
+            r.finish_reason or "", "" if r.grammar_ok is None else str(r.grammar_ok).lower(),
+            "; ".join(summary.wins(i)), r.error or "",
+        ])
+    return buf.getvalue()
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(summary: Summary, *, title: str | None = None) -> str:
+    """A GitHub table with each column's best value in bold."""
+    rows = display_rows(summary)
+    if not rows:
+        return ""
+    headers = list(rows[0])
+    bold_cols = {DISPLAY_METRIC_COLUMN[m.key]: summary.best.get(m.key, set()) for m in METRICS}
+    lines = []
+    if title:
+        lines += [f"### {_md_escape(title)}", ""]
+    lines.append("| " + " | ".join(headers) + " |")
+    lines.append("|" + "|".join("---" if h in ("Pane", "Status", "Finish", "Grammar")
+                                else "---:" for h in headers) + "|")
+    for i, row in enumerate(rows):
+        cells = []
+        for h in headers:
+            text = _md_escape(row[h])
+            if i in bold_cols.get(h, set()):
+                text = f"**{text}**"
+            cells.append(text)
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Bold = best in its column (lowest cost, TTFT and total time; highest "
+                 "tokens/s), among panes that finished.")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- figures
+
+ACCENT = "#f97316"  # the "best" bar
+MUTED = "#94a3b8"
+
+
+def summary_figure(summary: Summary, *, height: int = 300) -> go.Figure:
+    """Three small bar charts (cost, TTFT, tokens/s); each metric's best bar in the accent."""
+    shown = [m for m in METRICS if m.key != "total_s"]
+    fig = make_subplots(rows=1, cols=len(shown),
+                        subplot_titles=[f"{m.column} · {'lower' if m.better == 'min' else 'higher'}"
+                                        " is better" for m in shown])
+    labels = [r.label for r in summary.results]
+    for col, m in enumerate(shown, start=1):
+        values = [_num(getattr(r, m.key)) for r in summary.results]
+        best = summary.best.get(m.key, set())
+        colors = [ACCENT if i in best else MUTED for i in range(len(values))]
+        text = [_cell(r, m.key) if v is not None else "–"
+                for r, v in zip(summary.results, values, strict=True)]
+        fig.add_trace(go.Bar(x=labels, y=[v if v is not None else 0 for v in values],
+                             marker_color=colors, text=text, textposition="auto",
+                             name=m.column, showlegend=False,
+                             hovertemplate="%{x}<br>%{text}<extra>" + m.column + "</extra>"),
+                      row=1, col=col)
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      bargap=0.35)
+    fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+def timeline_figure(snaps: Sequence[PaneSnapshot], *, height: int | None = None) -> go.Figure:
+    """When each pane waited (request -> first token) and streamed (first token -> end):
+    overlapping bars are the visible proof that the requests ran concurrently."""
+    fig = go.Figure()
+    labels = [s.spec.label for s in snaps]
+    wait_base, wait_len, stream_base, stream_len = [], [], [], []
+    for s in snaps:
+        start = s.started_s or 0.0
+        first = s.first_token_s
+        end = s.ended_s
+        wait_base.append(start)
+        wait_len.append((first if first is not None else (end or start)) - start)
+        stream_base.append(first if first is not None else 0.0)
+        stream_len.append((end - first) if first is not None and end is not None else 0.0)
+    fig.add_trace(go.Bar(y=labels, x=wait_len, base=wait_base, orientation="h",
+                         name="waiting for first token", marker_color=MUTED))
+    fig.add_trace(go.Bar(y=labels, x=stream_len, base=stream_base, orientation="h",
+                         name="streaming", marker_color=ACCENT))
+    fig.update_layout(barmode="overlay", height=height or 90 + 40 * len(snaps),
+                      margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                      xaxis_title="seconds since Run", legend={"orientation": "h", "y": -0.35},
+                      yaxis={"autorange": "reversed"})
+    return fig
+
+
+def windows_overlap(snaps: Sequence[PaneSnapshot]) -> bool:
+    """True when every pair of streaming windows (first token -> end) intersects."""
+    spans = [(s.first_token_s, s.ended_s) for s in snaps]
+    if any(a is None or b is None for a, b in spans):
+        return False
+    return all(max(a1, a2) < min(b1, b2)  # type: ignore[type-var]
+               for i, (a1, b1) in enumerate(spans) for (a2, b2) in spans[i + 1:])
+
+
+def with_labels(results: Sequence[PaneResult], labels: Sequence[str]) -> list[PaneResult]:
+    """The same results under other labels (blind aliases -> model ids after the reveal)."""
+    return [replace(r, label=lab) for r, lab in zip(results, labels, strict=True)]
+
+
+__all__ = [
+    "ALIASES",
+    "METRICS",
+    "CompareRun",
+    "PaneResult",
+    "PaneSnapshot",
+    "PaneSpec",
+    "Params",
+    "Summary",
+    "assign_labels",
+    "best_indices",
+    "chat_body",
+    "completion_body",
+    "display_rows",
+    "pane_cost",
+    "pane_result",
+    "parse_token_ids",
+    "summarize",
+    "summary_figure",
+    "summary_frame",
+    "timeline_figure",
+    "to_csv",
+    "to_markdown",
+    "windows_overlap",
+]
