@@ -495,6 +495,7 @@ class RepriceResult:
     unpriced_rows: int  # rows whose own model is unknown or has no published price
     row_cost: np.ndarray  # per-row dollars on the row's own model (NaN = not priced)
     totals: Usage  # summed tokens
+    requests: int = 0  # requests the rows stand for (usage-me rows are aggregates)
 
 
 def _model_key(s: str) -> str:
@@ -516,9 +517,22 @@ def reprice(frame: pd.DataFrame, models: Sequence[Model]) -> RepriceResult:
     totals = Usage(int(prompt.sum()), int(completion.sum()), int(cached.sum()),
                    int(tok["reasoning_tokens"].sum()))
 
+    n_requests = (int(frame["requests"].sum()) if "requests" in frame else len(frame))
+    # Per-request spread on every model needs every row priced on every model (a float
+    # matrix); meaningful only when each row is one request (not usage-me aggregates).
+    p90: dict[str, float] = {}
+    single = "requests" not in frame or bool((frame["requests"] == 1).all())
+    priced_models = [m for m in models if m.pricing.published]
+    if single and len(frame) and priced_models:
+        matrix = row_costs(uncached, cached, completion, [m.pricing for m in priced_models])
+        q = np.quantile(matrix, 0.9, axis=0)
+        p90 = {m.id: float(v) for m, v in zip(priced_models, q, strict=True)}
+
     per_model = []
     for m in models:
         c = cost_of(totals, m.pricing, kind="estimate")
+        mean = (float(c.total) / n_requests if c.total is not None and n_requests
+                else float("nan"))
         src = m.pricing.source
         per_model.append({
             "model": m.id, "tier": tier_label(m.tier), "pass_included": m.tier == "pass_included",
@@ -527,12 +541,13 @@ def reprice(frame: pd.DataFrame, models: Sequence[Model]) -> RepriceResult:
             "input_usd": float("nan") if c.input is None else float(c.input),
             "cached_usd": float("nan") if c.cached is None else float(c.cached),
             "output_usd": float("nan") if c.output is None else float(c.output),
+            "mean_request_usd": mean, "p90_request_usd": p90.get(m.id, float("nan")),
             "price_source": src.describe() if src else "not published",
             "notes": "; ".join(c.notes), "_exact": c.total,
         })
     per = pd.DataFrame.from_records(per_model, columns=[
         "model", "tier", "pass_included", "total_usd", "total", "input_usd", "cached_usd",
-        "output_usd", "price_source", "notes", "_exact"])
+        "output_usd", "mean_request_usd", "p90_request_usd", "price_source", "notes", "_exact"])
     per = per.sort_values(["total_usd", "model"], na_position="last").reset_index(drop=True)
 
     # Each row on its own model: group rows by model, one vectorised pass per model.
@@ -557,7 +572,8 @@ def reprice(frame: pd.DataFrame, models: Sequence[Model]) -> RepriceResult:
         priced_rows += int(mask.sum())
     if parts:
         logged_cost = _sum_costs(parts)
-    return RepriceResult(per, logged_cost, priced_rows, len(frame) - priced_rows, row_cost, totals)
+    return RepriceResult(per, logged_cost, priced_rows, len(frame) - priced_rows, row_cost, totals,
+                         n_requests)
 
 
 def _sum_costs(costs: Sequence[Cost]) -> Cost:

@@ -260,6 +260,11 @@ def test_reprice_exact_totals_and_own_model_costs() -> None:
     # all usage on GLM: 1_800_005*100 + 200_000*10 + 1_500_005*320 = 662_002_100 / 1e8
     assert per.loc["GLM-5.1", "_exact"] == D("6.620021")
     assert per.loc["nothing", "total"] == "not published"
+    assert per.loc["GLM-5.1", "mean_request_usd"] == pytest.approx(6.620021 / 4)
+    # per-row on GLM: 2.42, 3.20, 1.00, 0.0000210 -> p90 (linear) = 2.42 + 0.7*(3.20-2.42)
+    assert per.loc["GLM-5.1", "p90_request_usd"] == pytest.approx(2.42 + 0.7 * 0.78)
+    assert np.isnan(per.loc["nothing", "p90_request_usd"])
+    assert res.requests == 4
     assert list(res.per_model["model"]) == ["cheap", "GLM-5.1", "nothing"]
     # own models: case-insensitive id match; "gone" is not in the catalog
     assert res.as_logged_rows == 3 and res.unpriced_rows == 1
@@ -271,3 +276,12 @@ def test_reprice_exact_totals_and_own_model_costs() -> None:
 def test_price_tokens_accepts_fractional_means() -> None:
     c = price_tokens(D("0.5"), 0, 0, GLM, kind="estimate")
     assert c.total == D("0.0000005") and isinstance(c, Cost)
+
+
+def test_reprice_aggregated_rows_have_no_per_row_spread() -> None:
+    frame = pd.DataFrame({"model": ["GLM-5.1"], "prompt_tokens": [1_000_000],
+                          "cached_tokens": [0], "completion_tokens": [0],
+                          "reasoning_tokens": [0], "requests": [4]})
+    per = reprice(frame, [_model("GLM-5.1", GLM)]).per_model.iloc[0]
+    assert per["mean_request_usd"] == pytest.approx(0.25)
+    assert np.isnan(per["p90_request_usd"])
