@@ -245,11 +245,24 @@ def _request_log(store: Store) -> None:
     view["cost_usd"] = [_cost(c) if isinstance(c, Decimal) else "—" for c in view["cost_usd"]]
     st.dataframe(
         view, hide_index=True, key="history_log_table",
+        column_order=["ts", "model", "surface", "status", "prompt_tokens", "cached_tokens",
+                      "completion_tokens", "reasoning_tokens", "cost_usd", "ttft_s",
+                      "tokens_per_s", "error_code", "request_id", "base_url"],
         column_config={
             "ts": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+            "model": st.column_config.TextColumn("Model"),
+            "surface": st.column_config.TextColumn("Surface"),
+            "status": st.column_config.TextColumn("Status"),
+            "prompt_tokens": st.column_config.NumberColumn("Prompt tok"),
+            "cached_tokens": st.column_config.NumberColumn("Cached tok"),
+            "completion_tokens": st.column_config.NumberColumn("Output tok"),
+            "reasoning_tokens": st.column_config.NumberColumn("Reasoning tok"),
             "cost_usd": st.column_config.TextColumn("Cost"),
             "ttft_s": st.column_config.NumberColumn("TTFT (s)", format="%.2f"),
             "tokens_per_s": st.column_config.NumberColumn("tok/s", format="%.1f"),
+            "error_code": st.column_config.TextColumn("Error"),
+            "request_id": st.column_config.TextColumn("Request id"),
+            "base_url": st.column_config.TextColumn("Endpoint"),
         },
     )
     st.download_button("Download CSV", data=_csv(df), file_name="wafer-request-log.csv",
