@@ -299,3 +299,19 @@ def test_secret_helpers() -> None:
     assert not store_mod.is_secret_name("max_tokens")
     assert store_mod.looks_like_secret(KEY)
     assert store_mod.redact_secrets(f"a {KEY} b") == "a [redacted] b"
+
+
+def test_request_log_frame_feeds_the_cost_page_reprice(db: SQLiteStore) -> None:
+    """The Costs page reprices `request_log_frame()` through usage.from_request_log."""
+    from wafer_playground.usage import from_request_log
+
+    db.log_request(model="m", base_url="https://x/v1", surface="chat", params={}, status="done",
+                   usage={"prompt_tokens": 10, "completion_tokens": 5,
+                          "prompt_tokens_details": {"cached_tokens": 4}})
+    db.log_request(model="m", base_url="https://x/v1", surface="chat", params={},
+                   status="error", error_code="server_error")
+    parsed = from_request_log(db.request_log_frame())
+    assert parsed.n_rows == 1 and parsed.n_bad == 1
+    row = parsed.frame.iloc[0]
+    assert (row["prompt_tokens"], row["cached_tokens"], row["completion_tokens"]) == (10, 4, 5)
+    assert "request status: error" in parsed.bad[0].reason
