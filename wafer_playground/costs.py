@@ -589,3 +589,99 @@ def _sum_costs(costs: Sequence[Cost]) -> Cost:
                 tuple(sorted({m for c in costs for m in c.missing})),
                 tuple(sorted({n for c in costs for n in c.notes})),
                 add(c.reasoning for c in costs))
+
+
+# --- a planner scenario <-> URL query parameters ----------------------------------------------
+
+TokenMode = Literal["fixed", "p50p90"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Everything the planner's inputs hold; round-trips through short query parameters.
+
+    In "p50p90" mode `input_tokens`/`output_tokens` are the medians and `*_p90` the 90th
+    percentiles; the workload uses the log-normal means. Nothing here is secret.
+    """
+
+    requests_per_day: float = 1000
+    token_mode: TokenMode = "fixed"
+    input_tokens: float = 2000
+    output_tokens: float = 500
+    input_p90: float = 6000
+    output_p90: float = 1500
+    cache_hit_pct: float = 0
+    turns: int = 1
+    history_cached: bool = True
+    retry_pct: float = 0
+    growth_pct: float = 0
+    budget_month: float = 0  # 0 = no budget cap
+
+    def workload(self) -> Workload:
+        if self.token_mode == "p50p90":
+            inp = lognormal_mean(self.input_tokens, self.input_p90)
+            out = lognormal_mean(self.output_tokens, self.output_p90)
+        else:
+            inp, out = self.input_tokens, self.output_tokens
+        return Workload(self.requests_per_day, inp, out, self.cache_hit_pct, self.turns,
+                        self.history_cached, self.retry_pct, self.growth_pct)
+
+    @property
+    def budget(self) -> Decimal | None:
+        return _dec(self.budget_month) if self.budget_month > 0 else None
+
+    def to_params(self) -> dict[str, str]:
+        def num(x: float) -> str:
+            return f"{x:g}" if float(x) != int(x) else str(int(x))
+
+        p = {"rpd": num(self.requests_per_day), "mode": self.token_mode,
+             "in": num(self.input_tokens), "out": num(self.output_tokens),
+             "hit": num(self.cache_hit_pct), "turns": str(self.turns),
+             "hcache": "1" if self.history_cached else "0", "retry": num(self.retry_pct),
+             "growth": num(self.growth_pct), "budget": num(self.budget_month)}
+        if self.token_mode == "p50p90":
+            p.update({"in90": num(self.input_p90), "out90": num(self.output_p90)})
+        return p
+
+    @classmethod
+    def from_params(cls, params: Any) -> tuple[Scenario, list[str]]:
+        """Read what a link carries; a bad or out-of-range value falls back to the default
+        and is reported, never raised."""
+        d = cls()
+        problems: list[str] = []
+        values: dict[str, Any] = {}
+        spec: dict[str, tuple[str, float, float, type]] = {
+            "rpd": ("requests_per_day", 0, 1e12, float), "in": ("input_tokens", 0, 1e9, float),
+            "out": ("output_tokens", 0, 1e9, float), "in90": ("input_p90", 0, 1e9, float),
+            "out90": ("output_p90", 0, 1e9, float), "hit": ("cache_hit_pct", 0, 100, float),
+            "turns": ("turns", 1, 1000, int), "retry": ("retry_pct", 0, 1000, float),
+            "growth": ("growth_pct", -99, 1000, float), "budget": ("budget_month", 0, 1e12, float),
+        }
+        for key, (name, lo, hi, typ) in spec.items():
+            raw = params.get(key) if hasattr(params, "get") else None
+            if raw is None:
+                continue
+            try:
+                v = float(str(raw))
+            except ValueError:
+                problems.append(f"{key}={raw!r} is not a number")
+                continue
+            if not math.isfinite(v) or not lo <= v <= hi or (typ is int and not v.is_integer()):
+                problems.append(f"{key}={raw!r} is out of range ({lo:g}..{hi:g})")
+                continue
+            values[name] = int(v) if typ is int else v
+        mode = params.get("mode") if hasattr(params, "get") else None
+        if mode in ("fixed", "p50p90"):
+            values["token_mode"] = mode
+        elif mode is not None:
+            problems.append(f"mode={mode!r} is not fixed or p50p90")
+        hc = params.get("hcache") if hasattr(params, "get") else None
+        if hc in ("0", "1"):
+            values["history_cached"] = hc == "1"
+        s = Scenario(**{**d.__dict__, **values})
+        if s.token_mode == "p50p90" and (s.input_p90 < s.input_tokens
+                                         or s.output_p90 < s.output_tokens):
+            problems.append("a p90 below its p50 was raised to the p50")
+            s = Scenario(**{**s.__dict__, "input_p90": max(s.input_p90, s.input_tokens),
+                            "output_p90": max(s.output_p90, s.output_tokens)})
+        return s, problems

@@ -285,3 +285,30 @@ def test_reprice_aggregated_rows_have_no_per_row_spread() -> None:
     per = reprice(frame, [_model("GLM-5.1", GLM)]).per_model.iloc[0]
     assert per["mean_request_usd"] == pytest.approx(0.25)
     assert np.isnan(per["p90_request_usd"])
+
+
+def test_scenario_round_trips_through_query_params() -> None:
+    from wafer_playground.costs import Scenario
+
+    s = Scenario(requests_per_day=2500, token_mode="p50p90", input_tokens=800, input_p90=3000,
+                 output_tokens=200, output_p90=900, cache_hit_pct=37.5, turns=4,
+                 history_cached=False, retry_pct=2, growth_pct=15, budget_month=120)
+    params = s.to_params()
+    assert params["rpd"] == "2500" and params["hit"] == "37.5" and params["hcache"] == "0"
+    assert all(isinstance(v, str) for v in params.values())
+    back, problems = Scenario.from_params(params)
+    assert back == s and problems == []
+    w = back.workload()
+    assert w.input_tokens == pytest.approx(lognormal_mean(800, 3000))
+    assert back.budget == D(120)
+
+
+def test_scenario_from_hostile_params_falls_back_and_reports() -> None:
+    from wafer_playground.costs import Scenario
+
+    s, problems = Scenario.from_params({"rpd": "nan", "hit": "150", "turns": "2.5",
+                                        "mode": "evil", "in": "1e3", "key": "wfr_secret"})
+    assert s.requests_per_day == Scenario().requests_per_day and s.input_tokens == 1000
+    assert s.cache_hit_pct == 0 and s.turns == 1 and s.token_mode == "fixed"
+    assert len(problems) == 4
+    assert "key" not in s.to_params()
