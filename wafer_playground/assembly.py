@@ -13,8 +13,12 @@ the usage chunk has `choices: []`; on Stop no usage arrives, so completion token
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from .catalog import Pricing
+from .costs import Cost, Usage, UsageError, cost_of, format_usd
 
 EstimateMethod = Literal["usage", "chunks", "chars/4"]
 
@@ -312,8 +316,106 @@ def anthropic_usage_view(usage: dict[str, Any] | None) -> dict[str, int | None]:
             "reasoning": None}
 
 
+@dataclass(frozen=True)
+class TurnFacts:
+    """What the UI prints under an answer; `cost.kind` says actual vs estimate."""
+
+    ttft_s: float | None
+    tokens_per_s: float | None
+    duration_s: float | None
+    prompt_tokens: int | None
+    cached_tokens: int | None
+    completion_tokens: int
+    reasoning_tokens: int | None
+    completion_source: EstimateMethod
+    prompt_source: Literal["usage", "estimate"]
+    finish_reason: str | None
+    request_id: str | None
+    cost: Cost
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe (for session state and the store): Decimals become strings."""
+        c = self.cost
+        return {
+            "ttft_s": self.ttft_s, "tokens_per_s": self.tokens_per_s,
+            "duration_s": self.duration_s, "prompt_tokens": self.prompt_tokens,
+            "cached_tokens": self.cached_tokens, "completion_tokens": self.completion_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "completion_source": self.completion_source, "prompt_source": self.prompt_source,
+            "finish_reason": self.finish_reason, "request_id": self.request_id,
+            "cost_total": None if c.total is None else str(c.total),
+            "cost_kind": c.kind, "cost_label": format_usd(c.total),
+            "cost_source": c.describe_source(), "cost_notes": list(c.notes),
+        }
+
+
+def turn_facts(acc: ChatAccumulator | AnthropicAccumulator, pricing: Pricing, *,
+               prompt_estimate: int, request_id: str | None) -> TurnFacts:
+    """Metrics, token counts and cost of one streamed turn.
+
+    With a usage object the cost is "actual"; without one (Stop, a cut stream) it is an
+    "estimate" from the estimated prompt tokens and the streamed completion tokens.
+    """
+    m = acc.metrics()
+    usage: Usage | None = None
+    if acc.usage is not None and m.completion_source == "usage":
+        try:
+            usage = (Usage.from_anthropic(acc.usage) if isinstance(acc, AnthropicAccumulator)
+                     else Usage.from_openai(acc.usage))
+        except UsageError:
+            usage = None  # a malformed usage object is priced as an estimate, not trusted
+    if usage is not None:
+        cost = cost_of(usage, pricing, kind="actual")
+        return TurnFacts(m.ttft_s, m.tokens_per_s, m.duration_s, usage.prompt_tokens,
+                         usage.cached_tokens, usage.completion_tokens,
+                         usage.reasoning_tokens or None, "usage", "usage", acc.finish_reason,
+                         request_id, cost)
+    est = Usage(prompt_tokens=max(0, prompt_estimate), completion_tokens=m.completion_tokens)
+    source: EstimateMethod = m.completion_source if m.completion_source != "usage" \
+        else "chunks"
+    return TurnFacts(m.ttft_s, m.tokens_per_s, m.duration_s, est.prompt_tokens, None,
+                     est.completion_tokens, None, source, "estimate", acc.finish_reason,
+                     request_id, cost_of(est, pricing, kind="estimate"))
+
+
+def conversation_messages(turns: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Playground turns -> OpenAI chat messages (error turns are not part of the chat)."""
+    out: list[dict[str, Any]] = []
+    for t in turns:
+        role = t.get("role")
+        if t.get("status") == "error":
+            continue
+        if role == "user":
+            out.append({"role": "user", "content": str(t.get("content") or "")})
+        elif role == "assistant":
+            msg: dict[str, Any] = {"role": "assistant", "content": str(t.get("content") or "")}
+            if t.get("tool_calls"):
+                msg["tool_calls"] = [dict(c) for c in t["tool_calls"]]
+            out.append(msg)
+        elif role == "tool":
+            out.append({"role": "tool", "tool_call_id": t.get("tool_call_id"),
+                        "content": str(t.get("content") or "")})
+    return out
+
+
+def unanswered_tool_calls(turns: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Tool calls of the last assistant turn that have no tool result after them yet."""
+    for i in range(len(turns) - 1, -1, -1):
+        t = turns[i]
+        if t.get("role") == "assistant" and t.get("status") != "error":
+            answered = {x.get("tool_call_id") for x in turns[i + 1:] if x.get("role") == "tool"}
+            return [c for c in (t.get("tool_calls") or []) if c.get("id") not in answered]
+        if t.get("role") == "user":
+            return []
+    return []
+
+
 __all__ = [
     "AnthropicAccumulator",
+    "TurnFacts",
+    "conversation_messages",
+    "turn_facts",
+    "unanswered_tool_calls",
     "ChatAccumulator",
     "EstimateMethod",
     "ToolCall",

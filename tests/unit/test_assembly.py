@@ -155,3 +155,72 @@ def test_anthropic_stopped_has_no_usage_tokens() -> None:
     # no message_delta: output_tokens=1 from message_start must not be trusted
     assert acc.usage_completion_tokens() is None
     assert acc.metrics().completion_source in ("chunks", "chars/4")
+
+
+# ---- turn facts and conversation helpers -------------------------------------------------
+
+from decimal import Decimal  # noqa: E402
+
+from wafer_playground.assembly import (  # noqa: E402
+    conversation_messages,
+    turn_facts,
+    unanswered_tool_calls,
+)
+from wafer_playground.catalog import Pricing  # noqa: E402
+
+PRICE = Pricing(input_cpm=Decimal(100), output_cpm=Decimal(400), cache_read_cpm=Decimal(10))
+
+
+def test_turn_cost_actual_from_usage() -> None:
+    acc = ChatAccumulator(started_at=0.0)
+    acc.feed(chunk({"content": "hi"}), 0.2)
+    acc.feed(chunk({}, finish="stop"), 0.3)
+    acc.feed(chunk(usage={"prompt_tokens": 1000, "completion_tokens": 500,
+                          "prompt_tokens_details": {"cached_tokens": 200},
+                          "completion_tokens_details": {"reasoning_tokens": 100}},
+                   choices=False), 0.4)
+    f = turn_facts(acc, PRICE, prompt_estimate=9999, request_id="req_1")
+    # 800 uncached x $1/M + 200 cached x $0.10/M + 500 out x $4/M
+    assert f.cost.total == Decimal("0.0008") + Decimal("0.00002") + Decimal("0.002")
+    assert f.cost.kind == "actual" and f.prompt_source == "usage"
+    assert (f.prompt_tokens, f.cached_tokens, f.completion_tokens, f.reasoning_tokens) == (
+        1000, 200, 500, 100)
+    d = f.to_dict()
+    assert d["cost_kind"] == "actual" and d["request_id"] == "req_1"
+    assert d["finish_reason"] == "stop"
+
+
+def test_turn_cost_estimated_after_stop() -> None:
+    acc = ChatAccumulator(started_at=0.0)
+    for i in range(10):
+        acc.feed(chunk({"content": f" w{i}"}), 0.1 * (i + 1))
+    f = turn_facts(acc, PRICE, prompt_estimate=50, request_id=None)
+    assert f.cost.kind == "estimate" and f.prompt_source == "estimate"
+    assert (f.prompt_tokens, f.completion_tokens, f.completion_source) == (50, 10, "chunks")
+    assert f.cost.total == Decimal(50) * 100 / 10**8 + Decimal(10) * 400 / 10**8
+    assert f.finish_reason is None
+
+
+def test_unpublished_price_is_not_zero() -> None:
+    acc = ChatAccumulator(started_at=0.0)
+    acc.feed(chunk({"content": "x"}), 0.1)
+    f = turn_facts(acc, Pricing(), prompt_estimate=5, request_id=None)
+    assert f.cost.total is None and f.to_dict()["cost_label"] == "not published"
+
+
+def test_conversation_messages_and_pending_tools() -> None:
+    call = {"id": "call_1", "type": "function",
+            "function": {"name": "f", "arguments": "{}"}}
+    turns = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "", "tool_calls": [call], "status": "done"},
+    ]
+    assert unanswered_tool_calls(turns) == [call]
+    turns.append({"role": "tool", "tool_call_id": "call_1", "content": "42"})
+    assert unanswered_tool_calls(turns) == []
+    turns.append({"role": "assistant", "content": "boom", "status": "error"})
+    assert conversation_messages(turns) == [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+    ]
