@@ -7,6 +7,7 @@ state (`chat_conversation_id`, `tokens_run_id`); those pages load from the store
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
 
@@ -106,14 +107,16 @@ def render_history_page(store: Store) -> None:
     flash = st.session_state.pop(_FLASH, None)
     if flash:
         st.success(flash)
-    chats, runs, log, imp = st.tabs(["Conversations", "Completion runs", "Request log",
-                                     "Import"])
+    chats, runs, log, library, imp = st.tabs(["Conversations", "Completion runs",
+                                              "Request log", "Library", "Import"])
     with chats:
         _conversations(store)
     with runs:
         _completion_runs(store)
     with log:
         _request_log(store)
+    with library:
+        _library(store)
     with imp:
         _import(store)
 
@@ -273,6 +276,45 @@ def _csv(df: pd.DataFrame) -> str:
     out = df.copy()
     out["cost_usd"] = [None if c is None else format(c, "f") for c in out["cost_usd"]]
     return out.to_csv(index=False)
+
+
+def _library(store: Store) -> None:
+    """Saved presets, prompts and grammars (saved from the Chat and Token pages)."""
+    presets, prompts, grammars = store.list_presets(), store.list_prompts(), store.list_grammars()
+    if not (presets or prompts or grammars):
+        st.info("Nothing saved yet. Presets, prompts and grammars saved on the Chat and "
+                "Token & grammar pages show up here.")
+        return
+    kinds = {
+        "preset": ({p.name: p for p in presets}, store.delete_preset),
+        "prompt": ({p.name: p for p in prompts}, store.delete_prompt),
+        "grammar": ({g.name: g for g in grammars}, store.delete_grammar),
+    }
+    if presets:
+        st.markdown("**Parameter presets**")
+        st.dataframe(pd.DataFrame([{"name": p.name, "surface": p.surface,
+                                    "parameters": json.dumps(p.params, sort_keys=True),
+                                    "updated": _when(p.updated_at)} for p in presets]),
+                     hide_index=True, key="history_presets")
+    if prompts:
+        st.markdown("**Saved prompts**")
+        st.dataframe(pd.DataFrame([{"name": p.name, "variables": ", ".join(p.variables),
+                                    "text": p.text[:200], "updated": _when(p.updated_at)}
+                                   for p in prompts]), hide_index=True, key="history_prompts")
+    if grammars:
+        st.markdown("**Saved grammars**")
+        st.dataframe(pd.DataFrame([{"name": g.name, "lines": g.ebnf.count("\n") + 1,
+                                    "ebnf": g.ebnf[:200], "updated": _when(g.updated_at)}
+                                   for g in grammars]), hide_index=True, key="history_grammars")
+    kind_col, name_col, button_col = st.columns([2, 4, 2], vertical_alignment="bottom")
+    kind = kind_col.selectbox("Remove a saved", [k for k, (items, _) in kinds.items() if items],
+                              key="history_lib_kind")
+    items, delete = kinds[kind]
+    name = name_col.selectbox("Name", sorted(items), key="history_lib_name")
+    if button_col.button("Remove", key="history_lib_remove") and name:
+        delete(name)
+        st.session_state[_FLASH] = f"Removed the {kind} “{name}”."
+        st.rerun()
 
 
 def _import(store: Store) -> None:

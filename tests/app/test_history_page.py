@@ -188,3 +188,22 @@ def test_unreadable_database_shows_an_error(db: SQLiteStore, monkeypatch: pytest
     at = _history()
     assert not at.exception
     assert "newer than this app" in at.error[0].value
+
+
+def test_library_lists_and_removes_saved_items(db: SQLiteStore) -> None:
+    at = _history()
+    assert any("Nothing saved yet" in i.value for i in at.info)
+    db.save_preset("Precise", {"temperature": 0.1})
+    db.save_prompt("Summarise", "Summarise {{text}} in {{n}} words")
+    db.save_grammar("yes-no", 'root ::= "yes" | "no"')
+    at.run()
+    presets, prompts, grammars = (el.value for el in at.dataframe)  # log is empty: no table
+    assert presets["parameters"].tolist() == ['{"temperature": 0.1}']
+    assert prompts["variables"].tolist() == ["text, n"]
+    assert grammars["name"].tolist() == ["yes-no"]
+    at.selectbox(key="history_lib_kind").select("prompt").run()
+    at.selectbox(key="history_lib_name").select("Summarise").run()
+    at.button(key="history_lib_remove").click().run()
+    assert not at.exception
+    assert db.list_prompts() == [] and db.get_preset("Precise") is not None
+    assert at.success[0].value == "Removed the prompt “Summarise”."
