@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 __all__ = [
     "GrammarIssue",
+    "match",
     "GrammarReport",
     "MatchResult",
     "check",
@@ -1171,7 +1172,7 @@ class _GbnfWriter:
             return self.repeat(e)
         if isinstance(e, Macro):
             if e.name == "Regex":
-                return _regex_to_gbnf(e)
+                return self.expr(regex_ast(e))
             raise ValueError(
                 f"{e.name}(...) at line {e.line} works on token ids, which GBNF on text cannot "
                 "express; the local engine cannot apply this grammar"
@@ -1224,6 +1225,21 @@ def to_gbnf(ebnf: str) -> str:
             "left recursion (" + " -> ".join(cycle) + ") is accepted by XGrammar but llama.cpp "
             'rejects it; rewrite it as repetition, e.g. `list ::= item ("," item)*`'
         )
+    nullable = _nullable_rules(g)
+    for n in names:
+        for e in _walk(g.rule(n).alts):
+            if (
+                isinstance(e, Repeat)
+                and e.hi is None
+                and _matches_empty(e.expr, nullable)
+                and not (isinstance(e.expr, Lit) and not e.expr.codepoints)  # ""* is just ""
+            ):
+                # llama.cpp expands X* to `S ::= X S |`; with X able to match "" that is left
+                # recursion (rejected, or an endless loop when its narrower check misses it).
+                raise ValueError(
+                    f'rule "{n}": an unbounded repetition of something that can match "" '
+                    "loops in llama.cpp; make the repeated part non-empty"
+                )
     mapping = gbnf_names(names)
     writer = _GbnfWriter(mapping)
     lines = [f"{mapping[n]} ::= {writer.alts(g.rule(n).alts)}" for n in names]
@@ -1255,11 +1271,20 @@ def _check_gbnf_repetition_budget(g: Grammar, names: list[str]) -> None:
                     )
 
 
-# Regex(...) -> GBNF through Python's own regex parser (re._parser, the stdlib sre parser).
-def _regex_to_gbnf(m: Macro) -> str:
+# Regex(...) -> grammar AST through Python's own regex parser (re._parser, the stdlib sre
+# parser), so GBNF output and match() treat a Regex like any other sub-grammar.
+_WORD = ((0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A))
+_SPACE = ((0x20, 0x20), (0x09, 0x0D))
+_NEWLINES = ((0x0A, 0x0A), (0x0D, 0x0D), (0x2028, 0x2029))  # ECMAScript `.` excludes these
+
+
+def regex_ast(m: Macro) -> Group:
+    """The Regex(...) macro as a Group of Lit/CharClass/Repeat nodes. Anchors and lookahead
+    are dropped (XGrammar ignores them with a warning). Raises ValueError for features with no
+    context-free equivalent."""
     kwargs = dict(m.kwargs)
     if kwargs.get("json_string"):
-        raise ValueError(f"Regex(..., json_string=true) at line {m.line} has no GBNF equivalent")
+        raise ValueError(f"Regex(..., json_string=true) at line {m.line} is not supported here")
     pattern = m.args[0].text
     import re._constants as sc  # noqa: PLC0415 - stdlib internals, only needed here
     import re._parser as sp  # noqa: PLC0415
@@ -1271,89 +1296,280 @@ def _regex_to_gbnf(m: Macro) -> str:
     icase = bool(tree.state.flags & re.IGNORECASE)
 
     def fail(what: str) -> ValueError:
-        return ValueError(f"Regex({pattern!r}) at line {m.line}: {what} has no GBNF equivalent")
+        return ValueError(f"Regex({pattern!r}) at line {m.line}: {what} is not supported")
 
-    cats = {
-        sc.CATEGORY_DIGIT: ([(0x30, 0x39)], False),
-        sc.CATEGORY_NOT_DIGIT: ([(0x30, 0x39)], True),
-        sc.CATEGORY_SPACE: ([(0x20, 0x20), (0x09, 0x0D)], False),
-        sc.CATEGORY_NOT_SPACE: ([(0x20, 0x20), (0x09, 0x0D)], True),
-        sc.CATEGORY_WORD: ([(0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)], False),
-        sc.CATEGORY_NOT_WORD: ([(0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)], True),
+    cats: dict[Any, tuple[tuple[tuple[int, int], ...], bool]] = {
+        sc.CATEGORY_DIGIT: (((0x30, 0x39),), False),
+        sc.CATEGORY_NOT_DIGIT: (((0x30, 0x39),), True),
+        sc.CATEGORY_SPACE: (_SPACE, False),
+        sc.CATEGORY_NOT_SPACE: (_SPACE, True),
+        sc.CATEGORY_WORD: (_WORD, False),
+        sc.CATEGORY_NOT_WORD: (_WORD, True),
     }
 
-    def lit(cp: int) -> str:
+    def cased(cp: int) -> list[tuple[int, int]]:
         c = chr(cp)
         if icase and c.lower() != c.upper():
-            return _gbnf_class(CharClass(((ord(c.lower()),) * 2, (ord(c.upper()),) * 2), False))
-        return '"' + _gbnf_char(cp, False) + '"'
+            return [(ord(c.lower()),) * 2, (ord(c.upper()),) * 2]  # type: ignore[list-item]
+        return [(cp, cp)]
 
-    def in_class(items: list[Any]) -> str:
+    def in_class(items: list[Any]) -> CharClass:
         negated = False
         ranges: list[tuple[int, int]] = []
         for op, av in items:
             if op is sc.NEGATE:
                 negated = True
             elif op is sc.LITERAL:
-                ranges.append((av, av))
-                if icase and chr(av).lower() != chr(av).upper():
-                    ranges += [(ord(chr(av).lower()),) * 2, (ord(chr(av).upper()),) * 2]
+                ranges += cased(av)
             elif op is sc.RANGE:
                 ranges.append(av)
-            elif op is sc.CATEGORY and av in cats:
-                rs, neg = cats[av]
-                if neg:
-                    raise fail("a negated class escape inside [...]")
-                ranges += rs
+            elif op is sc.CATEGORY and av in cats and not cats[av][1]:
+                ranges += cats[av][0]
             else:
-                raise fail(str(op))
-        if not ranges:
-            raise fail("an empty class")
-        return _gbnf_class(CharClass(tuple(ranges), negated))
+                raise fail(f"{str(op).lower()} inside [...]")
+        return CharClass(tuple(ranges), negated)
 
-    def seq(items: Any) -> str:
-        parts: list[str] = []
-        run: list[int] = []  # consecutive literal chars become one GBNF string
-        for op, av in list(items) + [(None, None)]:
-            if op is sc.LITERAL and not icase:
-                run.append(av)
+    def seq(items: Any) -> tuple[Expr, ...]:
+        out: list[Expr] = []
+        for op, av in items:
+            e = node(op, av)
+            if e is None:
                 continue
-            if run:
-                parts.append('"' + "".join(_gbnf_char(c, False) for c in run) + '"')
-                run = []
-            if op is not None:
-                parts.append(node(op, av))
-        parts = [p for p in parts if p]
-        return " ".join(parts) if parts else '""'
+            if out and isinstance(e, Lit) and isinstance(out[-1], Lit):
+                out[-1] = Lit(out[-1].codepoints + e.codepoints)
+            else:
+                out.append(e)
+        return tuple(out) or (Lit(()),)
 
-    def node(op: Any, av: Any) -> str:
+    def node(op: Any, av: Any) -> Expr | None:
         if op is sc.LITERAL:
-            return lit(av)
+            rs = cased(av)
+            return Lit((av,)) if len(rs) == 1 else CharClass(tuple(rs), False)
         if op is sc.NOT_LITERAL:
-            return _gbnf_class(CharClass(((av, av),), True))
+            return CharClass(tuple(cased(av)), True)
         if op is sc.ANY:
-            return "[^\\n\\r]"
+            return CharClass(_NEWLINES, True)
         if op is sc.IN:
             return in_class(av)
         if op is sc.CATEGORY:
             rs, neg = cats[av]
-            return _gbnf_class(CharClass(tuple(rs), neg))
+            return CharClass(rs, neg)
         if op is sc.SUBPATTERN:
-            return "(" + seq(av[-1]) + ")"
+            return Group((seq(av[-1]),))
         if op is sc.BRANCH:
-            return "(" + " | ".join(seq(b) for b in av[1]) + ")"
+            return Group(tuple(seq(b) for b in av[1]))
         if op in (sc.MAX_REPEAT, sc.MIN_REPEAT, sc.POSSESSIVE_REPEAT):
             lo, hi, sub = av
-            body = "(" + seq(sub) + ")"
+            body = Group((seq(sub),))
             if hi == sc.MAXREPEAT:
-                return f"{body}{{{lo},}}" if lo > 1 else body + ("*" if lo == 0 else "+")
-            if max(lo, hi) > _GBNF_MAX_REPETITION:
-                raise fail(f"a repetition count above {_GBNF_MAX_REPETITION}")
-            return f"{body}{{{lo}}}" if lo == hi else f"{body}{{{lo},{hi}}}"
-        if op is sc.AT:
-            return ""  # XGrammar ignores anchors (^ $)
-        if op in (sc.ASSERT, sc.ASSERT_NOT):
-            return ""  # XGrammar ignores lookahead in regex (with a warning)
+                return Repeat(body, lo, None, "*" if lo == 0 else "+" if lo == 1 else "{}")
+            return Repeat(body, lo, hi, "?" if (lo, hi) == (0, 1) else "{}")
+        if op in (sc.AT, sc.ASSERT, sc.ASSERT_NOT):
+            return None  # XGrammar ignores anchors and lookahead in regex (with a warning)
         raise fail(str(op).lower())
 
-    return "(" + seq(tree) + ")"
+    return Group((seq(tree),))
+
+
+# ---------------------------------------------------------------------------------------------
+# match(): compile the grammar to a Lark Earley grammar over single characters, so the parse
+# dies exactly at the first character no continuation of the grammar accepts.
+
+_NEVER = r"[^\x00-\U0010ffff]"  # a one-character terminal that matches nothing
+_REPEAT_LIMIT = 10_000
+
+
+def _re_char(cp: int) -> str:
+    """A code point for a regex inside a Lark grammar. Lark turns \\xHH/\\uHHHH into the raw
+    character before `re` sees it, so ASCII punctuation (which may be special inside [...])
+    gets a backslash instead, which Lark passes through."""
+    if cp > 0x10FFFF:
+        return ""
+    c = chr(cp)
+    if cp < 0x80 and c.isalnum():
+        return c
+    if 0x20 <= cp < 0x7F:
+        return "\\" + c
+    return f"\\x{cp:02x}" if cp <= 0xFF else f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}"
+
+
+def _class_regex(cc: CharClass) -> str:
+    if not cc.ranges:
+        return r"[\x00-\U0010ffff]" if cc.negated else _NEVER
+    parts = []
+    for lo, hi in cc.ranges:
+        if lo > 0x10FFFF:
+            continue
+        hi = min(hi, 0x10FFFF)
+        parts.append(_re_char(lo) if lo == hi else f"{_re_char(lo)}-{_re_char(hi)}")
+    if not parts:
+        return r"[\x00-\U0010ffff]" if cc.negated else _NEVER
+    return f"[{'^' if cc.negated else ''}{''.join(parts)}]"
+
+
+def _show_char(cp: int) -> str:
+    if cp > 0x10FFFF:
+        return f"\\U{cp:08x}"
+    c = chr(cp)
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\", '"': '\\"', "]": "\\]",
+             "-": "\\-", "^": "\\^"}  # fmt: skip
+    if c in named:
+        return named[c]
+    return c if c.isprintable() else f"\\x{cp:02x}" if cp <= 0xFF else f"\\u{cp:04x}"
+
+
+def _class_text(cc: CharClass) -> str:
+    body = "".join(
+        _show_char(lo) if lo == hi else f"{_show_char(lo)}-{_show_char(hi)}" for lo, hi in cc.ranges
+    )
+    return f"[{'^' if cc.negated else ''}{body}]"
+
+
+class _LarkBuilder:
+    def __init__(self, g: Grammar) -> None:
+        self.g = g
+        self.rule_names = {r.name: ("start" if r.name == "root" else f"r{i}") for i, r in
+                           enumerate(g.rules)}  # fmt: skip
+        self.terminals: dict[str, str] = {}  # regex -> terminal name
+        self.describe: dict[str, str] = {}  # terminal name -> text shown to a person
+        self.uses_lookahead = any(r.lookahead is not None for r in g.rules)
+
+    def terminal(self, regex: str, shown: str) -> str:
+        name = self.terminals.get(regex)
+        if name is None:
+            name = f"T{len(self.terminals)}"
+            self.terminals[regex] = name
+            self.describe[name] = shown
+        return name
+
+    def build(self) -> str:
+        lines = []
+        for r in self.g.rules:
+            lines.append(f"{self.rule_names[r.name]}: {self.alts(r.alts)}")
+        lines.append("eps: ")
+        for regex, name in self.terminals.items():
+            lines.append(f"{name}: /{regex}/")
+        return "\n".join(lines) + "\n"
+
+    def alts(self, alts: tuple[tuple[Expr, ...], ...]) -> str:
+        return " | ".join(self.seq(seq) for seq in alts)
+
+    def seq(self, seq: tuple[Expr, ...]) -> str:
+        parts = [self.expr(e) for e in seq]
+        return " ".join(p for p in parts if p) or "eps"
+
+    def expr(self, e: Expr) -> str:
+        if isinstance(e, Lit):
+            syms = []
+            for cp in e.codepoints:
+                if cp > 0x10FFFF:
+                    syms.append(self.terminal(_NEVER, f"\\U{cp:08x}"))
+                else:
+                    syms.append(self.terminal(_class_regex(CharClass(((cp, cp),), False)),
+                                              '"' + _show_char(cp) + '"'))  # fmt: skip
+            return " ".join(syms) if len(syms) <= 1 else "(" + " ".join(syms) + ")"
+        if isinstance(e, CharClass):
+            shown = "any character" if (not e.ranges and e.negated) else _class_text(e)
+            return self.terminal(_class_regex(e), shown)
+        if isinstance(e, Ref):
+            return self.rule_names[e.name]
+        if isinstance(e, Group):
+            return "(" + self.alts(e.alts) + ")"
+        if isinstance(e, Repeat):
+            body = self.expr(e.expr) or "eps"
+            if not body.startswith("(") or not body.endswith(")"):
+                body = f"({body})"
+            lo, hi = e.lo, e.hi
+            if max(lo, hi or 0) > _REPEAT_LIMIT:
+                raise ValueError(f"repetition count above {_REPEAT_LIMIT} is too large to match")
+            if hi is None:
+                if lo == 0:
+                    return body + "*"
+                if lo == 1:
+                    return body + "+"
+                return f"{body} ~ {lo} {body}*"
+            if hi == 0:
+                return "eps"
+            if (lo, hi) == (0, 1):
+                return f"{body}?"
+            return f"{body} ~ {lo}" if lo == hi else f"{body} ~ {lo}..{hi}"
+        if isinstance(e, Macro):
+            if e.name == "Regex":
+                return self.expr(regex_ast(e))
+            raise ValueError(
+                f"{e.name}(...) at line {e.line} constrains token ids, not text, so a text "
+                "output cannot be checked against it"
+            )
+        raise TypeError(e)  # pragma: no cover
+
+
+@dataclass
+class _Matcher:
+    parser: Lark | None
+    describe: dict[str, str]
+    problem: str | None
+    uses_lookahead: bool
+
+
+@functools.lru_cache(maxsize=64)
+def _matcher(ebnf: str) -> _Matcher:
+    g = parse(ebnf)
+    b = _LarkBuilder(g)
+    try:
+        text = b.build()
+    except ValueError as e:
+        return _Matcher(None, {}, str(e), False)
+    # Earley over one-character terminals: exact for any context-free grammar; "forest" skips
+    # building a tree we do not need.
+    parser = Lark(text, parser="earley", lexer="dynamic", start="start", ambiguity="forest")
+    return _Matcher(parser, b.describe, None, b.uses_lookahead)
+
+
+def _where(text: str, pos: int) -> str:
+    line = text.count("\n", 0, pos) + 1
+    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    return f"character {pos} (line {line}, column {col})"
+
+
+def match(ebnf: str, text: str) -> MatchResult:
+    """Does ``text`` match the grammar from ``root`` in full?
+
+    On failure ``position`` is the offset of the first character that no continuation of the
+    grammar accepts (``len(text)`` when the text stops too early) and ``expected`` lists what
+    would have been accepted there ("end of text" included when the match could stop there).
+    Lookahead assertions ``(=...)`` are not enforced (the message says so).
+    """
+    report = check(ebnf)
+    if not report.ok:
+        return MatchResult(False, None, [], f"invalid grammar: {report.issues[0].message}")
+    m = _matcher(ebnf)
+    if m.parser is None:
+        return MatchResult(False, None, [], f"cannot check: {m.problem}")
+    note = " (lookahead assertions not checked)" if m.uses_lookahead else ""
+    try:
+        m.parser.parse(text)
+        return MatchResult(True, None, [], "matches the grammar" + note)
+    except UnexpectedCharacters as e:
+        pos = e.pos_in_stream
+        names = set(e.allowed or ())
+    except UnexpectedEOF as e:
+        pos = len(text)
+        names = set(e.expected or ())
+    expected = sorted({m.describe.get(n, n) for n in names})
+    if pos < len(text) and (not names or _parses(m.parser, text[:pos])):
+        expected.append("end of text")
+    wanted = " or ".join(expected) if expected else "nothing more"
+    if pos >= len(text):
+        msg = f"text ends too early at {_where(text, pos)}: expected {wanted}"
+    else:
+        found = text[pos]
+        msg = f"breaks at {_where(text, pos)}: found {found!r}, expected {wanted}"
+    return MatchResult(False, pos, expected, msg + note)
+
+
+def _parses(parser: Lark, text: str) -> bool:
+    try:
+        parser.parse(text)
+    except UnexpectedInput:
+        return False
+    return True

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tests.unit.grammar_corpus import ALL_CASES, DIALECT_TABLE, GBNF_UNTRANSLATABLE, DialectCase
-from wafer_playground.grammar import check, gbnf_names, parse, to_gbnf
+from wafer_playground.grammar import check, gbnf_names, match, parse, to_gbnf
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.name)
@@ -146,3 +146,89 @@ def test_to_gbnf_repetition_limits() -> None:
 def test_parse_gives_ast() -> None:
     g = parse('root ::= "a" x*\nx ::= [0-9]')
     assert [r.name for r in g.rules] == ["root", "x"]
+
+
+# --- match ---------------------------------------------------------------------------------
+
+YES_NO = 'root ::= "{" ws "\\"answer\\"" ws ":" ws ("\\"yes\\"" | "\\"no\\"") ws "}"\nws ::= [ ]?'
+
+
+@pytest.mark.parametrize(
+    "text, position, expected",
+    [
+        ('{"answer": "yes"}', None, []),
+        ('{ "answer" : "no" }', None, []),
+        ('{"answer": "yex"}', 14, ['"s"']),
+        ('{"answer": "n', 13, ['"o"']),  # ran out of text
+        ('{"answer":"no"} ', 15, ["end of text"]),  # trailing garbage after a full match
+        ("", 0, ['"{"']),
+        ('{"answer": maybe}', 11, ['"\\""']),
+    ],
+)
+def test_match_positions(text: str, position: int | None, expected: list[str]) -> None:
+    r = match(YES_NO, text)
+    assert r.ok is (position is None), r.message
+    assert r.position == position
+    assert sorted(r.expected) == sorted(expected)
+
+
+def test_match_expected_includes_end_when_the_match_could_stop() -> None:
+    r = match('root ::= [0-9]+ ("," [0-9]+)*', "12,34x")
+    assert (r.position, sorted(r.expected)) == (5, ['","', "[0-9]", "end of text"])
+    r = match('root ::= [0-9]+ ("," [0-9]+)*', "12,34,")
+    assert (r.position, r.expected) == (6, ["[0-9]"])
+    assert "line 1, column 7" in r.message
+
+
+def test_match_bounded_repetition_and_classes() -> None:
+    g = 'root ::= "a"{2,3} [^a-c] [^]'
+    assert match(g, "aad!").ok
+    assert match(g, "aaaz\n").ok
+    assert match(g, "ab!").position == 1
+    assert match(g, "aaaab").position == 3
+    assert match('root ::= [] | "x"', "x").ok
+    assert not match("root ::= []", "x").ok
+
+
+def test_match_multiline_text_reports_line_and_column() -> None:
+    g = 'root ::= line ("\\n" line)*\nline ::= [a-z]+'
+    r = match(g, "abc\nde\nf9")
+    assert r.position == 8
+    assert "line 3, column 2" in r.message
+
+
+def test_match_regex_macro_and_special_characters() -> None:
+    assert match('root ::= Regex("[a-z]+@x\\\\.com")', "bob@x.com").ok
+    assert match('root ::= Regex("[a-z]+@x\\\\.com")', "bob@x.cm").position == 7
+    special = 'root ::= "[]^-\\\\/\\"\'" [\\]\\[\\^\\-\\\\] "\\t\\n\\x00é😀"'
+    assert match(special, "[]^-\\/\"'^\t\n\x00é😀").ok
+
+
+def test_match_invalid_or_token_grammars() -> None:
+    r = match("root ::= foo", "x")
+    assert not r.ok and r.position is None and 'Rule "foo" is not defined' in r.message
+    r = match("root ::= Token(5)", "x")
+    assert not r.ok and r.position is None and "token ids" in r.message
+
+
+def test_match_speed_on_a_few_kilobytes() -> None:
+    import json
+    import time
+
+    g = (
+        'root ::= "[" ws (obj ("," ws obj)*)? ws "]"\n'
+        'obj ::= "{" ws "\\"name\\"" ws ":" ws str ws "," ws "\\"age\\"" ws ":" ws int ws "}"\n'
+        'str ::= "\\"" ([^"\\\\\\x00-\\x1f] | "\\\\" ["\\\\/bfnrt])* "\\""\n'
+        'int ::= "-"? ("0" | [1-9] [0-9]*)\n'
+        "ws ::= [ \\n]*"
+    )
+    data = json.dumps([{"name": f"person {i}", "age": i} for i in range(100)], indent=1)
+    assert len(data) > 3000
+    match(g, "[]")  # compile once
+    t = time.perf_counter()
+    assert match(g, data).ok
+    bad = data.replace('"age": 57', '"age": 5x', 1)
+    r = match(g, bad)
+    elapsed = time.perf_counter() - t
+    assert r.position == bad.index("5x") + 1
+    assert elapsed < 2.0  # both parses; about 0.5 s on the 2-core CI machine
