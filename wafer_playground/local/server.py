@@ -23,6 +23,7 @@ import contextlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -346,6 +347,11 @@ class LocalEngineApp:
             msg, kind = content[:300].decode(errors="replace"), ""
         if kind == "exceed_context_size_error":
             return ApiError(400, "context_length_exceeded", msg)
+        if status == 400 and "grammar" in msg:
+            # our checker accepted it (Wafer would too), but llama.cpp's GBNF cannot apply it
+            return ApiError(400, "invalid_grammar",
+                            f"The grammar is valid Wafer EBNF but llama.cpp could not apply it "
+                            f"on the local engine ({msg})", param="ebnf")
         if status == 400:
             return ApiError(400, "invalid_request", f"llama-server rejected the request: {msg}")
         if status == 503:
@@ -1170,7 +1176,19 @@ def _ebnf_to_gbnf(ebnf: str) -> str:
                      f"{first.message}"
         raise ApiError(400, "invalid_grammar", f"Invalid grammar request: {detail}",
                        param="ebnf")
-    return grammar.to_gbnf(ebnf)
+    gbnf = grammar.to_gbnf(ebnf)
+    # llama.cpp expands {m,n} into copies of the rule; a huge bound would stall the model
+    for m in _REPEAT.finditer(gbnf):
+        bound = max(int(m[1]), int(m[2] or 0))
+        if bound > MAX_REPEAT:
+            raise ApiError(400, "grammar_too_large",
+                           f"Repetition bound {bound} exceeds the local engine's limit of "
+                           f"{MAX_REPEAT}", param="ebnf")
+    return gbnf
+
+
+_REPEAT = re.compile(r"\{\s*(\d+)\s*(?:,\s*(\d*)\s*)?\}")
+MAX_REPEAT = 1000
 
 
 def create_app(backends: list[Backend], config: EngineConfig) -> ASGIApp:
