@@ -592,6 +592,11 @@ def apply_migrations(conn: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> in
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
+def _auto_title(content: str, limit: int = 60) -> str:
+    text = " ".join(content.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -769,6 +774,10 @@ class SQLiteStore:
             )
             c.execute("UPDATE conversations SET updated_at = ? WHERE id = ?",
                       (ts, conversation_id))
+            if role == "user" and content.strip():
+                # An untitled chat is named after its first question (renamable later).
+                c.execute("UPDATE conversations SET title = ? WHERE id = ? AND title = ''",
+                          (_auto_title(content), conversation_id))
         return tid
 
     def update_turn(self, turn_id: str, *, content: str | None = None,
@@ -832,21 +841,30 @@ class SQLiteStore:
         Returns the number of turns marked. Rows written by live processes (including this
         one) are left alone, so two servers sharing a file do not break each other's streams.
         """
+        # Read first (partial indexes make this cheap): the History page calls this on every
+        # draw, and it should not take the write lock when there is nothing to do.
+        dead_turns = [(r["id"], r["writer"]) for r in self._query(
+            "SELECT id, writer FROM turns WHERE status = 'streaming'")
+            if not _writer_alive(r["writer"])]
+        dead_reqs = [(r["id"], r["writer"]) for r in self._query(
+            "SELECT id, writer FROM requests WHERE status = 'streaming'")
+            if not _writer_alive(r["writer"])]
+        if not dead_turns and not dead_reqs:
+            return 0
         ts = now_iso()
+        marked = 0
         with self._tx() as c:
-            dead_turns = [r["id"] for r in c.execute(
-                "SELECT id, writer FROM turns WHERE status = 'streaming'")
-                if not _writer_alive(r["writer"])]
-            dead_reqs = [r["id"] for r in c.execute(
-                "SELECT id, writer FROM requests WHERE status = 'streaming'")
-                if not _writer_alive(r["writer"])]
-            for tid in dead_turns:
-                c.execute("UPDATE turns SET status = 'interrupted', writer = NULL,"
-                          " updated_at = ? WHERE id = ?", (ts, tid))
-            for rid in dead_reqs:
+            # Guarded by writer too: the row may have finished (or been taken over) meanwhile.
+            for tid, writer in dead_turns:
+                marked += c.execute(
+                    "UPDATE turns SET status = 'interrupted', writer = NULL, updated_at = ?"
+                    " WHERE id = ? AND status = 'streaming' AND writer IS ?",
+                    (ts, tid, writer)).rowcount
+            for rid, writer in dead_reqs:
                 c.execute("UPDATE requests SET status = 'interrupted', writer = NULL"
-                          " WHERE id = ?", (rid,))
-        return len(dead_turns)
+                          " WHERE id = ? AND status = 'streaming' AND writer IS ?",
+                          (rid, writer))
+        return marked
 
     # -- request log
 

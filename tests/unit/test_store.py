@@ -315,3 +315,16 @@ def test_request_log_frame_feeds_the_cost_page_reprice(db: SQLiteStore) -> None:
     row = parsed.frame.iloc[0]
     assert (row["prompt_tokens"], row["cached_tokens"], row["completion_tokens"]) == (10, 4, 5)
     assert "request status: error" in parsed.bad[0].reason
+
+
+def test_untitled_conversation_is_named_after_first_question(db: SQLiteStore) -> None:
+    cid = db.create_conversation()
+    db.start_turn(cid, "system", "You are terse.")
+    db.start_turn(cid, "user", "  What is\nWAL mode " + "really " * 20)
+    db.start_turn(cid, "user", "second question")
+    title = db.get_conversation(cid).title  # type: ignore[union-attr]
+    assert title.startswith("What is WAL mode really") and title.endswith("…")
+    assert len(title) <= 60
+    named = db.create_conversation("Mine")
+    db.start_turn(named, "user", "hello")
+    assert db.get_conversation(named).title == "Mine"  # type: ignore[union-attr]
