@@ -1,4 +1,7 @@
-import streamlit as st
+"""Model catalog: every model on the connected endpoint with prices, capabilities, workload."""
 
-st.title("catalog")
-st.info("Coming next: this page lands with its own issue.")
+from __future__ import annotations
+
+from components.catalog import render_catalog_page
+
+render_catalog_page()

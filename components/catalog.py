@@ -1,0 +1,435 @@
+"""The Model catalog page: header and price source, filters, workload, table, chart, detail.
+
+Data work lives in `catalog_frame` (pure) and the figure in `catalog_chart`; this module only
+draws. Derived frames are cached per session (keyed by the fetched catalog), so a filter
+click costs boolean masks, not re-parsing. Filter and workload values are mirrored into
+`st.query_params` so a view can be shared as a link: never the key, never the base URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from components import connection
+from components.catalog_chart import CHART_MODES, price_figure, unplotted_count
+from components.catalog_frame import (
+    CAPABILITIES,
+    CONTEXT_STEPS,
+    PARAM_NAMES,
+    SORTS,
+    TIERS,
+    WORKLOAD_LIMITS,
+    Filters,
+    WorkloadInput,
+    apply_filters,
+    compact_tokens,
+    display_frame,
+    dollar_format,
+    filters_from_params,
+    filters_to_params,
+    workload_costs,
+    workload_from_params,
+    workload_to_params,
+)
+from components.errors import show_error
+from components.state import select_model
+from wafer_playground.catalog import Model, snapshot_note, snapshot_source
+from wafer_playground.costs import (
+    DAYS_PER_MONTH,
+    PASS_EXPLAINER,
+    format_usd,
+    plan_model,
+    tier_label,
+)
+
+DETAIL_KEY = "_catalog_detail"  # durable: the model whose detail panel is open
+SAVED_KEY = "_catalog_saved"  # durable: filters + workload across page switches
+TABLE_KEY = "_catalog_table_key"  # the live table widget's key (tests read it)
+DERIVED_KEY = "_catalog_derived"
+EXTRA_PARAMS = ("model", "chart")
+TABLE_COLUMNS = ["display_name", "id", "provider", "tier_label", "context_length",
+                 "max_output_tokens", "caps", "zdr", "input_usd_per_m", "output_usd_per_m",
+                 "cache_read_usd_per_m", "per_request", "per_month", "source"]
+
+
+@dataclass
+class _Derived:
+    """Everything computed from one fetched catalog, cached in this session."""
+
+    ident: tuple[object, ...]
+    models: list[Model]
+    by_id: dict[str, Model]
+    frame: pd.DataFrame
+    in_max: float
+    out_max: float
+    costs: dict[WorkloadInput, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def workload(self, wl: WorkloadInput) -> tuple[np.ndarray, np.ndarray]:
+        hit = self.costs.get(wl)
+        if hit is None:
+            if len(self.costs) > 8:  # a handful of recent workloads is plenty
+                self.costs.clear()
+            hit = self.costs[wl] = workload_costs(self.models, wl)
+        return hit
+
+
+def _nice_max(values: pd.Series) -> float:
+    top = float(values.max()) if values.notna().any() else 0.0
+    if top <= 0:
+        return 1.0
+    step = 10 ** math.floor(math.log10(top))
+    return float(math.ceil(top / step) * step)
+
+
+def _derived(conn: connection.Connection, models: connection.ModelList) -> _Derived:
+    ident = (conn.base_url, conn.fingerprint, models.fetched_at, len(models.catalog.models))
+    held: _Derived | None = st.session_state.get(DERIVED_KEY)
+    if held is not None and held.ident == ident:
+        return held
+    ms = list(models.catalog.models)
+    frame = display_frame(ms)
+    d = _Derived(ident, ms, {m.id: m for m in ms}, frame,
+                 _nice_max(frame["input_usd_per_m"]), _nice_max(frame["output_usd_per_m"]))
+    st.session_state[DERIVED_KEY] = d
+    return d
+
+
+# ---- header ----------------------------------------------------------------------------
+
+
+def _refresh() -> None:
+    # A callback runs before the script, so the sidebar's status line sees the new list too.
+    connection.load_models(refresh=True)
+
+
+def _header(conn: connection.Connection, models: connection.ModelList) -> None:
+    host = connection._host_label(conn.base_url) or "no URL"
+    title, button = st.columns([5, 1], vertical_alignment="bottom")
+    title.title("Model catalog")
+    button.button("Refresh", icon=":material/refresh:", key="cat_refresh", on_click=_refresh,
+                  help="Fetch /v1/models again (the list is cached for this session for "
+                       f"{connection.MODELS_TTL_S // 60} minutes)", width="stretch")
+    snap = snapshot_source()
+    n = len(models.catalog.models)
+    if models.error is not None:
+        st.warning(
+            f"**Could not load the model list from {host}.** Showing the bundled "
+            f"**snapshot of {snap.at}** instead: models and prices may be out of date.",
+            icon=":material/cloud_off:",
+        )
+        show_error(models.error, where="GET /v1/models")
+        st.caption(f"{n} models · prices: snapshot of {snap.at} · tried at {models.stamp} · "
+                   f"{snapshot_note()}")
+        return
+    filled = sum(1 for m in models.catalog.models if m.pricing.is_snapshot)
+    live_at = next((m.pricing.source.at for m in models.catalog.models
+                    if m.pricing.source is not None and m.pricing.source.kind == "live"), None)
+    parts = [f"**{n} models** from `{host}`",
+             f"fetched at {models.stamp} ({models.latency_ms:.0f} ms)"]
+    if live_at:
+        parts.append(f"prices live from {host} at {live_at[11:16]}")
+    if filled:
+        parts.append(f"{filled} priced from the snapshot of {snap.at} (their cards publish "
+                     f"none; labelled *snapshot*)")
+    unpublished = sum(1 for m in models.catalog.models if not m.pricing.published)
+    if unpublished:
+        parts.append(f"{unpublished} without a published price")
+    st.caption(" · ".join(parts))
+
+
+# ---- controls and URL state ------------------------------------------------------------
+
+
+def _init_widgets(d: _Derived) -> None:
+    """Seed widget values on (re)entry: the URL wins, then this session's last view."""
+    if "cat_q" in st.session_state:
+        return  # the widgets are alive: they hold the truth
+    qp = st.query_params.to_dict()
+    if any(k in qp for k in PARAM_NAMES + EXTRA_PARAMS):
+        f, wl = filters_from_params(qp), workload_from_params(qp)
+        chart = qp.get("chart") if qp.get("chart") in CHART_MODES else "context"
+        if qp.get("model") in d.by_id:
+            st.session_state[DETAIL_KEY] = qp["model"]
+    else:
+        f, wl, chart = st.session_state.get(SAVED_KEY, (Filters(), WorkloadInput(), "context"))
+    st.session_state.update({
+        "cat_q": f.q, "cat_caps": list(f.caps), "cat_tiers": list(f.tiers), "cat_zdr": f.zdr,
+        "cat_ctx": f.min_ctx, "cat_priced": f.priced, "cat_sort": f.sort,
+        "cat_in": _clamp(f.in_range, d.in_max), "cat_out": _clamp(f.out_range, d.out_max),
+        "cat_wl_in": wl.input_tokens, "cat_wl_out": wl.output_tokens,
+        "cat_wl_cache": wl.cache_pct, "cat_wl_rpd": wl.requests_per_day, "cat_chart": chart,
+    })
+
+
+def _clamp(rng: tuple[float, float] | None, hi: float) -> tuple[float, float]:
+    if rng is None:
+        return (0.0, hi)
+    lo, top = (min(max(v, 0.0), hi) for v in rng)
+    return (lo, max(lo, top))
+
+
+def _range_value(key: str, hi: float) -> tuple[float, float] | None:
+    lo, top = st.session_state[key]
+    return None if lo <= 0 and top >= hi else (float(lo), float(top))
+
+
+def _controls(d: _Derived) -> tuple[Filters, WorkloadInput]:
+    with st.container(border=True):
+        c = st.columns([3, 2, 2, 1.3, 1.2], vertical_alignment="bottom")
+        c[0].text_input("Search", key="cat_q", placeholder="id, name, provider, description…",
+                        icon=":material/search:")
+        c[1].multiselect("Capabilities", CAPABILITIES, key="cat_caps",
+                         placeholder="any", help="Models that state every chosen capability")
+        c[2].multiselect("Tier", list(TIERS), key="cat_tiers", format_func=TIERS.__getitem__,
+                         placeholder="any", help=PASS_EXPLAINER)
+        if st.session_state["cat_ctx"] not in CONTEXT_STEPS:
+            st.session_state["cat_ctx"] = 0
+        c[3].selectbox("Min context", CONTEXT_STEPS, key="cat_ctx",
+                       format_func=lambda n: "any" if n == 0 else f"≥ {compact_tokens(n)}")
+        c[4].toggle("ZDR only", key="cat_zdr",
+                    help="Models that accept `Wafer-ZDR: required` (zero data retention)")
+        c = st.columns([2, 2, 1.3, 1.2], vertical_alignment="bottom")
+        step_in = max(d.in_max / 200, 0.01)
+        step_out = max(d.out_max / 200, 0.01)
+        c[0].slider("Input $ / 1M tokens", 0.0, d.in_max, key="cat_in", step=step_in,
+                    format="$%.2f")
+        c[1].slider("Output $ / 1M tokens", 0.0, d.out_max, key="cat_out", step=step_out,
+                    format="$%.2f")
+        c[2].selectbox("Sort by", list(SORTS), key="cat_sort", format_func=SORTS.__getitem__)
+        c[3].toggle("Priced only", key="cat_priced",
+                    help="Hide models whose price is not published")
+    with st.container(border=True):
+        st.markdown("**Your workload** · adds $/request and $/month to every row "
+                    f"(a month is {DAYS_PER_MONTH} days; estimates from the cost engine)")
+        c = st.columns(4)
+        c[0].number_input("Input tokens / request", 0, WORKLOAD_LIMITS["input_tokens"],
+                          key="cat_wl_in", step=100)
+        c[1].number_input("Output tokens / request", 0, WORKLOAD_LIMITS["output_tokens"],
+                          key="cat_wl_out", step=100)
+        c[2].number_input("Cache hit % of input", 0, 100, key="cat_wl_cache", step=5,
+                          help="Share of input tokens read from the prefix cache")
+        c[3].number_input("Requests / day", 0, WORKLOAD_LIMITS["requests_per_day"],
+                          key="cat_wl_rpd", step=100)
+    ss = st.session_state
+    f = Filters(
+        q=str(ss["cat_q"] or ""), caps=tuple(ss["cat_caps"]), tiers=tuple(ss["cat_tiers"]),
+        zdr=bool(ss["cat_zdr"]), min_ctx=int(ss["cat_ctx"]),
+        in_range=_range_value("cat_in", d.in_max), out_range=_range_value("cat_out", d.out_max),
+        priced=bool(ss["cat_priced"]), sort=str(ss["cat_sort"]),
+    )
+    wl = WorkloadInput(int(ss["cat_wl_in"]), int(ss["cat_wl_out"]), int(ss["cat_wl_cache"]),
+                       int(ss["cat_wl_rpd"]))
+    return f, wl
+
+
+def _sync_url(f: Filters, wl: WorkloadInput, chart: str, selected: str | None) -> None:
+    params = {**filters_to_params(f), **workload_to_params(wl)}
+    if chart != "context":
+        params["chart"] = chart
+    if selected:
+        params["model"] = selected
+    ours = PARAM_NAMES + EXTRA_PARAMS
+    current = {k: v for k, v in st.query_params.to_dict().items() if k in ours}
+    if current == params:
+        return  # unchanged: don't send a URL update every rerun
+    for k in current:
+        if k not in params:
+            del st.query_params[k]
+    st.query_params.update(params)
+
+
+# ---- table -----------------------------------------------------------------------------
+
+
+def _column_config(view: pd.DataFrame) -> dict[str, object]:
+    cc = st.column_config
+    price_fmt = dollar_format(np.concatenate([
+        view[c].to_numpy(dtype="float64") for c in
+        ("input_usd_per_m", "output_usd_per_m", "cache_read_usd_per_m")]))
+    return {
+        "display_name": cc.TextColumn("Model", pinned=True, width="medium"),
+        "id": cc.TextColumn("Id", help="Send this id verbatim as `model`"),
+        "provider": cc.TextColumn("Provider", width="small"),
+        "tier_label": cc.TextColumn("Tier", width="small", help=PASS_EXPLAINER),
+        "context_length": cc.NumberColumn("Context", format="compact", width="small",
+                                          help="max_model_len: prompt + completion"),
+        "max_output_tokens": cc.NumberColumn("Max out", format="compact", width="small"),
+        "caps": cc.ListColumn("Capabilities", help="As stated on the model card"),
+        "zdr": cc.CheckboxColumn("ZDR", width="small",
+                                 help="Accepts Wafer-ZDR: required (zero data retention)"),
+        "input_usd_per_m": cc.NumberColumn("In $/1M", format=price_fmt, width="small"),
+        "output_usd_per_m": cc.NumberColumn("Out $/1M", format=price_fmt, width="small"),
+        "cache_read_usd_per_m": cc.NumberColumn("Cache $/1M", format=price_fmt, width="small",
+                                                help="Cache-read input tokens"),
+        "per_request": cc.NumberColumn("$/request", format=dollar_format(view["per_request"]),
+                                       help="Your workload, one request (estimate)"),
+        "per_month": cc.NumberColumn("$/month", format=dollar_format(view["per_month"]),
+                                     help=f"Your workload × requests/day × {DAYS_PER_MONTH}"),
+        "source": cc.TextColumn("Price source", width="small",
+                                help="live = this endpoint's card; snapshot = the bundled "
+                                     "dated catalog (the card publishes no price)"),
+    }
+
+
+def _table(d: _Derived, view: pd.DataFrame, f: Filters, wl: WorkloadInput) -> str | None:
+    """Draw the table; return the model id whose detail should show."""
+    sig = hashlib.sha256(repr((d.ident, f, wl)).encode()).hexdigest()[:12]
+    key = f"catalog_table_{sig}"  # a new view is a new widget: stale row positions never leak
+    st.session_state[TABLE_KEY] = key
+    selected: str | None = st.session_state.get(DETAIL_KEY)
+    ids = view["id"].tolist()
+    default = None
+    if selected in ids:
+        default = {"selection": {"rows": [ids.index(selected)], "columns": []}}
+    event = st.dataframe(
+        view[TABLE_COLUMNS], key=key, hide_index=True, on_select="rerun",
+        selection_mode="single-row", selection_default=default, lazy=False,
+        column_config=_column_config(view), placeholder="not published",
+        height=min(36 + 35 * max(len(view), 3), 460),
+    )
+    rows = list(event.selection.rows)
+    last: dict[str, list[int]] = st.session_state.setdefault("_catalog_rows", {})
+    if rows and rows[0] < len(ids):
+        selected = ids[rows[0]]
+        st.session_state[DETAIL_KEY] = selected
+    elif last.get(key):  # the user cleared the selection on this very view
+        selected = None
+        st.session_state.pop(DETAIL_KEY, None)
+    st.session_state["_catalog_rows"] = {key: rows}  # only the live view matters
+    # A model filtered out of view keeps its place in DETAIL_KEY and returns with it.
+    return selected if selected in ids else None
+
+
+# ---- detail panel ----------------------------------------------------------------------
+
+
+def _badges(m: Model) -> str:
+    out = []
+    if m.tier in TIERS:
+        out.append(f":violet-badge[{TIERS[m.tier]}]")
+    for cap, icon in (("vision", "visibility"), ("tools", "build"), ("reasoning", "psychology")):
+        v = getattr(m, cap)
+        if v is True:
+            out.append(f":green-badge[:material/{icon}: {cap}]")
+        elif v is False:
+            out.append(f":gray-badge[no {cap}]")
+    out.append(":blue-badge[:material/shield: ZDR]" if m.zdr_supported else ":gray-badge[no ZDR]")
+    if m.local:
+        out.append(":orange-badge[:material/computer: local engine]")
+    return " ".join(out)
+
+
+def _price_source_text(m: Model) -> str:
+    src = m.pricing.source
+    if src is None:
+        return "Price **not published** by this card (nor in the bundled snapshot)."
+    if src.kind == "snapshot":
+        return (f"Price from the **{src.describe()}**: this card publishes none, so the dated "
+                "reference price is shown. Check before relying on it.")
+    return f"Price **{src.describe()}**."
+
+
+def _detail(m: Model, wl: WorkloadInput) -> None:
+    with st.container(border=True, key="cat_detail"):
+        st.subheader(m.display_name, anchor=False)
+        st.caption(f"`{m.id}` · provider {m.provider or 'not published'}"
+                   + (f" · owned by {m.owned_by}" if m.owned_by else "")
+                   + (f" · created {datetime.fromtimestamp(m.created, UTC):%Y-%m-%d}"
+                      if m.created else ""))
+        st.markdown(_badges(m))
+        if m.disabled_reason:
+            st.warning(f"Disabled: `{m.disabled_reason}`", icon=":material/block:")
+        if m.description:
+            st.markdown(m.description)
+        p = m.pricing
+        cols = st.columns(3)
+        for col, label, cpm in ((cols[0], "Input", p.input_cpm), (cols[1], "Output", p.output_cpm),
+                                (cols[2], "Cache read", p.cache_read_cpm)):
+            col.metric(f"{label} / 1M", format_usd(None if cpm is None else cpm / Decimal(100)))
+        st.caption(_price_source_text(m))
+        cols = st.columns(3)
+        cols[0].metric("Context", compact_tokens(m.context_length),
+                       help=f"{m.context_length:,} tokens" if m.context_length else None)
+        cols[1].metric("Max output", compact_tokens(m.max_output_tokens))
+        row = plan_model(wl.to_workload(), m)
+        cols[2].metric("Your $/month", format_usd(row.per_month),
+                       help=f"{format_usd(row.per_request.total)} per request × "
+                            f"{wl.requests_per_day:,}/day × {DAYS_PER_MONTH} days (estimate)")
+        facts = [f"**Tier:** {tier_label(m.tier)}",
+                 f"**ZDR:** {'supported' if m.zdr_supported else 'not supported'}",
+                 f"**Your workload:** {row.per_request.label()} per request"]
+        if row.fits_context is False:
+            facts.append(":orange[the workload's prompt + output does not fit the context]")
+        facts.extend(f"*{note}*" for note in row.per_request.notes)
+        st.markdown("  \n".join(facts))
+        if m.local:
+            st.markdown("**Local engine**  \n" + "  \n".join(
+                f"{k.replace('_', ' ')}: `{json.dumps(v) if not isinstance(v, str) else v}`"
+                for k, v in m.local.items()))
+        if not m.has_wafer_block:
+            st.caption("This card has no `wafer` block: capabilities, tier and price are "
+                       "unknown.")
+        if st.button("Try in chat", type="primary", icon=":material/chat:", key="cat_try",
+                     disabled=not m.chat_template,
+                     help=None if m.chat_template else "No chat template: use completions"):
+            select_model(m.id)
+            st.switch_page("pages/chat.py", query_params={"model": m.id})
+        with st.expander("Raw card JSON"):
+            st.json(m.raw, expanded=True)
+
+
+# ---- the page --------------------------------------------------------------------------
+
+
+def render_catalog_page() -> None:
+    conn = connection.current()
+    models = connection.load_models(conn)
+    _header(conn, models)
+    d = _derived(conn, models)
+    if not d.models:
+        st.info("No models to show.")
+        _problems(models.catalog.problems)
+        return
+    _init_widgets(d)
+    f, wl = _controls(d)
+    per_request, per_month = d.workload(wl)
+    view = apply_filters(d.frame.assign(per_request=per_request, per_month=per_month), f)
+    shown = f"**{len(view)}** of {len(d.frame)} models"
+    st.markdown(shown if len(view) else shown + " match: loosen a filter.")
+    selected = _table(d, view, f, wl)
+    chart_col, detail_col = st.columns([3, 2])
+    with chart_col:
+        mode = st.radio("Chart", list(CHART_MODES), key="cat_chart", horizontal=True,
+                        format_func=CHART_MODES.__getitem__, label_visibility="collapsed")
+        pr = view["per_request"].to_numpy(dtype="float64")
+        fig = price_figure(view, pr, view["per_month"].to_numpy(dtype="float64"), mode,
+                           selected)
+        st.plotly_chart(fig, key="cat_plot", config={"displaylogo": False})
+        missing = unplotted_count(view, pr, mode)
+        if missing:
+            st.caption(f"{missing} model(s) not plotted: price or context not published.")
+    with detail_col:
+        if selected is None:
+            st.info("Select a row in the table to see the model's details, all its prices "
+                    "and its raw card.", icon=":material/touch_app:")
+        else:
+            _detail(d.by_id[selected], wl)
+    _problems(models.catalog.problems)
+    st.session_state[SAVED_KEY] = (f, wl, mode)
+    _sync_url(f, wl, mode, selected)
+
+
+def _problems(problems: list[str]) -> None:
+    if problems:
+        with st.expander(f":material/warning: {len(problems)} model card(s) had problems "
+                         "and were skipped or read partially"):
+            st.markdown("\n".join(f"- {p}" for p in problems))

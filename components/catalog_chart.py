@@ -1,0 +1,96 @@
+"""The catalog's price chart as a pure figure builder (AppTest cannot see plotly charts).
+
+WebGL (`Scattergl`) keeps 10,000 points cheap to draw; one trace per tier so the legend
+doubles as a tier filter; only models with a published price are plotted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+CHART_MODES = {
+    "context": "Your $/request vs context",
+    "io": "Input vs output price",
+}
+TIER_STYLE = {  # label, colour
+    "pass_included": ("Pass", "#7C5CFF"),
+    "serverless_only": ("Serverless", "#22B8CF"),
+    None: ("Tier not published", "#A0A4AE"),
+}
+_HOVER = (
+    "<b>%{customdata[0]}</b><br>%{customdata[1]}<br>"
+    "Context: %{customdata[2]}<br>"
+    "In $%{customdata[3]:.4g} · Out $%{customdata[4]:.4g} per 1M<br>"
+    "Your workload: %{customdata[5]}/request · %{customdata[6]}/month"
+    "<extra>%{fullData.name}</extra>"
+)
+
+
+def _money(values: np.ndarray) -> list[str]:
+    return ["not published" if not np.isfinite(v) else f"${v:,.6g}" for v in values]
+
+
+def price_figure(view: pd.DataFrame, per_request: np.ndarray, per_month: np.ndarray,
+                 mode: str = "context", selected_id: str | None = None) -> go.Figure:
+    """Scatter of the filtered models. `per_request`/`per_month` align with `view`'s rows."""
+    fig = go.Figure()
+    ctx = view["context_length"].to_numpy(dtype="float64", na_value=np.nan)
+    inp = view["input_usd_per_m"].to_numpy(dtype="float64")
+    out = view["output_usd_per_m"].to_numpy(dtype="float64")
+    if mode == "io":
+        x, y = inp, out
+        x_title, y_title, x_log = "Input $ per 1M tokens", "Output $ per 1M tokens", False
+    else:
+        x, y = ctx, per_request
+        x_title, y_title, x_log = "Context window (tokens, log scale)", "Your $ per request", True
+    plotted = np.isfinite(x) & np.isfinite(y)
+    tiers = view["tier"].where(view["tier"].isin(["pass_included", "serverless_only"]), None)
+    ctx_text = [f"{int(c):,} tokens" if np.isfinite(c) else "not published" for c in ctx]
+    custom = np.column_stack([
+        view["display_name"].to_numpy(dtype=object),
+        view["provider"].fillna("provider not published").to_numpy(dtype=object),
+        np.array(ctx_text, dtype=object), inp, out,
+        np.array(_money(per_request), dtype=object), np.array(_money(per_month), dtype=object),
+    ]) if len(view) else np.empty((0, 7), dtype=object)
+    for tier, (label, colour) in TIER_STYLE.items():
+        sel = plotted & (tiers.isna().to_numpy() if tier is None
+                         else (tiers == tier).to_numpy())
+        if not sel.any():
+            continue
+        fig.add_trace(go.Scattergl(
+            x=x[sel], y=y[sel], mode="markers", name=label,
+            marker={"size": 9 if sel.sum() < 500 else 5, "color": colour, "opacity": 0.85,
+                    "line": {"width": 0}},
+            customdata=custom[sel], hovertemplate=_HOVER,
+            text=view["display_name"].to_numpy(dtype=object)[sel],
+        ))
+    if selected_id is not None:
+        hit = (view["id"] == selected_id).to_numpy() & plotted
+        if hit.any():
+            fig.add_trace(go.Scattergl(
+                x=x[hit], y=y[hit], mode="markers+text", name="Selected",
+                text=view["display_name"].to_numpy(dtype=object)[hit], textposition="top center",
+                marker={"size": 18, "color": "rgba(0,0,0,0)",
+                        "line": {"width": 2.5, "color": "#FFB020"}},
+                hoverinfo="skip", showlegend=False,
+            ))
+    fig.update_layout(
+        height=380, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        xaxis_title=x_title, yaxis_title=y_title, hovermode="closest",
+    )
+    fig.update_xaxes(type="log" if x_log else "linear")
+    fig.update_yaxes(tickprefix="$")
+    if mode == "io":
+        fig.update_xaxes(tickprefix="$")
+    return fig
+
+
+def unplotted_count(view: pd.DataFrame, per_request: np.ndarray, mode: str) -> int:
+    if mode == "io":
+        ok = view["input_usd_per_m"].notna() & view["output_usd_per_m"].notna()
+        return int((~ok).sum())
+    ctx = view["context_length"].notna().to_numpy()
+    return int((~(ctx & np.isfinite(per_request))).sum())
