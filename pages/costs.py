@@ -1,4 +1,5 @@
-import streamlit as st
+"""Costs: the workload planner, repricing real usage, and account usage."""
 
-st.title("costs")
-st.info("Coming next: this page lands with its own issue.")
+from components.costs import render_costs_page
+
+render_costs_page()

@@ -224,10 +224,11 @@ def format_usd(d: Decimal | float | None) -> str:
     """"$1,234.57", "$0.0123", "$0.000012"; None -> "not published" (never "$0")."""
     if d is None:
         return "not published"
-    if isinstance(d, float):
-        if math.isnan(d):
+    if not isinstance(d, Decimal):  # float, numpy float: shortest repr, no binary noise
+        f = float(d)
+        if math.isnan(f):
             return "not published"
-        d = Decimal(repr(d))
+        d = Decimal(repr(f))
     if d == 0:
         return "$0.00"
     sign = "-" if d < 0 else ""
@@ -685,3 +686,36 @@ class Scenario:
             s = Scenario(**{**s.__dict__, "input_p90": max(s.input_p90, s.input_tokens),
                             "output_p90": max(s.output_p90, s.output_tokens)})
         return s, problems
+
+
+def models_for_pricing(live: Sequence[Model], snapshot: Sequence[Model],
+                       ) -> tuple[list[Model], dict[str, str]]:
+    """The endpoint's models first, then snapshot models it does not list, with a label each.
+
+    A snapshot entry never replaces a listed model (the connection's own card wins; its
+    price may itself be snapshot-filled by `catalog.fill_from_snapshot`, and says so).
+    """
+    listed = {m.id.lower() for m in live}
+    out = list(live)
+    where = {m.id: "listed by this endpoint" for m in live}
+    for m in snapshot:
+        if m.id.lower() not in listed:
+            out.append(m)
+            where[m.id] = "snapshot only (not listed by this endpoint)"
+    return out, where
+
+
+def describe_sources(models: Sequence[Model]) -> str:
+    """'live from host at 14:02 for 5 models; snapshot of 2026-09-02 for 7; 2 not published'."""
+    counts: dict[str, int] = {}
+    unpublished = 0
+    for m in models:
+        src = m.pricing.source
+        if src is None or not m.pricing.published:
+            unpublished += 1
+            continue
+        counts[src.describe()] = counts.get(src.describe(), 0) + 1
+    parts = [f"{label} for {n} model{'s' if n != 1 else ''}" for label, n in counts.items()]
+    if unpublished:
+        parts.append(f"{unpublished} not published")
+    return "; ".join(parts) if parts else "no prices"

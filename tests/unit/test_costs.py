@@ -146,6 +146,7 @@ def test_from_openai_rejects_non_numbers() -> None:
     (D("-2.5"), "-$2.50"),
     (float("nan"), "not published"),
     (0.25, "$0.25"),
+    (np.float64(12.5), "$12.50"),
 ])
 def test_format_usd(value: Decimal | float | None, text: str) -> None:
     assert format_usd(value) == text
@@ -312,3 +313,20 @@ def test_scenario_from_hostile_params_falls_back_and_reports() -> None:
     assert s.cache_hit_pct == 0 and s.turns == 1 and s.token_mode == "fixed"
     assert len(problems) == 4
     assert "key" not in s.to_params()
+
+
+def test_models_for_pricing_keeps_live_cards_and_labels_snapshot_extras() -> None:
+    from wafer_playground.costs import describe_sources, models_for_pricing
+
+    snap_src = PriceSource("snapshot", "bundled", "2026-09-02")
+    live = [_model("GLM-5.1", GLM)]
+    snap = [_model("glm-5.1", Pricing(D(1), D(1), D(1), source=snap_src)),
+            _model("Kimi-K3", Pricing(D(300), D(1500), D(30), source=snap_src)),
+            _model("GLM-5.3-Flash", Pricing())]
+    models, where = models_for_pricing(live, snap)
+    assert [m.id for m in models] == ["GLM-5.1", "Kimi-K3", "GLM-5.3-Flash"]
+    assert models[0].pricing is GLM  # the live price wins
+    assert where["Kimi-K3"].startswith("snapshot only") and where["GLM-5.1"].startswith("listed")
+    assert describe_sources(models) == ("live from wafer.test at 2026-09-10 14:02:00 for 1 model; "
+                                        "snapshot of 2026-09-02 (bundled) for 1 model; "
+                                        "1 not published")
