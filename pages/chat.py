@@ -1,4 +1,132 @@
+"""Chat playground: pick a model, tune parameters, stream, stop, inspect and export code."""
+
+from __future__ import annotations
+
 import streamlit as st
 
-st.title("chat")
-st.info("Coming next: this page lands with its own issue.")
+from components import chat, chat_params, chat_store, connection
+from components.chat_protocols import protocol_compare
+from components.code_view import code_view
+from components.model_picker import badges_markdown, chat_block_reason, model_picker
+from wafer_playground.costs import format_usd
+from wafer_playground.params import validate
+
+SURFACE = "chat_surface"
+SURFACES = {"chat": "OpenAI · /v1/chat/completions", "messages": "Anthropic · /v1/messages"}
+EXAMPLES = [
+    "Explain server-sent events in two sentences.",
+    "Write a haiku about GPUs.",
+    "List three uses of constrained decoding.",
+]
+
+chat.init_state()
+chat_store.load_if_requested()
+conn = connection.current()
+models = connection.load_models(conn)
+
+# The chat input is read first so a new message shows in the history on this very run;
+# at the top level it stays pinned to the bottom of the page.
+st.session_state.setdefault(SURFACE, "chat")
+
+head = st.columns([6, 3, 2], vertical_alignment="bottom")
+with head[0]:
+    st.markdown("## :material/chat: Chat playground")
+    model = model_picker(models.catalog)
+with head[1]:
+    st.session_state.setdefault("chat_surface_pick", st.session_state[SURFACE])
+    picked = st.segmented_control("Protocol", list(SURFACES), key="chat_surface_pick",
+                                  format_func=lambda s: SURFACES[s].split(" · ")[0],
+                                  help="Send the conversation as OpenAI chat completions or "
+                                       "as Anthropic Messages.")
+    st.session_state[SURFACE] = picked or st.session_state[SURFACE]
+with head[2]:
+    spend = st.session_state[chat.SPEND]
+    st.metric("Session cost", format_usd(spend.total), help=spend.describe(), border=True)
+
+if model is None:
+    st.stop()
+
+block = chat_block_reason(model)
+prompt = st.chat_input(f"Message {model.display_name}", submit_mode="stop",
+                       disabled=bool(block), key="chat_prompt")
+
+price_note = model.pricing.source.describe() if model.pricing.source else "no published price"
+st.markdown(badges_markdown(model) + f"  \n:small[:gray[Prices: {price_note}]]")
+if models.error is not None:
+    st.caption(f":material/warning: Model list unavailable ({models.error.human()}); "
+               "showing the bundled snapshot.")
+if block:
+    st.warning(f"Chat is not available for this model: {block}.", icon=":material/block:")
+
+left, right = st.columns([0.64, 0.36], gap="large")
+with right, st.container(border=True):
+    chat_params.params_panel(model)
+values = chat_params.values()
+surface = st.session_state[SURFACE]
+ctx = chat.ChatContext(client=connection.get_client(conn), base_url=conn.base_url, zdr=conn.zdr,
+                       model=model, surface=surface, values=values)
+
+action = chat.pop_action()
+if prompt and not block:
+    chat.on_submit_prompt(str(prompt))
+    action = {"kind": "generate"}
+
+with left:
+    for problem in chat_store.problems():
+        st.caption(f":material/warning: {problem}")
+    if not chat.turns() and not action:
+        with st.container(border=True):
+            st.markdown(f"#### Talk to **{model.display_name}**")
+            st.caption("Streams token by token. **Stop** keeps the partial answer with its "
+                       "estimated cost. Every answer lists TTFT, tokens/s, tokens, finish "
+                       "reason, request id and cost.")
+            with st.container(horizontal=True):
+                for i, example in enumerate(EXAMPLES):
+                    if st.button(example, key=f"chat_example_{i}", disabled=bool(block)):
+                        chat.on_submit_prompt(example)
+                        action = {"kind": "generate"}
+    chat.render_history(busy=bool(action))
+    if not action:
+        chat.tool_result_forms()
+    live = st.container()
+
+    # ---- before sending: context meter, cost preview, code -------------------------------
+    next_body = chat.preview_body(ctx)
+    check = chat.context_for(ctx)
+    icon = {"ok": "🟢", "warn": "🟠", "over": "🔴", "unknown": "⚪"}[check.level]
+    tools_row = st.container(horizontal=True, vertical_alignment="center")
+    with tools_row:
+        st.progress(check.fraction, text=f"{icon} Context: {check.message}", width=420)
+        st.caption(chat.preview_cost(ctx, next_body, check.prompt_tokens))
+    if check.level == "over":
+        st.warning(check.message, icon=":material/warning:")
+    with st.expander("View code", icon=":material/code:"):
+        last = st.session_state.get(chat.LAST) or {}
+        which = "Next request"
+        if last.get("body"):
+            which = st.segmented_control("Request", ["Last request", "Next request"],
+                                         default="Last request", key="chat_code_which") \
+                or "Last request"
+        if which == "Last request" and last.get("body"):
+            code_view(last["surface"], last["base_url"], last["body"], zdr=last["zdr"],
+                      response_headers=last.get("headers"), events=last.get("events"),
+                      note=f"Exactly what was sent (request id `{last.get('request_id')}`).")
+        else:
+            code_view(surface, conn.base_url, next_body, zdr=conn.zdr,
+                      note="What will be sent with the current settings (your next message "
+                           "is appended to `messages`).")
+    with st.expander("Protocol switch: usage side by side", icon=":material/compare_arrows:"):
+        protocol_compare(ctx)
+    st.button("Clear chat", key="chat_clear", icon=":material/delete_sweep:",
+              on_click=chat.clear_chat, disabled=not chat.turns())
+
+if action and not block:
+    issues = [i for i in validate(values, model) if i.blocking]
+    if issues:
+        with live:
+            st.error("Not sent: fix these parameters first.\n\n"
+                     + "\n".join(f"- `{i.param}`: {i.message}" for i in issues),
+                     icon=":material/error:")
+    elif chat.turns() and chat.turns()[-1]["role"] in ("user", "tool"):
+        with live:
+            chat.generate(ctx)

@@ -97,6 +97,7 @@ BY_NAME: dict[str, ParamSpec] = {s.name: s for s in SPECS}
 class ParamIssue:
     param: str
     message: str
+    blocking: bool = True  # False: the field is simply left out of the request (said so)
 
     def __str__(self) -> str:
         return f"{self.param}: {self.message}"
@@ -201,7 +202,7 @@ def validate(values: Mapping[str, Any], model: Model | None) -> list[ParamIssue]
         spec = BY_NAME[name]
         reason = unsupported_reason(spec, model)
         if reason:
-            issues.append(ParamIssue(name, f"not supported: {reason}"))
+            issues.append(ParamIssue(name, f"not sent: {reason}", blocking=False))
             continue
         if spec.kind in ("float", "int") and value is not None:
             if spec.kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
@@ -266,12 +267,21 @@ def _response_format(values: Mapping[str, Any]) -> dict[str, Any] | None:
     if fmt == "json_object":
         return {"type": "json_object"}
     if fmt == "json_schema":
-        schema = json.loads(str(values.get("json_schema")))
+        schema = _loads_or_none(str(values.get("json_schema") or ""))
+        if not isinstance(schema, dict):
+            return None  # validate() reports it; a preview must not crash on half-typed JSON
         name = str(schema.get("title") or "response") if isinstance(schema, dict) else "response"
         name = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "response"
         return {"type": "json_schema", "json_schema": {"name": name, "schema": schema,
                                                        "strict": True}}
     return None
+
+
+def _loads_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def _tool_choice(choice: str) -> str | dict[str, Any]:
@@ -313,8 +323,9 @@ def build_chat_body(model: Model | str, messages: Sequence[Mapping[str, Any]],
     rf = _response_format(values)
     if rf is not None:
         body["response_format"] = rf
-    if "tools" in ch and not unsupported_reason(BY_NAME["tools"], card):
-        body["tools"] = json.loads(str(ch["tools"]))
+    tools = _loads_or_none(str(ch["tools"])) if "tools" in ch else None
+    if isinstance(tools, list) and not unsupported_reason(BY_NAME["tools"], card):
+        body["tools"] = tools
         if "tool_choice" in ch:
             body["tool_choice"] = _tool_choice(str(ch["tool_choice"]))
     return body
@@ -397,8 +408,9 @@ def build_messages_body(model: Model | str, messages: Sequence[Mapping[str, Any]
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
         else:
             body["thinking"] = {"type": "disabled"}
-    if "tools" in ch and not unsupported_reason(BY_NAME["tools"], card):
-        tools = json.loads(str(ch["tools"]))
+    tools = _loads_or_none(str(ch["tools"])) if "tools" in ch else None
+    if isinstance(tools, list) and not unsupported_reason(BY_NAME["tools"], card) \
+            and not validate_tools(tools):
         body["tools"] = [{"name": t["function"]["name"],
                           "description": t["function"].get("description", ""),
                           "input_schema": t["function"].get("parameters")

@@ -81,6 +81,7 @@ def test_unsupported_capabilities_disabled_with_reason_and_not_sent() -> None:
     values = {**defaults(), "reasoning_effort": "high", "tools": json.dumps(TOOLS)}
     issues = validate(values, PLAIN)
     assert {i.param for i in issues} == {"reasoning_effort", "tools"}
+    assert not any(i.blocking for i in issues)  # left out of the body, not an error
     body = build_chat_body(PLAIN, MSGS, values)
     assert "reasoning_effort" not in body and "tools" not in body
 
@@ -168,3 +169,12 @@ def test_anthropic_conversion_with_tools_round_trip() -> None:
     assert body["tool_choice"] == {"type": "any"}
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 512}
     assert messages_dropped_fields(values) == ["seed"]
+
+
+def test_half_typed_json_never_crashes_building() -> None:
+    values = {**defaults(), "tools": "[{not json", "response_format": "json_schema",
+              "json_schema": "{", "tool_choice": "x"}
+    assert {i.param for i in validate(values, FULL) if i.blocking} >= {"tools", "json_schema"}
+    body = build_chat_body(FULL, MSGS, values)
+    assert "tools" not in body and "response_format" not in body
+    assert "tools" not in build_messages_body(FULL, MSGS, values)

@@ -1,0 +1,395 @@
+"""The chat transcript: turns, per-turn facts and actions, streaming a new answer, Stop.
+
+Turns are plain dicts in `st.session_state["chat_turns"]` (role, content, reasoning,
+tool_calls, tool_call_id, status, facts, error, store_id) so they map 1:1 to store turns.
+
+Stop (research §2): after a Stop every `st.*` call raises again, so `generate` grabs the
+turn list, the spend total and the store BEFORE streaming, and its `finally` touches only
+plain Python objects (the accumulator, the turn dict, the store) to keep the partial answer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import streamlit as st
+
+from components import chat_store
+from components.errors import show_error
+from components.streaming import LiveTurn
+from wafer_playground import errors as wafer_errors
+from wafer_playground.assembly import (
+    AnthropicAccumulator,
+    ChatAccumulator,
+    conversation_messages,
+    turn_facts,
+    unanswered_tool_calls,
+)
+from wafer_playground.catalog import Model
+from wafer_playground.client import Stream, WaferClient
+from wafer_playground.costs import SessionTotal, Usage, cost_of, worst_case
+from wafer_playground.errors import WaferError
+from wafer_playground.params import (
+    ContextCheck,
+    build_chat_body,
+    build_messages_body,
+    context_check,
+    estimate_prompt_tokens,
+)
+
+TURNS = "chat_turns"
+ACTION = "chat_action"
+SPEND = "chat_spend"
+LAST = "chat_last"
+EDITING = "chat_editing"
+ChatSurface = Literal["chat", "messages"]
+STORE_EVERY_S = 1.0  # stream progress is saved about once a second
+
+
+@dataclass
+class ChatContext:
+    client: WaferClient
+    base_url: str
+    zdr: bool
+    model: Model
+    surface: ChatSurface
+    values: dict[str, Any]
+
+
+def init_state() -> None:
+    st.session_state.setdefault(TURNS, [])
+    st.session_state.setdefault(SPEND, SessionTotal())
+    st.session_state.setdefault(LAST, {})
+
+
+def turns() -> list[dict[str, Any]]:
+    return st.session_state[TURNS]  # type: ignore[no-any-return]
+
+
+def new_turn(role: str, content: str = "", **extra: Any) -> dict[str, Any]:
+    return {"id": uuid.uuid4().hex[:12], "role": role, "content": content, "status": "done",
+            **extra}
+
+
+def request_action(kind: str = "generate") -> None:
+    st.session_state[ACTION] = {"kind": kind}
+
+
+def pop_action() -> dict[str, Any] | None:
+    return st.session_state.pop(ACTION, None)  # type: ignore[no-any-return]
+
+
+# ---- actions (button callbacks: they run before the script, st.* is safe) ---------------
+
+def _truncate(index: int) -> None:
+    ts = turns()
+    del ts[index:]
+    chat_store.resync(ts, index)
+
+
+def _delete(index: int) -> None:
+    ts = turns()
+    if 0 <= index < len(ts):
+        del ts[index]
+        chat_store.resync(ts, index)
+
+
+def _regenerate(index: int) -> None:
+    _truncate(index)
+    request_action()
+
+
+def _retry(index: int) -> None:
+    _regenerate(index)
+
+
+def _save_edit(index: int) -> None:
+    text = str(st.session_state.get(f"chat_edit_{turns()[index]['id']}") or "").strip()
+    if not text:
+        return
+    ts = turns()
+    ts[index] = {**ts[index], "content": text}
+    _truncate(index + 1)
+    chat_store.resync(ts, index)
+    st.session_state.pop(EDITING, None)
+    request_action()
+
+
+def _start_edit(index: int) -> None:
+    st.session_state[EDITING] = turns()[index]["id"]
+
+
+def _cancel_edit() -> None:
+    st.session_state.pop(EDITING, None)
+
+
+def clear_chat() -> None:
+    st.session_state[TURNS] = []
+    st.session_state[LAST] = {}
+    st.session_state.pop(EDITING, None)
+    chat_store.forget()
+
+
+def _submit_tool_result(call_id: str, name: str) -> None:
+    text = str(st.session_state.get(f"chat_tool_{call_id}") or "")
+    ts = turns()
+    ts.append(new_turn("tool", text, tool_call_id=call_id, name=name))
+    chat_store.append(ts[-1])
+    if not unanswered_tool_calls(ts):
+        request_action()  # every call answered: continue the conversation
+
+
+# ---- drawing ----------------------------------------------------------------------------
+
+def _rebuild_error(d: dict[str, Any]) -> WaferError:
+    cls = getattr(wafer_errors, str(d.get("kind")), WaferError)
+    if not (isinstance(cls, type) and issubclass(cls, WaferError)):
+        cls = WaferError
+    return cls(str(d.get("message") or "request failed"), status=d.get("status"),
+               type=d.get("type"), code=d.get("code"), param=d.get("param"),
+               request_id=d.get("request_id"))
+
+
+def facts_line(f: dict[str, Any]) -> str:
+    """One compact caption: speed, tokens, finish, cost (actual/estimate), request id."""
+    parts: list[str] = []
+    if f.get("ttft_s") is not None:
+        parts.append(f"TTFT {f['ttft_s']:.2f} s")
+    if f.get("tokens_per_s") is not None:
+        parts.append(f"{f['tokens_per_s']:.1f} tok/s")
+    est = f.get("prompt_source") == "estimate"
+    tilde = "≈" if est else ""
+    prompt = f.get("prompt_tokens")
+    if prompt is not None:
+        cached = f" ({f['cached_tokens']:,} cached)" if f.get("cached_tokens") else ""
+        parts.append(f"{tilde}{prompt:,} prompt{cached}")
+    comp = f.get("completion_tokens")
+    if comp is not None:
+        how = {"chunks": " (counted chunks)", "chars/4": " (chars/4)"}.get(
+            str(f.get("completion_source")), "")
+        reasoning = f" incl. {f['reasoning_tokens']:,} reasoning" if f.get(
+            "reasoning_tokens") else ""
+        parts.append(f"{'≈' if how else ''}{comp:,} completion{reasoning}{how}")
+    if f.get("finish_reason"):
+        parts.append(f"finish `{f['finish_reason']}`")
+    kind = f.get("cost_kind")
+    badge = ":green-badge[actual]" if kind == "actual" else ":orange-badge[estimate]"
+    parts.append(f"**{f.get('cost_label', '?')}** {badge}")
+    if f.get("request_id"):
+        parts.append(f"`{f['request_id']}`")
+    return " · ".join(parts)
+
+
+def _tool_calls_view(calls: list[dict[str, Any]]) -> None:
+    for call in calls:
+        fn = call.get("function") or {}
+        try:
+            args: Any = json.loads(fn.get("arguments") or "{}")
+            text = json.dumps(args, indent=2, ensure_ascii=False)
+        except ValueError:
+            text = str(fn.get("arguments"))
+        with st.container(border=True):
+            st.markdown(f":material/build: **{fn.get('name')}** `{call.get('id')}`")
+            st.code(text, language="json")
+
+
+def _actions(index: int, turn: dict[str, Any], busy: bool) -> None:
+    with st.container(horizontal=True, gap="small"):
+        tid = turn["id"]
+        if turn["role"] == "user":
+            st.button("Edit", key=f"chat_edit_btn_{tid}", icon=":material/edit:",
+                      type="tertiary", on_click=_start_edit, args=(index,), disabled=busy,
+                      help="Edit this message and resend (later turns are replaced)")
+        if turn["role"] == "assistant":
+            if turn.get("status") == "error":
+                st.button("Retry", key=f"chat_retry_{tid}", icon=":material/replay:",
+                          type="secondary", on_click=_retry, args=(index,), disabled=busy)
+            else:
+                st.button("Regenerate", key=f"chat_regen_{tid}", icon=":material/refresh:",
+                          type="tertiary", on_click=_regenerate, args=(index,),
+                          disabled=busy, help="Replace this answer with a new one")
+        st.button("Delete", key=f"chat_del_{tid}", icon=":material/delete:", type="tertiary",
+                  on_click=_delete, args=(index,), disabled=busy,
+                  help="Remove this turn from the conversation")
+
+
+def render_history(*, busy: bool = False) -> None:
+    ts = turns()
+    editing = st.session_state.get(EDITING)
+    for i, turn in enumerate(ts):
+        role = turn["role"]
+        avatar = {"user": ":material/person:", "assistant": ":material/smart_toy:",
+                  "tool": ":material/build:"}.get(role)
+        with st.chat_message("user" if role == "tool" else role, avatar=avatar):
+            if role == "tool":
+                st.caption(f"Tool result for `{turn.get('name') or ''}` "
+                           f"(`{turn.get('tool_call_id')}`)")
+                st.code(turn.get("content") or "", language="json")
+                _actions(i, turn, busy)
+                continue
+            if role == "user" and editing == turn["id"]:
+                st.text_area("Edit message", value=turn["content"],
+                             key=f"chat_edit_{turn['id']}", label_visibility="collapsed")
+                with st.container(horizontal=True):
+                    st.button("Save & resend", key=f"chat_save_{turn['id']}", type="primary",
+                              on_click=_save_edit, args=(i,), icon=":material/send:")
+                    st.button("Cancel", key=f"chat_cancel_{turn['id']}", on_click=_cancel_edit)
+                continue
+            if turn.get("reasoning"):
+                with st.expander(f"🧠 Thinking ({len(turn['reasoning']):,} chars)"):
+                    st.markdown(turn["reasoning"])
+            if turn.get("content"):
+                st.markdown(turn["content"])
+            if turn.get("tool_calls"):
+                _tool_calls_view(turn["tool_calls"])
+            status = turn.get("status")
+            if role == "assistant" and status == "stopped":
+                st.markdown(":orange-badge[:material/stop_circle: stopped] "
+                            "partial answer kept; no usage arrives on abort, so tokens and "
+                            "cost are estimates")
+            if status == "error" and turn.get("error"):
+                show_error(_rebuild_error(turn["error"]))
+            if role == "assistant" and turn.get("facts"):
+                surface = " · via `/v1/messages`" if turn.get("surface") == "messages" else ""
+                st.caption(facts_line(turn["facts"]) + surface)
+            _actions(i, turn, busy)
+
+
+def tool_result_forms() -> None:
+    """Answer the last answer's tool calls; when all are answered the chat continues."""
+    for call in unanswered_tool_calls(turns()):
+        fn = call.get("function") or {}
+        cid = str(call.get("id"))
+        with st.form(f"chat_tool_form_{cid}", border=True):
+            st.markdown(f":material/build: Answer tool call **{fn.get('name')}** `{cid}`")
+            st.text_area("Tool result", key=f"chat_tool_{cid}", height=80,
+                         placeholder='{"temperature": 18, "sky": "clear"}')
+            st.form_submit_button("Send tool result", on_click=_submit_tool_result,
+                                  args=(cid, str(fn.get("name") or "")), type="primary",
+                                  icon=":material/send:")
+
+
+# ---- building and streaming ---------------------------------------------------------------
+
+def request_body(ctx: ChatContext, ts: list[dict[str, Any]]) -> dict[str, Any]:
+    messages = conversation_messages(ts)
+    if ctx.surface == "messages":
+        return build_messages_body(ctx.model, messages, ctx.values)
+    return build_chat_body(ctx.model, messages, ctx.values)
+
+
+def preview_body(ctx: ChatContext) -> dict[str, Any]:
+    """The next request as the client will send it (it adds stream + include_usage)."""
+    body = request_body(ctx, turns())
+    body["stream"] = True
+    if ctx.surface == "chat":
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def context_for(ctx: ChatContext) -> ContextCheck:
+    """Context-window meter for the next request (estimated from the OpenAI-shaped body)."""
+    return context_check(build_chat_body(ctx.model, conversation_messages(turns()), ctx.values),
+                         ctx.model)
+
+
+def _open(ctx: ChatContext, body: dict[str, Any]) -> Stream:
+    if ctx.surface == "messages":
+        return ctx.client.messages_stream(body)
+    return ctx.client.chat_stream(body)
+
+
+def generate(ctx: ChatContext) -> None:
+    """Stream one assistant answer for the current turns; always records the outcome."""
+    ts = turns()  # grabbed before streaming: see the module docstring
+    spend: SessionTotal = st.session_state[SPEND]
+    last: dict[str, Any] = st.session_state[LAST]
+    saver = chat_store.Saver.begin(ts, ctx)
+    body = request_body(ctx, ts)
+    prompt_est = estimate_prompt_tokens(build_chat_body(ctx.model, conversation_messages(ts),
+                                                         ctx.values))
+    turn = new_turn("assistant", status="streaming", model=ctx.model.id, surface=ctx.surface)
+    ts.append(turn)
+    saver.start_assistant(turn)
+    acc: ChatAccumulator | AnthropicAccumulator = (
+        AnthropicAccumulator(time.perf_counter()) if ctx.surface == "messages"
+        else ChatAccumulator(time.perf_counter()))
+    last.clear()
+    last.update(surface=ctx.surface, base_url=ctx.base_url, zdr=ctx.zdr, body=body,
+                headers=None, events=[], request_id=None)
+    stream: Stream | None = None
+    error: WaferError | None = None
+    completed = False
+    try:
+        with st.chat_message("assistant", avatar=":material/smart_toy:"):
+            view = LiveTurn()
+            stream = _open(ctx, body)
+            acc.started_at = stream.started_at
+            last.update(body=stream.request_json, headers=stream.headers,
+                        events=stream.events, request_id=stream.request_id)
+            saved_at = time.perf_counter()
+            for chunk in stream:
+                now = time.perf_counter()
+                acc.feed(chunk, now)
+                turn["content"], turn["reasoning"] = acc.content, acc.reasoning
+                view.update(acc)
+                if now - saved_at >= STORE_EVERY_S:
+                    saver.progress(turn)
+                    saved_at = now
+            view.final(acc)
+        completed = True
+    except WaferError as err:
+        error = err
+    finally:
+        # Plain Python only: after a Stop any st.* call would raise again.
+        if stream is not None:
+            stream.close()
+        _finish(turn, acc, ctx, spend, prompt_est, stream, completed, error)
+        saver.finish(turn, body)
+    st.rerun()  # redraw the finished turn in the history with its facts and actions
+
+
+def _finish(turn: dict[str, Any], acc: ChatAccumulator | AnthropicAccumulator,
+            ctx: ChatContext, spend: SessionTotal, prompt_est: int, stream: Stream | None,
+            completed: bool, error: WaferError | None) -> None:
+    turn["content"], turn["reasoning"] = acc.content, acc.reasoning
+    turn["tool_calls"] = [t.to_openai() for t in acc.tool_calls]
+    turn["status"] = "done" if completed else ("error" if error else "stopped")
+    if error is not None:
+        turn["error"] = error.to_dict()
+    request_id = (stream.request_id if stream is not None else None) or (
+        error.request_id if error else None)
+    if stream is None and error is not None:
+        # rejected before any token (401/404/422/429…): nothing was generated or billed
+        turn["facts"] = None
+        return
+    facts = turn_facts(acc, ctx.model.pricing, prompt_estimate=prompt_est,
+                       request_id=request_id)
+    turn["facts"] = facts.to_dict()
+    spend.add(facts.cost)
+
+
+def preview_cost(ctx: ChatContext, body: dict[str, Any], prompt_tokens: int) -> str:
+    """Input cost of the next request plus, with max_tokens, the worst case (estimates)."""
+    inp = cost_of(Usage(prompt_tokens, 0), ctx.model.pricing, kind="estimate")
+    text = f"input ≈ {inp.label()}"
+    mt = body.get("max_tokens")
+    if mt:
+        worst = worst_case(prompt_tokens, int(mt), ctx.model.pricing)
+        text += f" · worst case with max_tokens {int(mt):,}: {worst.label()}"
+    return text
+
+
+def on_submit_prompt(prompt: str) -> None:
+    ts = turns()
+    ts.append(new_turn("user", prompt))
+    chat_store.append(ts[-1])
+
+
+__all__ = ["ChatContext", "clear_chat", "facts_line", "generate", "init_state", "on_submit_prompt",
+           "pop_action", "render_history", "request_action", "request_body", "tool_result_forms",
+           "turns"]

@@ -1,0 +1,180 @@
+"""Chat parameter controls, drawn in a fragment.
+
+Measured (research §1): a slider move outside a fragment reruns the page and aborts a running
+stream; inside a fragment only the fragment reruns and the stream survives. Values live in a
+durable plain dict (`chat_params`) so they survive page switches (widget keys do not).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import streamlit as st
+
+from wafer_playground.catalog import Model
+from wafer_playground.params import (
+    BY_NAME,
+    REASONING_EFFORTS,
+    RESPONSE_FORMATS,
+    TOOL_CHOICES,
+    ParamSpec,
+    changed,
+    defaults,
+    tool_names,
+    unsupported_reason,
+    validate,
+)
+
+PARAMS = "chat_params"
+EXAMPLE_TOOLS = [{
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {"type": "object",
+                       "properties": {"city": {"type": "string", "description": "City name"},
+                                      "unit": {"type": "string",
+                                               "enum": ["celsius", "fahrenheit"]}},
+                       "required": ["city"]},
+    },
+}]
+EXAMPLE_SCHEMA = {"title": "answer", "type": "object",
+                  "properties": {"answer": {"type": "string"},
+                                 "confidence": {"type": "number"}},
+                  "required": ["answer", "confidence"]}
+
+
+def _k(name: str) -> str:
+    return f"chat_p_{name}"
+
+
+def values() -> dict[str, Any]:
+    """The current parameter values (durable; defaults on first use)."""
+    stored = st.session_state.setdefault(PARAMS, defaults())
+    for k, v in defaults().items():
+        stored.setdefault(k, v)
+    return dict(stored)
+
+
+def _seed_widgets(vals: dict[str, Any]) -> None:
+    for name, value in vals.items():
+        key = _k(name)
+        if key not in st.session_state:
+            st.session_state[key] = list(value) if isinstance(value, tuple) else value
+
+
+def _reset() -> None:
+    st.session_state[PARAMS] = defaults()
+    for name, value in defaults().items():
+        st.session_state[_k(name)] = list(value) if isinstance(value, tuple) else value
+
+
+def _insert_example_tools() -> None:
+    st.session_state[_k("tools")] = json.dumps(EXAMPLE_TOOLS, indent=2)
+
+
+def _insert_example_schema() -> None:
+    st.session_state[_k("json_schema")] = json.dumps(EXAMPLE_SCHEMA, indent=2)
+
+
+def _help(spec: ParamSpec, reason: str | None) -> str:
+    return spec.help + (f"\n\n**Disabled:** {reason}." if reason else "")
+
+
+def _slider(spec: ParamSpec, model: Model | None) -> None:
+    reason = unsupported_reason(spec, model)
+    if spec.kind == "int":
+        st.slider(spec.label, int(spec.min or 0), int(spec.max or 0), step=int(spec.step or 1),
+                  key=_k(spec.name), help=_help(spec, reason), disabled=bool(reason))
+    else:
+        st.slider(spec.label, float(spec.min or 0), float(spec.max or 0),
+                  step=float(spec.step or 0.01), key=_k(spec.name), help=_help(spec, reason),
+                  disabled=bool(reason))
+
+
+@st.fragment
+def params_panel(model: Model | None) -> None:
+    """All controls; each rerun of this fragment copies widget values into `chat_params`."""
+    vals = values()
+    _seed_widgets(vals)
+    head = st.columns([3, 2], vertical_alignment="center")
+    head[0].markdown("**Parameters**")
+    head[1].button("Reset to defaults", key="chat_p_reset", on_click=_reset,
+                   icon=":material/restart_alt:", type="tertiary",
+                   help="Back to the API defaults: nothing but model and messages is sent.")
+    st.text_area("System prompt", key=_k("system"), height=90,
+                 placeholder="You are a helpful assistant.", help=BY_NAME["system"].help)
+    tabs = st.tabs(["Sampling", "Length", "Output", "Tools", "Reasoning"])
+    with tabs[0]:
+        for name in ("temperature", "top_p", "top_k", "min_p", "frequency_penalty",
+                     "presence_penalty", "repetition_penalty"):
+            _slider(BY_NAME[name], model)
+    with tabs[1]:
+        limit = (model.max_output_tokens or model.context_length) if model else None
+        st.number_input("Max tokens", min_value=1, max_value=limit or None, step=64,
+                        key=_k("max_tokens"), placeholder="server default",
+                        help=BY_NAME["max_tokens"].help
+                        + (f" This model allows up to {limit:,}." if limit else ""))
+        st.multiselect("Stop sequences", options=[], key=_k("stop"),
+                       accept_new_options=True, max_selections=4,
+                       placeholder="type a sequence, press Enter", help=BY_NAME["stop"].help)
+        st.number_input("Seed", min_value=0, step=1, key=_k("seed"), placeholder="random",
+                        help=BY_NAME["seed"].help)
+    with tabs[2]:
+        st.toggle("Log-probabilities", key=_k("logprobs"), help=BY_NAME["logprobs"].help)
+        st.slider("Top log-probs", 0, 20, key=_k("top_logprobs"),
+                  disabled=not st.session_state.get(_k("logprobs")),
+                  help=_help(BY_NAME["top_logprobs"], None if st.session_state.get(
+                      _k("logprobs")) else "turn on log-probabilities first"))
+        st.radio("Response format", RESPONSE_FORMATS, key=_k("response_format"),
+                 horizontal=True, help=BY_NAME["response_format"].help,
+                 format_func={"text": "Text", "json_object": "JSON mode",
+                              "json_schema": "JSON schema"}.get)
+        if st.session_state.get(_k("response_format")) == "json_schema":
+            st.text_area("JSON schema", key=_k("json_schema"), height=180,
+                         help=BY_NAME["json_schema"].help)
+            st.button("Insert example schema", key="chat_p_ex_schema", type="tertiary",
+                      on_click=_insert_example_schema)
+    with tabs[3]:
+        reason = unsupported_reason(BY_NAME["tools"], model)
+        if reason:
+            st.caption(f":material/block: Tools disabled: {reason}.")
+        st.text_area("Tools (JSON array)", key=_k("tools"), height=180, disabled=bool(reason),
+                     help=_help(BY_NAME["tools"], reason), placeholder='[{"type": "function", …}]')
+        names = tool_names(str(st.session_state.get(_k("tools")) or ""))
+        options = [*TOOL_CHOICES, *names]
+        if st.session_state.get(_k("tool_choice")) not in options:
+            st.session_state[_k("tool_choice")] = "auto"
+        st.selectbox("Tool choice", options, key=_k("tool_choice"), disabled=bool(reason),
+                     help=_help(BY_NAME["tool_choice"], reason),
+                     format_func=lambda c: c if c in TOOL_CHOICES else f"function: {c}")
+        st.button("Insert example tool", key="chat_p_ex_tools", type="tertiary",
+                  on_click=_insert_example_tools, disabled=bool(reason))
+    with tabs[4]:
+        reason = unsupported_reason(BY_NAME["reasoning_effort"], model)
+        if reason:
+            st.caption(f":material/block: Reasoning controls disabled: {reason}.")
+        st.selectbox("Reasoning effort", (None, *REASONING_EFFORTS), key=_k("reasoning_effort"),
+                     format_func=lambda v: "model default" if v is None else v,
+                     disabled=bool(reason), help=_help(BY_NAME["reasoning_effort"], reason))
+        st.selectbox("Thinking", (None, "enabled", "disabled"), key=_k("thinking"),
+                     format_func=lambda v: "model default" if v is None else v,
+                     disabled=bool(reason), help=_help(BY_NAME["thinking"], reason))
+
+    stored = st.session_state[PARAMS]
+    for name in defaults():
+        value = st.session_state.get(_k(name))
+        stored[name] = tuple(value) if isinstance(value, list) else value
+    sent = changed(stored)
+    shown = [k for k in sent if not unsupported_reason(BY_NAME[k], model)]
+    st.caption("Sending only what you changed: " + (", ".join(f"`{k}`" for k in shown)
+                                                   if shown else "nothing (API defaults)"))
+    for issue in validate(stored, model):
+        if issue.blocking:
+            st.error(f"`{issue.param}`: {issue.message}", icon=":material/error:")
+        else:
+            st.caption(f":material/info: `{issue.param}` {issue.message}")
+
+
+__all__ = ["EXAMPLE_TOOLS", "PARAMS", "params_panel", "values"]

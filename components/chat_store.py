@@ -1,0 +1,218 @@
+"""Chat persistence glue: session-state turns <-> store turns and the request log.
+
+Turn i in `chat_turns` is store turn seq i of the conversation (edits and deletes resync from
+the first changed index). Storage problems never break the chat: they are collected and shown
+as one warning. `Saver` is created before a stream starts because after a Stop no `st.*` call
+(session state included) may run; it only calls the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import streamlit as st
+
+if TYPE_CHECKING:
+    from components.chat import ChatContext
+    from wafer_playground.store import Store
+
+CONVERSATION = "chat_conversation_id"  # also set by the History page to reopen a chat
+LOADED = "chat_loaded_conversation"
+PROBLEMS = "chat_store_problems"
+_META_KEYS = ("reasoning", "tool_calls", "tool_call_id", "name", "facts", "error", "model",
+              "surface")
+
+
+def _get_store() -> Store | None:
+    try:
+        from components.history import get_store
+    except ImportError:
+        return None
+    try:
+        return get_store()
+    except Exception as exc:  # noqa: BLE001 - a broken DB must not take the chat down
+        _problem(f"history is not being saved: {exc}")
+        return None
+
+
+def _problem(text: str) -> None:
+    problems: list[str] = st.session_state.setdefault(PROBLEMS, [])
+    if text not in problems:
+        problems.append(text)
+
+
+def problems() -> list[str]:
+    return list(st.session_state.get(PROBLEMS, []))
+
+
+def _meta(turn: dict[str, Any]) -> dict[str, Any]:
+    return {k: turn[k] for k in _META_KEYS if turn.get(k) is not None}
+
+
+def _status(turn: dict[str, Any]) -> Any:
+    return turn.get("status") or "done"
+
+
+def _save_turn(store: Store, conv: str, turn: dict[str, Any]) -> None:
+    turn["store_id"] = store.start_turn(conv, turn["role"], turn.get("content") or "",
+                                        _meta(turn), status=_status(turn))
+
+
+def append(turn: dict[str, Any]) -> None:
+    """Save a just-added turn if the conversation already exists in the store."""
+    conv = st.session_state.get(CONVERSATION)
+    store = _get_store() if conv else None
+    if store is None or conv is None:
+        return
+    try:
+        _save_turn(store, conv, turn)
+    except Exception as exc:  # noqa: BLE001
+        _problem(f"could not save a turn: {exc}")
+
+
+def resync(turns: list[dict[str, Any]], index: int) -> None:
+    """Turns from `index` on changed (edit/delete/regenerate): rewrite them in the store."""
+    conv = st.session_state.get(CONVERSATION)
+    store = _get_store() if conv else None
+    if store is None or conv is None:
+        return
+    try:
+        store.delete_turns_from(conv, index)
+        for turn in turns[index:]:
+            _save_turn(store, conv, turn)
+    except Exception as exc:  # noqa: BLE001
+        _problem(f"could not update the saved conversation: {exc}")
+
+
+def forget() -> None:
+    """Start a new conversation next time (the old one stays in History)."""
+    st.session_state[CONVERSATION] = None
+    st.session_state[LOADED] = None
+
+
+def load_if_requested() -> None:
+    """Reopen the conversation History asked for (`chat_conversation_id`), once."""
+    from components.chat import TURNS
+
+    conv = st.session_state.get(CONVERSATION)
+    if not conv or st.session_state.get(LOADED) == conv:
+        return
+    store = _get_store()
+    if store is None:
+        return
+    try:
+        stored = store.list_turns(conv)
+        record = store.get_conversation(conv)
+    except Exception as exc:  # noqa: BLE001
+        _problem(f"could not open the conversation: {exc}")
+        st.session_state[LOADED] = conv
+        return
+    turns: list[dict[str, Any]] = []
+    for t in stored:
+        meta = dict(t.meta or {})
+        status = "stopped" if t.status in ("interrupted", "streaming") else t.status
+        turns.append({"id": t.id[:12], "role": t.role, "content": t.content,
+                      "status": status, "store_id": t.id,
+                      **{k: meta[k] for k in _META_KEYS if k in meta}})
+    st.session_state[TURNS] = [t for t in turns if t["role"] != "system"]
+    st.session_state[LOADED] = conv
+    if record and record.model:
+        st.session_state.setdefault("selected_model", record.model)
+
+
+@dataclass
+class Saver:
+    """Store writes for one generation; holds plain references only (Stop-safe)."""
+
+    store: Store | None
+    conversation_id: str | None
+    ctx: ChatContext
+    problems: list[str] = field(default_factory=list)
+    request_row: str | None = None
+
+    @classmethod
+    def begin(cls, turns: list[dict[str, Any]], ctx: ChatContext) -> Saver:
+        problems_list: list[str] = st.session_state.setdefault(PROBLEMS, [])
+        store = _get_store()
+        conv = st.session_state.get(CONVERSATION)
+        saver = cls(store, conv, ctx, problems_list)
+        if store is None:
+            return saver
+        try:
+            if not conv:
+                first = next((t["content"] for t in turns if t["role"] == "user"), "")
+                title = " ".join(str(first).split())[:60] or "Chat"
+                conv = store.create_conversation(title, model=ctx.model.id,
+                                                 surface=ctx.surface)
+                st.session_state[CONVERSATION] = conv
+                st.session_state[LOADED] = conv
+                saver.conversation_id = conv
+            for turn in turns:
+                if not turn.get("store_id"):
+                    _save_turn(store, conv, turn)
+        except Exception as exc:  # noqa: BLE001
+            saver._fail(exc)
+        return saver
+
+    def _fail(self, exc: Exception) -> None:
+        text = f"history is not being saved: {exc}"
+        if text not in self.problems:
+            self.problems.append(text)
+        self.store = None
+
+    def start_assistant(self, turn: dict[str, Any]) -> None:
+        if self.store is None or self.conversation_id is None:
+            return
+        try:
+            _save_turn(self.store, self.conversation_id, turn)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    def progress(self, turn: dict[str, Any]) -> None:
+        if self.store is None or not turn.get("store_id"):
+            return
+        try:
+            self.store.update_turn(turn["store_id"], content=turn.get("content") or "",
+                                   meta={"reasoning": turn.get("reasoning") or None})
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    def finish(self, turn: dict[str, Any], body: dict[str, Any]) -> None:
+        if self.store is None:
+            return
+        facts = turn.get("facts") or {}
+        error = turn.get("error") or {}
+        try:
+            if turn.get("store_id"):
+                self.store.update_turn(turn["store_id"], content=turn.get("content") or "",
+                                       status=turn["status"], meta=_meta(turn))
+            fields: dict[str, Any] = {
+                "conversation_id": self.conversation_id,
+                "turn_id": turn.get("store_id"),
+                "request_id": facts.get("request_id") or error.get("request_id"),
+                "http_status": error.get("status"),
+                "error_code": error.get("code"),
+                "prompt_tokens": facts.get("prompt_tokens"),
+                "completion_tokens": facts.get("completion_tokens"),
+                "cached_tokens": facts.get("cached_tokens"),
+                "reasoning_tokens": facts.get("reasoning_tokens"),
+                "ttft_s": facts.get("ttft_s"),
+                "tokens_per_s": facts.get("tokens_per_s"),
+                "duration_s": facts.get("duration_s"),
+            }
+            if facts.get("cost_total") is not None:
+                from decimal import Decimal
+
+                fields["cost_usd"] = Decimal(facts["cost_total"])
+                fields["cost_kind"] = facts.get("cost_kind")
+            self.store.log_request(
+                model=self.ctx.model.id, base_url=self.ctx.base_url, surface=self.ctx.surface,
+                params=body, status=turn["status"],
+                **{k: v for k, v in fields.items() if v is not None})
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+
+
+__all__ = ["CONVERSATION", "Saver", "append", "forget", "load_if_requested", "problems",
+           "resync"]

@@ -1,0 +1,113 @@
+"""Throttled stream rendering: one `st.empty` slot per text, redrawn on a growing interval.
+
+Never `st.write_stream` on raw token streams (research §2: quadratic bytes and browser work).
+The policy lives in `wafer_playground.throttle`; this module only draws.
+
+Stop: a Streamlit Stop/rerun is raised at the next `st.*` call. A throttled render may be
+~0.75 s away on long answers, so `yield_point()` (a session-state read: no websocket traffic)
+is called for every chunk to keep cancellation within one chunk of the click.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from wafer_playground.assembly import AnthropicAccumulator, ChatAccumulator
+from wafer_playground.throttle import Throttle
+
+CURSOR = "▌"
+
+
+def yield_point() -> None:
+    """Let Streamlit deliver a pending Stop/rerun now (raises StopException/RerunException)."""
+    st.session_state.get("_stream_tick")
+
+
+class ThrottledText:
+    """A markdown slot redrawn at most every max(50 ms, len/40k s); `final()` draws once more."""
+
+    def __init__(self, container: DeltaGenerator | None = None, *, cursor: str = CURSOR,
+                 code_language: str | None = None) -> None:
+        self.slot = (container or st).empty()
+        self.throttle = Throttle()
+        self.cursor = cursor
+        self.code_language = code_language
+        self.text = ""
+
+    def _draw(self, text: str) -> None:
+        if self.code_language is not None:
+            self.slot.code(text, language=self.code_language)
+        else:
+            self.slot.markdown(text)
+
+    def update(self, text: str, now: float | None = None) -> bool:
+        """Maybe redraw; True when it did."""
+        self.text = text
+        now = time.perf_counter() if now is None else now
+        if not text or not self.throttle.due(now, len(text)):
+            return False
+        self._draw(text + (self.cursor if self.code_language is None else ""))
+        self.throttle.mark(now)
+        return True
+
+    def final(self, text: str | None = None) -> None:
+        self.text = self.text if text is None else text
+        if self.text:
+            self._draw(self.text)
+        else:
+            self.slot.empty()
+
+
+class LiveTurn:
+    """The assistant message while it streams: thinking block, answer, tool calls."""
+
+    def __init__(self) -> None:
+        self.status = st.empty()
+        self._thinking_holder = st.container()  # keeps thinking above the answer
+        self.thinking: ThrottledText | None = None
+        self.answer = ThrottledText()
+        self.tools: ThrottledText | None = None
+        self.status.caption("⏳ waiting for the first token…")
+        self._first = True
+
+    def update(self, acc: ChatAccumulator | AnthropicAccumulator) -> None:
+        now = time.perf_counter()
+        if acc.first_token_at is not None and self._first:
+            self._first = False
+            self.status.caption("✍️ streaming… (Stop keeps the partial answer)")
+        if acc.reasoning:
+            if self.thinking is None:
+                box = self._thinking_holder.expander("🧠 Thinking…", expanded=True)
+                self.thinking = ThrottledText(box)
+            self.thinking.update(acc.reasoning, now)
+        if acc.content:
+            self.answer.update(acc.content, now)
+        if acc.tool_calls:
+            if self.tools is None:
+                self.tools = ThrottledText(code_language="json")
+            self.tools.update(_tool_text(acc), now)
+        yield_point()
+
+    def final(self, acc: ChatAccumulator | AnthropicAccumulator) -> None:
+        self.status.empty()
+        if self.thinking is not None:
+            self.thinking.final(acc.reasoning)
+        self.answer.final(acc.content)
+        if self.tools is not None:
+            self.tools.final(_tool_text(acc))
+
+
+def _tool_text(acc: ChatAccumulator | AnthropicAccumulator) -> str:
+    parts: list[dict[str, Any]] = []
+    for t in acc.tool_calls:
+        value, err = t.parsed_arguments()
+        parts.append({"name": t.name, "arguments": value if err is None else t.arguments})
+    return json.dumps(parts, indent=2, ensure_ascii=False)
+
+
+__all__ = ["CURSOR", "LiveTurn", "ThrottledText", "yield_point"]

@@ -1,0 +1,264 @@
+"""Chat page under AppTest with pytest-httpx: models, a streamed SSE turn, facts, errors,
+tool calls, edit/regenerate/delete, params validation and the model query parameter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pytest_httpx import HTTPXMock
+from streamlit.testing.v1 import AppTest
+
+from tests.app.conftest import FAKE_BASE, make_app
+
+CARD = {
+    "id": "GLM-5.1", "object": "model", "owned_by": "wafer", "max_model_len": 8192,
+    "wafer": {"display_name": "GLM 5.1", "context_length": 8192, "max_output_tokens": 4096,
+              "capabilities": {"tools": True, "reasoning": True, "vision": False},
+              "pricing": {"input_cents_per_million": 100, "output_cents_per_million": 400,
+                          "cache_read_cents_per_million": 10, "currency": "usd"}},
+}
+PLAIN = {
+    "id": "tiny", "object": "model", "owned_by": "wafer", "max_model_len": 2048,
+    "wafer": {"display_name": "Tiny", "capabilities": {"tools": False, "reasoning": False},
+              "pricing": {"input_cents_per_million": 10, "output_cents_per_million": 20}},
+}
+
+
+def sse(*chunks: dict | str) -> bytes:
+    out = b""
+    for c in chunks:
+        data = c if isinstance(c, str) else json.dumps(c)
+        out += f"data: {data}\n\n".encode()
+    return out
+
+
+def delta(d: dict, finish: str | None = None) -> dict:
+    return {"id": "c1", "object": "chat.completion.chunk", "model": "GLM-5.1",
+            "choices": [{"index": 0, "delta": d, "finish_reason": finish}]}
+
+
+USAGE = {"id": "c1", "object": "chat.completion.chunk", "choices": [],
+         "usage": {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500,
+                   "prompt_tokens_details": {"cached_tokens": 200},
+                   "completion_tokens_details": {"reasoning_tokens": 3}}}
+STREAM = sse(delta({"role": "assistant", "content": ""}),
+             delta({"reasoning_content": "Thinking hard."}),
+             delta({"content": "Hello"}), delta({"content": " there!"}),
+             delta({}, "stop"), USAGE, "[DONE]")
+
+
+@pytest.fixture
+def env(app_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        httpx_mock: HTTPXMock) -> HTTPXMock:
+    monkeypatch.setenv("WAFER_PLAYGROUND_DB", str(tmp_path / "chat.db"))
+    httpx_mock.add_response(url=f"{FAKE_BASE}/models", json={"object": "list",
+                                                             "data": [CARD, PLAIN]},
+                            is_reusable=True, is_optional=True)
+    return httpx_mock
+
+
+def chat_app() -> AppTest:
+    return make_app("pages/chat.py")
+
+
+def stream_reply(mock: HTTPXMock, body: bytes = STREAM, **headers: str) -> None:
+    mock.add_response(url=f"{FAKE_BASE}/chat/completions", method="POST", content=body,
+                      headers={"content-type": "text/event-stream",
+                               "x-request-id": "req_abc123", **headers})
+
+
+def sent_bodies(mock: HTTPXMock) -> list[dict]:
+    return [json.loads(r.content) for r in mock.get_requests()
+            if r.url.path.endswith("/chat/completions")]
+
+
+def test_streamed_turn_shows_answer_thinking_and_facts(env: HTTPXMock) -> None:
+    stream_reply(env)
+    at = chat_app().run()
+    assert not at.exception
+    at.chat_input[0].set_value("Hi!").run()
+    assert not at.exception, at.exception
+    turns = at.session_state["chat_turns"]
+    assert [t["role"] for t in turns] == ["user", "assistant"]
+    answer = turns[1]
+    assert answer["content"] == "Hello there!" and answer["reasoning"] == "Thinking hard."
+    assert answer["status"] == "done"
+    facts = answer["facts"]
+    assert facts["cost_kind"] == "actual" and facts["request_id"] == "req_abc123"
+    # 800 uncached x $1/M + 200 cached x $0.10/M + 500 x $4/M = $0.00282
+    assert facts["cost_total"] == "0.00282"
+    captions = " ".join(c.value for c in at.caption)
+    assert "1,000 prompt (200 cached)" in captions and "$0.00282" in captions
+    assert "finish `stop`" in captions and "req_abc123" in captions
+    md = [m.value for m in at.markdown]
+    assert "Hello there!" in md
+    assert any(e.label.startswith("🧠 Thinking") for e in at.expander)
+    body = sent_bodies(env)[0]
+    # only model/messages plus what the client adds: nothing the user did not change
+    assert body == {"model": "GLM-5.1", "messages": [{"role": "user", "content": "Hi!"}],
+                    "stream": True, "stream_options": {"include_usage": True}}
+    assert at.session_state["chat_spend"].n_actual == 1
+
+
+def test_changed_params_sent_and_invalid_blocks(env: HTTPXMock) -> None:
+    stream_reply(env)
+    at = chat_app().run()
+    at.slider(key="chat_p_temperature").set_value(0.3).run()
+    at.text_area(key="chat_p_system").input("Be terse.").run()
+    at.chat_input[0].set_value("Hi").run()
+    assert not at.exception
+    body = sent_bodies(env)[0]
+    assert body["temperature"] == 0.3
+    assert body["messages"][0] == {"role": "system", "content": "Be terse."}
+    # invalid tools JSON: shown in the panel and nothing is sent
+    at.text_area(key="chat_p_tools").input("[{not json").run()
+    assert any("not valid JSON" in e.value for e in at.error)
+    at.chat_input[0].set_value("again").run()
+    assert len(sent_bodies(env)) == 1
+    assert any("Not sent" in e.value for e in at.error)
+
+
+def test_reset_to_defaults(env: HTTPXMock) -> None:
+    at = chat_app().run()
+    at.slider(key="chat_p_top_p").set_value(0.5).run()
+    assert at.session_state["chat_params"]["top_p"] == 0.5
+    at.button(key="chat_p_reset").click().run()
+    assert at.session_state["chat_params"]["top_p"] == 1.0
+    assert at.slider(key="chat_p_top_p").value == 1.0
+
+
+def test_unsupported_controls_disabled_for_plain_model(env: HTTPXMock) -> None:
+    at = chat_app()
+    at.query_params["model"] = "tiny"
+    at.run()
+    assert at.session_state["selected_model"] == "tiny"
+    assert at.text_area(key="chat_p_tools").disabled
+    assert at.selectbox(key="chat_p_reasoning_effort").disabled
+    assert not at.slider(key="chat_p_temperature").disabled
+
+
+def test_model_choice_goes_into_query_param_and_survives_page_switch(env: HTTPXMock) -> None:
+    at = chat_app().run()
+    at.selectbox(key="chat_model_pick").select("tiny").run()
+    assert at.query_params["model"] == ["tiny"] or at.query_params["model"] == "tiny"
+    at.switch_page("pages/catalog.py").run()
+    at.switch_page("pages/chat.py").run()
+    assert at.selectbox(key="chat_model_pick").value == "tiny"
+
+
+def test_http_error_is_readable_and_retry_works(env: HTTPXMock) -> None:
+    env.add_response(url=f"{FAKE_BASE}/chat/completions", method="POST", status_code=400,
+                     json={"error": {"type": "invalid_request_error",
+                                     "code": "context_length_exceeded",
+                                     "message": "prompt too long", "request_id": "req_err1"}})
+    at = chat_app().run()
+    at.chat_input[0].set_value("Hi").run()
+    assert not at.exception
+    errs = " ".join(e.value for e in at.error)
+    assert "context_length_exceeded" in errs and "req_err1" in errs
+    turns = at.session_state["chat_turns"]
+    assert turns[0]["content"] == "Hi" and turns[1]["status"] == "error"
+    stream_reply(env)
+    at.button(key=f"chat_retry_{turns[1]['id']}").click().run()
+    turns = at.session_state["chat_turns"]
+    assert [t["status"] for t in turns] == ["done", "done"]
+    assert turns[1]["content"] == "Hello there!"
+
+
+def test_stream_cut_midway_keeps_partial(env: HTTPXMock) -> None:
+    stream_reply(env, sse(delta({"content": "Partial ans"})))  # no [DONE]: connection closed
+    at = chat_app().run()
+    at.chat_input[0].set_value("Hi").run()
+    turn = at.session_state["chat_turns"][1]
+    assert turn["status"] == "error" and turn["content"] == "Partial ans"
+    assert turn["facts"]["cost_kind"] == "estimate"
+    assert any("ended before it was complete" in e.value for e in at.error)
+    assert "Partial ans" in [m.value for m in at.markdown]
+
+
+def test_mid_stream_error_event(env: HTTPXMock) -> None:
+    stream_reply(env, sse(delta({"content": "Hel"}), {"error": {
+        "message": "upstream died", "code": "upstream_error", "type": "api_error"}}))
+    at = chat_app().run()
+    at.chat_input[0].set_value("Hi").run()
+    assert any("upstream_error" in e.value for e in at.error)
+    assert at.session_state["chat_turns"][1]["content"] == "Hel"
+
+
+def test_tool_call_answered_and_continued(env: HTTPXMock) -> None:
+    call_stream = sse(
+        delta({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                               "function": {"name": "get_weather", "arguments": ""}}]}),
+        delta({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": "Paris"}'}}]}),
+        delta({}, "tool_calls"), "[DONE]")
+    stream_reply(env, call_stream)
+    at = chat_app().run()
+    at.chat_input[0].set_value("Weather in Paris?").run()
+    turn = at.session_state["chat_turns"][1]
+    assert turn["tool_calls"] == [{"id": "call_1", "type": "function", "function": {
+        "name": "get_weather", "arguments": '{"city": "Paris"}'}}]
+    assert turn["facts"]["finish_reason"] == "tool_calls"
+    stream_reply(env)
+    at.text_area(key="chat_tool_call_1").input('{"temp": 18}')
+    at.button[[b.label for b in at.button].index("Send tool result")].click().run()
+    assert not at.exception
+    roles = [t["role"] for t in at.session_state["chat_turns"]]
+    assert roles == ["user", "assistant", "tool", "assistant"]
+    second = sent_bodies(env)[1]["messages"]
+    assert second[1]["tool_calls"][0]["id"] == "call_1"
+    assert second[2] == {"role": "tool", "tool_call_id": "call_1", "content": '{"temp": 18}'}
+
+
+def test_edit_regenerate_delete_clear(env: HTTPXMock) -> None:
+    stream_reply(env)
+    at = chat_app().run()
+    at.chat_input[0].set_value("first").run()
+    turns = at.session_state["chat_turns"]
+    stream_reply(env)
+    at.button(key=f"chat_regen_{turns[1]['id']}").click().run()
+    assert len(sent_bodies(env)) == 2 and len(at.session_state["chat_turns"]) == 2
+    user_id = at.session_state["chat_turns"][0]["id"]
+    at.button(key=f"chat_edit_btn_{user_id}").click().run()
+    at.text_area(key=f"chat_edit_{user_id}").input("edited")
+    stream_reply(env)
+    at.button(key=f"chat_save_{user_id}").click().run()
+    assert sent_bodies(env)[2]["messages"] == [{"role": "user", "content": "edited"}]
+    turns = at.session_state["chat_turns"]
+    assert [t["content"] for t in turns] == ["edited", "Hello there!"]
+    at.button(key=f"chat_del_{turns[1]['id']}").click().run()
+    assert [t["role"] for t in at.session_state["chat_turns"]] == ["user"]
+    at.button(key="chat_clear").click().run()
+    assert at.session_state["chat_turns"] == []
+
+
+def test_turns_saved_to_store_and_reopened(env: HTTPXMock) -> None:
+    from components.history import get_store
+
+    stream_reply(env)
+    at = chat_app().run()
+    at.chat_input[0].set_value("remember me").run()
+    conv = at.session_state["chat_conversation_id"]
+    store = get_store()
+    stored = store.list_turns(conv)
+    assert [(t.role, t.status) for t in stored] == [("user", "done"), ("assistant", "done")]
+    assert stored[1].content == "Hello there!"
+    reqs = store.list_requests(conversation_id=conv)
+    assert reqs and reqs[0].request_id == "req_abc123" and reqs[0].completion_tokens == 500
+    fresh = chat_app()
+    fresh.session_state["chat_conversation_id"] = conv
+    fresh.run()
+    assert [t["content"] for t in fresh.session_state["chat_turns"]] == [
+        "remember me", "Hello there!"]
+
+
+def test_view_code_shows_last_request(env: HTTPXMock) -> None:
+    stream_reply(env)
+    at = chat_app().run()
+    at.chat_input[0].set_value("code please").run()
+    codes = [c.value for c in at.code]
+    curl = next(c for c in codes if c.startswith("curl"))
+    assert "$WAFER_API_KEY" in curl and '"include_usage": true' in curl
+    assert any("x-request-id: req_abc123" in c for c in codes)  # response headers
+    assert any('data: {"id": "c1"' in c for c in codes)  # raw SSE events
