@@ -14,6 +14,7 @@ from decimal import Decimal
 import pandas as pd
 import streamlit as st
 
+from wafer_playground import share
 from wafer_playground.costs import format_usd
 from wafer_playground.store import (
     ConversationSummary,
@@ -80,6 +81,52 @@ def import_upload(store: Store, data: bytes) -> tuple[str | None, str]:
     conv = store.get_conversation(cid)
     title = conv.title if conv and conv.title else "Untitled conversation"
     return cid, f"Imported “{title}”."
+
+
+# --------------------------------------------------------------------------- share links
+
+_SHARE_APPLIED = "share_applied"
+
+
+def share_panel(state: share.ShareState, *, key: str) -> share.EncodeResult:
+    """A "Share" popover: a link holding this page's setup, or a file when it is too big.
+
+    Keys and personal fields never reach the link (share.encode strips them and says so).
+    """
+    base = st.context.url or ""
+    res = share.encode(state, base_url=base)
+    with st.popover("Share", icon=":material/share:", key=f"{key}_popover"):
+        if res.ok:
+            st.code(res.url(base), language=None, wrap_lines=True)
+            st.caption("Anyone with this link opens the same page, model and settings. "
+                       "It never contains your API key.")
+        else:
+            st.download_button("Download settings file", data=share.state_to_file(state),
+                               file_name=f"wafer-{state.page}-settings.json",
+                               mime="application/json", key=f"{key}_file")
+        if res.notice:
+            st.caption(res.notice)
+    return res
+
+
+def shared_state(page: str) -> share.ShareState | None:
+    """The state a share link carries for `page`, once per session (then the user's edits win).
+
+    Pages apply the returned fields to their own widgets; notices about dropped fields are
+    shown here.
+    """
+    applied: set[str] = st.session_state.setdefault(_SHARE_APPLIED, set())
+    if page in applied:
+        return None
+    applied.add(page)
+    result = share.decode(st.query_params.to_dict())
+    if result.notice:
+        st.warning(result.notice)
+    if result.state is None or result.state.page != page:
+        return None
+    if result.ignored:
+        st.caption("Some shared settings were not applied: " + ", ".join(result.ignored))
+    return result.state
 
 
 # --------------------------------------------------------------------------- formatting

@@ -212,3 +212,60 @@ def test_library_lists_and_removes_saved_items(db: SQLiteStore) -> None:
     assert not at.exception
     assert db.list_prompts() == [] and db.get_preset("Precise") is not None
     assert at.success[0].value == "Removed the prompt “Summarise”."
+
+
+def _share_app() -> None:
+    import streamlit as st
+
+    from components.history import share_panel, shared_state
+    from wafer_playground.share import ShareState
+
+    got = shared_state("chat")
+    st.session_state["got"] = got
+    big = st.session_state.get("big", "")
+    share_panel(ShareState(page="chat", model="glm-5.2",
+                           params={"temperature": 0.3, "api_key": "wfr_" + "x" * 24},
+                           prompt=big or "hi"), key="share")
+
+
+def test_share_panel_link_and_file_fallback() -> None:
+    import random
+    import string
+
+    at = AppTest.from_function(_share_app)
+    at.run()
+    assert not at.exception
+    link = at.code[0].value
+    assert link.startswith("?page=chat&model=glm-5.2&s=")
+    assert "wfr_" not in link
+    assert any("Left out of the link" in c.value and "params.api_key" in c.value
+               for c in at.caption)
+    # too big for a URL: a download instead of a code block, with the notice
+    rnd = random.Random(1)
+    at.session_state["big"] = "".join(rnd.choice(string.ascii_letters) for _ in range(9000))
+    at.run()
+    assert len(at.code) == 0
+    assert any("too large for a link" in c.value for c in at.caption)
+
+
+def test_shared_state_applies_once() -> None:
+    from wafer_playground.share import ShareState, encode
+
+    query = encode(ShareState(page="chat", model="m", params={"seed": 7})).query
+    at = AppTest.from_function(_share_app)
+    at.query_params.update(query)
+    at.run()
+    assert at.session_state["got"] == ShareState(page="chat", model="m", params={"seed": 7})
+    at.run()  # later runs: the user's own edits win
+    assert at.session_state["got"] is None
+
+
+def test_shared_state_bad_link_warns() -> None:
+    from wafer_playground.share import ShareState
+
+    at = AppTest.from_function(_share_app)
+    at.query_params.update({"page": "chat", "s": "%%%broken"})
+    at.run()
+    assert not at.exception
+    assert "could not be read" in at.warning[0].value
+    assert at.session_state["got"] == ShareState(page="chat")  # readable params still apply
