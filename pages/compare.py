@@ -1,4 +1,28 @@
+"""Compare: one prompt to 2-4 models at once, streamed side by side, with a summary."""
+
+from __future__ import annotations
+
 import streamlit as st
 
-st.title("compare")
-st.info("Coming next: this page lands with its own issue.")
+from components import compare as ui
+from components import connection, presentation
+
+# the frame normally applies presentation mode; this keeps `?present=1` working here anyway
+marker = presentation.ensure_applied()
+try:
+    conn = connection.current()
+    models = connection.load_models(conn)
+    presenting = presentation.is_presenting()
+
+    st.title("Which model?" if presenting else "Compare models")
+    if not presenting:
+        st.caption("One prompt, 2–4 models, streamed at the same time. Each pane shows time to "
+                   "first token, tokens/s, tokens, actual cost and finish reason; the summary "
+                   "marks the best of each.")
+    if models.error is not None and not models.live:
+        st.warning(f"Model list unavailable ({models.error.human()}); showing the snapshot "
+                   "catalog.", icon=":material/cloud_off:")
+
+    ui.render_page(conn, models.catalog, presenting=presenting)
+finally:
+    marker["run"] = False

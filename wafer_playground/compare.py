@@ -32,6 +32,7 @@ from .catalog import Pricing
 from .client import Stream, WaferClient
 from .costs import Cost, Usage, UsageError, cost_of, format_usd
 from .errors import WaferError
+from .guard import Caps, check_request, estimate_prompt_tokens
 
 Surface = Literal["chat", "completions"]
 PaneStatus = Literal["pending", "streaming", "done", "stopped", "error"]
@@ -91,23 +92,6 @@ def completion_body(model: str, token_ids: Sequence[int], params: Params, *,
     return body
 
 
-def parse_token_ids(text: str) -> list[int]:
-    """"1, 2 3" / "[1,2,3]" -> [1, 2, 3]; raises ValueError naming the bad item."""
-    cleaned = text.replace("[", " ").replace("]", " ").replace(",", " ").split()
-    ids: list[int] = []
-    for item in cleaned:
-        try:
-            value = int(item)
-        except ValueError:
-            raise ValueError(f"{item!r} is not a token id (whole numbers only)") from None
-        if value < 0:
-            raise ValueError(f"token ids are non-negative, got {value}")
-        ids.append(value)
-    if not ids:
-        raise ValueError("the prompt needs at least one token id")
-    return ids
-
-
 def assign_labels(models: Sequence[str], *, blind: bool,
                   order: Sequence[int] | None = None) -> list[tuple[int, str]]:
     """(original index, label) in display order.
@@ -129,6 +113,71 @@ def assign_labels(models: Sequence[str], *, blind: bool,
         label = models[i] if len(same) == 1 else f"{models[i]} #{same.index(i) + 1}"
         out.append((i, label))
     return out
+
+
+@dataclass(frozen=True)
+class PaneConfig:
+    """What the user set for one pane before anything is tokenized or sent."""
+
+    model: str
+    params: Params
+
+
+Encoder = Callable[[str], tuple[list[int], tuple[str, ...]]]  # model -> (ids, pieces)
+
+
+def build_specs(configs: Sequence[PaneConfig], surface: Surface, *, prompt: str,
+                system: str = "", ebnf: str | None = None, ids: Sequence[int] | None = None,
+                encode: Callable[[str], Encoder] | None = None, blind: bool = False,
+                order: Sequence[int] | None = None) -> list[PaneSpec]:
+    """Pane specs in display order.
+
+    Completions take either one id list for every pane (`ids`) or the text `prompt`
+    tokenized per model (`encode(model)(prompt)`), since each model has its own vocabulary.
+    Encoder errors propagate, naming nothing secret; the caller shows them.
+    """
+    labelled = assign_labels([c.model for c in configs], blind=blind, order=order)
+    specs: list[PaneSpec] = []
+    grammar = ebnf if ebnf and ebnf.strip() else None
+    for i, label in labelled:
+        cfg = configs[i]
+        if surface == "chat":
+            specs.append(PaneSpec(cfg.model, "chat", chat_body(cfg.model, prompt, cfg.params,
+                                                               system=system), label))
+            continue
+        if ids is not None:
+            pane_ids, pieces = list(ids), ()
+        elif encode is not None:
+            pane_ids, pieces = encode(cfg.model)(prompt)
+        else:
+            raise ValueError("a completion needs token ids or a tokenizer")
+        specs.append(PaneSpec(cfg.model, "completions",
+                              completion_body(cfg.model, pane_ids, cfg.params, ebnf=grammar),
+                              label, grammar=grammar, prompt_tokens=len(pane_ids),
+                              prompt_pieces=tuple(pieces)))
+    return specs
+
+
+def prompt_estimate(spec: PaneSpec) -> int:
+    """Exact for token-ID prompts, a deliberately high estimate for chat text."""
+    if spec.prompt_tokens is not None:
+        return spec.prompt_tokens
+    texts = [str(m.get("content") or "") for m in spec.body.get("messages") or []]
+    return estimate_prompt_tokens(*texts)
+
+
+def preflight(specs: Sequence[PaneSpec], pricing_for: Callable[[str], Pricing], *,
+              cap: Decimal | None = None, caps: Caps | None = None) -> list[str]:
+    """Spend-guard messages for the panes that must not be sent (empty list: all clear).
+    A comparison is sent whole or not at all, so one blocked pane blocks the run."""
+    problems = []
+    for spec in specs:
+        # named by label: in blind mode the message must not reveal which pane is which
+        msg = check_request(prompt_estimate(spec), spec.max_tokens or 0,
+                            pricing_for(spec.model), cap=cap, caps=caps, model=spec.label)
+        if msg:
+            problems.append(msg)
+    return problems
 
 
 # --------------------------------------------------------------------------- the runner
@@ -516,6 +565,7 @@ def display_rows(summary: Summary) -> list[dict[str, str]]:
             "TTFT (s)": _cell(r, "ttft_s"),
             "Tokens/s": _cell(r, "tokens_per_s"),
             "Total (s)": _cell(r, "total_s"),
+            "Prompt tokens": "–" if r.prompt_tokens is None else str(r.prompt_tokens),
             "Output tokens": "–" if r.completion_tokens is None else str(r.completion_tokens),
             "Cost": _cell(r, "cost_usd"),
             "Finish": r.finish_reason or "–",
@@ -645,9 +695,12 @@ def windows_overlap(snaps: Sequence[PaneSnapshot]) -> bool:
                for i, (a1, b1) in enumerate(spans) for (a2, b2) in spans[i + 1:])
 
 
-def with_labels(results: Sequence[PaneResult], labels: Sequence[str]) -> list[PaneResult]:
-    """The same results under other labels (blind aliases -> model ids after the reveal)."""
-    return [replace(r, label=lab) for r, lab in zip(results, labels, strict=True)]
+def with_labels(results: Sequence[PaneResult], labels: Sequence[str], *,
+                hide_models: bool = False) -> list[PaneResult]:
+    """The same results under other labels (blind aliases -> model ids after the reveal).
+    `hide_models` also blanks the model column, so a blind export cannot give the game away."""
+    return [replace(r, label=lab, model=lab if hide_models else r.model)
+            for r, lab in zip(results, labels, strict=True)]
 
 
 __all__ = [
@@ -656,17 +709,20 @@ __all__ = [
     "CompareRun",
     "PaneResult",
     "PaneSnapshot",
+    "PaneConfig",
     "PaneSpec",
     "Params",
     "Summary",
     "assign_labels",
     "best_indices",
+    "build_specs",
     "chat_body",
     "completion_body",
     "display_rows",
     "pane_cost",
     "pane_result",
-    "parse_token_ids",
+    "preflight",
+    "prompt_estimate",
     "summarize",
     "summary_figure",
     "summary_frame",

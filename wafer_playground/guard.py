@@ -107,8 +107,13 @@ def check_request(prompt_tokens_estimate: int, max_tokens: int, pricing: Pricing
                   cap: Decimal | None = None, caps: Caps | None = None,
                   model: str | None = None) -> str | None:
     """The whole pre-send check: hard caps first, then the cost bound under the tighter cap."""
-    return check_caps(max_tokens, caps) or check(
+    msg = check_caps(max_tokens, caps) or check(
         prompt_tokens_estimate, max_tokens, pricing, effective_cap(cap, caps), model=model)
+    if msg and caps is not None and caps.max_cost_usd is not None:
+        # the hard cap cannot be removed from here: say what can be done instead
+        msg = msg.replace("Remove the cap to send anyway.",
+                          "Presentation mode only sends to models with a published price.")
+    return msg
 
 
 __all__ = [

@@ -25,7 +25,6 @@ from wafer_playground.compare import (
     chat_body,
     completion_body,
     pane_result,
-    parse_token_ids,
     summarize,
     summary_figure,
     summary_frame,
@@ -157,17 +156,6 @@ def test_bodies() -> None:
     body = completion_body("g", [2, 5, 9], Params(), ebnf='root ::= "A"')
     assert body["prompt"] == [2, 5, 9] and body["ebnf"] == 'root ::= "A"'
     assert "ebnf" not in completion_body("g", [1], Params(), ebnf="  ")
-
-
-def test_parse_token_ids() -> None:
-    assert parse_token_ids("[2, 651,  9]") == [2, 651, 9]
-    assert parse_token_ids("1 2\n3") == [1, 2, 3]
-    with pytest.raises(ValueError, match="'x1'"):
-        parse_token_ids("1 x1")
-    with pytest.raises(ValueError, match="non-negative"):
-        parse_token_ids("-4")
-    with pytest.raises(ValueError, match="at least one"):
-        parse_token_ids(" , ")
 
 
 def test_labels_blind_and_duplicates() -> None:

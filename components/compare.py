@@ -1,0 +1,751 @@
+"""Compare widgets: live panes, the polling loop, the summary table, exports, blind vote.
+
+All Streamlit calls happen here on the script thread; the upstream streams run in
+`wafer_playground.compare.CompareRun` worker threads and are only *read* through snapshots.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from html import escape
+
+import pandas as pd
+import streamlit as st
+
+from components import presentation
+from components.connection import Connection, get_client
+from components.errors import show_error
+from components.history import get_store
+from wafer_playground import grammar as grammar_mod
+from wafer_playground.catalog import Catalog, Pricing
+from wafer_playground.client import WaferClient
+from wafer_playground.compare import (
+    DISPLAY_METRIC_COLUMN,
+    METRICS,
+    CompareRun,
+    Encoder,
+    PaneConfig,
+    PaneResult,
+    PaneSnapshot,
+    PaneSpec,
+    Params,
+    Summary,
+    Surface,
+    build_specs,
+    display_rows,
+    pane_cost,
+    pane_result,
+    preflight,
+    prompt_estimate,
+    summarize,
+    summary_figure,
+    timeline_figure,
+    to_csv,
+    to_markdown,
+    with_labels,
+)
+from wafer_playground.costs import Cost, format_usd
+from wafer_playground.errors import WaferError
+from wafer_playground.scenarios import (
+    SCENARIOS,
+    Scenario,
+    cheapest_passing,
+    passes,
+    pick_models,
+    supports_chat,
+    supports_completions,
+)
+from wafer_playground.scenarios import get as get_scenario
+from wafer_playground.throttle import Throttle
+from wafer_playground.tokenizers import TokenizerUnavailable, tokenizer_for
+from wafer_playground.tokens import IdParseError, Verdict, parse_ids, verify_output
+
+PANE_HEIGHT = 300
+POLL_S = 0.04  # how often the script thread looks at the panes (renders are throttled)
+TICKER_EVERY_S = 0.25
+BEST_STYLE = "background-color: rgba(249, 115, 22, 0.18); font-weight: 700;"
+
+STATUS_BADGE = {
+    "pending": ":gray-badge[:material/schedule: waiting]",
+    "streaming": ":orange-badge[:material/stream: streaming]",
+    "done": ":green-badge[:material/check: done]",
+    "stopped": ":gray-badge[:material/stop: stopped]",
+    "error": ":red-badge[:material/error: error]",
+}
+
+
+def _secs(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f} s"
+
+
+def pane_badges(snap: PaneSnapshot, cost: Cost | None, *, grammar: str | None = None,
+                passed: bool | None = None) -> str:
+    """One line of badges: TTFT, tok/s, tokens, cost (actual/estimate), finish, grammar."""
+    tps = "–" if snap.tokens_per_s is None else f"{snap.tokens_per_s:.1f}"
+    tokens = f"{snap.completion_tokens}" + ("" if snap.completion_source == "usage" else "~")
+    money = "–"
+    if cost is not None:
+        money = format_usd(cost.total) + ("" if cost.kind == "actual" else " est.")
+    parts = [STATUS_BADGE[snap.status],
+             f":blue-badge[TTFT {_secs(snap.ttft_s)}]",
+             f":blue-badge[{tps} tok/s]",
+             f":gray-badge[{tokens} tokens]",
+             f":violet-badge[{money}]"]
+    if snap.finish_reason:
+        parts.append(f":gray-badge[finish: {snap.finish_reason}]")
+    if grammar is not None:
+        parts.append(":green-badge[:material/check: grammar]" if grammar == "ok"
+                     else ":red-badge[:material/close: grammar]")
+    if passed is not None:
+        parts.append(":green-badge[✓ answered]" if passed else ":red-badge[✗ wrong answer]")
+    return " ".join(parts)
+
+
+def _timing_caption(snap: PaneSnapshot) -> str:
+    """The pane's window on the shared clock (what the e2e test checks for overlap)."""
+    if snap.first_token_s is None:
+        return ""
+    end = "…" if snap.ended_s is None else f"+{snap.ended_s:.2f}s"
+    return f"window +{snap.first_token_s:.2f}s → {end}"
+
+
+class PaneView:
+    """One pane's placeholders; `update()` redraws text at the throttle's pace."""
+
+    def __init__(self, spec_label: str, subtitle: str, *, surface: str,
+                 pieces: Sequence[str] = (), key: str) -> None:
+        self.surface = surface
+        self.throttle = Throttle()
+        self._last_text: str | None = None
+        self._last_badges: str | None = None
+        with st.container(border=True, key=f"pane_{key}"):
+            st.markdown(f"#### {spec_label}")
+            if subtitle:
+                st.caption(subtitle)
+            if pieces:
+                chips = "".join(f'<span class="wp-tok">{escape(p) or "∅"}</span>'
+                                for p in pieces[:80])
+                more = f" … +{len(pieces) - 80}" if len(pieces) > 80 else ""
+                st.html(
+                    "<style>.wp-tok{display:inline-block;margin:1px 2px;padding:0 4px;"
+                    "border-radius:4px;background:rgba(99,102,241,.15);font-family:monospace;"
+                    "white-space:pre}</style>"
+                    f'<div data-testid="wp-pieces"><b>{len(pieces)} prompt tokens</b> '
+                    f"{chips}{more}</div>")
+            self.badges = st.empty()
+            self.body = st.container(height=PANE_HEIGHT, border=False, autoscroll=True)
+            with self.body:
+                self.text = st.empty()
+            self.footer = st.empty()
+
+    def update(self, snap: PaneSnapshot, cost: Cost | None, *, final: bool = False,
+               grammar: str | None = None, passed: bool | None = None,
+               grammar_detail: str = "", show_request_id: bool = True) -> None:
+        now = time.perf_counter()
+        text = snap.content
+        if final or (text != self._last_text and self.throttle.due(now, len(text))):
+            shown = text if (final or not snap.streaming) else text + "▌"
+            if not text and snap.streaming:
+                self.text.caption("waiting for the first token…")
+            elif self.surface == "chat":
+                self.text.markdown(shown)
+            else:
+                self.text.text(shown)
+            self.throttle.mark(now)
+            self._last_text = text
+        badges = pane_badges(snap, cost, grammar=grammar, passed=passed)
+        if badges != self._last_badges:
+            self.badges.markdown(badges)
+            self._last_badges = badges
+        if final:
+            with self.footer.container():
+                if snap.error is not None:
+                    show_error(snap.error)
+                notes = [n for n in (_timing_caption(snap), grammar_detail) if n]
+                if snap.request_id and show_request_id and not presentation.is_presenting():
+                    notes.append(f"request id `{snap.request_id}`")
+                if notes:
+                    st.caption(" · ".join(notes))
+
+
+def stream_panes(run: CompareRun, views: Sequence[PaneView], *,
+                 pricing: Callable[[int], Pricing], prompt_estimate: Callable[[int], int | None],
+                 ticker_slot: st.delta_generator.DeltaGenerator | None) -> list[PaneSnapshot]:
+    """Poll the workers and redraw until every pane is final; returns the last snapshots.
+
+    Each redraw is a Streamlit call, so a Stop or a rerun lands here as an exception: the
+    caller cancels the run in `finally`.
+    """
+    last_tick = 0.0
+    while True:
+        done = run.done  # read before the snapshot so the final state is always drawn
+        snaps = run.snapshot()
+        costs = [pane_cost(s, pricing(s.index), prompt_estimate=prompt_estimate(s.index))
+                 for s in snaps]
+        for view, snap, cost in zip(views, snaps, costs, strict=True):
+            view.update(snap, cost)
+        now = time.perf_counter()
+        if ticker_slot is not None and (done or now - last_tick >= TICKER_EVERY_S):
+            elapsed = final_elapsed(snaps) if done else now - (run.t0 or now)
+            draw_ticker(ticker_slot, snaps, costs, live=not done, elapsed_s=elapsed)
+            last_tick = now
+        if done:
+            return snaps
+        time.sleep(POLL_S)
+
+
+def draw_ticker(slot: st.delta_generator.DeltaGenerator, snaps: Sequence[PaneSnapshot],
+                costs: Sequence[Cost | None], *, live: bool, elapsed_s: float) -> None:
+    """Speed across the panes still streaming (all panes once done), spend so far."""
+    rates = [s.tokens_per_s for s in snaps if s.tokens_per_s is not None and
+             (s.status == "streaming" or not live)]
+    priced = [c.total for c in costs if c is not None and c.total is not None]
+    kinds = {c.kind for c in costs if c is not None}
+    presentation.ticker(
+        slot, tokens_per_s=sum(rates) if rates else None,
+        dollars=sum(priced, Decimal(0)) if priced else None,
+        tokens=sum(s.completion_tokens for s in snaps), elapsed_s=max(0.0, elapsed_s),
+        live=live, dollars_kind="estimate" if "estimate" in kinds else "")
+
+
+def final_elapsed(snaps: Sequence[PaneSnapshot]) -> float:
+    ends = [s.ended_s for s in snaps if s.ended_s is not None]
+    return max(ends) if ends else 0.0
+
+
+def summary_table(summary: Summary) -> None:
+    """The summary as a real table; each column's best cell highlighted and marked 🏆."""
+    rows = display_rows(summary)
+    if not rows:
+        return
+    frame = pd.DataFrame(rows)
+    best_cells: set[tuple[int, str]] = set()
+    for m in METRICS:
+        col = DISPLAY_METRIC_COLUMN[m.key]
+        for i in summary.best.get(m.key, set()):
+            best_cells.add((i, col))
+            frame.at[i, col] = f"🏆 {frame.at[i, col]}"
+
+    def style(data: pd.DataFrame) -> pd.DataFrame:
+        out = pd.DataFrame("", index=data.index, columns=data.columns)
+        for i, col in best_cells:
+            out.at[i, col] = BEST_STYLE
+        return out
+
+    st.table(frame.style.apply(style, axis=None), hide_index=True)
+    st.caption("🏆 = best in its column among panes that finished: lowest cost, fastest "
+               "first token (TTFT), highest tokens/s, quickest overall. `~` / est. = estimated "
+               "from the stream (no usage reported).")
+
+
+def exports(summary: Summary, *, title: str, key: str) -> None:
+    cols = st.columns(2)
+    cols[0].download_button("Summary as CSV", to_csv(summary), file_name="compare.csv",
+                            mime="text/csv", icon=":material/table:", key=f"{key}_csv",
+                            width="stretch")
+    cols[1].download_button("Summary as Markdown", to_markdown(summary, title=title),
+                            file_name="compare.md", mime="text/markdown",
+                            icon=":material/description:", key=f"{key}_md", width="stretch")
+
+
+def charts(summary: Summary, snaps: Sequence[PaneSnapshot], *, key: str) -> None:
+    left, right = st.columns([3, 2])
+    with left:
+        st.plotly_chart(summary_figure(summary), key=f"{key}_bars", width="stretch",
+                        config={"displayModeBar": False})
+    with right:
+        st.caption("When each pane waited and streamed (overlap = truly concurrent)")
+        st.plotly_chart(timeline_figure(snaps), key=f"{key}_timeline", width="stretch",
+                        config={"displayModeBar": False})
+
+
+def vote_buttons(labels: Sequence[str], *, key: str) -> str | None:
+    """Blind vote: returns the chosen label, "" for no preference, None if no click yet."""
+    st.markdown("**Which answer is best?** Model names are revealed after you pick.")
+    cols = st.columns(len(labels) + 1)
+    for col, label in zip(cols, labels, strict=False):
+        if col.button(f"🏆 {label}", key=f"{key}_{label}", width="stretch"):
+            return label
+    if cols[-1].button("No preference", key=f"{key}_tie", width="stretch"):
+        return ""
+    return None
+
+
+def scenario_cards(cards: Sequence[Scenario], *, key: str) -> str | None:
+    """Pinned demo cards; returns the id of the card clicked this run."""
+    clicked = None
+    cols = st.columns(len(cards))
+    for col, sc in zip(cols, cards, strict=True):
+        with col, st.container(border=True, key=f"{key}_{sc.id}", height="stretch"):
+            st.markdown(f"### {sc.icon} {sc.title}")
+            st.caption(sc.blurb)
+            if st.button("Run", key=f"{key}_run_{sc.id}", type="primary",
+                         icon=":material/play_arrow:", width="stretch"):
+                clicked = sc.id
+    return clicked
+
+
+# --------------------------------------------------------------------------- the page flow
+
+SESSION_KEY = "compare_session"  # the last comparison (plain key: survives page switches)
+PERSIST = "session"  # widget values survive page switches (Streamlit 1.67 persist_state)
+MODE_LABELS = {"chat": "Chat", "completions": "Token-ID completion"}
+
+
+@dataclass
+class CompareSession:
+    """One comparison: the live run plus everything derived once it is over."""
+
+    run: CompareRun
+    specs: list[PaneSpec]
+    prompt: str
+    blind: bool
+    base_url: str
+    scenario: str | None = None
+    snaps: list[PaneSnapshot] | None = None
+    results: list[PaneResult] | None = None
+    verdicts: list[Verdict | None] = field(default_factory=list)
+    passed: list[bool | None] = field(default_factory=list)
+    revealed: bool = False
+    winner: str | None = None  # label voted best; "" = no preference
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def hidden(self) -> bool:
+        return self.blind and not self.revealed
+
+    def labels(self) -> list[str]:
+        if self.blind and self.revealed:
+            return [f"{s.label} · {s.model}" for s in self.specs]
+        return [s.label for s in self.specs]
+
+
+@dataclass(frozen=True)
+class Setup:
+    surface: Surface
+    configs: list[PaneConfig]
+    prompt: str
+    system: str
+    ids_text: str | None  # token ids typed by the user (completions), else None
+    grammar: str
+    blind: bool
+    cap: Decimal | None
+
+
+def _pricing_for(catalog: Catalog) -> Callable[[str], Pricing]:
+    def pricing(model_id: str) -> Pricing:
+        m = catalog.get(model_id)
+        return m.pricing if m is not None else Pricing()
+    return pricing
+
+
+def _options(catalog: Catalog, surface: Surface) -> list[str]:
+    if surface == "chat":
+        return [m.id for m in catalog.models if supports_chat(m)]
+    # every enabled model may be tried; the ones known to take token ids come first
+    usable = [m for m in catalog.models if m.disabled_reason is None]
+    return [m.id for m in sorted(usable, key=lambda m: not supports_completions(m))]
+
+
+def _fix(key: str, options: Sequence[object], default: object) -> None:
+    """Keep a keyed widget's value valid when its options change (mode switch, new list)."""
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = default
+
+
+def apply_scenario(sc: Scenario, catalog: Catalog) -> bool:
+    """Load a scenario into the controls (before they are drawn this run)."""
+    picks = pick_models(sc, catalog.models)
+    if len(picks) < 2:
+        st.warning(f"“{sc.title}” needs models that support "
+                   f"{MODE_LABELS[sc.surface].lower()}; this endpoint has none.")
+        return False
+    ss = st.session_state
+    ss["cmp_mode"] = sc.surface
+    ss["cmp_n"] = len(picks)
+    ss["cmp_perpane"] = True
+    for i, pk in enumerate(picks):
+        ss[f"cmp_model_{i}"] = pk.model
+        ss[f"cmp_temp_{i}"] = pk.temperature
+        ss[f"cmp_max_{i}"] = sc.max_tokens
+    ss["cmp_max"] = sc.max_tokens
+    ss["cmp_prompt"] = sc.prompt
+    ss["cmp_system"] = sc.system
+    ss["cmp_grammar"] = sc.grammar or ""
+    ss["cmp_prompt_kind"] = "text"
+    ss["cmp_blind"] = False
+    return True
+
+
+def controls(catalog: Catalog, *, presenting: bool) -> Setup | None:
+    ss = st.session_state
+    ss.setdefault("cmp_mode", "chat")
+    top = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
+    surface: Surface = top[0].segmented_control(
+        "Request", list(MODE_LABELS), format_func=MODE_LABELS.__getitem__, key="cmp_mode",
+        required=True, persist_state=PERSIST,
+        help="Chat sends messages; token-ID completion sends the prompt as token ids "
+             "(tokenized per model, since each model has its own vocabulary).") or "chat"
+    ss.setdefault("cmp_n", 2)
+    n = int(top[1].segmented_control("Panes", [2, 3, 4], key="cmp_n", required=True,
+                                     persist_state=PERSIST) or 2)
+    top[2].toggle("Blind", key="cmp_blind", persist_state=PERSIST,
+                  help="Hide model names (and shuffle the panes) until you pick a favourite; "
+                       "the vote is saved.")
+    top[3].toggle("Per-pane parameters", key="cmp_perpane", persist_state=PERSIST)
+    options = _options(catalog, surface)
+    if not options:
+        st.warning(f"No model on this endpoint supports {MODE_LABELS[surface].lower()}.")
+        return None
+    if surface == "chat" and len(options) < len(catalog.models):
+        st.caption(f"{len(catalog.models) - len(options)} model(s) without a chat template "
+                   "are only offered for token-ID completion.")
+    per_pane = bool(ss.get("cmp_perpane"))
+    ss.setdefault("cmp_temp", 0.7)
+    ss.setdefault("cmp_top_p", 1.0)
+    ss.setdefault("cmp_max", 128)
+    max_cap = presentation.caps().max_tokens if presenting and presentation.caps() else None
+    cols = st.columns(n)
+    configs: list[PaneConfig] = []
+    for i, col in enumerate(cols):
+        key = f"cmp_model_{i}"
+        _fix(key, options, options[i % len(options)])
+        ss.setdefault(f"cmp_temp_{i}", float(ss["cmp_temp"]))
+        ss.setdefault(f"cmp_max_{i}", int(ss["cmp_max"]))
+        with col:
+            model = st.selectbox(f"Pane {i + 1}", options, key=key, persist_state=PERSIST)
+            if per_pane:
+                temp = st.slider("temperature", 0.0, 2.0, step=0.05, key=f"cmp_temp_{i}",
+                                 persist_state=PERSIST)
+                mx = st.number_input("max_tokens", 1, 32_768, step=16, key=f"cmp_max_{i}",
+                                     persist_state=PERSIST)
+        if not per_pane:
+            # widget keys already hold this run's values before the widgets are drawn
+            temp, mx = float(ss["cmp_temp"]), int(ss["cmp_max"])
+        configs.append(PaneConfig(str(model), Params(
+            temperature=float(temp), top_p=float(ss["cmp_top_p"]), max_tokens=int(mx),
+            seed=ss.get("cmp_seed"))))
+    shared = st.columns(4)
+    if not per_pane:
+        shared[0].slider("temperature", 0.0, 2.0, step=0.05, key="cmp_temp",
+                         persist_state=PERSIST)
+        shared[1].number_input("max_tokens", 1, 32_768, step=16, key="cmp_max",
+                               persist_state=PERSIST,
+                               help=f"Presentation limit: {max_cap}" if max_cap else None)
+    shared[2].slider("top_p", 0.0, 1.0, step=0.05, key="cmp_top_p", persist_state=PERSIST)
+    shared[3].number_input("seed", 0, 2**31 - 1, value=None, key="cmp_seed",
+                           persist_state=PERSIST, placeholder="random")
+    system = ""
+    ids_text: str | None = None
+    grammar = ""
+    if surface == "chat":
+        system = st.text_input("System prompt (optional)", key="cmp_system",
+                               persist_state=PERSIST)
+        prompt = st.text_area("Prompt", key="cmp_prompt", height=110, persist_state=PERSIST,
+                              placeholder="Ask every model the same thing…")
+    else:
+        ss.setdefault("cmp_prompt_kind", "text")
+        kind = st.segmented_control(
+            "Prompt as", ["text", "ids"], key="cmp_prompt_kind", required=True,
+            persist_state=PERSIST,
+            format_func={"text": "Text (tokenized per model)", "ids": "Token ids"}.__getitem__)
+        if kind == "ids":
+            ids_text = st.text_area("Token ids (the same ids go to every pane)", key="cmp_ids",
+                                    height=90, persist_state=PERSIST,
+                                    placeholder="2, 651, 6037, …")
+            prompt = ids_text or ""
+        else:
+            prompt = st.text_area("Prompt text", key="cmp_prompt", height=110,
+                                  persist_state=PERSIST,
+                                  placeholder="Text to continue; each pane tokenizes it "
+                                              "with its model's tokenizer")
+        grammar = st.text_area("EBNF grammar (optional; sent as `ebnf`, output is checked "
+                               "against it)", key="cmp_grammar", height=90,
+                               persist_state=PERSIST, placeholder='root ::= "yes" | "no"')
+    st.number_input("Cost cap per request, $ (worst case, checked before sending)",
+                    min_value=0.0, value=None, step=0.001, format="%.4f", key="cmp_cap",
+                    persist_state=PERSIST, placeholder="no cap",
+                    help="Blocks the run if any pane's worst case (whole prompt uncached + "
+                         "all max_tokens generated) could cost more.")
+    raw_cap = ss.get("cmp_cap")
+    cap = Decimal(str(raw_cap)) if raw_cap is not None else None
+    return Setup(surface, configs, prompt or "", system or "", ids_text, grammar or "",
+                 bool(ss.get("cmp_blind")), cap)
+
+
+def _encoder(client: WaferClient, catalog: Catalog) -> Callable[[str], Encoder]:
+    def for_model(model_id: str) -> Encoder:
+        m = catalog.get(model_id)
+        tok = tokenizer_for(model_id, local=bool(m and m.local is not None), client=client)
+
+        def encode(text: str) -> tuple[list[int], tuple[str, ...]]:
+            pieces = tok.encode(text, add_special=True)
+            return [p.id for p in pieces], tuple(p.text for p in pieces)
+        return encode
+    return for_model
+
+
+def start(setup: Setup, client: WaferClient, catalog: Catalog, *, base_url: str,
+          scenario: str | None = None) -> CompareSession | None:
+    """Validate, guard and start a run; draws the reason and returns None if it cannot."""
+    if not setup.prompt.strip():
+        st.error("Enter a prompt first.", icon=":material/edit:")
+        return None
+    ids: list[int] | None = None
+    if setup.ids_text is not None:
+        try:
+            ids = parse_ids(setup.ids_text)
+        except IdParseError as exc:
+            st.error(str(exc))
+            return None
+        if not ids:
+            st.error("Enter at least one token id.")
+            return None
+    if setup.grammar.strip():
+        report = grammar_mod.check(setup.grammar)
+        if not report.ok:
+            st.error("The grammar is not valid EBNF: " +
+                     "; ".join(i.message for i in report.issues[:3]))
+            return None
+    order = random.sample(range(len(setup.configs)), len(setup.configs)) if setup.blind else None
+    try:
+        with st.spinner("Tokenizing the prompt for each model…") if (
+                setup.surface == "completions" and ids is None) else contextlib.nullcontext():
+            specs = build_specs(setup.configs, setup.surface, prompt=setup.prompt,
+                                system=setup.system, ebnf=setup.grammar, ids=ids,
+                                encode=_encoder(client, catalog), blind=setup.blind,
+                                order=order)
+    except TokenizerUnavailable as exc:
+        st.error(f"Cannot tokenize the prompt: {exc}. Switch “Prompt as” to token ids.")
+        return None
+    except WaferError as exc:
+        show_error(exc, where="tokenizing the prompt")
+        return None
+    problems = preflight(specs, _pricing_for(catalog), cap=setup.cap,
+                         caps=presentation.caps())
+    if problems:
+        st.error("\n\n".join(problems), icon=":material/block:")
+        return None
+    prompt_text = setup.prompt if setup.surface == "chat" or ids is None else \
+        f"token ids: {setup.ids_text}"
+    sess = CompareSession(CompareRun(client, specs), specs, prompt_text, setup.blind,
+                          base_url, scenario)
+    sess.run.start()
+    return sess
+
+
+def finalize(sess: CompareSession, catalog: Catalog) -> None:
+    """Turn the final snapshots into results once; log each pane to the request log."""
+    pricing = _pricing_for(catalog)
+    snaps = sess.run.snapshot()
+    sc = get_scenario(sess.scenario) if sess.scenario else None
+    verdicts: list[Verdict | None] = []
+    passed: list[bool | None] = []
+    results: list[PaneResult] = []
+    for snap in snaps:
+        verdict = None
+        if snap.spec.grammar and snap.status == "done":
+            verdict = verify_output(snap.spec.grammar, snap.content)
+        verdicts.append(verdict)
+        ok = verdict.ok if verdict else None
+        passed.append(passes(sc, snap.content, ok) if sc and snap.status == "done" else None)
+        results.append(pane_result(snap, pricing(snap.spec.model), grammar_ok=ok,
+                                   prompt_estimate=prompt_estimate(snap.spec)))
+    sess.snaps, sess.verdicts, sess.passed, sess.results = snaps, verdicts, passed, results
+    _log(sess)
+
+
+def _log(sess: CompareSession) -> None:
+    """Each pane into the request log, so History and Costs see Compare runs too."""
+    try:
+        store = get_store()
+        for snap, res in zip(sess.snaps or [], sess.results or [], strict=True):
+            store.log_request(
+                model=snap.spec.model, base_url=sess.base_url, surface=snap.spec.surface,
+                params=snap.spec.body, status=snap.status, request_id=snap.request_id,
+                usage=snap.usage, cost=res.cost_usd, cost_kind=res.cost_kind,
+                ttft_s=snap.ttft_s, tokens_per_s=snap.tokens_per_s, duration_s=res.total_s,
+                error_code=snap.error.code if snap.error else None)
+    except Exception as exc:  # noqa: BLE001 - a full disk must not hide the comparison
+        sess.notes.append(f"Not saved to the request log: {type(exc).__name__}.")
+
+
+def _subtitle(spec: PaneSpec, *, hidden: bool) -> str:
+    b = spec.body
+    parts = [] if hidden else [MODE_LABELS[spec.surface]]
+    parts.append(f"T={b.get('temperature')}")
+    parts.append(f"max {b.get('max_tokens')}")
+    if b.get("seed") is not None:
+        parts.append(f"seed {b['seed']}")
+    if spec.grammar:
+        parts.append("grammar")
+    return " · ".join(parts)
+
+
+def show(sess: CompareSession, catalog: Catalog, *, presenting: bool) -> None:
+    """Draw a comparison: live while it runs (polling the workers), then the results."""
+    pricing = _pricing_for(catalog)
+    ticker_slot = st.empty()
+    stop_slot = st.empty()
+    labels = sess.labels()
+    cols = st.columns(len(sess.specs))
+    views = []
+    for i, (col, spec) in enumerate(zip(cols, sess.specs, strict=True)):
+        with col:
+            views.append(PaneView(labels[i], _subtitle(spec, hidden=sess.hidden),
+                                  surface=spec.surface, pieces=spec.prompt_pieces,
+                                  key=str(i)))
+    if sess.results is None:
+        if not sess.run.done:
+            stop_slot.button("Stop", key="cmp_stop", icon=":material/stop_circle:")
+            try:
+                stream_panes(sess.run, views,
+                             pricing=lambda i: pricing(sess.specs[i].model),
+                             prompt_estimate=lambda i: prompt_estimate(sess.specs[i]),
+                             ticker_slot=ticker_slot)
+            finally:
+                # Stop / rerun lands here as an exception: only plain Python from now on
+                if not sess.run.done:
+                    sess.run.cancel()
+            stop_slot.empty()
+        finalize(sess, catalog)
+    assert sess.snaps is not None and sess.results is not None
+    costs = []
+    for i, (view, snap) in enumerate(zip(views, sess.snaps, strict=True)):
+        verdict = sess.verdicts[i] if i < len(sess.verdicts) else None
+        cost = pane_cost(snap, pricing(snap.spec.model),
+                         prompt_estimate=prompt_estimate(snap.spec))
+        costs.append(cost)
+        view.update(snap, cost, final=True,
+                    grammar=None if verdict is None else ("ok" if verdict.ok else "bad"),
+                    passed=sess.passed[i] if i < len(sess.passed) else None,
+                    grammar_detail="" if verdict is None or verdict.ok else
+                    f"grammar: {verdict.summary}",
+                    show_request_id=not sess.hidden)  # an id could hint at the model
+    draw_ticker(ticker_slot, sess.snaps, costs, live=False,
+                elapsed_s=final_elapsed(sess.snaps))
+    for note in sess.notes:
+        st.caption(note)
+    results = with_labels(sess.results, labels, hide_models=sess.hidden)
+    summary = summarize(results)
+    _scenario_banner(sess, summary)
+    if sess.hidden:
+        choice = vote_buttons(labels, key="cmp_vote")
+        if choice is not None:
+            _vote(sess, choice)
+            st.rerun()
+    elif sess.blind:
+        _reveal_banner(sess)
+    st.subheader("Summary")
+    summary_table(summary)
+    exports(summary, title=f"Compare: {sess.prompt[:60]}", key="cmp_export")
+    charts(summary, sess.snaps, key="cmp_chart")
+
+
+def _vote(sess: CompareSession, choice: str) -> None:
+    labels = [s.label for s in sess.specs]
+    winner = sess.specs[labels.index(choice)].model if choice else None
+    try:
+        get_store().record_vote(
+            sess.prompt, [s.model for s in sess.specs], winner, blind=True,
+            meta={"labels": labels, "winner_label": choice or None,
+                  "surface": sess.specs[0].surface,
+                  "params": [{k: s.body.get(k) for k in ("temperature", "max_tokens", "top_p")}
+                             for s in sess.specs]})
+    except Exception as exc:  # noqa: BLE001 - reveal anyway; say the vote was not kept
+        sess.notes.append(f"The vote could not be saved ({type(exc).__name__}).")
+    sess.revealed = True
+    sess.winner = choice
+
+
+def _reveal_banner(sess: CompareSession) -> None:
+    mapping = ", ".join(f"**{s.label}** = {s.model}" for s in sess.specs)
+    if sess.winner:
+        st.success(f"You picked **{sess.winner}**. Revealed: {mapping}. Vote saved.",
+                   icon=":material/how_to_vote:")
+    else:
+        st.info(f"No preference recorded. Revealed: {mapping}.", icon=":material/how_to_vote:")
+
+
+def _scenario_banner(sess: CompareSession, summary: Summary) -> None:
+    sc = get_scenario(sess.scenario) if sess.scenario else None
+    if sc is None:
+        return
+    results = summary.results
+    if sc.id == "cheapest":
+        idx = cheapest_passing(results, sess.passed)
+        if idx is None:
+            st.warning("No model answered correctly this time.", icon=":material/help:")
+        else:
+            r = results[idx]
+            st.success(f"Cheapest model that answered correctly: **{r.label}** "
+                       f"({format_usd(r.cost_usd)}, first token in {_secs(r.ttft_s)}).",
+                       icon=":material/savings:")
+    elif sc.id == "json":
+        ok = sum(1 for v in sess.verdicts if v is not None and v.ok)
+        total = sum(1 for v in sess.verdicts if v is not None)
+        if total and ok == total:
+            st.success(f"{ok} of {total} outputs match the grammar: valid JSON by "
+                       "construction.", icon=":material/data_object:")
+        else:
+            st.warning(f"{ok} of {total} finished outputs match the grammar.",
+                       icon=":material/data_object:")
+    elif sc.id == "xray":
+        counts = ", ".join(f"**{r.label}**: {r.prompt_tokens} tokens" for r in results)
+        st.info(f"The same sentence costs a different number of tokens per model — {counts}.",
+                icon=":material/biotech:")
+
+
+def render_page(conn: Connection, catalog: Catalog, *, presenting: bool) -> None:
+    client = get_client(conn)
+    if presenting:
+        clicked = scenario_cards(SCENARIOS, key="scn")
+    else:
+        with st.expander("Demo scenarios (one click each)", icon=":material/slideshow:"):
+            clicked = scenario_cards(SCENARIOS, key="scn")
+    sc = get_scenario(clicked) if clicked else None
+    if sc is not None and not apply_scenario(sc, catalog):
+        sc = None
+    box = st.expander("Custom comparison", icon=":material/tune:", expanded=False) \
+        if presenting else st.container()
+    with box:
+        setup = controls(catalog, presenting=presenting)
+        run_clicked = st.button("Run comparison", type="primary", icon=":material/play_arrow:",
+                                key="cmp_run", disabled=setup is None)
+    if setup is not None and (run_clicked or sc is not None):
+        sess = start(setup, client, catalog, base_url=conn.base_url,
+                     scenario=sc.id if sc else None)
+        if sess is not None:
+            old = st.session_state.get(SESSION_KEY)
+            if old is not None and not old.run.done:
+                old.run.cancel()
+            st.session_state[SESSION_KEY] = sess
+    sess = st.session_state.get(SESSION_KEY)
+    if sess is not None:
+        st.divider()
+        show(sess, catalog, presenting=presenting)
+
+
+__all__ = [
+    "CompareSession",
+    "PaneView",
+    "apply_scenario",
+    "controls",
+    "render_page",
+    "show",
+    "start",
+    "charts",
+    "draw_ticker",
+    "exports",
+    "final_elapsed",
+    "pane_badges",
+    "scenario_cards",
+    "stream_panes",
+    "summary_table",
+    "vote_buttons",
+]
