@@ -1,4 +1,5 @@
-import streamlit as st
+"""Token & grammar workbench page: all drawing lives in components/tokens.py."""
 
-st.title("tokens")
-st.info("Coming next: this page lands with its own issue.")
+from components.tokens import render_page
+
+render_page()

@@ -61,6 +61,10 @@ class Tokenizer(ABC):
         """The ids ``add_special`` prepends (``[]`` for models without a BOS)."""
         return [p.id for p in self.encode("", add_special=True)]
 
+    def pieces(self, ids: Sequence[int]) -> list[TokenPiece]:
+        """Each id's own piece (for chips of a pasted id list); one decode per id here."""
+        return [TokenPiece(i, self.decode([i])) for i in ids]
+
     def special_ids(self) -> dict[int, str]:
         """Special (control) token ids -> text, where known; used to mark chips."""
         return {}
@@ -139,6 +143,15 @@ class TiktokenTokenizer(Tokenizer):
 
     def bos_ids(self) -> list[int]:
         return [] if self._bos_id is None else [self._bos_id]
+
+    def pieces(self, ids: Sequence[int]) -> list[TokenPiece]:
+        out = []
+        for i in ids:
+            try:
+                out.append(TokenPiece(i, self._piece(i)))
+            except KeyError:
+                raise ValueError(f"token id {i} is not in this vocabulary") from None
+        return out
 
     def special_ids(self) -> dict[int, str]:
         return dict(self._specials)
@@ -222,6 +235,9 @@ class HFTokenizer(Tokenizer):
 
     def decode(self, ids: Sequence[int]) -> str:
         return str(self._tok.decode(list(ids), skip_special_tokens=False))
+
+    def pieces(self, ids: Sequence[int]) -> list[TokenPiece]:
+        return [TokenPiece(i, self._piece(i)) for i in ids]
 
     def special_ids(self) -> dict[int, str]:
         return dict(self._specials)
@@ -409,6 +425,8 @@ def tokenizer_for(model_id: str, *, local: bool, client: WaferClient | None = No
         if not allow_download:
             raise TokenizerUnavailable(
                 f"{plan.hub.repo_id} tokenizer files are not downloaded yet")
+        if download is None:
+            return cached_hub_tokenizer(plan.hub)
         return hub_tokenizer(plan.hub, download=download)
     raise TokenizerUnavailable(plan.description)
 
@@ -439,3 +457,9 @@ def chatml(messages: Sequence[dict[str, Any]], *, add_generation_prompt: bool = 
 def known_template(model_id: str) -> Callable[..., str] | None:
     """A client-side chat template for a Wafer model, where one is known exactly."""
     return chatml if is_qwen35(model_id) else None
+
+
+@lru_cache(maxsize=8)
+def cached_hub_tokenizer(plan: HubPlan) -> Tokenizer:
+    """Process-wide cache of public tokenizer files (failures are not cached: retry works)."""
+    return hub_tokenizer(plan)

@@ -1,0 +1,824 @@
+"""The Token & grammar workbench: text <-> ids, chat templates, grammar, send, compare, fork.
+
+Drawing and wiring only: id parsing, validation, request bodies, accumulation, logprobs and
+forks live in `wafer_playground.tokens`; tokenizers in `wafer_playground.tokenizers`; prices
+in `wafer_playground.costs`. Buttons that change the prompt run as callbacks (before the
+widgets are drawn), so the prompt box can be rewritten without Streamlit's widget errors.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from components import connection, grammar_editor
+from components.connection import Connection
+from components.history import TOKENS_RUN_ID, get_store
+from components.state import select_model, selected_model_id
+from components.tokens_view import chips_html, generated_html
+from wafer_playground import codegen, tokens
+from wafer_playground.catalog import Model, Pricing
+from wafer_playground.client import TokenPiece, WaferClient
+from wafer_playground.costs import format_usd
+from wafer_playground.errors import WaferError
+from wafer_playground.store import StoreError
+from wafer_playground.throttle import Throttle
+from wafer_playground.tokenizers import (
+    Tokenizer,
+    TokenizerPlan,
+    TokenizerUnavailable,
+    known_template,
+    plan_for,
+    tokenizer_for,
+)
+
+# session keys (widget keys are prefixed tok_; plain state tokens_)
+MODEL = "tok_model"
+TEXT = "tok_text"
+ADD_SPECIAL = "tok_add_special"
+IDS = "tok_ids"
+ORIGIN = "tokens_ids_origin"  # {"text": ids text, "key": tokenizer key, "label": str}
+RUNS = "tokens_runs"  # label -> CompletionRun.to_dict()
+FORK_INFO = "tokens_fork_info"
+PENDING = "tokens_pending"
+HF_ALLOWED = "tokens_hf_allowed"
+MESSAGES = "tok_messages"
+RENDERED = "tokens_rendered"
+FLASH = "tokens_flash"
+MODE = "tok_mode"
+LOADED_RUN = "tokens_loaded_run"
+
+MODES = {"both": "Constrained vs unconstrained", "constrained": "Constrained only",
+         "plain": "Unconstrained only"}
+RUN_TITLES = {"constrained": "Constrained (with grammar)", "unconstrained": "Unconstrained",
+              "fork": "Fork"}
+PIECE_LIMIT = 512  # pasted ids decoded one by one: keep the engine round trips bounded
+
+
+# ---------------------------------------------------------------------------- entry point
+
+
+def render_page() -> None:
+    conn = connection.current()
+    client = connection.get_client(conn)
+    listing = connection.load_models(conn)
+    catalog = listing.catalog
+    _reopen_from_history()
+
+    st.title("Token & grammar workbench")
+    st.caption("Build a token-ID prompt, constrain the output with an EBNF grammar, compare "
+               "constrained and unconstrained runs, and fork from any alternative token "
+               "— all on `/v1/completions`, with ids sent exactly as shown.")
+    if not catalog.models:
+        st.warning("No models on this endpoint: check the connection in the sidebar.")
+        return
+    model = _model_picker(catalog.models, catalog_ids=catalog.ids, catalog=catalog)
+    local = model.local is not None or conn.kind == "local"
+    plan = plan_for(model.id, local=local)
+    tok, tok_error = _tokenizer(model, plan, client, local)
+    vocab = _vocab_size(model, tok)
+    _tokenizer_banner(model, plan, tok, tok_error)
+
+    flash = st.session_state.pop(FLASH, None)
+    if flash:
+        (st.error if flash[0] == "error" else st.success)(flash[1])
+
+    left, right = st.columns([3, 2], gap="large")
+    with left, st.container(border=True):
+        st.subheader("① Prompt", anchor=False)
+        ids, ids_error = _prompt_section(model, tok, local, client, vocab)
+    with right, st.container(border=True):
+        st.subheader("② Grammar", anchor=False)
+        ebnf, _report = grammar_editor.grammar_editor()
+
+    with st.container(border=True):
+        st.subheader("③ Send", anchor=False)
+        settings = _settings_form()
+        send = _send_bar(conn, model, ids, ids_error, ebnf, settings, vocab)
+
+    _results(conn, client, model, ebnf, send, tok)
+
+
+# ---------------------------------------------------------------------------- model/tokenizer
+
+
+def _model_picker(models: Sequence[Model], *, catalog_ids: list[str], catalog: Any) -> Model:
+    current = selected_model_id(catalog)
+    if st.session_state.get(MODEL) not in catalog_ids:
+        st.session_state[MODEL] = current
+    cols = st.columns([2, 3])
+    cols[0].selectbox(
+        "Model", catalog_ids, key=MODEL,
+        format_func=lambda mid: _model_label(catalog.get(mid)),
+        on_change=lambda: select_model(st.session_state[MODEL]),
+    )
+    model = catalog.get(st.session_state[MODEL])
+    with cols[1]:
+        price = model.pricing
+        st.caption(f"**Prices** · input {_cpm(price.input_cpm)} · output {_cpm(price.output_cpm)}"
+                   f" per 1M tokens" + (f" · {price.source.describe()}" if price.source else ""))
+        if model.local is not None and model.local.get("chat_template") is False:
+            st.caption("Base model without a chat template: build the prompt from text, and "
+                       "keep the BOS id first.")
+    return model  # type: ignore[no-any-return]
+
+
+def _model_label(model: Model | None) -> str:
+    if model is None:
+        return "?"
+    return f"{model.display_name} ({model.id})" if model.display_name != model.id else model.id
+
+
+def _cpm(cents: Any) -> str:
+    return "not published" if cents is None else format_usd(cents / 100)
+
+
+def _tokenizer(model: Model, plan: TokenizerPlan, client: WaferClient,
+               local: bool) -> tuple[Tokenizer | None, str | None]:
+    allowed: dict[str, bool] = st.session_state.setdefault(HF_ALLOWED, {})
+    if plan.kind == "hf" and not allowed.get(plan.key or ""):
+        return None, None
+    try:
+        return tokenizer_for(model.id, local=local, client=client,
+                             vocab_size=_card_vocab(model)), None
+    except TokenizerUnavailable as exc:
+        return None, str(exc)
+
+
+def _card_vocab(model: Model) -> int | None:
+    n = (model.local or {}).get("n_vocab")
+    return int(n) if isinstance(n, int) and n > 0 else None
+
+
+def _vocab_size(model: Model, tok: Tokenizer | None) -> int | None:
+    return _card_vocab(model) or (tok.vocab_size if tok is not None else None)
+
+
+def _allow_hf(key: str) -> None:
+    st.session_state.setdefault(HF_ALLOWED, {})[key] = True
+
+
+def _tokenizer_banner(model: Model, plan: TokenizerPlan, tok: Tokenizer | None,
+                      error: str | None) -> None:
+    if tok is not None:
+        exact = "exact" if tok.source.exact else "client-side replica"
+        st.info(f"**Tokenizer:** {tok.source.label} · {exact}"
+                + (f" — {tok.source.note}" if tok.source.note else ""), icon=":material/abc:")
+        return
+    if plan.kind == "hf" and error is None:
+        cols = st.columns([4, 1], vertical_alignment="center")
+        cols[0].info(f"**Tokenizer:** {plan.description}. Downloading needs network access "
+                     "once; until then paste token ids directly.", icon=":material/abc:")
+        cols[1].button("Download tokenizer", key="tok_hf_download", on_click=_allow_hf,
+                       args=(plan.key or "",))
+        return
+    reason = error or plan.description
+    st.warning(f"**No tokenizer for {model.id}:** {reason}. You can still paste token ids "
+               "and send them; text ↔ id conversion is unavailable.", icon=":material/warning:")
+
+
+# ---------------------------------------------------------------------------- prompt section
+
+
+def _set_prompt(ids: Sequence[int], key: str, label: str) -> None:
+    text = tokens.format_ids(ids)
+    st.session_state[IDS] = text
+    st.session_state[ORIGIN] = {"text": text, "key": key, "label": label}
+
+
+def _tokenize_into_prompt(tok: Tokenizer) -> None:
+    text = st.session_state.get(TEXT) or ""
+    try:
+        pieces = tok.encode(text, add_special=bool(st.session_state.get(ADD_SPECIAL)))
+    except WaferError as err:
+        st.session_state[FLASH] = ("error", f"Tokenizing failed: {err.human()}")
+        return
+    _set_prompt([p.id for p in pieces], tok.source.key, tok.source.label)
+
+
+def _bos_action(bos: list[int], add: bool, key: str, label: str) -> None:
+    try:
+        ids = tokens.parse_ids(st.session_state.get(IDS) or "")
+    except tokens.IdParseError as exc:
+        st.session_state[FLASH] = ("error", str(exc))
+        return
+    n = len(bos)
+    if add and ids[:n] != bos:
+        ids = [*bos, *ids]
+    elif not add and ids[:n] == bos:
+        ids = ids[n:]
+    origin = st.session_state.get(ORIGIN) or {}
+    _set_prompt(ids, origin.get("key", key), origin.get("label", label))
+
+
+def _prompt_section(model: Model, tok: Tokenizer | None, local: bool, client: WaferClient,
+                    vocab: int | None) -> tuple[list[int] | None, str | None]:
+    text_tab, chat_tab = st.tabs(["Text → ids", "Chat template → ids"])
+    with text_tab:
+        _text_tab(tok)
+    with chat_tab:
+        _chat_tab(model, tok, local, client)
+
+    st.session_state.setdefault(IDS, "")
+    st.text_area(
+        "Prompt token ids (sent exactly as written)", key=IDS, height=90,
+        placeholder="e.g. 504, 3575, 282, 4649, 314 — or tokenize text above",
+        help="Comma, space or newline separated; [brackets] allowed. Paste ids from anywhere.",
+    )
+    try:
+        ids = tokens.parse_ids(st.session_state[IDS])
+    except tokens.IdParseError as exc:
+        st.error(f"**Not a token id list:** {exc}", icon=":material/block:")
+        return None, str(exc)
+    if not ids:
+        st.caption("The prompt is empty.")
+        return ids, None
+    _origin_notice(tok, ids)
+    bad = tokens.vocab_problem(ids, vocab, model=model.id)
+    if bad:
+        st.error(f"**Out of vocabulary:** {bad}", icon=":material/block:")
+    if tok is not None:
+        _bos_controls(tok, ids, model)
+        if not bad:
+            _decode_view(tok, ids)
+    return ids, None
+
+
+def _text_tab(tok: Tokenizer | None) -> None:
+    st.session_state.setdefault(TEXT, "The capital of France is")
+    st.text_area("Text", key=TEXT, height=90)
+    cols = st.columns([2, 2], vertical_alignment="center")
+    cols[0].checkbox("Add special tokens (BOS)", key=ADD_SPECIAL,
+                     help="Prepend the model's BOS id where it has one (Gemma: <bos> = 2). "
+                          "Id prompts are used exactly as given: nothing is added later.")
+    cols[1].button("Use these ids as the prompt ↓", key="tok_use_text", type="secondary",
+                   disabled=tok is None, on_click=_tokenize_into_prompt, args=(tok,),
+                   width="stretch")
+    if tok is None:
+        return
+    text = st.session_state.get(TEXT) or ""
+    try:
+        pieces = tok.encode(text, add_special=bool(st.session_state.get(ADD_SPECIAL)))
+    except WaferError as err:
+        st.error(f"Tokenizing failed: {err.human()}")
+        return
+    st.html(chips_html(pieces, specials=list(tok.special_ids()) + tok.bos_ids()))
+    st.caption(f"{len(pieces)} tokens · {len(text)} characters · {tok.source.label}")
+
+
+def _chat_tab(model: Model, tok: Tokenizer | None, local: bool, client: WaferClient) -> None:
+    template = known_template(model.id)
+    if local and model.local is not None and model.local.get("chat_template") is False:
+        st.info(f"{model.id} has no chat template (a base model): use plain text.")
+        return
+    if not local and template is None:
+        st.info(f"No chat template is known for {model.id} here; Qwen3.5/3.6 (ChatML) and "
+                "the local engine's models are supported.")
+        return
+    default = pd.DataFrame([{"role": "system", "content": "You are a concise assistant."},
+                            {"role": "user", "content": "Name a primary colour."}])
+    st.caption("Messages (add or edit rows):")
+    edited = st.data_editor(
+        default, key=MESSAGES, num_rows="dynamic", width="stretch", hide_index=True,
+        column_config={"role": st.column_config.SelectboxColumn(
+            "role", options=["system", "user", "assistant"], required=True, width="small"),
+            "content": st.column_config.TextColumn("content", width="large")})
+    thinking = None
+    if template is not None:
+        thinking = False if st.checkbox("Thinking off (empty <think> block)", value=True,
+                                        key="tok_think_off") else None
+    if st.button("Render template", key="tok_render"):
+        messages = [{"role": str(r["role"]), "content": str(r["content"] or "")}
+                    for _, r in edited.iterrows() if r.get("role")]
+        try:
+            if local:
+                rendered = client.apply_template(messages, model=model.id)
+                how = "local engine /v1/apply-template"
+            else:
+                rendered = template(messages, thinking=thinking)  # type: ignore[misc]
+                how = "Qwen ChatML (client-side)"
+        except WaferError as err:
+            st.error(f"Rendering failed: {err.human()}")
+            return
+        st.session_state[RENDERED] = {"model": model.id, "text": rendered, "how": how}
+    rendered_state = st.session_state.get(RENDERED)
+    if not rendered_state or rendered_state.get("model") != model.id:
+        return
+    st.caption(f"Rendered by {rendered_state['how']}:")
+    st.code(rendered_state["text"], language=None, wrap_lines=True)
+    if tok is None:
+        return
+    try:
+        pieces = tok.encode(rendered_state["text"])
+    except WaferError as err:
+        st.error(f"Tokenizing failed: {err.human()}")
+        return
+    st.html(chips_html(pieces, specials=list(tok.special_ids())))
+    st.button("Use these ids as the prompt ↓", key="tok_use_chat",
+              on_click=_set_prompt,
+              args=([p.id for p in pieces], tok.source.key,
+                    f"{tok.source.label} (chat template)"))
+
+
+def _origin_notice(tok: Tokenizer | None, ids: list[int]) -> None:
+    origin = st.session_state.get(ORIGIN) or {}
+    text = st.session_state.get(IDS) or ""
+    current_key = tok.source.key if tok is not None else None
+    if origin and origin.get("text") == text:
+        label = origin.get("label", "?")
+        if current_key and origin.get("key") not in (current_key, "fork", "history"):
+            st.warning(f"**Tokenizer mismatch:** these ids came from {label}, but the selected "
+                       f"model uses {tok.source.label if tok else '?'}. The same ids mean "
+                       "different text there: tokenize again.", icon=":material/warning:")
+        else:
+            st.caption(f"{len(ids)} ids · produced by {label}")
+    else:
+        st.caption(f"{len(ids)} ids · typed or pasted"
+                   + (f" · decoded with {tok.source.label}" if tok else ""))
+
+
+def _bos_controls(tok: Tokenizer, ids: list[int], model: Model) -> None:
+    try:
+        bos = tok.bos_ids()
+    except WaferError:
+        bos = []
+    cols = st.columns([1.3, 1.1, 3], vertical_alignment="center")
+    has = bool(bos) and ids[:len(bos)] == bos
+    cols[0].button("Prepend BOS", key="tok_bos_add", disabled=not bos or has,
+                   on_click=_bos_action, args=(bos, True, tok.source.key, tok.source.label),
+                   width="stretch")
+    cols[1].button("Strip BOS", key="tok_bos_strip", disabled=not has,
+                   on_click=_bos_action, args=(bos, False, tok.source.key, tok.source.label),
+                   width="stretch")
+    if not bos:
+        cols[2].caption("This model has no BOS token: nothing to add.")
+    elif has:
+        cols[2].caption(f"Starts with BOS {bos}.")
+    else:
+        cols[2].warning(f"No BOS {bos} at the start: {model.id} usually expects it (id prompts "
+                        "are sent as given).", icon=":material/warning:")
+
+
+def _decode_view(tok: Tokenizer, ids: list[int]) -> None:
+    try:
+        text = tok.decode(ids)
+        pieces = tok.pieces(ids[:PIECE_LIMIT])
+    except (WaferError, ValueError) as err:
+        message = err.human() if isinstance(err, WaferError) else str(err)
+        st.error(f"Decoding failed: {message}")
+        return
+    st.html(chips_html(pieces, specials=list(tok.special_ids()) + tok.bos_ids()))
+    if len(ids) > PIECE_LIMIT:
+        st.caption(f"Chips for the first {PIECE_LIMIT} ids; the text below is all of them.")
+    st.caption("Decoded text:")
+    st.code(text or " ", language=None, wrap_lines=True)
+    source = st.session_state.get(TEXT) or ""
+    origin = st.session_state.get(ORIGIN) or {}
+    if origin.get("text") == st.session_state.get(IDS) and origin.get("key") == tok.source.key \
+            and "chat template" not in origin.get("label", ""):
+        specials = set(tok.bos_ids())
+        body = tok.decode([i for i in ids if i not in specials]) if specials else text
+        if body == source:
+            st.caption("✓ Round trip exact: these ids decode back to the text above.")
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+def _num(col: Any, label: str, key: str, default: float | int | None, *, step: float | int,
+         help: str, fmt: str | None = None) -> Any:
+    st.session_state.setdefault(key, default)
+    return col.number_input(label, key=key, step=step, help=help, format=fmt,
+                            placeholder="server default")
+
+
+def _settings_form() -> tokens.CompletionSettings:
+    with st.expander("Request fields (sampling, stops, extras)", expanded=False):
+        c = st.columns(4)
+        max_tokens = _num(c[0], "max_tokens", "tok_max_tokens", 48, step=1,
+                          help="Upper bound on generated tokens; also the cost worst case.")
+        min_tokens = _num(c[1], "min_tokens", "tok_min_tokens", None, step=1,
+                          help="Generate at least this many before stop conditions apply.")
+        temperature = _num(c[2], "temperature", "tok_temperature", 0.7, step=0.05,
+                           help="0 = greedy.", fmt="%.2f")
+        top_p = _num(c[3], "top_p", "tok_top_p", None, step=0.05, help="(0, 1]", fmt="%.2f")
+        c = st.columns(4)
+        top_k = _num(c[0], "top_k", "tok_top_k", None, step=1, help="-1 = off")
+        min_p = _num(c[1], "min_p", "tok_min_p", None, step=0.01, help="[0, 1]", fmt="%.2f")
+        freq = _num(c[2], "frequency_penalty", "tok_freq", None, step=0.1, help="[-2, 2]",
+                    fmt="%.2f")
+        pres = _num(c[3], "presence_penalty", "tok_pres", None, step=0.1, help="[-2, 2]",
+                    fmt="%.2f")
+        c = st.columns(4)
+        rep = _num(c[0], "repetition_penalty", "tok_rep", None, step=0.05, help="(0, 2]",
+                   fmt="%.2f")
+        seed = _num(c[1], "seed", "tok_seed", None, step=1, help="Same seed, same sample.")
+        logprobs = _num(c[2], "logprobs (top-N)", "tok_logprobs", 5, step=1,
+                        help="Alternatives per generated token (0..20); powers the "
+                             "probability view and forking.")
+        with c[3]:
+            st.session_state.setdefault("tok_stream", True)
+            stream = st.toggle("stream", key="tok_stream")
+            st.session_state.setdefault("tok_return_ids", True)
+            return_ids = st.toggle("return_token_ids", key="tok_return_ids",
+                                   help="Generated ids in the response: needed for exact forks.")
+        c = st.columns([2, 2, 2])
+        stop_text = c[0].text_area("stop (one per line; \\n escapes)", key="tok_stop", height=68)
+        stop_ids_text = c[1].text_input("stop_token_ids", key="tok_stop_ids",
+                                        placeholder="e.g. 2, 106")
+        regex = c[2].text_input("regex (instead of a grammar)", key="tok_regex",
+                                help="Wafer allows one constraint per request: ebnf or regex.")
+    try:
+        stop_ids = tokens.parse_ids(stop_ids_text or "", what="stop_token_ids")
+        stop_ids_error = None
+    except tokens.IdParseError as exc:
+        stop_ids, stop_ids_error = [], str(exc)
+    settings = tokens.CompletionSettings(
+        max_tokens=_int(max_tokens), min_tokens=_int(min_tokens),
+        temperature=_float(temperature), top_p=_float(top_p), top_k=_int(top_k),
+        min_p=_float(min_p), frequency_penalty=_float(freq), presence_penalty=_float(pres),
+        repetition_penalty=_float(rep), stop=tokens.parse_stops(stop_text or ""),
+        stop_token_ids=stop_ids, seed=_int(seed), stream=bool(stream),
+        logprobs=_int(logprobs), return_token_ids=bool(return_ids), regex=regex or None)
+    st.session_state["tokens_stop_ids_error"] = stop_ids_error
+    return settings
+
+
+def _int(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def _float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+# ---------------------------------------------------------------------------- send bar
+
+
+def _send_bar(conn: Connection, model: Model, ids: list[int] | None, ids_error: str | None,
+              ebnf: str, settings: tokens.CompletionSettings, vocab: int | None) -> bool:
+    has_grammar = bool(ebnf.strip())
+    st.session_state.setdefault(MODE, "both")
+    cols = st.columns([3, 3, 1.4], vertical_alignment="bottom")
+    mode = cols[0].radio("Runs", list(MODES), key=MODE, format_func=MODES.__getitem__,
+                         horizontal=True,
+                         help="Without a grammar every run is unconstrained.")
+    n_runs = 2 if mode == "both" and has_grammar else 1
+    prompt_len = len(ids or [])
+    est = tokens.estimate(prompt_len, settings.max_tokens, model.pricing)
+    with cols[1]:
+        per = f" × {n_runs} runs" if n_runs > 1 else ""
+        total = None if est.total is None else est.total * n_runs
+        st.metric("Worst-case cost (estimate)", format_usd(total),
+                  help=f"{prompt_len} prompt ids × input price + max_tokens "
+                       f"({settings.max_tokens}) × output price{per}; no cache hits assumed.")
+    send = cols[2].button("Send", type="primary", key="tok_send", width="stretch",
+                          icon=":material/send:")
+
+    problems = tokens.validate(ids, settings, ebnf=ebnf if has_grammar else None,
+                               vocab_size=vocab, model=model.id, prompt_error=ids_error)
+    stop_err = st.session_state.get("tokens_stop_ids_error")
+    if stop_err:
+        problems.append(tokens.Problem("stop_token_ids", stop_err))
+    if mode == "constrained" and not has_grammar and not settings.regex:
+        problems.append(tokens.Problem("ebnf", "“Constrained only” needs a grammar: pick a "
+                                               "preset or write one (or choose unconstrained)"))
+    body = tokens.build_body(model.id, ids or [], settings, ebnf=ebnf if has_grammar else None)
+    with st.expander("View code (exact request, key read from $WAFER_API_KEY)"):
+        _code_tabs(conn, body)
+    if send and problems:
+        lines = "\n".join(f"- **{p.field}**: {p.message}" for p in problems)
+        st.error(f"Not sent — fix these first:\n{lines}", icon=":material/block:")
+        return False
+    if problems:
+        st.caption(":material/warning: " + " · ".join(f"{p.field}: {p.message}" for p in problems))
+    if send:
+        runs: dict[str, Any] = {}
+        if has_grammar and mode in ("both", "constrained"):
+            runs["constrained"] = tokens.CompletionRun("constrained", body).to_dict()
+        if mode == "plain" or (mode == "both") or not has_grammar:
+            plain = tokens.without_constraint(body) if has_grammar else body
+            runs["unconstrained"] = tokens.CompletionRun("unconstrained", plain).to_dict()
+        st.session_state[PENDING] = {"runs": list(runs), "ebnf": ebnf}
+        st.session_state[RUNS] = runs
+        st.session_state.pop(FORK_INFO, None)
+    return bool(send)
+
+
+def _code_tabs(conn: Connection, body: dict[str, Any]) -> None:
+    snippets = codegen.snippets("completions", conn.base_url, body, zdr=conn.zdr)
+    tabs = st.tabs([codegen.LABELS.get(k, k) for k in snippets] + ["JSON body"])
+    for tab, (lang, code) in zip(tabs, snippets.items(), strict=False):
+        tab.code(code, language={"curl": "bash", "javascript": "javascript"}.get(lang, "python"))
+    tabs[-1].code(json.dumps(body, indent=2, ensure_ascii=False), language="json")
+
+
+# ---------------------------------------------------------------------------- results
+
+
+def _results(conn: Connection, client: WaferClient, model: Model, ebnf: str, send: bool,
+             tok: Tokenizer | None) -> None:
+    runs: dict[str, Any] = st.session_state.get(RUNS) or {}
+    pending = st.session_state.pop(PENDING, None)
+    if not runs:
+        return
+    st.subheader("④ Results", anchor=False)
+    labels = [k for k in ("constrained", "unconstrained") if k in runs]
+    grammar_text = (pending or {}).get("ebnf", ebnf)
+    run_grammar = {k: runs[k]["body"].get("ebnf") or grammar_text for k in labels}
+    if labels:
+        cols = st.columns(len(labels), gap="medium")
+        for col, label in zip(cols, labels, strict=True):
+            with col, st.container(border=True):
+                run = tokens.CompletionRun.from_dict(runs[label])
+                if pending and label in pending.get("runs", []):
+                    _execute(conn, client, model, run, runs)
+                _run_panel(run, run_grammar[label], model.pricing, tok)
+    if "fork" in runs:
+        with st.container(border=True):
+            run = tokens.CompletionRun.from_dict(runs["fork"])
+            if pending and "fork" in pending.get("runs", []):
+                _execute(conn, client, model, run, runs)
+            _fork_panel(run, model.pricing, run_grammar.get("constrained") or grammar_text)
+
+
+def _execute(conn: Connection, client: WaferClient, model: Model, run: tokens.CompletionRun,
+             runs: dict[str, Any]) -> None:
+    """Send one request, streaming into a throttled placeholder; always keeps the result."""
+    slot = st.empty()
+    slot.caption("Sending…")
+    store_id = _log_start(conn, run)
+    started = time.perf_counter()
+    throttle = Throttle()
+    try:
+        if run.body.get("stream"):
+            stream = client.completions_stream(run.body)
+            run.request_id = stream.request_id
+            for chunk in stream:
+                run.feed(chunk)
+                now = time.perf_counter()
+                if run.ttft_s is None and (run.text or run.generated_ids):
+                    run.ttft_s = now - started
+                if throttle.due(now, len(run.text)):
+                    slot.code(run.text + "▌", language=None, wrap_lines=True)
+                    throttle.mark(now)
+        else:
+            res = client.completions(run.body)
+            run.request_id = res.request_id
+            run.feed(res.data)
+    except WaferError as err:
+        run.error = tokens.RunError(err.title, err.human(), err.code, err.status,
+                                    err.request_id or run.request_id)
+    finally:
+        # plain-object writes only: after a Stop, st.* calls raise again (research §2)
+        run.elapsed_s = time.perf_counter() - started
+        run.store_id = store_id
+        runs[run.label] = run.to_dict()
+    slot.empty()
+    _log_end(run, model.pricing)
+    runs[run.label] = run.to_dict()
+
+
+def _log_start(conn: Connection, run: tokens.CompletionRun) -> str | None:
+    try:
+        return get_store().log_request(model=str(run.body.get("model")), base_url=conn.base_url,
+                                       surface="completions", params=run.body,
+                                       status="streaming")
+    except (StoreError, OSError) as exc:
+        st.caption(f"(not saved to history: {exc})")
+        return None
+
+
+def _log_end(run: tokens.CompletionRun, pricing: Pricing) -> None:
+    if not run.store_id:
+        return
+    cost = run.cost(pricing)
+    fields: dict[str, Any] = {
+        "status": "error" if run.error else "done",
+        "request_id": run.request_id,
+        "duration_s": run.elapsed_s,
+        "ttft_s": run.ttft_s,
+        "response": {k: v for k, v in run.to_dict().items() if k != "body"},
+    }
+    if run.error:
+        fields.update(http_status=run.error.status, error_code=run.error.code)
+    if run.usage:
+        fields["usage"] = run.usage
+    if cost is not None:
+        fields["cost"] = cost
+    try:
+        get_store().update_request(run.store_id, **fields)
+    except (StoreError, OSError) as exc:
+        st.caption(f"(history not updated: {exc})")
+
+
+def _run_panel(run: tokens.CompletionRun, ebnf: str | None, pricing: Pricing,
+               tok: Tokenizer | None) -> None:
+    title = RUN_TITLES.get(run.label, run.label)
+    st.markdown(f"**{title}**")
+    if run.error:
+        st.error(f"**{run.error.title}** — {run.error.message}"
+                 + (f"\n\nrequest id `{run.error.request_id}`"
+                    if run.error.request_id and run.error.request_id not in run.error.message
+                    else ""), icon=":material/warning:")
+        return
+    constrained = bool(run.body.get("ebnf"))
+    if ebnf and ebnf.strip():
+        try:
+            verdict = tokens.verify_output(ebnf, run.text)
+        except (AttributeError, ValueError) as exc:  # checker unavailable or grammar broken
+            st.caption(f"Grammar check unavailable: {exc}")
+        else:
+            if verdict.ok:
+                st.success(f"✓ Output {verdict.summary}")
+            else:
+                st.error(f"✗ Output does not match the grammar: it {verdict.summary}")
+                if verdict.before or verdict.after:
+                    st.caption(f"where it breaks: …{_shown(verdict.before)}⟂"
+                               f"{_shown(verdict.after)}…")
+        if constrained:
+            st.caption("Probabilities and alternatives are as the server reports them (the "
+                       "local engine reports the model's distribution before the grammar "
+                       "mask, so allowed tokens can look unlikely).")
+    st.caption("Output text:")
+    st.code(run.text if run.text else "(empty)", language=None, wrap_lines=True)
+    gen = run.tokens()
+    if gen:
+        st.html(generated_html(gen))
+    ids = run.generated_ids
+    if ids:
+        st.caption(f"Generated ids ({len(ids)}):")
+        st.code(tokens.format_ids(ids), language=None, wrap_lines=True)
+    elif run.text:
+        st.caption("The server returned no token ids (enable return_token_ids): forking "
+                   "needs exact ids.")
+    _run_metrics(run, pricing, constrained)
+    if gen and ids:
+        _fork_controls(run, gen)
+
+
+def _shown(text: str) -> str:
+    """Context text for a caption: whitespace visible, markdown inert."""
+    out = text.replace("\n", "↵").replace("\t", "⇥").replace("`", "'")
+    return f"`{out}`" if out else "∅"
+
+
+def _tok_label(text: str) -> str:
+    return repr(text) if text else "∅ (end of text)"
+
+
+def _run_metrics(run: tokens.CompletionRun, pricing: Pricing, constrained: bool) -> None:
+    cost = run.cost(pricing)
+    prompt_n = len(run.body.get("prompt") or [])
+    usage = run.usage_obj()
+    cols = st.columns(3)
+    cols[0].metric("Tokens in → out",
+                   f"{usage.prompt_tokens if usage else prompt_n} → {run.completion_tokens()}")
+    cols[1].metric("Cost" + (f" ({cost.kind})" if cost else ""),
+                   format_usd(cost.total) if cost else "n/a")
+    cols[2].metric("Time", f"{run.elapsed_s:.2f} s" if run.elapsed_s else "n/a",
+                   help=f"time to first token {run.ttft_s:.2f} s" if run.ttft_s else None)
+    bits = [f"finish_reason `{run.finish_reason or '?'}`",
+            "grammar sent" if constrained else "no grammar sent"]
+    if run.request_id:
+        bits.append(f"request id `{run.request_id}`")
+    if usage is None:
+        bits.append("no usage returned: cost estimated from counted ids")
+    st.caption(" · ".join(bits))
+
+
+# ---------------------------------------------------------------------------- logprobs & fork
+
+
+def _fork_controls(run: tokens.CompletionRun, gen: list[tokens.GenToken]) -> None:
+    with st.expander("Token probabilities and fork", expanded=run.label != "fork"):
+        table = pd.DataFrame([{
+            "#": t.index, "id": t.id, "token": t.text, "p": t.prob,
+            "top alternatives": ", ".join(f"{a.text!r} {tokens.format_prob(a.prob)}"
+                                          for a in t.alternatives[:4]),
+        } for t in gen])
+        st.dataframe(table, hide_index=True, width="stretch", height=min(260, 36 +
+                     35 * len(gen)), column_config={"p": st.column_config.ProgressColumn(
+                         "p", min_value=0.0, max_value=1.0, format="percent")})
+        forkable = [t for t in gen if any(a.id is not None for a in t.alternatives)]
+        if not forkable:
+            st.caption("No alternatives with ids were returned (set logprobs > 0), so there "
+                       "is nothing to fork to.")
+            return
+        default = min(forkable, key=lambda t: t.prob if t.prob is not None else 1.0)
+        key = f"tok_fork_pos_{run.label}"
+        options = [t.index for t in forkable]
+        if st.session_state.get(key) not in options:
+            st.session_state[key] = default.index
+        pos = st.selectbox(
+            "Fork at token", options, key=key,
+            format_func=lambda i: f"#{i} {_tok_label(gen[i].text)} "
+                                  f"(p={tokens.format_prob(gen[i].prob)})",
+            help="Defaults to the least certain token.")
+        token = gen[pos]
+        alts = [a for a in token.alternatives if a.id is not None and a.id != token.id]
+        if not alts:
+            st.caption("Only the sampled token was returned at this position.")
+            return
+        akey = f"tok_fork_alt_{run.label}"
+        alt_ids = [a.id for a in alts]
+        if st.session_state.get(akey) not in alt_ids:
+            st.session_state[akey] = alt_ids[0]
+        by_id = {a.id: a for a in alts}
+        chosen = st.radio("Replace it with", alt_ids, key=akey, horizontal=True,
+                          format_func=lambda i: f"{_tok_label(by_id[i].text)} · id {i} · "
+                                                f"{tokens.format_prob(by_id[i].prob)}")
+        st.button("Fork here ↳ continue from this token", key=f"tok_fork_go_{run.label}",
+                  on_click=_fork, args=(run.label, pos, int(chosen)))
+
+
+def _fork(label: str, position: int, chosen_id: int) -> None:
+    runs: dict[str, Any] = st.session_state.get(RUNS) or {}
+    if label not in runs:
+        return
+    src = tokens.CompletionRun.from_dict(runs[label])
+    prompt = list(src.body.get("prompt") or [])
+    gen = src.tokens()
+    new_prompt = tokens.fork_prompt(prompt, src.generated_ids, position, chosen_id)
+    chosen = next((a for a in gen[position].alternatives if a.id == chosen_id), None)
+    # The grammar is not sent on the fork: its root would restart mid-output.
+    body = {**tokens.without_constraint(src.body), "prompt": new_prompt}
+    st.session_state[FORK_INFO] = {
+        "from": label, "position": position, "chosen_id": chosen_id,
+        "chosen_text": chosen.text if chosen else "", "kept": [
+            [t.id, t.text] for t in gen[:position] if t.id is not None],
+        "source_text": src.text, "constrained": bool(src.body.get("ebnf")),
+    }
+    runs["fork"] = tokens.CompletionRun("fork", body).to_dict()
+    st.session_state[RUNS] = runs
+    st.session_state[PENDING] = {"runs": ["fork"]}
+    _set_prompt(new_prompt, "fork", f"a fork of the {label} run at token #{position}")
+
+
+def _fork_panel(run: tokens.CompletionRun, pricing: Pricing, ebnf: str | None) -> None:
+    info = st.session_state.get(FORK_INFO) or {}
+    st.markdown(f"**Fork** of the {info.get('from', '?')} run at token #{info.get('position')}"
+                f" → {info.get('chosen_text', '')!r} (id {info.get('chosen_id')})")
+    st.caption("New prompt = original prompt ids + generated ids before the fork point + the "
+               "chosen id; sent as ids, so nothing is re-tokenized. The grammar is not sent "
+               "on a fork (it would restart from `root` mid-output).")
+    if run.error:
+        _run_panel(run, None, pricing, None)
+        return
+    kept = [TokenPiece(int(i), str(t)) for i, t in info.get("kept", [])]
+    chosen = [TokenPiece(int(info.get("chosen_id", 0)), str(info.get("chosen_text", "")))]
+    gen = run.tokens()
+    st.html(generated_html(gen, prefix=[*kept, *chosen]))
+    full = "".join(t for _, t in info.get("kept", [])) + str(info.get("chosen_text", "")) \
+        + run.text
+    st.caption("Output from the start of the original completion:")
+    st.code(full or "(empty)", language=None, wrap_lines=True)
+    if ebnf and info.get("constrained"):
+        verdict = tokens.verify_output(ebnf, full)
+        st.caption(("✓ " if verdict.ok else "✗ ") + f"the forked output {verdict.summary} "
+                   "(for information: the fork itself ran unconstrained)")
+    _run_metrics(run, pricing, False)
+    if gen and run.generated_ids:
+        _fork_controls(run, gen)
+
+
+# ---------------------------------------------------------------------------- history
+
+
+def _reopen_from_history() -> None:
+    run_id = st.session_state.get(TOKENS_RUN_ID)
+    if not run_id or st.session_state.get(LOADED_RUN) == run_id:
+        return
+    st.session_state[LOADED_RUN] = run_id
+    try:
+        rec = get_store().get_request(str(run_id))
+    except (StoreError, OSError) as exc:
+        st.session_state[FLASH] = ("error", f"Could not open the run from history: {exc}")
+        return
+    finally:
+        st.session_state.pop(TOKENS_RUN_ID, None)
+    if rec is None:
+        st.session_state[FLASH] = ("error", "That run is no longer in the history.")
+        return
+    body = dict(rec.params)
+    saved = dict(rec.response or {})
+    label = saved.get("label") or ("constrained" if body.get("ebnf") else "unconstrained")
+    if label not in ("constrained", "unconstrained"):
+        label = "unconstrained"  # a saved fork reopens as a plain run of its prompt
+    run = tokens.CompletionRun.from_dict({**saved, "label": label, "body": body})
+    prompt = body.get("prompt") if isinstance(body.get("prompt"), list) else []
+    _set_prompt([int(i) for i in prompt], "history", f"the saved run of {rec.ts[:19]}")
+    if body.get("ebnf"):
+        grammar_editor.set_grammar(str(body["ebnf"]))
+    if rec.model:
+        st.session_state[MODEL] = rec.model
+        select_model(rec.model)
+    st.session_state[RUNS] = {label: run.to_dict()}
+    st.session_state.pop(FORK_INFO, None)
+    st.session_state[FLASH] = ("success", f"Reopened a {rec.model} run from History "
+                                          f"({rec.ts[:19]}).")
