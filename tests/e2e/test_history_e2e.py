@@ -98,3 +98,82 @@ def test_history_flow(page: Page, streamlit_server_factory, tmp_path: Path) -> N
     wait_for_app(page)
     expect(page).to_have_url(re.compile(r"/chat$"))
     assert "Traceback" not in server.log()
+
+
+# ---- with the chat page -------------------------------------------------------------------
+
+LOCAL_MODEL = "smollm2-135m-instruct"
+
+
+def _send(page: Page, text: str) -> None:
+    box = page.get_by_test_id("stChatInputTextArea")
+    expect(box).to_be_enabled(timeout=60_000)
+    box.fill(text)
+    box.press("Enter")
+
+
+def _open_chat(page: Page, url: str, model: str) -> None:
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    # Load the router first so this server process is in st.navigation mode, then deep-link.
+    page.goto(url + "/")
+    wait_for_app(page, timeout=120_000)
+    page.goto(f"{url}/chat?model={model}")
+    wait_for_app(page, timeout=120_000)
+    expect(page.get_by_test_id("stChatInputTextArea")).to_be_enabled(timeout=60_000)
+
+
+def _go_history(page: Page) -> None:
+    page.get_by_test_id("stSidebarNavLink").filter(has_text="History").click()
+    wait_for_app(page)
+    expect(page.get_by_role("heading", name="History")).to_be_visible()
+
+
+def test_chat_reload_reopen_from_history(page: Page, streamlit_server_factory, local_engine,
+                                         tmp_path: Path) -> None:
+    """A real local-engine chat survives a reload and reopens from History."""
+    db = tmp_path / "chat.db"
+    server = streamlit_server_factory(env={"WAFER_ENDPOINT": "local",
+                                           "WAFER_LOCAL_URL": local_engine,
+                                           "WAFER_PLAYGROUND_DB": str(db)})
+    _open_chat(page, server.url, LOCAL_MODEL)
+    question = "Name one primary colour."
+    _send(page, question)
+    messages = page.get_by_test_id("stChatMessage")
+    facts = page.locator("[data-testid='stCaptionContainer']").filter(has_text="tok/s")
+    expect(facts.first).to_be_visible(timeout=120_000)
+    wait_for_app(page)
+    expect(messages).to_have_count(2)
+    answer = messages.nth(1).get_by_test_id("stMarkdown").first.inner_text()
+    assert answer.strip()
+
+    page.reload()  # a new session: nothing in memory
+    wait_for_app(page, timeout=60_000)
+    expect(page.get_by_test_id("stChatMessage")).to_have_count(0)
+
+    _go_history(page)
+    store = SQLiteStore(db)
+    (conv,) = store.list_conversations()
+    turns = store.list_turns(conv.id)
+    store.close()
+    assert [(t.role, t.status) for t in turns] == [("user", "done"), ("assistant", "done")]
+    assert turns[0].content == question and turns[1].content.strip()
+    row = _row(page, conv.id)
+    expect(row).to_contain_text(question)
+    expect(row).to_contain_text(LOCAL_MODEL)
+    row.get_by_role("button", name="Open").click()
+    wait_for_app(page)
+    expect(page).to_have_url(re.compile(r"/chat"))
+    messages = page.get_by_test_id("stChatMessage")
+    expect(messages).to_have_count(2, timeout=30_000)
+    expect(messages.nth(0)).to_contain_text(question)
+    expect(messages.nth(1)).to_contain_text(answer.strip()[:40])
+    page.screenshot(path=str(tmp_path / "reopened.png"), full_page=True)
+
+    # the reopened conversation continues in the same stored conversation
+    _send(page, "And another one?")
+    expect(page.get_by_test_id("stChatMessage")).to_have_count(4, timeout=120_000)
+    expect(facts).to_have_count(2, timeout=120_000)
+    store = SQLiteStore(db)
+    assert len(store.list_conversations()) == 1
+    assert len(store.list_turns(conv.id)) == 4
+    store.close()
