@@ -1,10 +1,18 @@
-"""History page in headless Chromium against a real `streamlit run app.py`: list, search,
-rename, reload (it is all still there), delete with confirmation, reopen in chat."""
+"""History in headless Chromium against a real `streamlit run app.py`: list, search, rename,
+reload, confirmed delete, reopen; a local-engine chat that survives a reload and reopens from
+History; and a kill -9 of the server mid-stream followed by a restart."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
+import sqlite3
+import threading
+import time
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -177,3 +185,134 @@ def test_chat_reload_reopen_from_history(page: Page, streamlit_server_factory, l
     assert len(store.list_conversations()) == 1
     assert len(store.list_turns(conv.id)) == 4
     store.close()
+
+
+class _SlowSSE:
+    """Fault injection for the crash test: a chat endpoint whose stream is guaranteed to be
+    in flight when the app is killed (the real engine may finish first on a fast machine)."""
+
+    def __init__(self) -> None:
+        self.tokens = 5
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                self._json({"object": "list", "data": [{
+                    "id": "slow-model", "object": "model", "owned_by": "test",
+                    "max_model_len": 32768, "wafer": {"display_name": "Slow model"}}]})
+
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                n = fake.tokens
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("x-request-id", "req_0123456789ab")
+                self.end_headers()
+                try:
+                    for i in range(n):
+                        chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [
+                            {"index": 0, "delta": {"content": f" w{i}"}, "finish_reason": None}]}
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                        time.sleep(0.02)
+                    end = {"id": "c", "object": "chat.completion.chunk", "choices": [
+                        {"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                    usage = {"id": "c", "choices": [],
+                             "usage": {"prompt_tokens": 8, "completion_tokens": n}}
+                    self.wfile.write(f"data: {json.dumps(end)}\n\ndata: {json.dumps(usage)}"
+                                     "\n\ndata: [DONE]\n\n".encode())
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def _json(self, obj: object) -> None:
+                body = json.dumps(obj).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _raw_turns(db: Path) -> list[tuple[str, str, str]]:
+    """Read the file without SQLiteStore, so the test itself recovers nothing."""
+    con = sqlite3.connect(db)
+    try:
+        return [tuple(r) for r in con.execute(
+            "SELECT role, status, content FROM turns ORDER BY conversation_id, seq")]
+    finally:
+        con.close()
+
+
+def test_kill_9_mid_stream_then_restart(page: Page, streamlit_server_factory,
+                                        tmp_path: Path) -> None:
+    """Start the app, finish one turn, kill -9 the server mid-stream on the next, restart:
+    the finished turns are there and the cut-off answer is marked interrupted."""
+    upstream = _SlowSSE()
+    db = tmp_path / "crash.db"
+    env = {"WAFER_ENDPOINT": "local", "WAFER_LOCAL_URL": upstream.base_url,
+           "WAFER_PLAYGROUND_DB": str(db)}
+    try:
+        first = streamlit_server_factory(env=env)
+        _open_chat(page, first.url, "slow-model")
+        _send(page, "first question")
+        expect(page.get_by_text("w4", exact=False).first).to_be_visible(timeout=30_000)
+        wait_for_app(page)
+        deadline = time.monotonic() + 20
+        while [s for _, s, _ in _raw_turns(db)] != ["done", "done"]:
+            assert time.monotonic() < deadline, _raw_turns(db)
+            time.sleep(0.1)
+
+        upstream.tokens = 100_000  # the second answer never ends on its own
+        _send(page, "second question")
+        # wait until at least one in-flight save of the partial answer reached the file
+        deadline = time.monotonic() + 30
+        while True:
+            rows = _raw_turns(db)
+            if len(rows) == 4 and rows[3][1] == "streaming" and "w20" in rows[3][2]:
+                break
+            assert time.monotonic() < deadline, rows
+            time.sleep(0.1)
+        os.kill(first.proc.pid, signal.SIGKILL)
+        first.proc.wait(timeout=10)
+        assert first.proc.returncode == -signal.SIGKILL
+        saved_partial = _raw_turns(db)[3][2]
+        assert _raw_turns(db)[3][1] == "streaming"  # nobody recovered it yet
+
+        second = streamlit_server_factory(env=env)  # restart on the same file
+        page.goto(second.url + "/")
+        wait_for_app(page, timeout=60_000)
+        _go_history(page)
+        rows = _raw_turns(db)
+        assert [(r, s) for r, s, _ in rows] == [
+            ("user", "done"), ("assistant", "done"),
+            ("user", "done"), ("assistant", "interrupted")]
+        assert rows[1][2] == " w0 w1 w2 w3 w4"
+        # the partial text survived up to its last save (whole tokens: no torn write)
+        assert rows[3][2] == saved_partial and rows[3][2].startswith(" w0 w1 w2")
+        assert re.fullmatch(r"( w\d+)+", rows[3][2])
+
+        # reopening shows both answers; the cut-off one is flagged
+        check = SQLiteStore(db)
+        (conv,) = check.list_conversations()
+        check.close()
+        _row(page, conv.id).get_by_role("button", name="Open").click()
+        wait_for_app(page)
+        messages = page.get_by_test_id("stChatMessage")
+        expect(messages).to_have_count(4, timeout=30_000)
+        expect(messages.nth(1)).to_contain_text("w4")
+        expect(messages.nth(3)).to_contain_text("w20")
+        page.screenshot(path=str(tmp_path / "after-crash.png"), full_page=True)
+    finally:
+        upstream.close()
