@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+import httpx
 import streamlit as st
 
 from wafer_playground.catalog import (
@@ -22,7 +23,12 @@ from wafer_playground.catalog import (
     load_snapshot,
     parse_models,
 )
-from wafer_playground.client import DEFAULT_BASE_URL, WaferClient, key_fingerprint
+from wafer_playground.client import (
+    DEFAULT_BASE_URL,
+    DEFAULT_TIMEOUT,
+    WaferClient,
+    key_fingerprint,
+)
 from wafer_playground.errors import WaferError
 
 EndpointKind = Literal["wafer", "local", "custom"]
@@ -127,6 +133,23 @@ def current() -> Connection:
     return Connection(kind, base_url, api_key, bool(st.session_state.get("conn_zdr")), source)
 
 
+def _timeout() -> httpx.Timeout:
+    """DEFAULT_TIMEOUT, with the read timeout overridable by WAFER_READ_TIMEOUT_S (seconds).
+
+    A stalled stream is abandoned after the read timeout; tests (and slow self-hosted
+    endpoints) need to move it without touching code.
+    """
+    raw = os.environ.get("WAFER_READ_TIMEOUT_S")
+    try:
+        read = float(raw) if raw else None
+    except ValueError:
+        read = None
+    if read is None or read <= 0:
+        return DEFAULT_TIMEOUT
+    return httpx.Timeout(connect=DEFAULT_TIMEOUT.connect, read=read,
+                         write=DEFAULT_TIMEOUT.write, pool=DEFAULT_TIMEOUT.pool)
+
+
 def get_client(conn: Connection | None = None) -> WaferClient:
     """A client per session and connection; the old one is closed when the connection changes."""
     conn = conn or current()
@@ -136,7 +159,7 @@ def get_client(conn: Connection | None = None) -> WaferClient:
         return held[1]  # type: ignore[no-any-return]
     if held is not None:
         held[1].close()
-    client = WaferClient(conn.base_url, conn.api_key, zdr=conn.zdr)
+    client = WaferClient(conn.base_url, conn.api_key, zdr=conn.zdr, timeout=_timeout())
     st.session_state["_client"] = (ident, client)
     return client
 
