@@ -127,8 +127,8 @@ def _header(conn: connection.Connection, models: connection.ModelList) -> None:
             icon=":material/cloud_off:",
         )
         show_error(models.error, where="GET /v1/models")
-        st.caption(f"{n} models · prices: snapshot of {snap.at} · tried at {models.stamp} · "
-                   f"{snapshot_note()}")
+        st.caption(f"{n} models · prices: snapshot of {snap.at} · tried at {models.stamp}",
+                   help=snapshot_note())
         return
     filled = sum(1 for m in models.catalog.models if m.pricing.is_snapshot)
     live_at = next((m.pricing.source.at for m in models.catalog.models
@@ -184,7 +184,7 @@ def _range_value(key: str, hi: float) -> tuple[float, float] | None:
 
 def _controls(d: _Derived) -> tuple[Filters, WorkloadInput]:
     with st.container(border=True):
-        c = st.columns([3, 2, 2, 1.3, 1.2], vertical_alignment="bottom")
+        c = st.columns([3, 2, 2, 1.4], vertical_alignment="bottom")
         c[0].text_input("Search", key="cat_q", placeholder="id, name, provider, description…",
                         icon=":material/search:")
         c[1].multiselect("Capabilities", CAPABILITIES, key="cat_caps",
@@ -195,9 +195,7 @@ def _controls(d: _Derived) -> tuple[Filters, WorkloadInput]:
             st.session_state["cat_ctx"] = 0
         c[3].selectbox("Min context", CONTEXT_STEPS, key="cat_ctx",
                        format_func=lambda n: "any" if n == 0 else f"≥ {compact_tokens(n)}")
-        c[4].toggle("ZDR only", key="cat_zdr",
-                    help="Models that accept `Wafer-ZDR: required` (zero data retention)")
-        c = st.columns([2, 2, 1.3, 1.2], vertical_alignment="bottom")
+        c = st.columns([2, 2, 1.4, 1, 1], vertical_alignment="bottom")
         step_in = max(d.in_max / 200, 0.01)
         step_out = max(d.out_max / 200, 0.01)
         c[0].slider("Input $ / 1M tokens", 0.0, d.in_max, key="cat_in", step=step_in,
@@ -205,7 +203,9 @@ def _controls(d: _Derived) -> tuple[Filters, WorkloadInput]:
         c[1].slider("Output $ / 1M tokens", 0.0, d.out_max, key="cat_out", step=step_out,
                     format="$%.2f")
         c[2].selectbox("Sort by", list(SORTS), key="cat_sort", format_func=SORTS.__getitem__)
-        c[3].toggle("Priced only", key="cat_priced",
+        c[3].toggle("ZDR only", key="cat_zdr",
+                    help="Models that accept `Wafer-ZDR: required` (zero data retention)")
+        c[4].toggle("Priced only", key="cat_priced",
                     help="Hide models whose price is not published")
     with st.container(border=True):
         st.markdown("**Your workload** · adds $/request and $/month to every row "
@@ -254,11 +254,11 @@ def _column_config(view: pd.DataFrame) -> dict[str, object]:
     cc = st.column_config
     price_fmt = dollar_format(np.concatenate([
         view[c].to_numpy(dtype="float64") for c in
-        ("input_usd_per_m", "output_usd_per_m", "cache_read_usd_per_m")]))
+        ("input_usd_per_m", "output_usd_per_m", "cache_read_usd_per_m")]), exact=True)
     return {
         "display_name": cc.TextColumn("Model", pinned=True, width="medium"),
-        "id": cc.TextColumn("Id", help="Send this id verbatim as `model`"),
-        "provider": cc.TextColumn("Provider", width="small"),
+        "id": None,  # kept in the data for lookups; the name is shown, the id in the detail
+        "provider": cc.TextColumn("Provider"),
         "tier_label": cc.TextColumn("Tier", width="small", help=PASS_EXPLAINER),
         "context_length": cc.NumberColumn("Context", format="compact", width="small",
                                           help="max_model_len: prompt + completion"),
@@ -294,7 +294,7 @@ def _table(d: _Derived, view: pd.DataFrame, f: Filters, wl: WorkloadInput) -> st
         view[TABLE_COLUMNS], key=key, hide_index=True, on_select="rerun",
         selection_mode="single-row", selection_default=default, lazy=False,
         column_config=_column_config(view), placeholder="not published",
-        height=min(36 + 35 * max(len(view), 3), 460),
+        height=min(38 + 35 * max(len(view), 1), 460),
     )
     rows = list(event.selection.rows)
     last: dict[str, list[int]] = st.session_state.setdefault("_catalog_rows", {})
@@ -338,6 +338,17 @@ def _price_source_text(m: Model) -> str:
     return f"Price **{src.describe()}**."
 
 
+_STAT = ('<div style="line-height:1.25"><div style="font-size:0.85rem;opacity:0.7">{label}'
+         '</div><div style="font-size:1.55rem;font-weight:600">{value}</div></div>')
+
+
+def _stats(items: list[tuple[str, str]]) -> None:
+    """Big figures that wrap instead of truncating ("not published" must stay readable)."""
+    for col, (label, value) in zip(st.columns(len(items)), items, strict=True):
+        # Values come from format_usd/compact_tokens and labels are constants: no user HTML.
+        col.markdown(_STAT.format(label=label, value=value), unsafe_allow_html=True)
+
+
 def _detail(m: Model, wl: WorkloadInput) -> None:
     with st.container(border=True, key="cat_detail"):
         st.subheader(m.display_name, anchor=False)
@@ -351,22 +362,19 @@ def _detail(m: Model, wl: WorkloadInput) -> None:
         if m.description:
             st.markdown(m.description)
         p = m.pricing
-        cols = st.columns(3)
-        for col, label, cpm in ((cols[0], "Input", p.input_cpm), (cols[1], "Output", p.output_cpm),
-                                (cols[2], "Cache read", p.cache_read_cpm)):
-            col.metric(f"{label} / 1M", format_usd(None if cpm is None else cpm / Decimal(100)))
-        st.caption(_price_source_text(m))
-        cols = st.columns(3)
-        cols[0].metric("Context", compact_tokens(m.context_length),
-                       help=f"{m.context_length:,} tokens" if m.context_length else None)
-        cols[1].metric("Max output", compact_tokens(m.max_output_tokens))
         row = plan_model(wl.to_workload(), m)
-        cols[2].metric("Your $/month", format_usd(row.per_month),
-                       help=f"{format_usd(row.per_request.total)} per request × "
-                            f"{wl.requests_per_day:,}/day × {DAYS_PER_MONTH} days (estimate)")
-        facts = [f"**Tier:** {tier_label(m.tier)}",
-                 f"**ZDR:** {'supported' if m.zdr_supported else 'not supported'}",
-                 f"**Your workload:** {row.per_request.label()} per request"]
+        _stats([(f"{label} / 1M", format_usd(None if cpm is None else cpm / Decimal(100)))
+                for label, cpm in (("Input", p.input_cpm), ("Output", p.output_cpm),
+                                   ("Cache read", p.cache_read_cpm))])
+        st.caption(_price_source_text(m))
+        _stats([("Context", compact_tokens(m.context_length)),
+                ("Max output", compact_tokens(m.max_output_tokens)),
+                ("Your $/request", format_usd(row.per_request.total))])
+        facts = [f"**Your workload:** {format_usd(row.per_month)} per month "
+                 f"({format_usd(row.per_request.total)} × {wl.requests_per_day:,} requests/day "
+                 f"× {DAYS_PER_MONTH} days, estimate)",
+                 f"**Tier:** {tier_label(m.tier)}",
+                 f"**ZDR:** {'supported' if m.zdr_supported else 'not supported'}"]
         if row.fits_context is False:
             facts.append(":orange[the workload's prompt + output does not fit the context]")
         facts.extend(f"*{note}*" for note in row.per_request.notes)

@@ -19,6 +19,8 @@ TIER_STYLE = {  # label, colour
     "serverless_only": ("Serverless", "#22B8CF"),
     None: ("Tier not published", "#A0A4AE"),
 }
+CONTEXT_TICKS = [4096, 8192, 32768, 131072, 262144, 524288, 1048576, 2097152]
+CONTEXT_LABELS = ["4K", "8K", "32K", "128K", "256K", "512K", "1M", "2M"]
 _HOVER = (
     "<b>%{customdata[0]}</b><br>%{customdata[1]}<br>"
     "Context: %{customdata[2]}<br>"
@@ -81,10 +83,11 @@ def price_figure(view: pd.DataFrame, per_request: np.ndarray, per_month: np.ndar
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
         xaxis_title=x_title, yaxis_title=y_title, hovermode="closest",
     )
-    fig.update_xaxes(type="log" if x_log else "linear")
-    fig.update_yaxes(tickprefix="$")
+    if x_log:
+        fig.update_xaxes(type="log", tickvals=CONTEXT_TICKS, ticktext=CONTEXT_LABELS)
+    fig.update_yaxes(tickprefix="$", rangemode="tozero")  # prices are never negative
     if mode == "io":
-        fig.update_xaxes(tickprefix="$")
+        fig.update_xaxes(tickprefix="$", rangemode="tozero")
     return fig
 
 

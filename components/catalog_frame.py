@@ -159,15 +159,25 @@ def workload_costs(models: Sequence[Model], wl: WorkloadInput) -> tuple[np.ndarr
     return per_request, per_month
 
 
-def dollar_format(values: np.ndarray | pd.Series, *, minimum: int = 2, maximum: int = 8) -> str:
-    """A printf format with enough decimals that the smallest non-zero value shows 3 digits.
+def dollar_format(values: np.ndarray | pd.Series, *, exact: bool = False, minimum: int = 2,
+                  maximum: int = 8) -> str:
+    """A printf format for a column of dollar amounts.
 
-    A real price of 0.4 cents per million must never display as "$0.00".
+    `exact` (list prices): the fewest decimals (>= 2) that show every value exactly, so
+    $1.00 stays "$1.00" and half a cent per million shows as "$0.005". Otherwise (computed
+    costs): enough decimals for three significant digits of the smallest non-zero value.
+    Either way a real, tiny price never displays as "$0.00".
     """
     arr = np.asarray(values, dtype="float64")
     positive = arr[np.isfinite(arr) & (arr > 0)]
     if positive.size == 0:
         return f"$%.{minimum}f"
+    if exact:
+        for decimals in range(minimum, maximum + 1):
+            scaled = positive * 10**decimals
+            if np.all(np.abs(scaled - np.round(scaled)) < 1e-6 * np.maximum(scaled, 1)):
+                return f"$%.{decimals}f"
+        return f"$%.{maximum}f"
     smallest = float(positive.min())
     decimals = max(minimum, min(maximum, -math.floor(math.log10(smallest)) + 2))
     return f"$%.{decimals}f"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import httpx
@@ -143,6 +144,14 @@ def test_workload_columns_hand_computed(app_env: str, httpx_mock: HTTPXMock) -> 
     assert list(at.dataframe[0].value["id"]) == ["GLM-5.1", "Kimi-K3", "Qwen3.5-397B-A17B"]
 
 
+_STAT_RE = re.compile(r'opacity:0.7">([^<]+)</div><div[^>]*>([^<]+)</div>')
+
+
+def _stats(at: AppTest) -> dict[str, str]:
+    """The detail panel's big figures: {label: value}."""
+    return {k: v for m in at.markdown for k, v in _STAT_RE.findall(m.value)}
+
+
 def _select(at: AppTest, row: int) -> AppTest:
     key = at.session_state["_catalog_table_key"]
     at.session_state[key] = {"selection": {"rows": [row], "columns": [], "cells": []}}
@@ -154,15 +163,16 @@ def test_selection_opens_detail_panel(app_env: str, httpx_mock: HTTPXMock) -> No
     ids = list(at.dataframe[0].value["id"])
     _select(at, ids.index("GLM-5.1"))
     assert at.subheader[0].value == "GLM-5.1"
-    metrics = {m.label: m.value for m in at.metric}
+    metrics = _stats(at)
     assert metrics["Input / 1M"] == "$1.00"
     assert metrics["Output / 1M"] == "$3.20"
     assert metrics["Cache read / 1M"] == "$0.10"
     assert metrics["Context"] == "203K"
     assert metrics["Max output"] == "not published"
     # default workload 2,000 in / 500 out / 0% / 1,000 per day: (0.002 + 0.0016) x 30,000
-    assert metrics["Your $/month"] == "$108.00"
+    assert metrics["Your $/request"] == "$0.0036"
     text = " ".join(m.value for m in at.markdown)
+    assert "$108.00 per month" in text
     assert "Pass (covered by Wafer Pass)" in text and "ZDR:** supported" in text
     assert "live from wafer.test" in " ".join(c.value for c in at.caption)
     assert at.json[0].value and json.loads(at.json[0].value)["id"] == "GLM-5.1"
@@ -176,9 +186,9 @@ def test_detail_of_snapshot_and_unpublished_models(app_env: str, httpx_mock: HTT
     captions = " ".join(c.value for c in at.caption)
     assert "snapshot of 2026-09-02" in captions and "publishes none" in captions
     _select(at, ids.index("Qwen3.5-397B-A17B"))
-    metrics = {m.label: m.value for m in at.metric}
+    metrics = _stats(at)
     assert metrics["Input / 1M"] == "not published"
-    assert metrics["Your $/month"] == "not published"
+    assert metrics["Your $/request"] == "not published"
     assert "$0" not in " ".join(str(v) for v in metrics.values())
     assert "no `wafer` block" in " ".join(c.value for c in at.caption)
 

@@ -1,0 +1,170 @@
+"""The catalog in headless Chromium against a fake /v1/models on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, wait_for_app
+
+FIXTURE = (Path(__file__).resolve().parent.parent / "fixtures" / "models_3.json").read_bytes()
+SCREENS = ROOT / ".pytest_cache" / "screens"
+pytestmark = pytest.mark.e2e
+
+
+class FakeWafer:
+    """A tiny /v1/models server whose answer the test can switch: ok, 401, html."""
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.auth_seen: list[str | None] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                fake.auth_seen.append(self.headers.get("Authorization"))
+                if not self.path.endswith("/v1/models"):
+                    self._send(404, b'{"error":{"message":"not found"}}', "application/json")
+                elif fake.mode == "401":
+                    self._send(401, json.dumps({"error": {
+                        "type": "authentication_error", "code": "invalid_api_key",
+                        "message": "Invalid API key", "request_id": "req_e2e401e2e401"}}
+                    ).encode(), "application/json")
+                elif fake.mode == "html":
+                    self._send(502, b"<!DOCTYPE html><html><h1>502 Bad Gateway</h1></html>",
+                               "text/html")
+                else:
+                    self._send(200, FIXTURE, "application/json")
+
+            def _send(self, status: int, body: bytes, ctype: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("x-request-id", "req_e2e000000000")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def fake_wafer() -> Iterator[FakeWafer]:
+    fake = FakeWafer()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+SLOW = 90_000  # the 2-core machine may be building llama.cpp at the same time
+
+
+def _open(page, url: str) -> None:  # type: ignore[no-untyped-def]
+    page.set_default_timeout(SLOW)
+    page.goto(url)
+    wait_for_app(page, timeout=SLOW)
+    page.get_by_text("Model catalog").first.wait_for()
+
+
+def test_catalog_filter_select_detail(page, fake_wafer: FakeWafer,  # type: ignore[no-untyped-def]
+                                      streamlit_server_factory, tmp_path: Path) -> None:
+    server = streamlit_server_factory(env={"WAFER_ENDPOINT": "wafer",
+                                           "WAFER_BASE_URL": fake_wafer.base_url,
+                                           "WAFER_API_KEY": "test-key"})
+    page.set_viewport_size({"width": 1500, "height": 1900})
+    _open(page, server.url)
+    assert page.get_by_test_id("stException").count() == 0
+    assert page.get_by_test_id("stDataFrame").count() == 1
+    assert "Bearer test-key" in fake_wafer.auth_seen
+    page.get_by_text("3 of 3 models").wait_for()
+
+    # Filter: capabilities -> vision leaves Kimi-K3 only; the URL follows.
+    search = page.get_by_placeholder("id, name, provider, description…")
+    search.fill("kimi")
+    search.press("Enter")
+    page.get_by_text("1 of 3 models").wait_for()
+    wait_for_app(page, timeout=SLOW)
+    assert "q=kimi" in page.url and "test-key" not in page.url
+
+    # Select the only row: the grid is a canvas, so click the row-marker column.
+    grid = page.get_by_test_id("stDataFrame").first
+    box = grid.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 18, box["y"] + 35 + 17)
+    detail = page.locator(".st-key-cat_detail")
+    detail.wait_for()
+    wait_for_app(page, timeout=SLOW)
+    assert "Kimi-K3" in detail.inner_text()
+    assert "snapshot of 2026-09-02" in detail.inner_text()
+    assert "model=Kimi-K3" in page.url
+    page.get_by_text("Raw card JSON").click()
+    page.get_by_test_id("stPlotlyChart").first.wait_for()
+    page.wait_for_timeout(800)  # let plotly finish drawing before the picture
+    assert page.get_by_test_id("stException").count() == 0
+
+    shot = tmp_path / "catalog.png"
+    page.screenshot(path=str(shot), full_page=True)
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, SCREENS / "catalog.png")
+
+    # Clearing the search brings every model back with the selection kept.
+    search.fill("")
+    search.press("Enter")
+    page.get_by_text("3 of 3 models").wait_for()
+    wait_for_app(page, timeout=SLOW)
+    assert "Kimi-K3" in page.locator(".st-key-cat_detail").inner_text()
+
+    # Try in chat opens the chat page with the model in the URL.
+    page.get_by_role("button", name="Try in chat").click()
+    page.wait_for_url("**/chat?model=Kimi-K3")
+
+
+@pytest.mark.parametrize("mode", ["down", "401", "html"])
+def test_no_traceback_when_endpoint_fails(page, fake_wafer: FakeWafer,  # type: ignore[no-untyped-def]
+                                          streamlit_server_factory, mode: str,
+                                          tmp_path: Path) -> None:
+    base = fake_wafer.base_url
+    if mode == "down":
+        fake_wafer.stop()  # nothing listens on that port any more
+    else:
+        fake_wafer.mode = mode
+    server = streamlit_server_factory(env={"WAFER_ENDPOINT": "wafer", "WAFER_BASE_URL": base,
+                                           "WAFER_API_KEY": "test-key"})
+    _open(page, server.url)
+    page.get_by_test_id("stAlert").first.wait_for()
+    body = page.locator("[data-testid='stMain']").inner_text()
+    assert page.get_by_test_id("stException").count() == 0
+    assert "Traceback" not in body
+    assert "snapshot of 2026-09-02" in body
+    expected = {"down": "connection refused", "401": "invalid_api_key", "html": "HTML page"}
+    assert expected[mode] in body
+    assert "test-key" not in body
+    page.screenshot(path=str(tmp_path / f"catalog-{mode}.png"), full_page=True)
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tmp_path / f"catalog-{mode}.png", SCREENS / f"catalog-{mode}.png")
+    if mode == "down":
+        fake_wafer.httpd = _Closed()  # already stopped; make teardown a no-op
+
+
+class _Closed:
+    def shutdown(self) -> None:
+        pass
+
+    def server_close(self) -> None:
+        pass
