@@ -1426,12 +1426,19 @@ def _class_text(cc: CharClass) -> str:
 
 
 class _LarkBuilder:
+    """Writes the grammar for Lark with every multi-alternative group and every bounded
+    repetition as its own rule. Lark expands inline `(a|b)`, `x?` and `x ~ n..m` into all
+    combinations of a rule's alternatives, which is exponential for grammars like
+    `(a | b b){0,40}`; separate rules keep the grammar linear in size."""
+
     def __init__(self, g: Grammar) -> None:
         self.g = g
         self.rule_names = {r.name: ("start" if r.name == "root" else f"r{i}") for i, r in
                            enumerate(g.rules)}  # fmt: skip
         self.terminals: dict[str, str] = {}  # regex -> terminal name
         self.describe: dict[str, str] = {}  # terminal name -> text shown to a person
+        self.helpers: dict[str, str] = {}  # helper rule body -> name (dedups identical ones)
+        self.lines: list[str] = []
         self.uses_lookahead = any(r.lookahead is not None for r in g.rules)
 
     def terminal(self, regex: str, shown: str) -> str:
@@ -1442,21 +1449,43 @@ class _LarkBuilder:
             self.describe[name] = shown
         return name
 
+    def helper(self, body: str) -> str:
+        name = self.helpers.get(body)
+        if name is None:
+            name = f"h{len(self.helpers)}"
+            self.helpers[body] = name
+            self.lines.append(f"{name}: {body}")
+        return name
+
     def build(self) -> str:
-        lines = []
         for r in self.g.rules:
-            lines.append(f"{self.rule_names[r.name]}: {self.alts(r.alts)}")
-        lines.append("eps: ")
+            self.lines.append(f"{self.rule_names[r.name]}: {self.alts(r.alts)}")
+        self.lines.append("eps: ")
         for regex, name in self.terminals.items():
-            lines.append(f"{name}: /{regex}/")
-        return "\n".join(lines) + "\n"
+            self.lines.append(f"{name}: /{regex}/")
+        return "\n".join(self.lines) + "\n"
 
     def alts(self, alts: tuple[tuple[Expr, ...], ...]) -> str:
         return " | ".join(self.seq(seq) for seq in alts)
 
     def seq(self, seq: tuple[Expr, ...]) -> str:
-        parts = [self.expr(e) for e in seq]
-        return " ".join(p for p in parts if p) or "eps"
+        parts = [p for p in (self.expr(e) for e in seq) if p]
+        # Lark expands each `x?`/`x*` into two alternatives of the rule; past a few per
+        # sequence, move the rest into their own rules to keep that from growing as 2^k.
+        optional = 0
+        for i, p in enumerate(parts):
+            if p.endswith(("?", "*")):
+                optional += 1
+                if optional > 4:
+                    parts[i] = self.helper(p)
+        return " ".join(parts) or "eps"
+
+    def symbol(self, e: Expr) -> str:
+        """`e` as exactly one grammar symbol (a terminal or a rule name)."""
+        text = self.expr(e)
+        if not text:
+            return "eps"
+        return text if " " not in text else self.helper(text)
 
     def expr(self, e: Expr) -> str:
         if isinstance(e, Lit):
@@ -1467,32 +1496,18 @@ class _LarkBuilder:
                 else:
                     syms.append(self.terminal(_class_regex(CharClass(((cp, cp),), False)),
                                               '"' + _show_char(cp) + '"'))  # fmt: skip
-            return " ".join(syms) if len(syms) <= 1 else "(" + " ".join(syms) + ")"
+            return " ".join(syms)
         if isinstance(e, CharClass):
             shown = "any character" if (not e.ranges and e.negated) else _class_text(e)
             return self.terminal(_class_regex(e), shown)
         if isinstance(e, Ref):
             return self.rule_names[e.name]
         if isinstance(e, Group):
-            return "(" + self.alts(e.alts) + ")"
+            if len(e.alts) == 1:
+                return self.seq(e.alts[0])
+            return self.helper(self.alts(e.alts))
         if isinstance(e, Repeat):
-            body = self.expr(e.expr) or "eps"
-            if not body.startswith("(") or not body.endswith(")"):
-                body = f"({body})"
-            lo, hi = e.lo, e.hi
-            if max(lo, hi or 0) > _REPEAT_LIMIT:
-                raise ValueError(f"repetition count above {_REPEAT_LIMIT} is too large to match")
-            if hi is None:
-                if lo == 0:
-                    return body + "*"
-                if lo == 1:
-                    return body + "+"
-                return f"{body} ~ {lo} {body}*"
-            if hi == 0:
-                return "eps"
-            if (lo, hi) == (0, 1):
-                return f"{body}?"
-            return f"{body} ~ {lo}" if lo == hi else f"{body} ~ {lo}..{hi}"
+            return self.repeat(e)
         if isinstance(e, Macro):
             if e.name == "Regex":
                 return self.expr(regex_ast(e))
@@ -1501,6 +1516,26 @@ class _LarkBuilder:
                 "output cannot be checked against it"
             )
         raise TypeError(e)  # pragma: no cover
+
+    def repeat(self, e: Repeat) -> str:
+        lo, hi = e.lo, e.hi
+        if max(lo, hi or 0) > _REPEAT_LIMIT:
+            raise ValueError(f"repetition count above {_REPEAT_LIMIT} is too large to match")
+        x = self.symbol(e.expr)
+        if hi == 0:
+            return "eps"
+        if hi is None:
+            if lo == 0:
+                return f"{x}*"
+            return " ".join([x] * (lo - 1) + [f"{x}+"])
+        fixed = [x] * lo
+        if hi > lo:
+            # up to (hi - lo) more copies as a chain: c1 = x, c2 = x c1?, ..., then c?
+            chain = x
+            for _ in range(hi - lo - 1):
+                chain = self.helper(f"{x} {chain}?")
+            fixed.append(f"{chain}?")
+        return " ".join(fixed)
 
 
 @dataclass
