@@ -75,3 +75,19 @@ def comparable(message: str) -> str:
     """XGrammar reports a non-ASCII unexpected character by its first UTF-8 byte (which is not
     text); check() names the whole character. Compare the two as the same message."""
     return _NON_ASCII_CHAR.sub(r"\1<non-ASCII>", message)
+
+
+@functools.cache
+def _compiled(ebnf: str) -> Any:
+    return _compiler().compile_grammar(ebnf)
+
+
+def break_position(ebnf: str, text: str) -> int | None:
+    """Where XGrammar's GrammarMatcher stops accepting `text`, fed one character at a time:
+    the index of the first rejected character, len(text) if the text is an incomplete prefix,
+    or None if the whole text is a complete match."""
+    matcher = load().GrammarMatcher(_compiled(ebnf), terminate_without_stop_token=True)
+    for i, ch in enumerate(text):
+        if not matcher.accept_string(ch):
+            return i
+    return None if matcher.is_completed() else len(text)
