@@ -116,23 +116,23 @@ def _inputs() -> None:
         _, _, c7, c8 = st.columns(4)
         c7.number_input("Input tokens p90", min_value=0, step=100, key="costs_in90")
         c8.number_input("Output tokens p90", min_value=0, step=50, key="costs_out90")
-    d1, d2, d3, d4, d5, d6 = st.columns([1.2, 1, 1.1, 1, 1, 1.2])
+    d1, d2, d3, d4, d5, d6 = st.columns(6, vertical_alignment="bottom")
     d1.number_input("Cache hit %", min_value=0.0, max_value=100.0, step=5.0, key="costs_hit",
                     help="Share of input tokens read from the prefix cache (billed at the "
                          "cache-read price).")
-    d2.number_input("Turns per conversation", min_value=1, max_value=1000, step=1,
+    d2.number_input("Turns / conversation", min_value=1, max_value=1000, step=1,
                     key="costs_turns",
                     help="Multi-turn: each turn re-sends the whole history, so cost grows "
                          "quadratically with the number of turns.")
-    d3.toggle("History hits the cache", key="costs_hcache",
+    d3.toggle("Cache history", key="costs_hcache",
               help="With automatic prefix caching the re-sent history is a cache read; off "
                    "prices it as new input.")
     d4.number_input("Retries %", min_value=0.0, max_value=1000.0, step=1.0, key="costs_retry",
                     help="Extra requests re-sent in full after failures; billed in full "
                          "(whether Wafer bills failed requests is not published).")
-    d5.number_input("Growth % / month", min_value=-99.0, max_value=1000.0, step=5.0,
+    d5.number_input("Growth %/month", min_value=-99.0, max_value=1000.0, step=5.0,
                     key="costs_growth")
-    d6.number_input("Budget $ / month", min_value=0.0, step=10.0, key="costs_budget",
+    d6.number_input("Budget $/month", min_value=0.0, step=10.0, key="costs_budget",
                     help="0 = no cap. With a cap, each model shows how many requests a day "
                          "it affords.")
     with st.expander("Take the token means from a file (per-request counts)"):
@@ -174,16 +174,18 @@ def render_planner(models: list[Model], where: dict[str, str]) -> None:
     priced = frame[frame["per_month_usd"].notna()]
     m1, m2, m3 = st.columns(3)
     if not priced.empty:
+        # model names are long: they go in the label, the dollar figure is the value
         best = priced.iloc[0]
-        m1.metric("Cheapest", best["model"], f"{best['per_month']} a month",
-                  delta_color="off")
+        m1.metric(f"Cheapest: {best['model']}", f"{best['per_month']} / month",
+                  help=f"{best['tier']}; {best['price_source']}")
         passes = priced[priced["pass_included"]]
         if not passes.empty:
-            m2.metric("Cheapest covered by Wafer Pass", passes.iloc[0]["model"],
-                      f"{passes.iloc[0]['per_month']} a month at Serverless prices",
-                      delta_color="off")
+            m2.metric(f"Cheapest covered by Wafer Pass: {passes.iloc[0]['model']}",
+                      f"{passes.iloc[0]['per_month']} / month",
+                      help="At Serverless prices; on a Pass key it is covered within the "
+                           "included requests.")
         year = sum((v for v in rows[0].months if v is not None), Decimal(0))
-        m3.metric("12 months with growth (cheapest)", format_usd(year))
+        m3.metric(f"12 months with growth: {best['model']}", format_usd(year))
     unpriced = frame.loc[frame["per_month_usd"].isna(), "model"].tolist()
     if unpriced:
         st.caption(f"Not published (not priced, never counted as $0): {', '.join(unpriced)}")

@@ -1,0 +1,150 @@
+"""Costs page in headless Chromium: workload -> ranking + chart, share link in a fresh page,
+usage upload with bad rows. A tiny fake `/v1/models` runs on 127.0.0.1 in a thread."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import ROOT, wait_for_app
+
+pytestmark = pytest.mark.e2e
+SCREENS = ROOT / ".pytest_cache" / "screens"
+
+MODELS = {"object": "list", "data": [
+    {"id": "GLM-5.1", "object": "model", "owned_by": "wafer", "max_model_len": 202752,
+     "wafer": {"display_name": "GLM-5.1", "tier": "pass_included", "context_length": 202752,
+               "capabilities": {"vision": False, "tools": True, "reasoning": True},
+               "pricing": {"input_cents_per_million": 100, "output_cents_per_million": 320,
+                           "cache_read_cents_per_million": 10, "currency": "usd"}}},
+    {"id": "Kimi-K2.6", "object": "model", "owned_by": "wafer", "max_model_len": 262144,
+     "wafer": {"display_name": "Kimi-K2.6", "tier": "serverless_only", "context_length": 262144,
+               "capabilities": {"vision": True, "tools": True, "reasoning": True},
+               "pricing": {"input_cents_per_million": 68, "output_cents_per_million": 315,
+                           "cache_read_cents_per_million": 7, "currency": "usd"}}},
+]}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        if self.path.split("?")[0] == "/v1/models":
+            body = json.dumps(MODELS).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+        else:
+            body = json.dumps({"error": {"message": "not here", "type": "not_found"}}).encode()
+            self.send_response(404)
+            self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_wafer() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _set_number(page, label: str, value: str) -> None:  # type: ignore[no-untyped-def]
+    box = page.get_by_label(label, exact=True)
+    box.fill(value)
+    box.press("Enter")
+    wait_for_app(page)
+
+
+def _metric(page, label: str) -> str:  # type: ignore[no-untyped-def]
+    m = page.locator("[data-testid='stMetric']").filter(has_text=label).first
+    return str(m.locator("[data-testid='stMetricValue']").inner_text()).strip()
+
+
+def _shot(page, tmp_path: Path, name: str) -> Path:  # type: ignore[no-untyped-def]
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, SCREENS / f"{name}.png")
+    return path
+
+
+def test_planner_share_link_and_upload(streamlit_server_factory, fake_wafer: str, browser,
+                                       tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = streamlit_server_factory(env={"WAFER_ENDPOINT": "wafer",
+                                           "WAFER_BASE_URL": fake_wafer,
+                                           "WAFER_API_KEY": "test"})
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    # Load the router first: a deep link as the very first request of a server process runs
+    # pages/costs.py through Streamlit's legacy pages/ wrapper (no app.py, no sidebar) until
+    # some session has called st.navigation (reported to the app-frame owner).
+    page.goto(server.url)
+    wait_for_app(page)
+    page.goto(f"{server.url}/costs")
+    wait_for_app(page)
+    page.get_by_text("live from 127.0.0.1").first.wait_for()
+
+    _set_number(page, "Requests per day", "2000")
+    _set_number(page, "Input tokens", "1000")
+    _set_number(page, "Output tokens", "200")
+    _set_number(page, "Cache hit %", "50")
+    _set_number(page, "Budget $/month", "100")
+
+    # DeepSeek-V4-Flash (snapshot 20/25/5): 500*20 + 500*5 + 200*25 = 17500 -> $0.000175;
+    # x 2000/day x 30 = $10.50 a month: the cheapest, labelled as a snapshot price.
+    assert _metric(page, "Cheapest: DeepSeek-V4-Flash-0731-Fast") == "$10.50 / month"
+    # GLM-5.1 (live, Pass): 500*100 + 500*10 + 200*320 = 119000 -> $71.40 a month
+    assert _metric(page, "covered by Wafer Pass: GLM-5.1") == "$71.40 / month"
+    page.locator("[data-testid='stDataFrame']").first.wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    assert "DeepSeek-V4-Flash-0731-Fast" in page.locator(".js-plotly-plot").first.inner_text()
+    assert "not published" in page.locator("body").inner_text()
+    _shot(page, tmp_path, "costs_planner")
+
+    link = page.locator("[data-testid='stCode']").filter(has_text="rpd=").first.inner_text()
+    link = link.strip()
+    assert link.startswith(server.url) and "rpd=2000" in link and "test" not in link.split("?")[1]
+
+    fresh = browser.new_context().new_page()  # a new browser session: nothing carried over
+    fresh.set_viewport_size({"width": 1400, "height": 1100})
+    fresh.goto(link)
+    wait_for_app(fresh)
+    fresh.get_by_text("live from 127.0.0.1").first.wait_for()
+    # widgets can land a moment after the text on a loaded 2-core machine: wait for them
+    expect(fresh.get_by_label("Requests per day", exact=True)).to_have_value("2000",
+                                                                             timeout=30_000)
+    expect(fresh.get_by_label("Cache hit %", exact=True)).to_have_value("50.00")
+    assert _metric(fresh, "Cheapest: DeepSeek-V4-Flash-0731-Fast") == "$10.50 / month"
+    assert _metric(fresh, "covered by Wafer Pass: GLM-5.1") == "$71.40 / month"
+    expect(fresh.get_by_test_id("stSidebar").get_by_text("Connection")).to_be_visible()
+    _shot(fresh, tmp_path, "costs_shared")
+
+    # Reprice: a CSV with two bad rows, reported with line numbers
+    usage = tmp_path / "usage.csv"
+    usage.write_text("model,prompt_tokens,cached_tokens,completion_tokens\n"
+                     "GLM-5.1,1000000,200000,500000\n"
+                     "GLM-5.1,12,oops,3\n"
+                     "Kimi-K2.6,1000,2000,5\n"
+                     "Kimi-K2.6,0,0,1000000\n")
+    page.get_by_role("tab", name="Reprice usage").click()
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").last.set_input_files(str(usage))
+    wait_for_app(page)
+    page.get_by_text("2 rows could not be priced").wait_for()
+    # GLM row: $2.42; Kimi row: 1M * 315c = $3.15 -> $5.57 as logged
+    assert _metric(page, "Cost as logged") == "$5.57"
+    page.get_by_text("Rows not priced: line and reason").click()
+    page.locator("[data-testid='stDataFrame']").nth(1).wait_for()
+    _shot(page, tmp_path, "costs_reprice")
