@@ -81,6 +81,9 @@ class WaferError(Exception):
             "message": self.message,
             "param": self.param,
             "request_id": self.request_id,
+            # kept so an error redrawn from session state or the store still says how long
+            # to wait
+            "retry_after": self.retry_after,
         }
 
     def __str__(self) -> str:
