@@ -448,8 +448,9 @@ class _Parser:
 
     # grammar
     def parse(self) -> Grammar:
+        # XGrammar collects every rule name before parsing any body (forward references).
         seen: set[str] = set()
-        for k, t in enumerate(self.toks):
+        for t in self.toks:
             if t.type == "RULE":
                 if t.value in seen:
                     raise GrammarError(
@@ -460,7 +461,6 @@ class _Parser:
                     )
                 seen.add(t.value)
                 self.names.append(t.value)
-            del k
         if "root" not in seen:
             raise self.fail('The root rule with name "root" is not found')
         rules = []
@@ -1248,7 +1248,10 @@ def to_gbnf(ebnf: str) -> str:
 
 
 def _symbols(e: Expr) -> int:
-    """How many rules llama.cpp synthesises while parsing `e` (its n_prev_rules bookkeeping)."""
+    """An upper bound on the symbols llama.cpp creates while parsing `e` (its n_prev_rules
+    bookkeeping): one per group and optional copy, and one per rule name it may see first."""
+    if isinstance(e, Ref):
+        return 1
     if isinstance(e, Group):
         return 1 + sum(_symbols(x) for seq in e.alts for x in seq)
     if isinstance(e, Repeat):

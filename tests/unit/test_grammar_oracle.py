@@ -14,6 +14,7 @@ import pytest
 from tests.unit import xgr_oracle
 from tests.unit.grammar_corpus import ALL_CASES
 from wafer_playground.grammar import check
+from wafer_playground.grammar_presets import PRESETS
 
 try:
     xgr_oracle.load()
@@ -24,17 +25,21 @@ except Exception as exc:  # pragma: no cover - depends on the environment
         allow_module_level=True,
     )
 
-SEEDS = [c.ebnf for c in ALL_CASES if c.xgrammar_ok] + [
-    'root ::= "{" ws "\\"answer\\"" ws ":" ws ("\\"yes\\"" | "\\"no\\"") ws "}"\nws ::= [ ]?',
-    'root ::= date\ndate ::= [0-9]{4} "-" [0-9]{2} "-" [0-9]{2}',
-    'root ::= "[" (int ("," int)*)? "]"\nint ::= "-"? [0-9]+',
-    "root ::= select_stmt\n"
-    'select_stmt ::= "SELECT " cols " FROM " name (" WHERE " name " = " val)?\n'
-    'cols ::= name (", " name)*\nname ::= [a-z_]+\nval ::= [0-9]+ | "\'" [^\'\\n]* "\'"',
-    'root ::= Regex("[a-z]+(\\\\.[a-z]+)*") " " [0-9]{1,3}',
-    'root ::= x (="b")\nx ::= "a"+',
-    'root ::= TagDispatch(("<t>", body), loop_after_dispatch=false)\nbody ::= "x" "</t>"',
-]
+SEEDS = (
+    [c.ebnf for c in ALL_CASES if c.xgrammar_ok]
+    + [p.ebnf for p in PRESETS]
+    + [
+        'root ::= "{" ws "\\"answer\\"" ws ":" ws ("\\"yes\\"" | "\\"no\\"") ws "}"\nws ::= [ ]?',
+        'root ::= date\ndate ::= [0-9]{4} "-" [0-9]{2} "-" [0-9]{2}',
+        'root ::= "[" (int ("," int)*)? "]"\nint ::= "-"? [0-9]+',
+        "root ::= select_stmt\n"
+        'select_stmt ::= "SELECT " cols " FROM " name (" WHERE " name " = " val)?\n'
+        'cols ::= name (", " name)*\nname ::= [a-z_]+\nval ::= [0-9]+ | "\'" [^\'\\n]* "\'"',
+        'root ::= Regex("[a-z]+(\\\\.[a-z]+)*") " " [0-9]{1,3}',
+        'root ::= x (="b")\nx ::= "a"+',
+        'root ::= TagDispatch(("<t>", body), loop_after_dispatch=false)\nbody ::= "x" "</t>"',
+    ]
+)
 
 # Characters that matter to the lexer/parser, plus arbitrary ones.
 NOISE = list("\"|()[]*+?{},\\:=#\n \t\r^-._aZ09é'<>;.!/") + ["::=", "\\x", "\\u", "(=", "\\d"]
@@ -98,6 +103,12 @@ def test_dialect_corpus_agrees_with_xgrammar() -> None:
     bad, same, rejected = _compare([c.ebnf for c in ALL_CASES])
     assert bad == []
     assert same == rejected  # every message in the corpus is word-for-word XGrammar's
+
+
+@pytest.mark.parametrize("ebnf", [p.ebnf for p in PRESETS], ids=[p.name for p in PRESETS])
+def test_presets_compile_in_xgrammar(ebnf: str) -> None:
+    assert xgr_oracle.verdict(ebnf) is None
+    assert check(ebnf).ok
 
 
 def test_fuzzed_grammars_agree_with_xgrammar(capsys: pytest.CaptureFixture[str]) -> None:
