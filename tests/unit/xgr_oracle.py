@@ -63,17 +63,19 @@ def verdict(ebnf: str) -> str | None:
 
 
 def _message(text: str) -> str:
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    # Split on \n only: str.splitlines() would also split inside a message that quotes \x0b,
+    # \x0c or \x1e (e.g. "Unexpected character: \x0c").
+    lines = [ln for ln in text.split("\n") if ln.strip()]
     picked = [ln for ln in lines if _LOG_PREFIX.match(ln)] or lines or [text]
     return _LOG_PREFIX.sub("", picked[-1])
 
 
-_NON_ASCII_CHAR = re.compile(r"(Unexpected character: )[^\x00-\x7f]")
+_NON_ASCII_CHAR = re.compile(r"(Unexpected character: |Invalid escape sequence\\)[^\x00-\x7f]")
 
 
 def comparable(message: str) -> str:
-    """XGrammar reports a non-ASCII unexpected character by its first UTF-8 byte (which is not
-    text); check() names the whole character. Compare the two as the same message."""
+    """XGrammar quotes a non-ASCII character in an error by its first UTF-8 byte (which is not
+    text); check() quotes the whole character. Compare the two as the same message."""
     return _NON_ASCII_CHAR.sub(r"\1<non-ASCII>", message)
 
 
