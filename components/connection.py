@@ -38,6 +38,7 @@ KINDS: dict[EndpointKind, str] = {
     "custom": "Custom URL",
 }
 MODELS_TTL_S = 600
+ERROR_TTL_S = 30  # a failed fetch is retried sooner: the endpoint may just be starting
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,8 @@ def load_models(conn: Connection | None = None, *, refresh: bool = False) -> Mod
     cache: dict[tuple[str, str], ModelList] = st.session_state.setdefault("_models_cache", {})
     ident = (conn.base_url, conn.fingerprint)
     hit = cache.get(ident)
-    if hit is not None and not refresh and time.time() - hit.fetched_at < MODELS_TTL_S:
+    ttl = MODELS_TTL_S if hit is None or hit.error is None else ERROR_TTL_S
+    if hit is not None and not refresh and time.time() - hit.fetched_at < ttl:
         return hit
     if not conn.base_url:
         result = ModelList(load_snapshot(), time.time(), 0.0,

@@ -265,3 +265,18 @@ def test_refresh_refetches(app_env: str, httpx_mock: HTTPXMock) -> None:
     at.button(key="cat_refresh").click()
     _run(at)
     assert len(httpx_mock.get_requests()) == n + 1
+
+
+def test_failed_fetch_is_retried_after_a_short_ttl(app_env: str, httpx_mock: HTTPXMock) -> None:
+    for _ in range(3):  # one GET and its two retries
+        httpx_mock.add_exception(httpx.ConnectError("[Errno 111] Connection refused"))
+    _serve(httpx_mock)
+    at = _run(make_app())
+    assert any("snapshot of" in w.value for w in at.warning)
+    _run(at)  # within the error TTL: still the cached failure, no new request
+    assert len(httpx_mock.get_requests()) == 3
+    for entry in at.session_state["_models_cache"].values():
+        entry.fetched_at -= 31  # the endpoint came up half a minute later
+    _run(at)
+    assert not at.warning
+    assert sorted(_table(at).index) == ["GLM-5.1", "Kimi-K3", "Qwen3.5-397B-A17B"]
