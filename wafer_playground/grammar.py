@@ -962,23 +962,37 @@ def _analyse(ebnf: str) -> tuple[Grammar | None, GrammarReport]:
             ) from None
         toks = _tokenize(src)
         parser = _Parser(toks)
-        depth_needed = sum(1 for t in toks if t.type in ("LPAR", "LBRACKET")) * 6 + 200
+        # The recursive descent uses ~5 frames per nested "("; XGrammar allows 1000 levels.
+        depth = deepest = 0
+        for t in toks:
+            depth += t.type in ("LPAR", "LOOK")
+            depth -= t.type == "RPAR"
+            deepest = max(deepest, depth)
         old_limit = sys.getrecursionlimit()
-        if depth_needed > old_limit:
-            sys.setrecursionlimit(min(depth_needed, 50_000))
+        needed = min(deepest, _MAX_NEST + 1) * 6 + 300
+        if needed > old_limit:
+            sys.setrecursionlimit(needed)
         try:
             grammar = parser.parse()
         finally:
-            sys.setrecursionlimit(old_limit)
+            if needed > old_limit:
+                sys.setrecursionlimit(old_limit)
         _semantic_checks(grammar)
     except GrammarError as e:
         return None, GrammarReport(False, [e.issue], _rule_names(toks))
+    except RecursionError:
+        # Only reachable through thousands of nested macro-argument tuples, which XGrammar
+        # does not bound either (it would overflow its stack); report it rather than crash.
+        msg = "EBNF parser error at line 1, column 1: Nest layer exceeded the maximum limit"
+        return None, GrammarReport(False, [GrammarIssue(1, 1, msg)], _rule_names(toks))
     return grammar, GrammarReport(True, [], [r.name for r in grammar.rules])
 
 
 def check(ebnf: str) -> GrammarReport:
     """Validate an XGrammar-dialect EBNF grammar the way XGrammar 0.2.8 (Wafer) would."""
-    return _analyse(ebnf)[1]
+    report = _analyse(ebnf)[1]
+    # The analysis is cached; hand out fresh lists so a caller cannot change the cache.
+    return GrammarReport(report.ok, list(report.issues), list(report.rules))
 
 
 def parse(ebnf: str) -> Grammar:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import pytest
@@ -241,3 +242,20 @@ def test_match_no_combinatorial_blowup() -> None:
     assert match("root ::= " + " ".join('"a"?' for _ in range(30)) + ' "b"', "a" * 20 + "b").ok
     csv = r'root ::= ("," ([^,"]{0,40} | "\"" ([^"] | "\"\""){0,40} "\"")){0,9}'
     assert match(csv, ',x,"y""z"').ok
+
+
+def test_never_crashes_on_junk() -> None:
+    import random
+
+    rng = random.Random(5)
+    alphabet = 'root::=|()[]{}*+?"\\#\n\r\t -_.,=^aZ09éΩ😀\x00\ud800'
+    junk = ["Regex(" * 3000 + '"a"' + ")" * 3000, "root ::= Regex(" + "(" * 5000 + '"a"']
+    junk += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 60))) for _ in range(300)]
+    junk += ["root ::= " + "".join(rng.choice(alphabet) for _ in range(30)) for _ in range(300)]
+    for g in junk:
+        report = check(g)
+        assert report.ok or (report.issues and report.issues[0].line >= 1)
+        with contextlib.suppress(ValueError):  # the only exception to_gbnf may raise
+            to_gbnf(g)
+        result = match(g, "abc")
+        assert isinstance(result.ok, bool)
