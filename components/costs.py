@@ -185,14 +185,15 @@ def render_planner(models: list[Model], where: dict[str, str]) -> None:
                       help="At Serverless prices; on a Pass key it is covered within the "
                            "included requests.")
         year = sum((v for v in rows[0].months if v is not None), Decimal(0))
-        m3.metric(f"12 months with growth: {best['model']}", format_usd(year))
+        m3.metric("First 12 months with growth (cheapest)", format_usd(year),
+                  help=f"{best['model']}, month by month with the growth rate above.")
     unpriced = frame.loc[frame["per_month_usd"].isna(), "model"].tolist()
     if unpriced:
         st.caption(f"Not published (not priced, never counted as $0): {', '.join(unpriced)}")
 
     budget = scenario.budget is not None
     st.dataframe(
-        frame, hide_index=True, key="costs_plan_table",
+        frame, hide_index=True, key="costs_plan_table", placeholder="—",
         column_order=["rank", "model", "tier", "per_request", "per_day_usd", "per_month_usd",
                       "year_usd", *(["affordable_per_day"] if budget else []),
                       "context_length", "fits_context", "listed", "price_source", "notes"],
@@ -230,7 +231,7 @@ def render_planner(models: list[Model], where: dict[str, str]) -> None:
     s1, s2 = st.columns([3, 1])
     with s1:
         st.caption("Share this scenario (the link holds the workload only, never a key):")
-        st.code(_share_link(scenario), language=None)
+        st.code(_share_link(scenario), language=None, wrap_lines=True)
     with s2:
         export = frame.drop(columns=["per_request", "per_month"]).assign(
             **{f"scenario_{k}": v for k, v in scenario.to_params().items()})

@@ -84,7 +84,7 @@ def _usage(data: Any, models: list[Model]) -> None:
     m4.metric("Spend (priced here)", format_usd(float(ours.sum())) if not ours.empty
               else "not published",
               f"Wafer's estimate {format_usd(view.reported_cost_usd)}"
-              if view.reported_cost_usd is not None else None, delta_color="off")
+              if view.reported_cost_usd is not None else None, delta_color="off", delta_arrow="off")
     st.caption(f"Period {view.period}. Model names are Wafer's resolved backend names; a name "
                "not in the catalog is not priced here. Daily spend is an estimate at the "
                "period's average rates.")
@@ -108,10 +108,10 @@ def _metrics(data: Any) -> None:
     m1.metric("Requests", f"{s.get('total_requests') or 0:,}")
     m2.metric("Error rate", f"{s.get('error_rate_pct') or 0:.1f} %",
               f"{s.get('count_4xx') or 0} 4xx · {s.get('count_5xx') or 0} 5xx",
-              delta_color="off")
+              delta_color="off", delta_arrow="off")
     hit = s.get("cache_hit_pct")
     m3.metric("Cache hit", "–" if hit is None else f"{hit:.1f} %")
     rps = s.get("rps")
     m4.metric("Requests / s", "–" if rps is None else f"{rps:.3f}")
-    st.dataframe(view.percentiles, hide_index=True, key="costs_ac_pct")
+    st.dataframe(view.percentiles, hide_index=True, key="costs_ac_pct", placeholder="—")
     st.plotly_chart(charts.metrics_series(view.timeseries), key="costs_fig_series")

@@ -12,8 +12,10 @@ import plotly.graph_objects as go
 PASS_COLOUR = "#2e7d32"
 SERVERLESS_COLOUR = "#1565c0"
 OTHER_COLOUR = "#757575"
-_LAYOUT = {"margin": {"l": 10, "r": 10, "t": 60, "b": 10}, "template": "plotly_white",
+# No template: Streamlit applies its own (light or dark) theme to plotly charts.
+_LAYOUT = {"margin": {"l": 10, "r": 10, "t": 90, "b": 10},
            "legend": {"orientation": "h", "y": -0.18}}
+COLOUR_KEY = "green: covered by Wafer Pass · blue: Serverless only · grey: tier not published"
 
 
 def _colour(pass_included: bool, tier: str) -> str:
@@ -22,8 +24,11 @@ def _colour(pass_included: bool, tier: str) -> str:
     return SERVERLESS_COLOUR if tier.startswith("Serverless") else OTHER_COLOUR
 
 
-def _title(text: str, unpriced: list[str], why: str = "price not published") -> dict[str, object]:
-    sub = f"<br><sup>left out ({why}): {', '.join(unpriced)}</sup>" if unpriced else ""
+def _title(text: str, unpriced: list[str], why: str = "price not published",
+           key: str = "") -> dict[str, object]:
+    sub = f"<br><sup>{key}</sup>" if key else ""
+    if unpriced:
+        sub += f"<br><sup>left out ({why}): {', '.join(unpriced)}</sup>"
     return {"text": text + sub, "x": 0, "xanchor": "left"}
 
 
@@ -41,10 +46,9 @@ def monthly_by_model(plan: pd.DataFrame) -> go.Figure:
         hovertemplate="%{y}: %{text} a month<br>%{customdata[0]}<br>%{customdata[1]}"
                       "<extra></extra>",
     ))
-    fig.update_layout(title=_title("Cost per month by model (green: covered by Wafer Pass)",
-                                   unpriced),
+    fig.update_layout(title=_title("Cost per month by model", unpriced, key=COLOUR_KEY),
                       xaxis_title="US$ per month (30 days)", yaxis_title=None,
-                      height=max(260, 34 * len(priced) + 120), **_LAYOUT)
+                      height=max(280, 34 * len(priced) + 150), **_LAYOUT)
     return fig
 
 
@@ -103,7 +107,8 @@ def reprice_by_model(per_model: pd.DataFrame, as_logged_usd: float | None) -> go
     if as_logged_usd is not None:
         fig.add_vline(x=as_logged_usd, line_dash="dash", line_color="#c62828",
                       annotation_text="as logged", annotation_position="top")
-    fig.update_layout(title=_title("This usage priced on every model", unpriced),
+    fig.update_layout(title=_title("This usage priced on every model", unpriced,
+                                   key=COLOUR_KEY),
                       xaxis_title="US$", height=max(260, 34 * len(priced) + 120), **_LAYOUT)
     return fig
 
@@ -121,7 +126,7 @@ def daily_usage(days: pd.DataFrame) -> go.Figure:
     fig.update_layout(barmode="stack", title=_title("Daily tokens and spend", []),
                       yaxis={"title": "tokens"},
                       yaxis2={"title": "US$ (estimate)", "overlaying": "y", "side": "right",
-                              "rangemode": "tozero"},
+                              "rangemode": "tozero", "tickprefix": "$", "showgrid": False},
                       height=380, **_LAYOUT)
     return fig
 

@@ -54,7 +54,8 @@ def _report(parsed: ParsedUsage) -> None:
         with st.expander("Rows not priced: line and reason", expanded=parsed.n_rows == 0):
             st.dataframe(parsed.bad_frame(), hide_index=True, key="costs_rp_bad",
                          column_config={"line": st.column_config.NumberColumn("Line",
-                                                                              format="%d")})
+                                                                              format="%d"),
+                                        "reason": st.column_config.TextColumn("Reason")})
 
 
 def render_reprice(models: list[Model]) -> None:
@@ -89,13 +90,13 @@ def render_reprice(models: list[Model]) -> None:
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Requests", f"{result.requests:,}")
     c2.metric("Input tokens", f"{t.prompt_tokens:,}", f"{t.cached_tokens:,} cached",
-              delta_color="off")
+              delta_color="off", delta_arrow="off")
     c3.metric("Output tokens", f"{t.completion_tokens:,}", f"{t.reasoning_tokens:,} reasoning",
-              delta_color="off")
+              delta_color="off", delta_arrow="off")
     as_logged = result.as_logged.total if result.as_logged else None
     c4.metric("Cost as logged (current prices)", format_usd(as_logged),
               f"{result.unpriced_rows:,} rows on unknown/unpriced models"
-              if result.unpriced_rows else None, delta_color="off")
+              if result.unpriced_rows else None, delta_color="off", delta_arrow="off")
     extra = []
     if recorded is not None:
         extra.append(f"recorded at request time: {format_usd(recorded)}")
@@ -110,7 +111,7 @@ def render_reprice(models: list[Model]) -> None:
     per = result.per_model.drop(columns=["_exact"])
     if as_logged is not None and as_logged > 0:
         per["vs_logged"] = per["total_usd"] / float(as_logged)
-    st.dataframe(per, hide_index=True, key="costs_rp_table", column_config={
+    st.dataframe(per, hide_index=True, key="costs_rp_table", placeholder="—", column_config={
         "tier": st.column_config.TextColumn("Pass / Serverless"),
         "pass_included": None,
         "total_usd": None,

@@ -32,10 +32,37 @@ MODELS = {"object": "list", "data": [
 ]}
 
 
+USAGE_ME = {
+    "user_id": "u", "pass_account_id": None, "period_start": "2026-09-01T00:00:00+00:00",
+    "period_end": "2026-09-07T00:00:00+00:00",
+    "days": [{"date": f"2026-09-0{d}T00:00:00+00:00", "input_tokens": 300_000 * d,
+              "output_tokens": 40_000 * d} for d in range(1, 8)],
+    "models": [{"model": "GLM-5.1", "input_tokens": 6_000_000, "output_tokens": 800_000,
+                "cache_read_tokens": 2_000_000, "request_count": 900,
+                "estimated_cost_cents": 682},
+               {"model": "Kimi-K2.6", "input_tokens": 2_400_000, "output_tokens": 320_000,
+                "cache_read_tokens": 0, "request_count": 300, "estimated_cost_cents": 264}],
+    "total_input_tokens": 8_400_000, "total_output_tokens": 1_120_000, "total_requests": 1200,
+    "total_estimated_cost_cents": 946}
+METRICS = {
+    "endpoint": "127.0.0.1", "range_minutes": 60, "queried_at": "2026-09-07T10:00:00+00:00",
+    "summary": {"total_requests": 120, "rps": 0.0333, "ttft_p50_ms": 220.0, "ttft_p90_ms": 510.0,
+                "ttft_p99_ms": 930.0, "tps_p10": 28.0, "tps_p50": 51.0, "tps_p90": 66.0,
+                "tps_p99": 71.0, "latency_p50_ms": 2100.0, "latency_p90_ms": 4800.0,
+                "latency_p99_ms": 9100.0, "cache_hit_pct": 23.8, "count_2xx": 114,
+                "count_4xx": 4, "count_5xx": 2, "error_rate_pct": 5.0},
+    "backends": [],
+    "timeseries": [{"time": f"2026-09-07T09:{m:02d}:00+00:00", "requests": 2 + m % 5,
+                    "error_count": 1 if m % 17 == 0 else 0, "ttft_p50_ms": 200.0 + 3 * m,
+                    "ttft_p90_ms": 480.0 + 4 * m} for m in range(0, 60, 3)]}
+ROUTES = {"/v1/models": MODELS, "/v1/usage/me": USAGE_ME, "/v1/endpoints/metrics": METRICS}
+
+
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server API
-        if self.path.split("?")[0] == "/v1/models":
-            body = json.dumps(MODELS).encode()
+        route = ROUTES.get(self.path.split("?")[0])
+        if route is not None:
+            body = json.dumps(route).encode()
             self.send_response(200)
             self.send_header("content-type", "application/json")
         else:
@@ -113,6 +140,8 @@ def test_planner_share_link_and_upload(streamlit_server_factory, fake_wafer: str
     assert "DeepSeek-V4-Flash-0731-Fast" in page.locator(".js-plotly-plot").first.inner_text()
     assert "not published" in page.locator("body").inner_text()
     _shot(page, tmp_path, "costs_planner")
+    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+    _shot(page, tmp_path, "costs_chart")
 
     link = page.locator("[data-testid='stCode']").filter(has_text="rpd=").first.inner_text()
     link = link.strip()
@@ -148,3 +177,14 @@ def test_planner_share_link_and_upload(streamlit_server_factory, fake_wafer: str
     page.get_by_text("Rows not priced: line and reason").click()
     page.locator("[data-testid='stDataFrame']").nth(1).wait_for()
     _shot(page, tmp_path, "costs_reprice")
+
+    # Account usage from the same endpoint: charts, Wafer's estimate next to ours
+    page.get_by_role("tab", name="Account usage").click()
+    page.get_by_role("button", name="Fetch").click()
+    wait_for_app(page)
+    # GLM: 4M*100 + 2M*10 + 800k*320 = 676M -> $6.76; Kimi: 2.4M*68 + 320k*315 = 264M -> $2.64
+    assert _metric(page, "Spend (priced here)") == "$9.40"
+    page.get_by_text("Endpoint metrics").wait_for()
+    assert _metric(page, "Error rate") == "5.0 %"
+    page.locator(".js-plotly-plot").last.wait_for()
+    _shot(page, tmp_path, "costs_account")
