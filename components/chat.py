@@ -46,6 +46,7 @@ ACTION = "chat_action"
 SPEND = "chat_spend"
 LAST = "chat_last"
 EDITING = "chat_editing"
+FLAGS = "chat_flags"  # a plain dict the Stop-safe `finally` may still mutate
 ChatSurface = Literal["chat", "messages"]
 STORE_EVERY_S = 1.0  # stream progress is saved about once a second
 
@@ -61,6 +62,7 @@ class ChatContext:
 
 
 def init_state() -> None:
+    st.session_state.setdefault(FLAGS, {})
     st.session_state.setdefault(TURNS, [])
     st.session_state.setdefault(SPEND, SessionTotal())
     st.session_state.setdefault(LAST, {})
@@ -240,7 +242,8 @@ def render_history(*, busy: bool = False) -> None:
                     st.button("Cancel", key=f"chat_cancel_{turn['id']}", on_click=_cancel_edit)
                 continue
             if turn.get("reasoning"):
-                with st.expander(f"🧠 Thinking ({len(turn['reasoning']):,} chars)"):
+                with st.expander(f"Thinking ({len(turn['reasoning']):,} chars)",
+                                 icon=":material/psychology:"):
                     st.markdown(turn["reasoning"])
             if turn.get("content"):
                 st.markdown(turn["content"])
@@ -308,6 +311,7 @@ def generate(ctx: ChatContext) -> None:
     ts = turns()  # grabbed before streaming: see the module docstring
     spend: SessionTotal = st.session_state[SPEND]
     last: dict[str, Any] = st.session_state[LAST]
+    flags: dict[str, Any] = st.session_state[FLAGS]
     saver = chat_store.Saver.begin(ts, ctx)
     body = request_body(ctx, ts)
     prompt_est = estimate_prompt_tokens(build_chat_body(ctx.model, conversation_messages(ts),
@@ -350,6 +354,7 @@ def generate(ctx: ChatContext) -> None:
             stream.close()
         _finish(turn, acc, ctx, spend, prompt_est, stream, completed, error)
         saver.finish(turn, body)
+        flags["refresh"] = not completed and error is None  # stopped: redraw when idle
     st.rerun()  # redraw the finished turn in the history with its facts and actions
 
 
@@ -373,6 +378,17 @@ def _finish(turn: dict[str, Any], acc: ChatAccumulator | AnthropicAccumulator,
     spend.add(facts.cost)
 
 
+@st.fragment(run_every=1.0)
+def refresh_after_stop() -> None:
+    """After a Stop nothing may be drawn, so the "stopped" turn (badge, estimated cost)
+    would only appear on the next interaction. This tiny poller notices the flag set in
+    `generate`'s `finally` and reruns the page once; otherwise it draws nothing."""
+    flags = st.session_state.get(FLAGS) or {}
+    if flags.get("refresh"):
+        flags["refresh"] = False
+        st.rerun(scope="app")
+
+
 def preview_cost(ctx: ChatContext, body: dict[str, Any], prompt_tokens: int) -> str:
     """Input cost of the next request plus, with max_tokens, the worst case (estimates)."""
     inp = cost_of(Usage(prompt_tokens, 0), ctx.model.pricing, kind="estimate")
@@ -390,6 +406,6 @@ def on_submit_prompt(prompt: str) -> None:
     chat_store.append(ts[-1])
 
 
-__all__ = ["ChatContext", "clear_chat", "facts_line", "generate", "init_state", "on_submit_prompt",
-           "pop_action", "render_history", "request_action", "request_body", "tool_result_forms",
-           "turns"]
+__all__ = ["ChatContext", "clear_chat", "facts_line", "generate", "init_state",
+           "on_submit_prompt", "pop_action", "refresh_after_stop", "render_history",
+           "request_action", "request_body", "tool_result_forms", "turns"]

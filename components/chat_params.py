@@ -98,9 +98,9 @@ def params_panel(model: Model | None) -> None:
     """All controls; each rerun of this fragment copies widget values into `chat_params`."""
     vals = values()
     _seed_widgets(vals)
-    head = st.columns([3, 2], vertical_alignment="center")
+    head = st.columns([1, 1], vertical_alignment="center")
     head[0].markdown("**Parameters**")
-    head[1].button("Reset to defaults", key="chat_p_reset", on_click=_reset,
+    head[1].button("Reset", key="chat_p_reset", on_click=_reset,
                    icon=":material/restart_alt:", type="tertiary",
                    help="Back to the API defaults: nothing but model and messages is sent.")
     st.text_area("System prompt", key=_k("system"), height=90,

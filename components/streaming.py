@@ -72,17 +72,18 @@ class LiveTurn:
         self.thinking: ThrottledText | None = None
         self.answer = ThrottledText()
         self.tools: ThrottledText | None = None
-        self.status.caption("⏳ waiting for the first token…")
+        self.status.caption(":material/hourglass_top: waiting for the first token…")
         self._first = True
 
     def update(self, acc: ChatAccumulator | AnthropicAccumulator) -> None:
         now = time.perf_counter()
         if acc.first_token_at is not None and self._first:
             self._first = False
-            self.status.caption("✍️ streaming… (Stop keeps the partial answer)")
+            self.status.caption(":material/stream: streaming… (Stop keeps the partial answer)")
         if acc.reasoning:
             if self.thinking is None:
-                box = self._thinking_holder.expander("🧠 Thinking…", expanded=True)
+                box = self._thinking_holder.expander("Thinking…", expanded=True,
+                                                    icon=":material/psychology:")
                 self.thinking = ThrottledText(box)
             self.thinking.update(acc.reasoning, now)
         if acc.content:

@@ -58,6 +58,7 @@ if models.error is not None:
 if block:
     st.warning(f"Chat is not available for this model: {block}.", icon=":material/block:")
 
+chat.refresh_after_stop()
 left, right = st.columns([0.64, 0.36], gap="large")
 with right, st.container(border=True):
     chat_params.params_panel(model)
@@ -93,11 +94,11 @@ with left:
     # ---- before sending: context meter, cost preview, code -------------------------------
     next_body = chat.preview_body(ctx)
     check = chat.context_for(ctx)
-    icon = {"ok": "🟢", "warn": "🟠", "over": "🔴", "unknown": "⚪"}[check.level]
-    tools_row = st.container(horizontal=True, vertical_alignment="center")
-    with tools_row:
-        st.progress(check.fraction, text=f"{icon} Context: {check.message}", width=420)
-        st.caption(chat.preview_cost(ctx, next_body, check.prompt_tokens))
+    colour = {"ok": "green", "warn": "orange", "over": "red", "unknown": "gray"}[check.level]
+    st.progress(check.fraction,
+                text=f":{colour}[:material/data_usage:] **Context** {check.message}")
+    st.caption(":material/payments: Next request: "
+               + chat.preview_cost(ctx, next_body, check.prompt_tokens))
     if check.level == "over":
         st.warning(check.message, icon=":material/warning:")
     with st.expander("View code", icon=":material/code:"):

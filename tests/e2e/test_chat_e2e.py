@@ -1,0 +1,241 @@
+"""Chat page in headless Chromium against a real `streamlit run app.py`.
+
+Against the local engine (real llama-server): a streamed turn with its facts, Stop mid-stream
+(partial kept, marked stopped, estimated cost), View code. Against a scripted SSE server in
+this process (for exact timing): Stop cancels the upstream request within 250 ms, and moving
+a parameter slider during a stream does not abort it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import ROOT, wait_for_app
+
+pytestmark = pytest.mark.e2e
+SCREENS = ROOT / ".pytest_cache" / "screens"
+LOCAL_MODEL = "smollm2-135m-instruct"
+
+
+def shot(page: Page, tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, SCREENS / f"{name}.png")
+
+
+def send(page: Page, text: str) -> None:
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(text)
+    box.press("Enter")
+
+
+def set_max_tokens(page: Page, n: int) -> None:
+    page.get_by_role("tab", name="Length").click()
+    field_ = page.locator(".st-key-chat_p_max_tokens input")
+    field_.fill(str(n))
+    field_.press("Enter")
+    wait_for_app(page)
+
+
+# ---- scripted SSE server (timing-exact fault injection) -----------------------------------
+
+@dataclass
+class Script:
+    tokens: int = 300
+    interval_s: float = 0.02
+    requests: list[dict] = field(default_factory=list)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    script: Script
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        body = json.dumps({"object": "list", "data": [{
+            "id": "fake-model", "object": "model", "owned_by": "test", "max_model_len": 32768,
+            "wafer": {"display_name": "Scripted model", "capabilities": {"tools": True},
+                      "pricing": {"input_cents_per_million": 100,
+                                  "output_cents_per_million": 200}}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:  # noqa: N802
+        n = int(self.headers.get("Content-Length") or 0)
+        rec: dict = {"body": json.loads(self.rfile.read(n)), "sent": 0,
+                     "started": time.monotonic(), "disconnect_at": None, "completed": False}
+        self.script.requests.append(rec)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("x-request-id", f"req_fake{len(self.script.requests)}")
+        self.end_headers()
+        try:
+            for i in range(self.script.tokens):
+                chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [
+                    {"index": 0, "delta": {"content": f" t{i}"}, "finish_reason": None}]}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+                rec["sent"] = i + 1
+                time.sleep(self.script.interval_s)
+            usage = {"id": "c", "choices": [], "usage": {
+                "prompt_tokens": 10, "completion_tokens": self.script.tokens}}
+            self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
+            self.wfile.flush()
+            rec["completed"] = True
+        except (BrokenPipeError, ConnectionResetError):
+            rec["disconnect_at"] = time.monotonic()
+
+
+@pytest.fixture
+def scripted() -> Iterator[tuple[str, Script]]:
+    script = Script()
+    handler = type("H", (_Handler,), {"script": script})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", script
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def open_chat(page: Page, url: str, model: str) -> None:
+    page.set_viewport_size({"width": 1440, "height": 1500})
+    # A fresh server answers a deep link in legacy pages/ mode until st.navigation has run
+    # once (see the report); open the root first, then the share link with `model`.
+    page.goto(url)
+    wait_for_app(page, timeout=120_000)
+    page.goto(f"{url}/chat?model={model}")
+    wait_for_app(page, timeout=120_000)
+    expect(page.get_by_test_id("stChatInputTextArea")).to_be_enabled(timeout=60_000)
+
+
+def test_stop_cancels_upstream_fast(page: Page, streamlit_server_factory, scripted,
+                                    tmp_path: Path) -> None:
+    base, script = scripted
+    server = streamlit_server_factory(env={"WAFER_ENDPOINT": "local", "WAFER_LOCAL_URL": base,
+                                           "WAFER_PLAYGROUND_DB": str(tmp_path / "s.db")})
+    open_chat(page, server.url, "fake-model")
+    send(page, "count for me")
+    page.get_by_text("t40", exact=False).first.wait_for(timeout=20_000)
+    clicked = time.monotonic()
+    page.get_by_test_id("stChatInputStopButton").click()
+    deadline = time.monotonic() + 5
+    while script.requests[0]["disconnect_at"] is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    rec = script.requests[0]
+    assert rec["disconnect_at"] is not None and not rec["completed"]
+    latency = rec["disconnect_at"] - clicked
+    print(f"stop -> upstream disconnect: {latency * 1000:.0f} ms after {rec['sent']} tokens")
+    assert latency < 0.25
+    # the partial answer stays and is redrawn marked "stopped" with an estimated cost,
+    # without any further interaction
+    msg = page.get_by_test_id("stChatMessage").nth(1)
+    expect(msg).to_contain_text("stopped", timeout=10_000)
+    expect(msg).to_contain_text("estimate")
+    expect(msg).to_contain_text("t40")
+    assert len(script.requests) == 1
+
+
+def test_slider_move_during_stream_does_not_abort(page: Page, streamlit_server_factory,
+                                                  scripted, tmp_path: Path) -> None:
+    base, script = scripted
+    script.tokens, script.interval_s = 150, 0.02
+    server = streamlit_server_factory(env={"WAFER_ENDPOINT": "local", "WAFER_LOCAL_URL": base,
+                                           "WAFER_PLAYGROUND_DB": str(tmp_path / "s.db")})
+    open_chat(page, server.url, "fake-model")
+    send(page, "count slowly")
+    page.get_by_text("t20", exact=False).first.wait_for(timeout=20_000)
+    thumb = page.locator(".st-key-chat_p_temperature input[type='range']")
+    thumb.focus()
+    for _ in range(4):
+        thumb.press("ArrowLeft")
+        time.sleep(0.05)
+    assert script.requests[0]["sent"] < script.tokens  # the slider moved mid-stream
+    expect(page.get_by_text("t149", exact=False).first).to_be_visible(timeout=30_000)
+    wait_for_app(page)
+    rec = script.requests[0]
+    assert rec["completed"] and rec["disconnect_at"] is None
+    expect(page.get_by_text("actual", exact=True).first).to_be_visible()
+    # the moved slider is used for the next request
+    send(page, "again")
+    deadline = time.monotonic() + 30
+    while len(script.requests) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert script.requests[1]["body"]["temperature"] == pytest.approx(0.8)
+
+
+def test_local_engine_turn_stop_and_code(page: Page, streamlit_server_factory, local_engine,
+                                         tmp_path: Path) -> None:
+    server = streamlit_server_factory(env={"WAFER_ENDPOINT": "local",
+                                           "WAFER_LOCAL_URL": local_engine,
+                                           "WAFER_PLAYGROUND_DB": str(tmp_path / "c.db")})
+    open_chat(page, server.url, LOCAL_MODEL)
+    shot(page, tmp_path, "chat-empty")
+
+    # 1. a streamed turn with its facts (the box is loaded: keep answers short)
+    set_max_tokens(page, 48)
+    send(page, "What is the capital of France? Answer in one sentence.")
+    facts = page.locator("[data-testid='stCaptionContainer']").filter(has_text="tok/s")
+    expect(facts.first).to_be_visible(timeout=180_000)
+    wait_for_app(page)
+    expect(facts.first).to_contain_text("actual")
+    expect(facts.first).to_contain_text("TTFT")
+    shot(page, tmp_path, "chat-turn")
+
+    # 2. View code for the exact last request
+    page.get_by_text("View code").click()
+    expect(page.get_by_role("tab", name="curl")).to_be_visible()
+    code = page.locator("[data-testid='stCode']").filter(has_text="curl").first
+    expect(code).to_contain_text("$WAFER_API_KEY")
+    expect(code).to_contain_text(LOCAL_MODEL)
+    expect(code).to_contain_text("include_usage")
+    page.get_by_role("tab", name="Python · openai").click()
+    expect(page.locator("[data-testid='stCode']").filter(
+        has_text="client.chat.completions.create").first).to_be_visible()
+    shot(page, tmp_path, "chat-code")
+    page.get_by_text("View code").click()
+
+    # 3. Stop mid-stream: the partial answer is kept and marked stopped
+    set_max_tokens(page, 400)
+    send(page, "Write a very long story about a dragon who learns to cook.")
+    answers = page.get_by_test_id("stChatMessage")
+    expect(answers).to_have_count(4, timeout=60_000)
+    streaming = answers.nth(3)
+    expect(streaming).to_contain_text("streaming", timeout=60_000)
+    def answer_text() -> str:
+        lines = [ln for ln in streaming.inner_text().splitlines()
+                 if "streaming…" not in ln and "first token" not in ln and ln.strip() not in (
+                     "smart_toy", "")]
+        return " ".join(lines).replace("▌", "").strip()
+
+    deadline = time.monotonic() + 180
+    while len(answer_text().split()) < 12 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    before = answer_text()
+    assert len(before.split()) >= 12
+    page.get_by_test_id("stChatInputStopButton").click()
+    stopped_msg = page.get_by_test_id("stChatMessage").nth(3)
+    expect(stopped_msg).to_contain_text("stopped", timeout=15_000)
+    expect(stopped_msg).to_contain_text("estimate")
+    expect(stopped_msg).to_contain_text("counted chunks")
+    wait_for_app(page)
+    # everything streamed before the click is still there (a token or two more may follow)
+    assert " ".join(before.split()) in " ".join(stopped_msg.inner_text().split())
+    shot(page, tmp_path, "chat-stopped")
