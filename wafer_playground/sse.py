@@ -42,28 +42,32 @@ class SSEDecoder:
 
     @staticmethod
     def _iter_lines(chunks: Iterable[bytes]) -> Iterator[str]:
-        buf = b""
+        """Split on \\r\\n, \\n or \\r in linear time, whatever the chunking.
+
+        Only the unterminated tail is carried between chunks (chunks without any line end
+        are parked in a list, not re-scanned), so one huge chunk or one huge line costs
+        O(n), not O(n^2). `bytes.splitlines` splits on exactly \\r, \\n and \\r\\n. A chunk
+        ending in \\r yields its line at once (no waiting for the next chunk to arrive); a
+        \\n opening the next chunk is then the second half of that \\r\\n and is skipped.
+        """
+        pending: list[bytes] = []
+        skip_lf = False
         for chunk in chunks:
+            if skip_lf and chunk:
+                skip_lf = False
+                chunk = chunk[1:] if chunk.startswith(b"\n") else chunk
             if not chunk:
                 continue
-            buf += chunk
-            while True:
-                # Find the earliest line terminator among \r\n, \n and \r.
-                idx_n = buf.find(b"\n")
-                idx_r = buf.find(b"\r")
-                if idx_n == -1 and idx_r == -1:
-                    break
-                if idx_r != -1 and (idx_n == -1 or idx_r < idx_n):
-                    if idx_r == len(buf) - 1:
-                        break  # a lone \r at the end may be the first half of \r\n
-                    end, skip = idx_r, 2 if buf[idx_r + 1 : idx_r + 2] == b"\n" else 1
-                else:
-                    end, skip = idx_n, 1
-                line, buf = buf[:end], buf[end + skip :]
-                yield line.decode("utf-8", errors="replace")
-        if buf.endswith(b"\r"):
-            yield buf[:-1].decode("utf-8", errors="replace")
-        # other trailing bytes without a terminator are an incomplete line: dropped
+            if b"\n" not in chunk and b"\r" not in chunk:
+                pending.append(chunk)
+                continue
+            buf = b"".join(pending) + chunk if pending else chunk
+            lines = buf.splitlines(keepends=True)
+            pending = [] if lines[-1].endswith((b"\n", b"\r")) else [lines.pop()]
+            skip_lf = buf.endswith(b"\r")
+            for line in lines:
+                yield line.rstrip(b"\r\n").decode("utf-8", errors="replace")
+        # trailing bytes without a terminator are an incomplete line: dropped
 
     def decode(self, line: str) -> ServerSentEvent | None:
         if not line:

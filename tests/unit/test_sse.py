@@ -133,6 +133,27 @@ def test_empty_chunks_are_harmless() -> None:
     assert decode(b"", b"data: x\n", b"", b"\n") == [ServerSentEvent(data="x")]
 
 
+def test_event_ending_in_cr_is_dispatched_without_waiting_for_more_bytes() -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b"data: x\r\r"
+        raise AssertionError("the decoder waited for the next chunk")
+
+    assert next(SSEDecoder().iter_bytes(chunks())).data == "x"
+
+
+def test_huge_chunk_and_huge_line_decode_in_linear_time() -> None:
+    import time
+
+    event = b'data: {"choices": [{"delta": {"content": "hello world"}}]}\n\n'
+    body = event * 40_000  # 2.3 MB in ONE chunk: the quadratic splitter took ~10 s here
+    long_line = b"data: " + b"x" * 2_000_000 + b"\n\n"  # one line over 500 small chunks
+    started = time.perf_counter()
+    assert len(decode(body)) == 40_000
+    parts = [long_line[i : i + 4096] for i in range(0, len(long_line), 4096)]
+    assert len(decode(*parts)[0].data) == 2_000_000
+    assert time.perf_counter() - started < 5.0
+
+
 # ---- the client's Stream over real httpx responses -----------------------------------
 
 
