@@ -1456,7 +1456,6 @@ class _LarkBuilder:
         self.describe: dict[str, str] = {}  # terminal name -> text shown to a person
         self.helpers: dict[str, str] = {}  # helper rule body -> name (dedups identical ones)
         self.lines: list[str] = []
-        self.uses_lookahead = any(r.lookahead is not None for r in g.rules)
 
     def terminal(self, regex: str, shown: str) -> str:
         name = self.terminals.get(regex)
@@ -1560,7 +1559,6 @@ class _Matcher:
     parser: Lark | None
     describe: dict[str, str]
     problem: str | None
-    uses_lookahead: bool
 
 
 @functools.lru_cache(maxsize=64)
@@ -1570,11 +1568,11 @@ def _matcher(ebnf: str) -> _Matcher:
     try:
         text = b.build()
     except ValueError as e:
-        return _Matcher(None, {}, str(e), False)
+        return _Matcher(None, {}, str(e))
     # Earley over one-character terminals: exact for any context-free grammar; "forest" skips
     # building a tree we do not need.
     parser = Lark(text, parser="earley", lexer="dynamic", start="start", ambiguity="forest")
-    return _Matcher(parser, b.describe, None, b.uses_lookahead)
+    return _Matcher(parser, b.describe, None)
 
 
 def _where(text: str, pos: int) -> str:
@@ -1589,7 +1587,8 @@ def match(ebnf: str, text: str) -> MatchResult:
     On failure ``position`` is the offset of the first character that no continuation of the
     grammar accepts (``len(text)`` when the text stops too early) and ``expected`` lists what
     would have been accepted there ("end of text" included when the match could stop there).
-    Lookahead assertions ``(=...)`` are not enforced (the message says so).
+    Lookahead assertions ``(=...)`` do not change the verdict: XGrammar 0.2.8's matcher uses
+    them only to prune its search, and accepts the same strings with or without them.
     """
     report = check(ebnf)
     if not report.ok:
@@ -1597,10 +1596,9 @@ def match(ebnf: str, text: str) -> MatchResult:
     m = _matcher(ebnf)
     if m.parser is None:
         return MatchResult(False, None, [], f"cannot check: {m.problem}")
-    note = " (lookahead assertions not checked)" if m.uses_lookahead else ""
     try:
         m.parser.parse(text)
-        return MatchResult(True, None, [], "matches the grammar" + note)
+        return MatchResult(True, None, [], "matches the grammar")
     except UnexpectedCharacters as e:
         pos = e.pos_in_stream
         names = set(e.allowed or ())
@@ -1616,7 +1614,7 @@ def match(ebnf: str, text: str) -> MatchResult:
     else:
         found = text[pos]
         msg = f"breaks at {_where(text, pos)}: found {found!r}, expected {wanted}"
-    return MatchResult(False, pos, expected, msg + note)
+    return MatchResult(False, pos, expected, msg)
 
 
 def _parses(parser: Lark, text: str) -> bool:
