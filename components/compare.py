@@ -219,7 +219,7 @@ def final_elapsed(snaps: Sequence[PaneSnapshot]) -> float:
 
 
 def summary_table(summary: Summary) -> None:
-    """The summary as a real table; each column's best cell highlighted and marked 🏆."""
+    """The summary as a real table; each column's best cell highlighted and marked ★."""
     rows = display_rows(summary)
     if not rows:
         return
@@ -229,7 +229,7 @@ def summary_table(summary: Summary) -> None:
         col = DISPLAY_METRIC_COLUMN[m.key]
         for i in summary.best.get(m.key, set()):
             best_cells.add((i, col))
-            frame.at[i, col] = f"🏆 {frame.at[i, col]}"
+            frame.at[i, col] = f"★ {frame.at[i, col]}"
 
     def style(data: pd.DataFrame) -> pd.DataFrame:
         out = pd.DataFrame("", index=data.index, columns=data.columns)
@@ -238,7 +238,7 @@ def summary_table(summary: Summary) -> None:
         return out
 
     st.table(frame.style.apply(style, axis=None), hide_index=True)
-    st.caption("🏆 = best in its column among panes that finished: lowest cost, fastest "
+    st.caption("★ = best in its column among panes that finished: lowest cost, fastest "
                "first token (TTFT), highest tokens/s, quickest overall. `~` / est. = estimated "
                "from the stream (no usage reported).")
 
@@ -269,7 +269,8 @@ def vote_buttons(labels: Sequence[str], *, key: str) -> str | None:
     st.markdown("**Which answer is best?** Model names are revealed after you pick.")
     cols = st.columns(len(labels) + 1)
     for col, label in zip(cols, labels, strict=False):
-        if col.button(f"🏆 {label}", key=f"{key}_{label}", width="stretch"):
+        if col.button(f"{label} is best", key=f"{key}_{label}", width="stretch",
+                      icon=":material/thumb_up:"):
             return label
     if cols[-1].button("No preference", key=f"{key}_tie", width="stretch"):
         return ""
@@ -282,7 +283,7 @@ def scenario_cards(cards: Sequence[Scenario], *, key: str) -> str | None:
     cols = st.columns(len(cards))
     for col, sc in zip(cols, cards, strict=True):
         with col, st.container(border=True, key=f"{key}_{sc.id}", height="stretch"):
-            st.markdown(f"### {sc.icon} {sc.title}")
+            st.markdown(f"#### {sc.icon} {sc.title}")
             st.caption(sc.blurb)
             if st.button("Run", key=f"{key}_run_{sc.id}", type="primary",
                          icon=":material/play_arrow:", width="stretch"):

@@ -129,17 +129,18 @@ def ensure_applied() -> dict[str, bool]:
 def ticker(slot: st.delta_generator.DeltaGenerator, *, tokens_per_s: float | None,
            dollars: Decimal | None, tokens: int, elapsed_s: float, live: bool,
            dollars_kind: str = "") -> None:
-    """The live "⚡ tok/s · $ · tokens" strip, redrawn into `slot` (an `st.empty()`)."""
-    speed = "–" if tokens_per_s is None else f"{tokens_per_s:,.0f}"
+    """The live "tok/s · $ spent · tokens · seconds" strip, redrawn into `slot` (an `st.empty()`)."""
+    speed = "–" if tokens_per_s is None else (
+        f"{tokens_per_s:,.0f}" if tokens_per_s >= 10 else f"{tokens_per_s:.1f}")
     money = format_usd(dollars) if dollars is not None else "–"
     state = '<span class="live">● live</span>' if live else "done"
     kind = f" <small>{dollars_kind}</small>" if dollars_kind else ""
     slot.html(
         f'{TICKER_CSS}<div class="wp-ticker" data-testid="wp-ticker">'
-        f"<span>⚡ <b>{speed}</b> tok/s</span>"
-        f"<span>💵 <b>{money}</b>{kind}</span>"
-        f"<span>🔤 <b>{tokens:,}</b> tokens</span>"
-        f"<span>⏱ <b>{elapsed_s:,.1f}</b> s</span>"
+        f"<span><b>{speed}</b> tok/s</span>"
+        f"<span><b>{money}</b> spent{kind}</span>"
+        f"<span><b>{tokens:,}</b> tokens</span>"
+        f"<span><b>{elapsed_s:,.1f}</b> s</span>"
         f"<span>{state}</span></div>"
     )
 

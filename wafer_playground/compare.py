@@ -679,9 +679,10 @@ def timeline_figure(snaps: Sequence[PaneSnapshot], *, height: int | None = None)
                          name="waiting for first token", marker_color=MUTED))
     fig.add_trace(go.Bar(y=labels, x=stream_len, base=stream_base, orientation="h",
                          name="streaming", marker_color=ACCENT))
-    fig.update_layout(barmode="overlay", height=height or 90 + 40 * len(snaps),
-                      margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                      xaxis_title="seconds since Run", legend={"orientation": "h", "y": -0.35},
+    fig.update_layout(barmode="overlay", height=height or 140 + 40 * len(snaps),
+                      margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      xaxis_title="seconds since Run",
+                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
                       yaxis={"autorange": "reversed"})
     return fig
 

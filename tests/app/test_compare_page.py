@@ -115,8 +115,8 @@ def test_two_models_compared_with_summary(db: Path, httpx_mock: HTTPXMock) -> No
     # summary table with the cheapest marked; both exports offered
     table = at.table[0].value
     assert list(table["Pane"]) == ["GLM-5.1", "Kimi-K3"]
-    assert str(table.loc[0, "Cost"]).startswith("🏆")
-    assert not str(table.loc[1, "Cost"]).startswith("🏆")
+    assert str(table.loc[0, "Cost"]).startswith("★")
+    assert not str(table.loc[1, "Cost"]).startswith("★")
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Summary as CSV", "Summary as Markdown"]
     # each pane is in the request log (History and Costs read it)

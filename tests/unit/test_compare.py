@@ -314,3 +314,102 @@ def test_cancel_wakes_blocked_workers_and_keeps_partial_text() -> None:
     assert snaps[0].content == "first" and snaps[0].usage is None
     res = pane_result(snaps[0], PRICED, prompt_estimate=10)
     assert res.cost_kind == "estimate" and res.cost_usd is not None and res.cost_usd > 0
+
+
+# --------------------------------------------------------------------------- setup + guard
+
+
+def test_build_specs_tokenizes_per_model_and_blind_order() -> None:
+    from wafer_playground.compare import PaneConfig, build_specs
+
+    vocab = {"a": ([2, 10, 11], ("<bos>", "Hel", "lo")), "b": ([5, 6], ("Hello", "!"))}
+    calls: list[str] = []
+
+    def encode(model: str):  # type: ignore[no-untyped-def]
+        def enc(text: str) -> tuple[list[int], tuple[str, ...]]:
+            calls.append(model)
+            assert text == "Hello"
+            return vocab[model]
+        return enc
+
+    cfgs = [PaneConfig("a", Params(max_tokens=8)), PaneConfig("b", Params(max_tokens=9))]
+    specs = build_specs(cfgs, "completions", prompt="Hello", ebnf='root ::= "x"',
+                        encode=encode, blind=True, order=[1, 0])
+    assert [s.label for s in specs] == ["Model A", "Model B"]
+    assert [s.model for s in specs] == ["b", "a"]  # display order follows the shuffle
+    assert specs[0].body["prompt"] == [5, 6] and specs[1].body["prompt"] == [2, 10, 11]
+    assert specs[1].prompt_tokens == 3 and specs[1].prompt_pieces == ("<bos>", "Hel", "lo")
+    assert specs[0].body["max_tokens"] == 9 and specs[0].grammar == 'root ::= "x"'
+    assert sorted(calls) == ["a", "b"]
+    same = build_specs(cfgs, "completions", prompt="ignored", ids=[7, 8])
+    assert [s.body["prompt"] for s in same] == [[7, 8], [7, 8]]
+    chat = build_specs(cfgs, "chat", prompt="hi", system="sys")
+    assert chat[0].body["messages"][0] == {"role": "system", "content": "sys"}
+    assert chat[0].prompt_tokens is None and "ebnf" not in chat[0].body
+
+
+def test_preflight_blocks_by_label_and_passes_when_cheap() -> None:
+    from wafer_playground.compare import PaneConfig, build_specs, preflight
+    from wafer_playground.guard import PRESENTATION_CAPS
+
+    cfgs = [PaneConfig("a", Params(max_tokens=100)), PaneConfig("b", Params(max_tokens=4000))]
+    specs = build_specs(cfgs, "completions", prompt="", ids=[1] * 50, blind=True, order=[0, 1])
+    prices = {"a": PRICED, "b": PRICED}
+    assert preflight(specs, prices.__getitem__) == []
+    # 50 * 1.2e-6 + 4000 * 3.5e-6 = 0.01406 > 0.01; pane a: 0.00041 fits
+    msgs = preflight(specs, prices.__getitem__, cap=Decimal("0.01"))
+    assert len(msgs) == 1 and "Model B" in msgs[0] and "b" not in msgs[0].split()[:6]
+    msgs = preflight(specs, prices.__getitem__, caps=PRESENTATION_CAPS)
+    assert len(msgs) == 1 and "presentation limit of 256" in msgs[0]
+
+
+def test_scenarios_pick_priced_cheapest_and_judge_answers() -> None:
+    from wafer_playground.catalog import Model
+    from wafer_playground.scenarios import (
+        SCENARIOS,
+        cheapest_passing,
+        get,
+        passes,
+        pick_models,
+    )
+
+    def model(mid: str, out: int | None, **kw: object) -> Model:
+        pricing = Pricing(Decimal(10), Decimal(out)) if out is not None else Pricing()
+        return Model(id=mid, display_name=mid, pricing=pricing, **kw)  # type: ignore[arg-type]
+
+    cat = [model("dear", 900), model("cheap", 100), model("unpriced", None),
+           model("mid", 300), model("off", 1, disabled_reason="retired"),
+           model("base", 50, local={"chat_template": False,
+                                    "endpoints": ["/v1/completions"]})]
+    cheapest = get("cheapest")
+    assert cheapest is not None
+    assert [p.model for p in pick_models(cheapest, cat)] == ["cheap", "mid", "dear"]
+    json_sc = get("json")
+    assert json_sc is not None and json_sc.grammar
+    # only `base` is known to take token ids here: the same model at two temperatures
+    picks = pick_models(json_sc, cat)
+    assert [(p.model, p.temperature) for p in picks] == [("base", 0.0), ("base", 1.0)]
+    assert pick_models(cheapest, [model("base", 5, local={"chat_template": False})]) == []
+    assert passes(cheapest, "It is PARIS.", None) is True
+    assert passes(cheapest, "Lyon", None) is False
+    assert passes(json_sc, "{}", False) is False
+    xray = get("xray")
+    assert xray is not None and passes(xray, "x", None) is None
+    assert all(s.max_tokens <= 256 for s in SCENARIOS)
+    results = [r("A", cost_usd=Decimal("0.002"), ttft_s=0.5),
+               r("B", cost_usd=Decimal("0.001"), ttft_s=0.9),
+               r("C", cost_usd=Decimal("0.001"), ttft_s=0.2),
+               r("D", cost_usd=Decimal("0.0001"), status="stopped")]
+    assert cheapest_passing(results, [True, True, True, True]) == 2  # tie -> faster
+    assert cheapest_passing(results, [True, False, False, True]) == 0
+    assert cheapest_passing(results, [False] * 4) is None
+
+
+def test_json_scenario_grammar_accepts_a_record_and_rejects_prose() -> None:
+    from wafer_playground import grammar
+    from wafer_playground.scenarios import JSON_GRAMMAR
+
+    assert grammar.check(JSON_GRAMMAR).ok
+    good = '{"name": "Ada Lovelace", "born": 1815, "field": "mathematics"}'
+    assert grammar.match(JSON_GRAMMAR, good).ok
+    assert not grammar.match(JSON_GRAMMAR, "Ada was born in 1815.").ok
