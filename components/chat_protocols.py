@@ -81,7 +81,9 @@ def protocol_compare(ctx: ChatContext) -> None:
     if not result:
         return
     if result["rows"]:
-        st.dataframe(pd.DataFrame(result["rows"]).set_index("endpoint").T, width="stretch")
+        # one column per endpoint; cells as text because each row mixes numbers and words
+        table = pd.DataFrame(result["rows"]).set_index("endpoint").T.astype(str)
+        st.dataframe(table, width="stretch")
     for item in result["errors"]:
         show_error(item["error"], where=item["surface"])
 

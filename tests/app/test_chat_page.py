@@ -262,3 +262,119 @@ def test_view_code_shows_last_request(env: HTTPXMock) -> None:
     assert "$WAFER_API_KEY" in curl and '"include_usage": true' in curl
     assert any("x-request-id: req_abc123" in c for c in codes)  # response headers
     assert any('data: {"id": "c1"' in c for c in codes)  # raw SSE events
+
+
+def anthropic_sse(*events: dict) -> bytes:
+    return b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+
+
+ANTHROPIC_STREAM = anthropic_sse(
+    {"type": "message_start", "message": {"id": "msg_1", "model": "GLM-5.1", "usage": {
+        "input_tokens": 300, "output_tokens": 1, "cache_read_input_tokens": 100}}},
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Bon"}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "jour"}},
+    {"type": "content_block_stop", "index": 0},
+    {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+     "usage": {"output_tokens": 50}},
+    {"type": "message_stop"},
+)
+
+
+def test_messages_surface_streams_and_prices(env: HTTPXMock) -> None:
+    env.add_response(url=f"{FAKE_BASE}/messages", method="POST", content=ANTHROPIC_STREAM,
+                     headers={"content-type": "text/event-stream", "x-request-id": "req_m1"})
+    at = chat_app().run()
+    at.text_area(key="chat_p_system").input("Reply in French.").run()
+    at.segmented_control(key="chat_surface_pick").set_value("messages").run()
+    at.chat_input[0].set_value("Hello").run()
+    assert not at.exception
+    turn = at.session_state["chat_turns"][1]
+    assert turn["content"] == "Bonjour" and turn["surface"] == "messages"
+    f = turn["facts"]
+    # Anthropic input_tokens exclude cache reads: prompt = 300 + 100
+    assert (f["prompt_tokens"], f["cached_tokens"], f["completion_tokens"]) == (400, 100, 50)
+    assert f["finish_reason"] == "end_turn" and f["cost_kind"] == "actual"
+    req = next(r for r in env.get_requests() if r.url.path.endswith("/messages"))
+    body = json.loads(req.content)
+    assert body["system"] == "Reply in French." and body["max_tokens"] == 1024
+    assert body["messages"] == [{"role": "user", "content": "Hello"}]
+    assert req.headers["anthropic-version"] == "2023-06-01"
+    assert any("/v1/messages" in c.value for c in at.caption)
+
+
+def test_protocol_switch_shows_usage_side_by_side(env: HTTPXMock) -> None:
+    stream_reply(env)
+    at = chat_app().run()
+    at.chat_input[0].set_value("Hi").run()
+    env.add_response(url=f"{FAKE_BASE}/chat/completions", method="POST", json={
+        "id": "x", "object": "chat.completion", "choices": [{"index": 0, "finish_reason": "stop",
+                                                            "message": {"role": "assistant",
+                                                                        "content": "Hey"}}],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 5}},
+        headers={"x-request-id": "req_c"})
+    env.add_response(url=f"{FAKE_BASE}/messages", method="POST", json={
+        "id": "m", "type": "message", "role": "assistant", "stop_reason": "end_turn",
+        "content": [{"type": "text", "text": "Hey!"}],
+        "usage": {"input_tokens": 22, "output_tokens": 6}}, headers={"x-request-id": "req_m"})
+    at.button(key="chat_proto_run").click().run()
+    assert not at.exception
+    df = at.dataframe[0].value
+    assert list(df.columns) == ["/v1/chat/completions", "/v1/messages"]
+    assert df.loc["prompt tokens"].tolist() == ["20", "22"]
+    assert df.loc["completion tokens"].tolist() == ["5", "6"]
+    assert df.loc["request id"].tolist() == ["req_c", "req_m"]
+
+
+@pytest.mark.parametrize("status,payload,expect", [
+    (401, {"error": {"type": "authentication_error", "code": "invalid_api_key",
+                     "message": "bad key", "request_id": "req_401"}}, "invalid_api_key"),
+    (404, {"error": {"code": "model_not_found", "message": "no such model",
+                     "request_id": "req_404"}}, "model_not_found"),
+    (422, {"error": {"code": "model_zdr_not_supported", "message": "not ZDR",
+                     "request_id": "req_422"}}, "turn off ZDR"),
+    (400, {"error": {"code": "tool_schema_invalid", "message": "tools[0] bad",
+                     "param": "tools[0].function.parameters", "request_id": "req_400"}},
+     "tools[0].function.parameters"),
+])
+def test_http_errors_render_readably(env: HTTPXMock, status: int, payload: dict,
+                                     expect: str) -> None:
+    env.add_response(url=f"{FAKE_BASE}/chat/completions", method="POST", status_code=status,
+                     json=payload)
+    at = chat_app().run()
+    at.chat_input[0].set_value("Hi").run()
+    assert not at.exception
+    text = " ".join(e.value for e in at.error)
+    assert expect in text and payload["error"]["request_id"] in text
+    assert at.session_state["chat_turns"][0]["content"] == "Hi"  # the conversation is kept
+
+
+def test_server_error_after_retries(env: HTTPXMock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("time.sleep", lambda s: None)  # the client backs off between retries
+    env.add_response(url=f"{FAKE_BASE}/chat/completions", method="POST", status_code=503,
+                     json={"error": {"code": "upstream_error", "message": "overloaded"}},
+                     is_reusable=True)
+    at = chat_app().run()
+    at.chat_input[0].set_value("Hi").run()
+    assert any("503" in e.value and "upstream_error" in e.value for e in at.error)
+
+
+def test_base_model_cannot_chat(env: HTTPXMock) -> None:
+    env.reset()
+    base = {"id": "gemma-3-270m", "object": "model", "max_model_len": 4096,
+            "local": {"chat_template": False}, "wafer": {"display_name": "Gemma base"}}
+    env.add_response(url=f"{FAKE_BASE}/models", json={"object": "list", "data": [base]},
+                     is_reusable=True)
+    at = chat_app().run()
+    assert at.chat_input[0].disabled
+    assert any("chat template" in w.value for w in at.warning)
+
+
+def test_context_meter_warns_before_rejection(env: HTTPXMock) -> None:
+    at = chat_app()
+    at.query_params["model"] = "tiny"  # 2,048-token context
+    at.run()
+    at.session_state["chat_turns"] = [{"id": "u1", "role": "user", "content": "x" * 9000,
+                                       "status": "done"}]
+    at.run()
+    assert any("context_length_exceeded" in w.value for w in at.warning)
