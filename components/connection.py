@@ -241,7 +241,7 @@ def sidebar() -> Connection:
         st.text_input("API key", key="conn_key", type="password", placeholder="wfr_…",
                       help="Kept in this browser session's memory only: never stored, "
                            "logged, shared or put in code snippets.")
-        st.caption(f"🔑 {hint}")
+        st.caption(f":material/key: {hint}")
         st.toggle("Require ZDR (Wafer-ZDR: required)", key="conn_zdr",
                   help="Route only to zero-data-retention infrastructure; models without "
                        "ZDR reject the request (HTTP 422).")
@@ -254,9 +254,10 @@ def _connection_check(conn: Connection) -> None:
     cols = st.columns([3, 1])
     refresh = cols[1].button("↻", key="conn_refresh", help="Check again and refetch models")
     models = load_models(conn, refresh=refresh)
+    host = _host_label(conn.base_url) or "no URL"
     with cols[0]:
         if models.error is None:
-            st.caption(f"✅ {_host_label(conn.base_url)} · {models.latency_ms:.0f} ms · "
+            st.caption(f":material/check_circle: {host} · {models.latency_ms:.0f} ms · "
                        f"{len(models.catalog.models)} models · {models.stamp}")
         else:
-            st.caption(f"⚠️ {_host_label(conn.base_url) or 'no URL'}: {models.error.human()}")
+            st.caption(f":material/warning: {host}: {models.error.human()}")

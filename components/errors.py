@@ -38,4 +38,4 @@ def show_error(err: WaferError, *, where: str | None = None) -> None:
     hint = hint_for(err)
     if hint:
         lines.append(f"_{hint}_")
-    st.error("\n\n".join(lines), icon="⚠️")
+    st.error("\n\n".join(lines), icon=":material/error:")
