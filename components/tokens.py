@@ -475,8 +475,10 @@ def _send_bar(conn: Connection, model: Model, ids: list[int] | None, ids_error: 
         per = f" × {n_runs} runs" if n_runs > 1 else ""
         total = None if est.total is None else est.total * n_runs
         st.metric("Worst-case cost (estimate)", format_usd(total),
-                  help=f"{prompt_len} prompt ids × input price + max_tokens "
-                       f"({settings.max_tokens}) × output price{per}; no cache hits assumed.")
+                  help="No cache hits and every max_tokens token generated.")
+        st.caption(f"{prompt_len} prompt ids × {_cpm(model.pricing.input_cpm)}/M + "
+                   f"{settings.max_tokens or 0} max_tokens × {_cpm(model.pricing.output_cpm)}/M"
+                   f"{per}")
     send = cols[2].button("Send", type="primary", key="tok_send", width="stretch",
                           icon=":material/send:")
 

@@ -284,3 +284,36 @@ def test_prob_shading_and_format() -> None:
     assert format_prob(0.5) == "50%"
     assert format_prob(0.0123) == "1.2%"
     assert format_prob(None) == "n/a"
+
+
+# ---- chip HTML (components/tokens_view.py is pure string building) ------------------------------
+
+
+def test_chips_escape_every_piece_and_show_bytes_and_whitespace() -> None:
+    from components.tokens_view import chips_html
+    from wafer_playground.client import TokenPiece
+
+    html = chips_html([TokenPiece(1, "<script>alert('x')</script>"), TokenPiece(2, " \n\t"),
+                       TokenPiece(3, b"\xf0\x9f"), TokenPiece(4, '" onmouseover="x')],
+                      specials=[4])
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert 'onmouseover="x' not in html  # quotes in pieces cannot break out of attributes
+    assert "&quot; onmouseover=&quot;x" in html
+    assert '<span class="ws">·</span><span class="ws">↵</span><span class="ws">⇥</span>' in html
+    assert "\\xf0\\x9f" in html and "bytes f0 9f (not UTF-8 on its own)" in html
+    assert 'title="#0 · id 1 · ' in html and '<span class="i">3</span>' in html
+    assert 'class="c sp"' in html  # special tokens are marked
+
+
+def test_generated_html_shades_and_lists_alternatives() -> None:
+    from components.tokens_view import generated_html
+    from wafer_playground.tokens import Alternative, GenToken
+
+    toks = [GenToken(0, 7, "<b>", math.log(0.25),
+                     (Alternative(8, "x&y", math.log(0.5)), Alternative(7, "<b>", math.log(0.25))))]
+    html = generated_html(toks, marked=0)
+    assert "<b>" not in html.split("</style>", 1)[1]  # the piece never becomes markup
+    assert "&lt;b&gt;" in html and "x&amp;y" in html
+    assert "top alternatives:" in html and "(id 8) 50%" in html
+    assert prob_shade(0.25) in html
+    assert 'class="c fork"' in html
