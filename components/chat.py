@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import pandas as pd
 import streamlit as st
 
 from components import chat_store
@@ -26,6 +27,7 @@ from wafer_playground.assembly import (
     AnthropicAccumulator,
     ChatAccumulator,
     conversation_messages,
+    logprob_rows,
     turn_facts,
     unanswered_tool_calls,
 )
@@ -49,6 +51,7 @@ EDITING = "chat_editing"
 FLAGS = "chat_flags"  # a plain dict the Stop-safe `finally` may still mutate
 ChatSurface = Literal["chat", "messages"]
 STORE_EVERY_S = 1.0  # stream progress is saved about once a second
+MAX_LOGPROB_TOKENS = 4000  # keeps session state and the store row bounded
 
 
 @dataclass
@@ -249,6 +252,14 @@ def render_history(*, busy: bool = False) -> None:
                 st.markdown(turn["content"])
             if turn.get("tool_calls"):
                 _tool_calls_view(turn["tool_calls"])
+            if turn.get("logprobs"):
+                with st.expander(f"Log-probabilities ({len(turn['logprobs']):,} tokens)",
+                                 icon=":material/percent:"):
+                    st.dataframe(pd.DataFrame(logprob_rows(turn["logprobs"])),
+                                 hide_index=True, width="stretch",
+                                 column_config={"probability": st.column_config.ProgressColumn(
+                                     "probability", min_value=0.0, max_value=1.0,
+                                     format="percent")})
             status = turn.get("status")
             if role == "assistant" and status == "stopped":
                 st.markdown(":orange-badge[:material/stop_circle: stopped] "
@@ -363,6 +374,8 @@ def _finish(turn: dict[str, Any], acc: ChatAccumulator | AnthropicAccumulator,
             completed: bool, error: WaferError | None) -> None:
     turn["content"], turn["reasoning"] = acc.content, acc.reasoning
     turn["tool_calls"] = [t.to_openai() for t in acc.tool_calls]
+    if isinstance(acc, ChatAccumulator) and acc.logprobs:
+        turn["logprobs"] = acc.logprobs[:MAX_LOGPROB_TOKENS]
     turn["status"] = "done" if completed else ("error" if error else "stopped")
     if error is not None:
         turn["error"] = error.to_dict()

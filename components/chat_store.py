@@ -21,7 +21,7 @@ CONVERSATION = "chat_conversation_id"  # also set by the History page to reopen 
 LOADED = "chat_loaded_conversation"
 PROBLEMS = "chat_store_problems"
 _META_KEYS = ("reasoning", "tool_calls", "tool_call_id", "name", "facts", "error", "model",
-              "surface")
+              "surface", "logprobs")
 
 
 def _get_store() -> Store | None:

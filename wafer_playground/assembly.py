@@ -13,6 +13,7 @@ the usage chunk has `choices: []`; on Stop no usage arrives, so completion token
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -378,6 +379,23 @@ def turn_facts(acc: ChatAccumulator | AnthropicAccumulator, pricing: Pricing, *,
                      request_id, cost_of(est, pricing, kind="estimate"))
 
 
+def logprob_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Chat logprobs content items -> table rows: token, logprob, probability, alternatives."""
+    rows: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        lp = item.get("logprob")
+        alts = [f"{a.get('token')!r} {math.exp(a['logprob']):.1%}"
+                for a in item.get("top_logprobs") or []
+                if isinstance(a, dict) and isinstance(a.get("logprob"), int | float)]
+        rows.append({
+            "#": i, "token": item.get("token"),
+            "logprob": lp if isinstance(lp, int | float) else None,
+            "probability": math.exp(lp) if isinstance(lp, int | float) else None,
+            "alternatives": ", ".join(alts),
+        })
+    return rows
+
+
 def conversation_messages(turns: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Playground turns -> OpenAI chat messages (error turns are not part of the chat)."""
     out: list[dict[str, Any]] = []
@@ -414,6 +432,7 @@ __all__ = [
     "AnthropicAccumulator",
     "TurnFacts",
     "conversation_messages",
+    "logprob_rows",
     "turn_facts",
     "unanswered_tool_calls",
     "ChatAccumulator",

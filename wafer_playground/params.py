@@ -112,9 +112,13 @@ def unsupported_reason(spec: ParamSpec, model: Model | None) -> str | None:
     if model is None or spec.needs is None:
         return None
     flag = getattr(model, spec.needs)
+    what = {"tools": "tool calling", "reasoning": "reasoning"}[spec.needs]
     if flag is False:
-        what = {"tools": "tool calling", "reasoning": "reasoning"}[spec.needs]
         return f"{model.display_name}'s card says it does not support {what}"
+    if flag is None and spec.needs == "reasoning":
+        # Reasoning knobs only where the card says so: unsupported effort values are a 400
+        # and one route hung on them (spec §3). A silent card on tools is let through.
+        return f"{model.display_name}'s card does not list {what}"
     return None
 
 

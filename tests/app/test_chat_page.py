@@ -378,3 +378,19 @@ def test_context_meter_warns_before_rejection(env: HTTPXMock) -> None:
                                        "status": "done"}]
     at.run()
     assert any("context_length_exceeded" in w.value for w in at.warning)
+
+
+def test_logprobs_requested_and_shown(env: HTTPXMock) -> None:
+    c = delta({"content": "Hi"})
+    c["choices"][0]["logprobs"] = {"content": [{"token": "Hi", "logprob": -0.1, "top_logprobs": [
+        {"token": "Hi", "logprob": -0.1}, {"token": "Yo", "logprob": -2.5}]}]}
+    stream_reply(env, sse(c, delta({}, "stop"), "[DONE]"))
+    at = chat_app().run()
+    at.toggle(key="chat_p_logprobs").set_value(True).run()
+    at.slider(key="chat_p_top_logprobs").set_value(2).run()
+    at.chat_input[0].set_value("Hi").run()
+    body = sent_bodies(env)[0]
+    assert body["logprobs"] is True and body["top_logprobs"] == 2
+    assert any(e.label.startswith("Log-probabilities (1 tokens)") for e in at.expander)
+    df = at.dataframe[0].value
+    assert df.loc[0, "token"] == "Hi" and "'Yo'" in df.loc[0, "alternatives"]

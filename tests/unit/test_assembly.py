@@ -224,3 +224,13 @@ def test_conversation_messages_and_pending_tools() -> None:
         {"role": "assistant", "content": "", "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "call_1", "content": "42"},
     ]
+
+
+def test_logprob_rows() -> None:
+    from wafer_playground.assembly import logprob_rows
+
+    rows = logprob_rows([{"token": "Hi", "logprob": -0.105, "top_logprobs": [
+        {"token": "Hi", "logprob": -0.105}, {"token": "Hello", "logprob": -2.3}]}])
+    assert rows[0]["token"] == "Hi"
+    assert rows[0]["probability"] == pytest.approx(0.9003, abs=1e-4)
+    assert rows[0]["alternatives"] == "'Hi' 90.0%, 'Hello' 10.0%"

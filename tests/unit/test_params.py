@@ -76,8 +76,9 @@ def test_unsupported_capabilities_disabled_with_reason_and_not_sent() -> None:
     reason = unsupported_reason(BY_NAME["tools"], PLAIN)
     assert reason and "tool calling" in reason
     assert unsupported_reason(BY_NAME["tools"], FULL) is None
-    unknown = Model(id="u", display_name="U")  # card silent: allowed
-    assert unsupported_reason(BY_NAME["reasoning_effort"], unknown) is None
+    unknown = Model(id="u", display_name="U")  # card silent: tools allowed, reasoning not
+    assert unsupported_reason(BY_NAME["tools"], unknown) is None
+    assert "does not list" in str(unsupported_reason(BY_NAME["reasoning_effort"], unknown))
     values = {**defaults(), "reasoning_effort": "high", "tools": json.dumps(TOOLS)}
     issues = validate(values, PLAIN)
     assert {i.param for i in issues} == {"reasoning_effort", "tools"}
