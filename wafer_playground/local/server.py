@@ -58,6 +58,7 @@ from wafer_playground.local.validation import (
 
 log = logging.getLogger("wafer_playground.local.server")
 
+MAX_BODY = 16 << 20  # far above any 4k-context prompt; stops memory abuse
 COMPLETION_DEFAULT_MAX_TOKENS = 16  # SGLang's default for /v1/completions
 # Neutral sampling defaults (SGLang/OpenAI semantics) instead of llama.cpp's own
 # (temperature 0.8, top_k 40, top_p 0.95, min_p 0.05), so results mean the same as on Wafer.
@@ -329,7 +330,14 @@ class LocalEngineApp:
         return Ticket(b)
 
     async def read_json(self, request: Request) -> dict[str, Any]:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY:
+            raise ApiError(413, "request_too_large",
+                           f"Request body exceeds {MAX_BODY // (1 << 20)} MiB")
         raw = await request.body()
+        if len(raw) > MAX_BODY:
+            raise ApiError(413, "request_too_large",
+                           f"Request body exceeds {MAX_BODY // (1 << 20)} MiB")
         try:
             body = json.loads(raw)
         except ValueError:
@@ -347,6 +355,11 @@ class LocalEngineApp:
             msg, kind = content[:300].decode(errors="replace"), ""
         if kind == "exceed_context_size_error":
             return ApiError(400, "context_length_exceeded", msg)
+        if status == 500 and "grammar" in msg:
+            # e.g. a literal no token of this vocabulary can produce ("\x00")
+            return ApiError(400, "unsupported_grammar",
+                            f"llama.cpp could not apply this grammar with this model's "
+                            f"vocabulary ({msg})", param="ebnf")
         if status == 400 and "grammar" in msg:
             # our checker accepted it (Wafer would too), but llama.cpp's GBNF cannot apply it
             return ApiError(400, "invalid_grammar",
@@ -1045,8 +1058,9 @@ class LocalEngineApp:
         return self.log.metrics(endpoint, rng, model)
 
     async def health(self, request: Request, rec: RequestRecord | None) -> Any:
-        return {"status": "ok", "models": {b.spec.id: {"pid": b.pid, "admitted": b.admitted}
-                                           for b in self.backends.values()}}
+        return {"status": "ok", "models": {
+            b.spec.id: {"pid": b.pid, "url": b.url, "admitted": b.admitted}
+            for b in self.backends.values()}}
 
     # --- the ASGI app ------------------------------------------------------------------------
 
@@ -1176,7 +1190,12 @@ def _ebnf_to_gbnf(ebnf: str) -> str:
                      f"{first.message}"
         raise ApiError(400, "invalid_grammar", f"Invalid grammar request: {detail}",
                        param="ebnf")
-    gbnf = grammar.to_gbnf(ebnf)
+    try:
+        gbnf = grammar.to_gbnf(ebnf)
+    except ValueError as exc:
+        raise ApiError(400, "unsupported_grammar",
+                       f"The grammar is valid Wafer EBNF, but the local engine (llama.cpp "
+                       f"GBNF) cannot express it: {exc}", param="ebnf") from None
     # llama.cpp expands {m,n} into copies of the rule; a huge bound would stall the model
     for m in _REPEAT.finditer(gbnf):
         bound = max(int(m[1]), int(m[2] or 0))

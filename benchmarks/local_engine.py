@@ -1,0 +1,109 @@
+"""Local engine overhead: tokens/s and TTFT through the adapter vs raw llama-server.
+
+Same model, same prompts, same sampling (greedy, explicit sampler settings so both paths
+run the identical llama.cpp chain), streamed, alternating which path goes first, several
+repeats; prints medians and the ratios. Targets: adapter keeps >= 95% of raw tokens/s and
+adds <= 15 ms to TTFT.
+
+    uv run python benchmarks/local_engine.py [--repeats 5] [--max-tokens 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from wafer_playground.local.engine import start_engine
+
+MODEL = "smollm2-135m-instruct"
+PROMPTS = [
+    "Write a short paragraph about the sea.",
+    "List five colours and describe each one in a sentence.",
+    "Explain what a compiler does, for a child.",
+]
+SAMPLING = {"temperature": 0, "top_k": 40, "top_p": 1.0, "min_p": 0.0}
+
+
+@dataclass
+class Run:
+    ttft_ms: float
+    tokens: int
+    tps: float  # tokens after the first / time after the first token
+
+
+def stream_once(client: httpx.Client, url: str, body: dict[str, object]) -> Run:
+    t0 = time.perf_counter()
+    first = last = None
+    n = 0
+    with client.stream("POST", url, json=body) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            ev = json.loads(line[6:])
+            ch = ev.get("choices") or []
+            if ch and (ch[0].get("delta") or {}).get("content"):
+                now = time.perf_counter()
+                first = first or now
+                last = now
+                n += 1
+    assert first is not None and last is not None and n > 1
+    return Run((first - t0) * 1000, n, (n - 1) / (last - first))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--max-tokens", type=int, default=64)
+    args = ap.parse_args()
+    handle = start_engine(models=[MODEL])
+    try:
+        root = handle.base_url.removesuffix("/v1")
+        raw = httpx.get(root + "/health").json()["models"][MODEL]["url"]
+        targets = {"adapter": handle.base_url + "/chat/completions",
+                   "raw": raw + "/v1/chat/completions"}
+        runs: dict[str, list[Run]] = {"adapter": [], "raw": []}
+        with httpx.Client(timeout=120) as client:
+            def body(p: str) -> dict[str, object]:
+                return {"model": MODEL, "messages": [{"role": "user", "content": p}],
+                        "max_tokens": args.max_tokens, "stream": True, **SAMPLING}
+
+            for p in PROMPTS:  # warm-up: page cache, prompt cache, connection pools
+                for url in targets.values():
+                    stream_once(client, url, body(p))
+            for rep in range(args.repeats):
+                order = ["adapter", "raw"] if rep % 2 == 0 else ["raw", "adapter"]
+                for p in PROMPTS:
+                    for name in order:
+                        runs[name].append(stream_once(client, targets[name], body(p)))
+        med = {k: {"ttft_ms": statistics.median(r.ttft_ms for r in v),
+                   "tps": statistics.median(r.tps for r in v),
+                   "tokens": statistics.median(r.tokens for r in v)} for k, v in runs.items()}
+        # per-pair deltas are less sensitive to the shared machine's load drifting
+        pair_ttft = [a.ttft_ms - b.ttft_ms for a, b in zip(runs["adapter"], runs["raw"],
+                                                          strict=True)]
+        pair_tps = [a.tps / b.tps for a, b in zip(runs["adapter"], runs["raw"], strict=True)]
+        n = len(runs["raw"])
+        print(f"model {MODEL}, {n} streamed requests per path, max_tokens {args.max_tokens}")
+        for k in ("raw", "adapter"):
+            m = med[k]
+            print(f"  {k:8s} median TTFT {m['ttft_ms']:7.1f} ms   median {m['tps']:6.1f} tok/s"
+                  f"   ({m['tokens']:.0f} tokens)")
+        ratio = med["adapter"]["tps"] / med["raw"]["tps"]
+        print(f"  tokens/s ratio adapter/raw (medians): {ratio:.3f}  "
+              f"(median of paired ratios {statistics.median(pair_tps):.3f}; target >= 0.95)")
+        print(f"  TTFT added by adapter (medians): "
+              f"{med['adapter']['ttft_ms'] - med['raw']['ttft_ms']:+.1f} ms  (median of paired "
+              f"deltas {statistics.median(pair_ttft):+.1f} ms; target <= 15 ms)")
+    finally:
+        handle.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
