@@ -215,6 +215,9 @@ def parse_transcript(data: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
             raise TranscriptError(
                 f"The file is not valid JSON: {exc.msg} at line {exc.lineno}, "
                 f"column {exc.colno}.") from exc
+        except RecursionError as exc:  # e.g. 100k "[": json's decoder recurses per level
+            raise TranscriptError("The file's JSON is nested too deeply to be an "
+                                  "export.") from exc
     else:
         doc = json.loads(json.dumps(data))  # detach from the caller's objects
     if not isinstance(doc, dict):
