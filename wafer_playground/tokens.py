@@ -32,6 +32,7 @@ class IdParseError(ValueError):
 
 
 _SEP = re.compile(r"[\s,;]+")
+MAX_ID_DIGITS = 19  # beyond int64: no tokenizer has such an id
 
 
 def parse_ids(text: str, *, what: str = "prompt") -> list[int]:
@@ -45,10 +46,13 @@ def parse_ids(text: str, *, what: str = "prompt") -> list[int]:
         body = body[1:-1]
     ids: list[int] = []
     for n, raw in enumerate(t for t in _SEP.split(body) if t):
+        pos = n + 1
         if raw.isdigit() and raw.isascii():
+            if len(raw) > MAX_ID_DIGITS:  # int() refuses >4300 digits; no vocab is that big
+                raise IdParseError(f"{what} id #{pos} is far too large ({len(raw)} digits)",
+                                   index=n, token=raw[:40])
             ids.append(int(raw))
             continue
-        pos = n + 1
         if re.fullmatch(r"-\d+", raw):
             msg = f"{what} id #{pos} is negative ({raw}): token ids are 0 or more"
         elif re.fullmatch(r"[+-]?\d*\.\d+(e[+-]?\d+)?|[+-]?\d+e[+-]?\d+", raw, re.I):
