@@ -26,7 +26,7 @@ from wafer_playground.costs import (
     plan,
     plan_frame,
 )
-from wafer_playground.usage import parse_usage_file
+from wafer_playground.usage import parse_usage_file, token_means
 
 # widget key -> (Scenario field, cast)
 _KEYS: dict[str, tuple[str, type]] = {
@@ -88,15 +88,12 @@ def _use_file_means() -> None:
         return
     parsed = parse_usage_file(upload.getvalue(), upload.name)
     st.session_state["_costs_token_file_report"] = parsed
-    if parsed.n_rows:
-        f = parsed.frame
-        n = float(f["requests"].sum())
+    means = token_means(parsed)
+    if means is not None:
         st.session_state["costs_mode"] = "fixed"
-        st.session_state["costs_in"] = round(float(f["prompt_tokens"].sum()) / n)
-        st.session_state["costs_out"] = round(float(f["completion_tokens"].sum()) / n)
-        cached = float(f["cached_tokens"].sum())
-        prompt = float(f["prompt_tokens"].sum())
-        st.session_state["costs_hit"] = round(cached / prompt * 100, 1) if prompt else 0.0
+        st.session_state["costs_in"] = round(means[0])
+        st.session_state["costs_out"] = round(means[1])
+        st.session_state["costs_hit"] = round(means[2], 1)
 
 
 def _inputs() -> None:

@@ -383,6 +383,18 @@ def from_request_log(df: pd.DataFrame) -> ParsedUsage:
     return parsed
 
 
+def token_means(parsed: ParsedUsage) -> tuple[float, float, float] | None:
+    """(mean input tokens, mean output tokens, cache hit %) per request of a usage file, for
+    the planner; None when no row was valid. Aggregate rows weigh by their request count."""
+    f = parsed.frame
+    n = float(f["requests"].sum()) if len(f) else 0.0
+    if not n:
+        return None
+    prompt = float(f["prompt_tokens"].sum())
+    hit = float(f["cached_tokens"].sum()) / prompt * 100 if prompt else 0.0
+    return prompt / n, float(f["completion_tokens"].sum()) / n, hit
+
+
 # --- account APIs (spec §7) ------------------------------------------------------------------
 
 def _int0(v: Any) -> int:

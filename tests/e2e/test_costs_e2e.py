@@ -115,11 +115,6 @@ def test_planner_share_link_and_upload(streamlit_server_factory, fake_wafer: str
                                            "WAFER_BASE_URL": fake_wafer,
                                            "WAFER_API_KEY": "test"})
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
-    # Load the router first: a deep link as the very first request of a server process runs
-    # pages/costs.py through Streamlit's legacy pages/ wrapper (no app.py, no sidebar) until
-    # some session has called st.navigation (reported to the app-frame owner).
-    page.goto(server.url)
-    wait_for_app(page)
     page.goto(f"{server.url}/costs")
     wait_for_app(page)
     page.get_by_text("live from 127.0.0.1").first.wait_for()
@@ -160,6 +155,19 @@ def test_planner_share_link_and_upload(streamlit_server_factory, fake_wafer: str
     assert _metric(fresh, "covered by Wafer Pass: GLM-5.1") == "$71.40 / month"
     expect(fresh.get_by_test_id("stSidebar").get_by_text("Connection")).to_be_visible()
     _shot(fresh, tmp_path, "costs_shared")
+
+    # the planner's token means can come from a per-request file
+    tokens = tmp_path / "tokens.csv"
+    tokens.write_text("model,prompt_tokens,cached_tokens,completion_tokens\n"
+                      "m,1000,500,100\nm,3000,500,300\nm,bad,0,1\n")
+    fresh.get_by_text("Take the token means from a file").click()
+    fresh.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(
+        str(tokens))
+    wait_for_app(fresh)
+    expect(fresh.get_by_label("Input tokens", exact=True)).to_have_value("2000", timeout=30_000)
+    expect(fresh.get_by_label("Output tokens", exact=True)).to_have_value("200")
+    expect(fresh.get_by_label("Cache hit %", exact=True)).to_have_value("25.00")
+    fresh.get_by_text("1 rows not priced").first.wait_for()
 
     # Reprice: a CSV with two bad rows, reported with line numbers
     usage = tmp_path / "usage.csv"

@@ -17,6 +17,7 @@ from wafer_playground.usage import (
     parse_csv,
     parse_usage_file,
     price_usage_me,
+    token_means,
     usage_me_view,
 )
 
@@ -195,3 +196,13 @@ def test_parse_large_csv_is_vectorised_enough() -> None:
     p = parse_csv("model,prompt_tokens,cached_tokens,completion_tokens\n" + rows + "\n")
     assert p.n_rows == 200_000 and p.n_bad == 0
     assert time.perf_counter() - t0 < 10  # generous: shared 2-core machine
+
+
+def test_token_means_for_the_planner() -> None:
+    p = parse_csv("model,prompt_tokens,cached_tokens,completion_tokens\n"
+                  "m,1000,500,100\nm,3000,500,300\nm,bad,0,1\n")
+    assert token_means(p) == (2000.0, 200.0, 25.0)
+    agg = parse_usage_file(json.dumps(USAGE_ME), "u.json")
+    inp, out, hit = token_means(agg)  # type: ignore[misc]
+    assert inp == pytest.approx(2_000_010 / 43) and out == pytest.approx(500_001 / 43)
+    assert token_means(parse_csv("model,tokens\n")) is None
