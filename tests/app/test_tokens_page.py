@@ -362,3 +362,32 @@ def test_reopen_missing_run_says_so(api: HTTPXMock) -> None:
     at.session_state["tokens_run_id"] = "no-such-run"
     at.run()
     assert any("no longer in the history" in e for e in _texts(at, "error"))
+
+
+def test_chat_template_preview_to_ids(api: HTTPXMock) -> None:
+    rendered = "<|im_start|>user\nName a primary colour.<|im_end|>\n<|im_start|>assistant\n"
+    api.add_response(method="POST", url=f"{FAKE_BASE}/apply-template",
+                     json={"prompt": rendered})
+    at = _app()
+    at.button(key="tok_render").click().run()
+    sent = json.loads(api.get_requests(url=f"{FAKE_BASE}/apply-template")[0].content)
+    assert sent["model"] == LOCAL
+    assert [m["role"] for m in sent["messages"]] == ["system", "user"]
+    # st.code drops a trailing newline on display; the chips (and ids) keep it
+    assert any(c.value.rstrip("\n") == rendered.rstrip("\n") for c in at.code)
+    at.button(key="tok_use_chat").click().run()
+    ids = [int(x) for x in at.session_state["tok_ids"].split(", ")]
+    inverse = {v: k for k, v in _VOCAB.items()}
+    assert "".join(inverse[i] for i in ids) == rendered
+    assert any("(chat template)" in c for c in _texts(at, "caption"))
+
+
+def test_qwen_chatml_preview_offline(api: HTTPXMock) -> None:
+    at = _app()
+    at.selectbox(key="tok_model").set_value(QWEN).run()
+    at.button(key="tok_render").click().run()
+    assert any(c.value.startswith("<|im_start|>system\n") and
+               c.value.rstrip("\n").endswith("<|im_start|>assistant\n<think>\n\n</think>")
+               for c in at.code)
+    at.button(key="tok_use_chat").click().run()
+    assert at.session_state["tok_ids"].startswith("248045, ")  # <|im_start|> is one id
