@@ -9,7 +9,6 @@ click costs boolean masks, not re-parsing. Filter and workload values are mirror
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +55,7 @@ SAVED_KEY = "_catalog_saved"  # durable: filters + workload across page switches
 TABLE_KEY = "_catalog_table_key"  # the live table widget's key (tests read it)
 DERIVED_KEY = "_catalog_derived"
 EXTRA_PARAMS = ("model", "chart")
+NP = 112  # px: room for the "not published" placeholder, never truncated
 TABLE_COLUMNS = ["display_name", "id", "provider", "tier_label", "context_length",
                  "max_output_tokens", "caps", "zdr", "input_usd_per_m", "output_usd_per_m",
                  "cache_read_usd_per_m", "per_request", "per_month", "source"]
@@ -195,7 +195,7 @@ def _controls(d: _Derived) -> tuple[Filters, WorkloadInput]:
             st.session_state["cat_ctx"] = 0
         c[3].selectbox("Min context", CONTEXT_STEPS, key="cat_ctx",
                        format_func=lambda n: "any" if n == 0 else f"≥ {compact_tokens(n)}")
-        c = st.columns([2, 2, 1.4, 1, 1], vertical_alignment="bottom")
+        c = st.columns([2, 2, 1.4, 1.2], vertical_alignment="bottom")
         step_in = max(d.in_max / 200, 0.01)
         step_out = max(d.out_max / 200, 0.01)
         c[0].slider("Input $ / 1M tokens", 0.0, d.in_max, key="cat_in", step=step_in,
@@ -205,7 +205,7 @@ def _controls(d: _Derived) -> tuple[Filters, WorkloadInput]:
         c[2].selectbox("Sort by", list(SORTS), key="cat_sort", format_func=SORTS.__getitem__)
         c[3].toggle("ZDR only", key="cat_zdr",
                     help="Models that accept `Wafer-ZDR: required` (zero data retention)")
-        c[4].toggle("Priced only", key="cat_priced",
+        c[3].toggle("Priced only", key="cat_priced",
                     help="Hide models whose price is not published")
     with st.container(border=True):
         st.markdown("**Your workload** · adds $/request and $/month to every row "
@@ -259,22 +259,24 @@ def _column_config(view: pd.DataFrame) -> dict[str, object]:
         "display_name": cc.TextColumn("Model", pinned=True, width="medium"),
         "id": None,  # kept in the data for lookups; the name is shown, the id in the detail
         "provider": cc.TextColumn("Provider"),
-        "tier_label": cc.TextColumn("Tier", width="small", help=PASS_EXPLAINER),
-        "context_length": cc.NumberColumn("Context", format="compact", width="small",
+        "tier_label": cc.TextColumn("Tier", width=NP, help=PASS_EXPLAINER),
+        "context_length": cc.NumberColumn("Context", format="compact", width=NP,
                                           help="max_model_len: prompt + completion"),
-        "max_output_tokens": cc.NumberColumn("Max out", format="compact", width="small"),
+        "max_output_tokens": cc.NumberColumn("Max out", format="compact", width=NP),
         "caps": cc.ListColumn("Capabilities", help="As stated on the model card"),
         "zdr": cc.CheckboxColumn("ZDR", width="small",
                                  help="Accepts Wafer-ZDR: required (zero data retention)"),
-        "input_usd_per_m": cc.NumberColumn("In $/1M", format=price_fmt, width="small"),
-        "output_usd_per_m": cc.NumberColumn("Out $/1M", format=price_fmt, width="small"),
-        "cache_read_usd_per_m": cc.NumberColumn("Cache $/1M", format=price_fmt, width="small",
+        "input_usd_per_m": cc.NumberColumn("In $/1M", format=price_fmt, width=NP),
+        "output_usd_per_m": cc.NumberColumn("Out $/1M", format=price_fmt, width=NP),
+        "cache_read_usd_per_m": cc.NumberColumn("Cache $/1M", format=price_fmt, width=NP,
                                                 help="Cache-read input tokens"),
         "per_request": cc.NumberColumn("$/request", format=dollar_format(view["per_request"]),
+                                       width=NP,
                                        help="Your workload, one request (estimate)"),
         "per_month": cc.NumberColumn("$/month", format=dollar_format(view["per_month"]),
+                                     width=NP,
                                      help=f"Your workload × requests/day × {DAYS_PER_MONTH}"),
-        "source": cc.TextColumn("Price source", width="small",
+        "source": cc.TextColumn("Price source", width=NP,
                                 help="live = this endpoint's card; snapshot = the bundled "
                                      "dated catalog (the card publishes no price)"),
     }
@@ -339,14 +341,43 @@ def _price_source_text(m: Model) -> str:
 
 
 _STAT = ('<div style="line-height:1.25"><div style="font-size:0.85rem;opacity:0.7">{label}'
-         '</div><div style="font-size:1.55rem;font-weight:600">{value}</div></div>')
+         '</div><div style="font-size:{size};font-weight:600">{value}</div></div>')
 
 
 def _stats(items: list[tuple[str, str]]) -> None:
     """Big figures that wrap instead of truncating ("not published" must stay readable)."""
     for col, (label, value) in zip(st.columns(len(items)), items, strict=True):
         # Values come from format_usd/compact_tokens and labels are constants: no user HTML.
-        col.markdown(_STAT.format(label=label, value=value), unsafe_allow_html=True)
+        size = "1.55rem" if value[:1].isdigit() or value[:1] == "$" else "1.05rem"
+        col.markdown(_STAT.format(label=label, value=value, size=size), unsafe_allow_html=True)
+
+
+_LOCAL_LABELS = {"engine": "Engine", "package": "PyPI package", "n_vocab": "Vocabulary",
+                 "n_ctx_train": "Trained context", "n_params": "Parameters",
+                 "quantization": "Quantization"}
+
+
+def _local_extras(local: dict[str, object]) -> None:
+    """The local engine's card extras: licence, package, endpoints, notes (raw JSON has all)."""
+    lines = ["**Local engine** · runs on this machine, no per-token charge"]
+    licence, url = local.get("licence"), local.get("licence_url")
+    if licence:
+        lines.append(f"Licence: [{licence}]({url})" if isinstance(url, str) and
+                     url.startswith("https://") else f"Licence: {licence}")
+    for key, label in _LOCAL_LABELS.items():
+        value = local.get(key)
+        if value is not None and not isinstance(value, dict | list):
+            lines.append(f"{label}: `{value:,}`" if isinstance(value, int) else
+                         f"{label}: `{value}`")
+    if local.get("chat_template") is False:
+        lines.append(":orange[No chat template: use token-ID completions]")
+    endpoints = local.get("endpoints")
+    if isinstance(endpoints, list) and endpoints:
+        lines.append("Endpoints: " + ", ".join(f"`{e}`" for e in endpoints))
+    st.markdown("  \n".join(lines))
+    notes = local.get("notes")
+    if isinstance(notes, list) and notes:
+        st.caption("  \n".join(str(n) for n in notes))
 
 
 def _detail(m: Model, wl: WorkloadInput) -> None:
@@ -370,9 +401,12 @@ def _detail(m: Model, wl: WorkloadInput) -> None:
         _stats([("Context", compact_tokens(m.context_length)),
                 ("Max output", compact_tokens(m.max_output_tokens)),
                 ("Your $/request", format_usd(row.per_request.total))])
-        facts = [f"**Your workload:** {format_usd(row.per_month)} per month "
-                 f"({format_usd(row.per_request.total)} × {wl.requests_per_day:,} requests/day "
-                 f"× {DAYS_PER_MONTH} days, estimate)",
+        workload = (
+            f"**Your workload:** {format_usd(row.per_month)} per month "
+            f"({format_usd(row.per_request.total)} × {wl.requests_per_day:,} requests/day "
+            f"× {DAYS_PER_MONTH} days, estimate)" if row.per_month is not None else
+            "**Your workload:** not priced: this model's price is not published")
+        facts = [workload,
                  f"**Tier:** {tier_label(m.tier)}",
                  f"**ZDR:** {'supported' if m.zdr_supported else 'not supported'}"]
         if row.fits_context is False:
@@ -380,9 +414,7 @@ def _detail(m: Model, wl: WorkloadInput) -> None:
         facts.extend(f"*{note}*" for note in row.per_request.notes)
         st.markdown("  \n".join(facts))
         if m.local:
-            st.markdown("**Local engine**  \n" + "  \n".join(
-                f"{k.replace('_', ' ')}: `{json.dumps(v) if not isinstance(v, str) else v}`"
-                for k, v in m.local.items()))
+            _local_extras(m.local)
         if not m.has_wafer_block:
             st.caption("This card has no `wafer` block: capabilities, tier and price are "
                        "unknown.")

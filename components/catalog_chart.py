@@ -64,9 +64,10 @@ def price_figure(view: pd.DataFrame, per_request: np.ndarray, per_month: np.ndar
     if selected_id is not None:
         hit = (view["id"] == selected_id).to_numpy() & plotted
         if hit.any():
+            # A ring only: a text label gets clipped at the plot's edges (WebGL has no
+            # cliponaxis), and the detail panel names the model anyway.
             fig.add_trace(go.Scattergl(
-                x=x[hit], y=y[hit], mode="markers+text", name="Selected",
-                text=view["display_name"].to_numpy(dtype=object)[hit], textposition="top center",
+                x=x[hit], y=y[hit], mode="markers", name="Selected",
                 marker={"size": 18, "color": "rgba(0,0,0,0)",
                         "line": {"width": 2.5, "color": "#FFB020"}},
                 hoverinfo="skip", showlegend=False,
