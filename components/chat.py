@@ -163,7 +163,8 @@ def facts_line(f: dict[str, Any]) -> str:
     """One compact caption: speed, tokens, finish, cost (actual/estimate), request id."""
     parts: list[str] = []
     if f.get("ttft_s") is not None:
-        parts.append(f"TTFT {f['ttft_s']:.2f} s")
+        ttft = f["ttft_s"]
+        parts.append(f"TTFT {ttft * 1000:.0f} ms" if ttft < 1 else f"TTFT {ttft:.2f} s")
     if f.get("tokens_per_s") is not None:
         parts.append(f"{f['tokens_per_s']:.1f} tok/s")
     est = f.get("prompt_source") == "estimate"

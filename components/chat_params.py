@@ -57,17 +57,33 @@ def values() -> dict[str, Any]:
     return dict(stored)
 
 
+DEFAULT = "default"  # selectboxes treat None as "nothing selected": a visible sentinel
+_SENTINEL_FIELDS = ("reasoning_effort", "thinking")
+
+
+def _to_widget(name: str, value: Any) -> Any:
+    if name in _SENTINEL_FIELDS and value is None:
+        return DEFAULT
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _from_widget(name: str, value: Any) -> Any:
+    if name in _SENTINEL_FIELDS and value == DEFAULT:
+        return None
+    return tuple(value) if isinstance(value, list) else value
+
+
 def _seed_widgets(vals: dict[str, Any]) -> None:
     for name, value in vals.items():
         key = _k(name)
         if key not in st.session_state:
-            st.session_state[key] = list(value) if isinstance(value, tuple) else value
+            st.session_state[key] = _to_widget(name, value)
 
 
 def _reset() -> None:
     st.session_state[PARAMS] = defaults()
     for name, value in defaults().items():
-        st.session_state[_k(name)] = list(value) if isinstance(value, tuple) else value
+        st.session_state[_k(name)] = _to_widget(name, value)
 
 
 def _insert_example_tools() -> None:
@@ -155,17 +171,17 @@ def params_panel(model: Model | None) -> None:
         reason = unsupported_reason(BY_NAME["reasoning_effort"], model)
         if reason:
             st.caption(f":material/block: Reasoning controls disabled: {reason}.")
-        st.selectbox("Reasoning effort", (None, *REASONING_EFFORTS), key=_k("reasoning_effort"),
-                     format_func=lambda v: "model default" if v is None else v,
+        st.selectbox("Reasoning effort", (DEFAULT, *REASONING_EFFORTS),
+                     key=_k("reasoning_effort"),
+                     format_func=lambda v: "model default" if v == DEFAULT else v,
                      disabled=bool(reason), help=_help(BY_NAME["reasoning_effort"], reason))
-        st.selectbox("Thinking", (None, "enabled", "disabled"), key=_k("thinking"),
-                     format_func=lambda v: "model default" if v is None else v,
+        st.selectbox("Thinking", (DEFAULT, "enabled", "disabled"), key=_k("thinking"),
+                     format_func=lambda v: "model default" if v == DEFAULT else v,
                      disabled=bool(reason), help=_help(BY_NAME["thinking"], reason))
 
     stored = st.session_state[PARAMS]
     for name in defaults():
-        value = st.session_state.get(_k(name))
-        stored[name] = tuple(value) if isinstance(value, list) else value
+        stored[name] = _from_widget(name, st.session_state.get(_k(name)))
     sent = changed(stored)
     shown = [k for k in sent if not unsupported_reason(BY_NAME[k], model)]
     st.caption("Sending only what you changed: " + (", ".join(f"`{k}`" for k in shown)

@@ -394,3 +394,14 @@ def test_logprobs_requested_and_shown(env: HTTPXMock) -> None:
     assert any(e.label.startswith("Log-probabilities (1 tokens)") for e in at.expander)
     df = at.dataframe[0].value
     assert df.loc[0, "token"] == "Hi" and "'Yo'" in df.loc[0, "alternatives"]
+
+
+def test_reasoning_controls_show_model_default_and_send_choice(env: HTTPXMock) -> None:
+    stream_reply(env)
+    at = chat_app().run()
+    box = at.selectbox(key="chat_p_thinking")
+    assert box.value == "default" and not box.disabled
+    box.select("enabled").run()
+    at.chat_input[0].set_value("Hi").run()
+    assert sent_bodies(env)[0]["thinking"] == {"type": "enabled"}
+    assert "reasoning_effort" not in sent_bodies(env)[0]

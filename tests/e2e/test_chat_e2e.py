@@ -12,7 +12,7 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -55,6 +55,8 @@ class Script:
     tokens: int = 300
     interval_s: float = 0.02
     requests: list[dict] = field(default_factory=list)
+    # body -> the deltas to stream; None = count " t0 t1 …" up to `tokens`
+    deltas_for: Callable[[dict], list[dict]] | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -66,7 +68,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         body = json.dumps({"object": "list", "data": [{
             "id": "fake-model", "object": "model", "owned_by": "test", "max_model_len": 32768,
-            "wafer": {"display_name": "Scripted model", "capabilities": {"tools": True},
+            "wafer": {"display_name": "Scripted model",
+                      "capabilities": {"tools": True, "reasoning": True},
                       "pricing": {"input_cents_per_million": 100,
                                   "output_cents_per_million": 200}}}]}).encode()
         self.send_response(200)
@@ -84,16 +87,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("x-request-id", f"req_fake{len(self.script.requests)}")
         self.end_headers()
+        if self.script.deltas_for is not None:
+            deltas = self.script.deltas_for(rec["body"])
+        else:
+            deltas = [{"content": f" t{i}"} for i in range(self.script.tokens)]
         try:
-            for i in range(self.script.tokens):
+            for i, d in enumerate(deltas):
+                finish = d.pop("finish_reason", None)
                 chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [
-                    {"index": 0, "delta": {"content": f" t{i}"}, "finish_reason": None}]}
+                    {"index": 0, "delta": d, "finish_reason": finish}]}
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.flush()
                 rec["sent"] = i + 1
                 time.sleep(self.script.interval_s)
             usage = {"id": "c", "choices": [], "usage": {
-                "prompt_tokens": 10, "completion_tokens": self.script.tokens}}
+                "prompt_tokens": 1200, "completion_tokens": len(deltas),
+                "prompt_tokens_details": {"cached_tokens": 800},
+                "completion_tokens_details": {"reasoning_tokens": 12}}}
             self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
             self.wfile.flush()
             rec["completed"] = True
@@ -239,3 +249,61 @@ def test_local_engine_turn_stop_and_code(page: Page, streamlit_server_factory, l
     # everything streamed before the click is still there (a token or two more may follow)
     assert " ".join(before.split()) in " ".join(stopped_msg.inner_text().split())
     shot(page, tmp_path, "chat-stopped")
+
+
+def _weather_agent(body: dict) -> list[dict]:
+    """A scripted reasoning model: thinks, calls get_weather, then answers from the result."""
+    last = body["messages"][-1]
+    thought = "The user asks about the weather, so I should check the tool result."
+    think = [{"reasoning_content": w + " "} for w in thought.split(" ")]
+    if last["role"] == "tool":
+        answer = "It is 18 °C and clear in Paris right now — a good evening for a walk."
+        return [*think, *({"content": w + " "} for w in answer.split(" ")),
+                {"finish_reason": "stop"}]
+    return [*think,
+            {"tool_calls": [{"index": 0, "id": "call_w1", "type": "function",
+                             "function": {"name": "get_weather", "arguments": ""}}]},
+            {"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]},
+            {"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]},
+            {"finish_reason": "tool_calls"}]
+
+
+def test_thinking_and_tool_round_trip(page: Page, streamlit_server_factory, scripted,
+                                      tmp_path: Path) -> None:
+    base, script = scripted
+    script.deltas_for, script.interval_s = _weather_agent, 0.05
+    server = streamlit_server_factory(env={"WAFER_ENDPOINT": "local", "WAFER_LOCAL_URL": base,
+                                           "WAFER_PLAYGROUND_DB": str(tmp_path / "s.db")})
+    open_chat(page, server.url, "fake-model")
+    page.get_by_role("tab", name="Tools").click()
+    page.get_by_role("button", name="Insert example tool").click()
+    wait_for_app(page)
+    page.get_by_role("tab", name="Reasoning").click()
+    page.locator(".st-key-chat_p_reasoning_effort").click()
+    page.get_by_role("option", name="high").click()
+    wait_for_app(page)
+    send(page, "What's the weather in Paris?")
+    form = page.get_by_test_id("stForm")
+    expect(form).to_contain_text("get_weather", timeout=30_000)
+    wait_for_app(page)
+    body = script.requests[0]["body"]
+    assert body["tools"][0]["function"]["name"] == "get_weather"
+    assert body["reasoning_effort"] == "high"
+    shot(page, tmp_path, "chat-tool-call")
+    form.locator("textarea").fill('{"temp_c": 18, "sky": "clear"}')
+    form.get_by_role("button", name="Send tool result").click()
+    expect(page.get_by_text("good evening for a walk", exact=False).first).to_be_visible(
+        timeout=30_000)
+    wait_for_app(page)
+    second = script.requests[1]["body"]["messages"]
+    assert second[-1] == {"role": "tool", "tool_call_id": "call_w1",
+                          "content": '{"temp_c": 18, "sky": "clear"}'}
+    assert second[-2]["tool_calls"][0]["function"]["arguments"] == '{"city": "Paris"}'
+    msgs = page.get_by_test_id("stChatMessage")
+    expect(msgs).to_have_count(4)
+    expect(msgs.nth(3)).to_contain_text("800 cached")
+    expect(msgs.nth(3)).to_contain_text("actual")
+    page.get_by_text("Thinking (", exact=False).last.click()
+    shot(page, tmp_path, "chat-thinking")
+    expect(msgs.nth(3)).to_contain_text("check the tool result")
+    expect(msgs.nth(3).get_by_role("button", name="Regenerate")).to_have_count(1)
