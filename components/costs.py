@@ -196,6 +196,7 @@ def render_planner(models: list[Model], where: dict[str, str]) -> None:
                       "context_length", "fits_context", "listed", "price_source", "notes"],
         column_config={
             "rank": st.column_config.NumberColumn("#", width="small"),
+            "model": st.column_config.TextColumn("Model", width="medium", pinned=True),
             "tier": st.column_config.TextColumn("Pass / Serverless"),
             "per_request": st.column_config.TextColumn("$ / request"),
             "per_day_usd": st.column_config.NumberColumn("$ / day", format="$%.2f"),
@@ -203,10 +204,10 @@ def render_planner(models: list[Model], where: dict[str, str]) -> None:
             "year_usd": st.column_config.NumberColumn("$ / 12 months", format="$%.2f",
                                                       help="With monthly growth"),
             "affordable_per_day": st.column_config.NumberColumn(
-                "Requests/day in budget", format="%d",
+                "Requests/day in budget", format="localized",
                 help=f"How many requests a day {format_usd(scenario.budget)} a month affords "
                      "(retries included)."),
-            "context_length": st.column_config.NumberColumn("Context", format="%d"),
+            "context_length": st.column_config.NumberColumn("Context", format="localized"),
             "fits_context": st.column_config.CheckboxColumn(
                 "Fits", help="The longest turn (history + input + output) fits the context"),
             "price_source": st.column_config.TextColumn("Price source"),

@@ -253,3 +253,19 @@ def test_account_403_is_a_readable_error(app_env: str, httpx_mock: HTTPXMock) ->
     _run(at)
     errors = [e.value for e in at.error]
     assert len(errors) == 2 and all("403" in e and "pass_key_not_allowed" in e for e in errors)
+
+
+def test_p50_p90_uses_the_lognormal_mean(app_env: str, httpx_mock: HTTPXMock) -> None:
+    at = _costs_page(httpx_mock)
+    at.radio(key="costs_mode").set_value("p50p90")
+    _run(at)
+    at.number_input(key="costs_in").set_value(1000)
+    at.number_input(key="costs_in90").set_value(4000)
+    at.number_input(key="costs_out").set_value(500)
+    at.number_input(key="costs_out90").set_value(500)
+    _run(at)
+    # sigma = ln(4)/1.28155 = 1.08173; mean = 1000*exp(sigma^2/2) = 1795.12 input tokens;
+    # GLM: (1795.12*100 + 500*320) / 1e8 = $0.0033951 per request
+    assert _plan(at).loc["GLM-5.1", "per_request"] == "$0.0034"  # 3 significant digits
+    assert _plan(at).loc["GLM-5.1", "per_month_usd"] == pytest.approx(0.0033951188 * 30_000)
+    assert at.query_params["mode"] == "p50p90" and at.query_params["in90"] == "4000"
