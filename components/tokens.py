@@ -638,8 +638,10 @@ def _run_panel(run: tokens.CompletionRun, ebnf: str | None, pricing: Pricing,
         else:
             if verdict.ok:
                 st.success(f"✓ Output {verdict.summary}")
+            elif not verdict.checkable:
+                st.caption(f"Output not checked: the grammar {verdict.summary}")
             else:
-                st.error(f"✗ Output does not match the grammar: it {verdict.summary}")
+                st.error(f"✗ Output does not match the grammar: {verdict.summary}")
                 if verdict.before or verdict.after:
                     st.caption(f"where it breaks: …{_shown(verdict.before)}⟂"
                                f"{_shown(verdict.after)}…")
@@ -782,8 +784,11 @@ def _fork_panel(run: tokens.CompletionRun, pricing: Pricing, ebnf: str | None) -
     st.code(full or "(empty)", language=None, wrap_lines=True)
     if ebnf and info.get("constrained"):
         verdict = tokens.verify_output(ebnf, full)
-        st.caption(("✓ " if verdict.ok else "✗ ") + f"the forked output {verdict.summary} "
-                   "(for information: the fork itself ran unconstrained)")
+        if verdict.checkable:
+            st.caption(("✓ the forked output matches the grammar" if verdict.ok
+                        else f"✗ the forked output does not match the grammar: "
+                             f"{verdict.summary}")
+                       + " (for information: the fork itself ran unconstrained)")
     _run_metrics(run, pricing, False)
     if gen and run.generated_ids:
         _fork_controls(run, gen)

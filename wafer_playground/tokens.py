@@ -500,23 +500,22 @@ def _float_or_none(x: Any) -> float | None:
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
-    summary: str  # "matches the grammar" / "breaks at character 3: expected ..."
+    summary: str  # "matches the grammar" / the checker's "breaks at character N (...)..."
     position: int | None = None
     before: str = ""  # a little context around the break, for display
     after: str = ""
+    checkable: bool = True  # False when the grammar itself is invalid
 
 
 def verify_output(ebnf: str, text: str) -> Verdict:
     """Check a generated text against the grammar (from `root`, whole text)."""
-    result = grammar_mod.match(ebnf, text)  # type: ignore[attr-defined]
+    result = grammar_mod.match(ebnf, text)
     if result.ok:
         return Verdict(True, "matches the grammar")
-    pos = result.position if result.position is not None else len(text)
-    expected = ", ".join(result.expected[:6]) if result.expected else ""
-    where = "at the end" if pos >= len(text) else f"at character {pos + 1}"
-    summary = f"breaks {where}" + (f": expected {expected}" if expected else "")
-    if result.message and not expected:
-        summary += f" ({result.message})"
+    if result.position is None:
+        return Verdict(False, f"could not be checked: {result.message}", checkable=False)
+    pos = result.position
+    summary = result.message or f"breaks at character {pos}"
     return Verdict(False, summary, pos, text[max(0, pos - 24):pos], text[pos:pos + 24])
 
 

@@ -270,8 +270,8 @@ def test_constrained_vs_unconstrained_side_by_side(api: HTTPXMock) -> None:
     successes = _texts(at, "success")
     assert any(s.startswith("✓ Output matches the grammar") for s in successes), successes
     errors = _texts(at, "error")
-    assert any("✗ Output does not match the grammar: it breaks at character 1: expected"
-               in e for e in errors), errors
+    assert any("✗ Output does not match the grammar: breaks at character 0 (line 1, column 1)"
+               ": found ' ', expected \"A\" or \"B\"" in e for e in errors), errors
     # ids and text together, cost per run (3 in x $1/M + out x $3.20/M)
     codes = [c.value for c in at.code]
     assert "66" in codes and "501, 503" in codes

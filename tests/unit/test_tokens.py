@@ -317,3 +317,39 @@ def test_generated_html_shades_and_lists_alternatives() -> None:
     assert "top alternatives:" in html and "(id 8) 50%" in html
     assert prob_shade(0.25) in html
     assert 'class="c fork"' in html
+
+
+# ---- output checker and presets as the page uses them --------------------------------------------
+
+
+def test_verify_output_ok_break_and_context() -> None:
+    from wafer_playground.tokens import verify_output
+
+    assert verify_output('root ::= "A" | "B"', "B").ok
+    v = verify_output('root ::= "A" | "B"', " Paris")
+    assert not v.ok and v.checkable and v.position == 0
+    assert v.summary.startswith("breaks at character 0") and '"A" or "B"' in v.summary
+    assert (v.before, v.after) == ("", " Paris")
+    v = verify_output('root ::= "{" [a-z]+ "}"', "{abc")
+    assert not v.ok and v.position == 4 and v.before == "{abc" and v.after == ""
+    assert "ends too early" in v.summary
+
+
+def test_verify_output_with_invalid_grammar_is_not_a_verdict() -> None:
+    from wafer_playground.tokens import verify_output
+
+    v = verify_output('root ::= "A" |', "A")
+    assert not v.ok and not v.checkable
+    assert v.summary.startswith("could not be checked: invalid grammar")
+
+
+def test_every_preset_is_sendable_and_its_example_verifies() -> None:
+    from wafer_playground.grammar_presets import PRESETS
+    from wafer_playground.tokens import verify_output
+
+    assert len(PRESETS) >= 5
+    for p in PRESETS:
+        assert validate([1, 2], CompletionSettings(), ebnf=p.ebnf, model="m") == [], p.name
+        assert build_body("m", [1, 2], CompletionSettings(), ebnf=p.ebnf)["ebnf"] == p.ebnf
+        assert verify_output(p.ebnf, p.example).ok, p.name
+        assert not verify_output(p.ebnf, p.example + "\x00junk").ok, p.name
