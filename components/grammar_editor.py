@@ -12,10 +12,12 @@ import streamlit as st
 
 from wafer_playground import grammar
 from wafer_playground.grammar_presets import PRESETS, GrammarPreset, json_schema_to_ebnf
+from wafer_playground.store import StoreError
 
 GRAMMAR_KEY = "tok_grammar"
 PRESET_KEY = "tok_preset"
 SCHEMA_KEY = "tok_schema"
+SAVE_NAME = "tok_save_name"
 _FLASH = "tok_grammar_flash"
 NONE_PRESET = "— none (unconstrained) —"
 
@@ -85,12 +87,61 @@ def grammar_editor() -> tuple[str, grammar.GrammarReport | None]:
     )
     report = _validation(ebnf)
 
+    _library(ebnf, report)
     with st.expander("JSON Schema → EBNF"):
         st.text_area("JSON Schema", key=SCHEMA_KEY, height=140,
                      placeholder='{"type": "object", "properties": {"answer": '
                                  '{"enum": ["yes", "no"]}}, "required": ["answer"]}')
         st.button("Convert into the grammar", key="tok_schema_convert", on_click=_convert_schema)
     return ebnf, report
+
+
+def _save(ebnf: str) -> None:
+    from components.history import get_store
+
+    name = (st.session_state.get(SAVE_NAME) or "").strip()
+    if not name:
+        st.session_state[_FLASH] = ("error", "Give the grammar a name to save it.")
+        return
+    try:
+        get_store().save_grammar(name, ebnf)
+    except StoreError as exc:
+        st.session_state[_FLASH] = ("error", f"Not saved: {exc}")
+        return
+    st.session_state[_FLASH] = ("success", f"Saved “{name}” to the library (see History).")
+
+
+def _load(name: str) -> None:
+    from components.history import get_store
+
+    found = get_store().get_grammar(name)
+    if found is None:
+        st.session_state[_FLASH] = ("error", f"“{name}” is no longer in the library.")
+        return
+    set_grammar(found.ebnf)
+
+
+def _library(ebnf: str, report: grammar.GrammarReport | None) -> None:
+    from components.history import get_store
+
+    with st.expander("Saved grammars"):
+        try:
+            saved = get_store().list_grammars()
+        except StoreError as exc:
+            st.caption(f"Library unavailable: {exc}")
+            return
+        if saved:
+            cols = st.columns([3, 1], vertical_alignment="bottom")
+            pick = cols[0].selectbox("Saved", [g.name for g in saved], key="tok_saved_pick")
+            cols[1].button("Load", key="tok_saved_load", on_click=_load, args=(pick,),
+                           width="stretch")
+        else:
+            st.caption("No saved grammars yet.")
+        cols = st.columns([3, 1], vertical_alignment="bottom")
+        cols[0].text_input("Name", key=SAVE_NAME, placeholder="e.g. ticket classifier")
+        cols[1].button("Save", key="tok_saved_save", on_click=_save, args=(ebnf,),
+                       disabled=report is None or not report.ok, width="stretch",
+                       help="Only a grammar that validates can be saved.")
 
 
 def _validation(ebnf: str) -> grammar.GrammarReport | None:

@@ -391,3 +391,23 @@ def test_qwen_chatml_preview_offline(api: HTTPXMock) -> None:
                for c in at.code)
     at.button(key="tok_use_chat").click().run()
     assert at.session_state["tok_ids"].startswith("248045, ")  # <|im_start|> is one id
+
+
+def test_save_and_load_grammar_library(api: HTTPXMock) -> None:
+    from components.history import get_store
+
+    name = "e2e A or B"
+    if get_store().get_grammar(name):  # the AppTest DB persists between runs
+        get_store().delete_grammar(name)
+    at = _app()
+    at.text_area(key="tok_grammar").set_value('root ::= "A" | "B"').run()
+    at.text_input(key="tok_save_name").set_value(name).run()
+    at.button(key="tok_saved_save").click().run()
+    assert get_store().get_grammar(name).ebnf == 'root ::= "A" | "B"'  # type: ignore[union-attr]
+    at.text_area(key="tok_grammar").set_value("").run()
+    at.selectbox(key="tok_saved_pick").set_value(name).run()
+    at.button(key="tok_saved_load").click().run()
+    assert at.session_state["tok_grammar"] == 'root ::= "A" | "B"'
+    # an invalid grammar cannot be saved
+    at.text_area(key="tok_grammar").set_value('root ::= "A" |').run()
+    assert at.button(key="tok_saved_save").disabled
