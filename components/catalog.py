@@ -177,6 +177,20 @@ def _clamp(rng: tuple[float, float] | None, hi: float) -> tuple[float, float]:
     return (lo, max(lo, top))
 
 
+def _fit_slider(key: str, hi: float) -> None:
+    """Keep a live range slider valid when a refresh changes the catalog's top price.
+
+    A range that reached the old top ("no limit") stretches to the new top; any other
+    range is clamped (a value outside min/max would make Streamlit raise).
+    """
+    old_hi = st.session_state.get(f"_{key}_max", hi)
+    lo, top = st.session_state[key]
+    if top >= old_hi:
+        top = hi
+    st.session_state[key] = _clamp((lo, top), hi)
+    st.session_state[f"_{key}_max"] = hi
+
+
 def _range_value(key: str, hi: float) -> tuple[float, float] | None:
     lo, top = st.session_state[key]
     return None if lo <= 0 and top >= hi else (float(lo), float(top))
@@ -196,6 +210,8 @@ def _controls(d: _Derived) -> tuple[Filters, WorkloadInput]:
         c[3].selectbox("Min context", CONTEXT_STEPS, key="cat_ctx",
                        format_func=lambda n: "any" if n == 0 else f"≥ {compact_tokens(n)}")
         c = st.columns([2, 2, 1.4, 1.2], vertical_alignment="bottom")
+        _fit_slider("cat_in", d.in_max)
+        _fit_slider("cat_out", d.out_max)
         step_in = max(d.in_max / 200, 0.01)
         step_out = max(d.out_max / 200, 0.01)
         c[0].slider("Input $ / 1M tokens", 0.0, d.in_max, key="cat_in", step=step_in,
@@ -434,6 +450,9 @@ def render_catalog_page() -> None:
     conn = connection.current()
     models = connection.load_models(conn)
     _header(conn, models)
+    if conn.zdr:
+        st.caption(":material/shield: The sidebar requires ZDR: models without ZDR reject "
+                   "your requests (HTTP 422 `model_zdr_not_supported`). Turn on *ZDR only*.")
     d = _derived(conn, models)
     if not d.models:
         st.info("No models to show.")

@@ -280,3 +280,39 @@ def test_failed_fetch_is_retried_after_a_short_ttl(app_env: str, httpx_mock: HTT
     _run(at)
     assert not at.warning
     assert sorted(_table(at).index) == ["GLM-5.1", "Kimi-K3", "Qwen3.5-397B-A17B"]
+
+
+def test_refresh_with_a_pricier_model_keeps_sliders_valid(app_env: str,
+                                                          httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_response(url=f"{FAKE_BASE}/models", json=FIXTURE)
+    bigger = json.loads(json.dumps(FIXTURE))
+    card = json.loads(json.dumps(bigger["data"][0]))
+    card["id"] = "GLM-9-Ultra"
+    card["wafer"]["pricing"]["input_cents_per_million"] = 700
+    bigger["data"].append(card)
+    httpx_mock.add_response(url=f"{FAKE_BASE}/models", json=bigger, is_reusable=True)
+    at = _run(make_app())
+    assert at.slider(key="cat_in").value == (0.0, 3.0)  # full range: no limit
+    at.slider(key="cat_out").set_value((0.0, 5.0))  # a real limit on output
+    _run(at)
+    at.button(key="cat_refresh").click()
+    _run(at)
+    assert at.slider(key="cat_in").value == (0.0, 7.0)  # "no limit" followed the new top
+    assert at.slider(key="cat_out").value == (0.0, 5.0)  # a chosen limit stays
+    assert sorted(at.dataframe[0].value["id"]) == ["GLM-5.1", "GLM-9-Ultra"]
+
+
+def test_empty_model_list(app_env: str, httpx_mock: HTTPXMock) -> None:
+    _serve(httpx_mock, {"object": "list", "data": []})
+    at = _run(make_app())
+    assert any("No models to show" in i.value for i in at.info)
+    assert not at.dataframe
+
+
+def test_zdr_required_hint(app_env: str, httpx_mock: HTTPXMock) -> None:
+    _serve(httpx_mock)
+    at = make_app()
+    at.session_state["conn_zdr"] = True
+    _run(at)
+    assert any("requires ZDR" in c.value for c in at.caption)
+    assert httpx_mock.get_request().headers["Wafer-ZDR"] == "required"  # type: ignore[union-attr]
