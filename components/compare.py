@@ -87,7 +87,8 @@ def pane_badges(snap: PaneSnapshot, cost: Cost | None, *, grammar: str | None = 
                 passed: bool | None = None) -> str:
     """One line of badges: TTFT, tok/s, tokens, cost (actual/estimate), finish, grammar."""
     tps = "–" if snap.tokens_per_s is None else f"{snap.tokens_per_s:.1f}"
-    tokens = f"{snap.completion_tokens}" + ("" if snap.completion_source == "usage" else "~")
+    estimated = snap.completion_source != "usage" and snap.completion_tokens > 0
+    tokens = f"{snap.completion_tokens}" + ("~" if estimated else "")
     money = "–"
     if cost is not None:
         money = format_usd(cost.total) + ("" if cost.kind == "actual" else " est.")
@@ -256,6 +257,7 @@ def exports(summary: Summary, *, title: str, key: str) -> None:
 def charts(summary: Summary, snaps: Sequence[PaneSnapshot], *, key: str) -> None:
     left, right = st.columns([3, 2])
     with left:
+        st.caption("Best of each metric in orange · ↓ lower is better · ↑ higher is better")
         st.plotly_chart(summary_figure(summary), key=f"{key}_bars", width="stretch",
                         config={"displayModeBar": False})
     with right:
@@ -598,8 +600,10 @@ def show(sess: CompareSession, catalog: Catalog, *, presenting: bool) -> None:
     views = []
     for i, (col, spec) in enumerate(zip(cols, sess.specs, strict=True)):
         with col:
+            # a tokenizer's pieces (a <bos>, a split) can identify the model: not while blind
             views.append(PaneView(labels[i], _subtitle(spec, hidden=sess.hidden),
-                                  surface=spec.surface, pieces=spec.prompt_pieces,
+                                  surface=spec.surface,
+                                  pieces=() if sess.hidden else spec.prompt_pieces,
                                   key=str(i)))
     if sess.results is None:
         if not sess.run.done:

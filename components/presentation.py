@@ -129,7 +129,7 @@ def ensure_applied() -> dict[str, bool]:
 def ticker(slot: st.delta_generator.DeltaGenerator, *, tokens_per_s: float | None,
            dollars: Decimal | None, tokens: int, elapsed_s: float, live: bool,
            dollars_kind: str = "") -> None:
-    """The live "tok/s · $ spent · tokens · seconds" strip, redrawn into `slot` (an `st.empty()`)."""
+    """The live "tok/s · $ spent · tokens · seconds" strip, redrawn into `slot` (st.empty)."""
     speed = "–" if tokens_per_s is None else (
         f"{tokens_per_s:,.0f}" if tokens_per_s >= 10 else f"{tokens_per_s:.1f}")
     money = format_usd(dollars) if dollars is not None else "–"

@@ -640,9 +640,9 @@ MUTED = "#94a3b8"
 def summary_figure(summary: Summary, *, height: int = 300) -> go.Figure:
     """Three small bar charts (cost, TTFT, tokens/s); each metric's best bar in the accent."""
     shown = [m for m in METRICS if m.key != "total_s"]
-    fig = make_subplots(rows=1, cols=len(shown),
-                        subplot_titles=[f"{m.column} · {'lower' if m.better == 'min' else 'higher'}"
-                                        " is better" for m in shown])
+    fig = make_subplots(rows=1, cols=len(shown), horizontal_spacing=0.08,
+                        subplot_titles=[f"{m.column} {'↓' if m.better == 'min' else '↑'}"
+                                        for m in shown])
     labels = [r.label for r in summary.results]
     for col, m in enumerate(shown, start=1):
         values = [_num(getattr(r, m.key)) for r in summary.results]
@@ -651,12 +651,14 @@ def summary_figure(summary: Summary, *, height: int = 300) -> go.Figure:
         text = [_cell(r, m.key) if v is not None else "–"
                 for r, v in zip(summary.results, values, strict=True)]
         fig.add_trace(go.Bar(x=labels, y=[v if v is not None else 0 for v in values],
-                             marker_color=colors, text=text, textposition="auto",
+                             marker_color=colors, text=text, textposition="outside",
+                             cliponaxis=False,
                              name=m.column, showlegend=False,
                              hovertemplate="%{x}<br>%{text}<extra>" + m.column + "</extra>"),
                       row=1, col=col)
-    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      bargap=0.35)
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 50, "b": 10},
+                      bargap=0.35, uniformtext={"minsize": 9, "mode": "hide"})
+    fig.update_xaxes(tickangle=-20)
     fig.update_yaxes(rangemode="tozero")
     return fig
 

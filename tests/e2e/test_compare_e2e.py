@@ -50,6 +50,8 @@ def _open(page: Page, url: str, path: str = "/compare") -> None:
 
 def _shot(page: Page, name: str) -> None:
     SCREENS.mkdir(parents=True, exist_ok=True)
+    for chart in page.get_by_test_id("stPlotlyChart").all():  # drawn, not a loading skeleton
+        expect(chart.locator(".main-svg").first).to_be_visible(timeout=30_000)
     page.screenshot(path=str(SCREENS / name), full_page=True)
 
 
@@ -130,6 +132,7 @@ def test_blind_mode_hides_names_until_the_vote(page: Page, app: tuple[str, Path]
     panes = page.locator(".st-key-pane_0, .st-key-pane_1")
     for text in panes.all_inner_texts() + [page.get_by_test_id("stTable").inner_text()]:
         assert SMOL not in text and GEMMA not in text
+        assert "<bos>" not in text  # a tokenizer's pieces would give the model away
     expect(page.locator(".st-key-pane_0")).to_contain_text("Model A")
     expect(page.locator(".st-key-pane_1")).to_contain_text("Model B")
     _shot(page, "compare-blind.png")
@@ -152,8 +155,8 @@ def test_presentation_mode_hides_keys_and_raw_and_runs_a_scenario(
     url, _ = app
     _open(page, url)
     # a key typed in the sidebar before presenting
-    page.get_by_label("API key").fill(FAKE_KEY)
-    page.get_by_label("API key").press("Enter")
+    page.get_by_label("API key", exact=True).fill(FAKE_KEY)
+    page.get_by_label("API key", exact=True).press("Enter")
     wait_for_app(page)
     page.goto(url + "/compare?present=1")
     wait_for_app(page)
@@ -164,7 +167,10 @@ def test_presentation_mode_hides_keys_and_raw_and_runs_a_scenario(
     for title in ("Cheapest model that answers this", "JSON out of a grammar", "Token X-ray"):
         expect(page.get_by_text(title)).to_be_visible()
     page.locator(".st-key-scn_run_xray button").click()
-    expect(page.get_by_test_id("wp-ticker")).to_contain_text("live", timeout=60_000)
+    ticker = page.get_by_test_id("wp-ticker")
+    expect(ticker).to_contain_text("live", timeout=60_000)
+    # the live shot once tokens flow (the ticker counts them while streaming)
+    expect(ticker).to_contain_text(re.compile(r"[1-9][\d,]*\s*tokens"), timeout=120_000)
     _shot(page, "compare-present-live.png")
     expect(page.get_by_role("heading", name="Summary")).to_be_visible(timeout=RUN_TIMEOUT_MS)
     wait_for_app(page, RUN_TIMEOUT_MS)
