@@ -37,7 +37,7 @@ section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
 /* no keys, no raw payloads, no developer chrome, anywhere */
 input[type="password"], [data-testid="stJson"], [data-testid="stCode"],
 [class*="st-key-raw"], [class*="st-key-secret"], [class*="st-key-conn_key"],
-[data-testid="stToolbar"], [data-testid="stMainMenu"], [data-testid="stAppDeployButton"],
+[data-testid="stMainMenu"], [data-testid="stAppDeployButton"],
 [data-testid="stDecoration"] { display: none !important; }
 html body .wp-ticker b { font-size: 2.2rem; }
 </style>
@@ -74,11 +74,13 @@ def _from_toggle() -> None:
 
 def _exit() -> None:
     set_presenting(False)
+    st.session_state[_TOGGLE_KEY] = False  # the sidebar toggle comes back switched off
 
 
-def _sync_query_param() -> None:
+def sync_query_param() -> bool:
     """`?present=1` turns the mode on when a session starts; afterwards session state
-    leads and the URL follows, so a copied link reproduces the mode (and nothing else)."""
+    leads and the URL follows, so a copied link reproduces the mode (and nothing else).
+    Idempotent; app.py may call it before `st.navigation` to pick the menu position."""
     if "_presentation_seen_qp" not in st.session_state:
         st.session_state["_presentation_seen_qp"] = True
         if str(st.query_params.get(_QP, "")).lower() in _TRUE:
@@ -89,6 +91,7 @@ def _sync_query_param() -> None:
         st.query_params[_QP] = want
     elif not want and have is not None:
         del st.query_params[_QP]
+    return is_presenting()
 
 
 _APPLIED = "_presentation_applied"  # {"run": bool}: mutated in place, also from `finally`
@@ -97,12 +100,12 @@ _APPLIED = "_presentation_applied"  # {"run": bool}: mutated in place, also from
 def apply_presentation() -> None:
     """Per-run hook for app.py: sync `?present=`, draw the toggle or the exit bar, add CSS."""
     st.session_state.setdefault(_APPLIED, {"run": False})["run"] = True
-    _sync_query_param()
+    sync_query_param()
     if not is_presenting():
         with st.sidebar:
             st.divider()
-            st.toggle("Presentation mode", key=_TOGGLE_KEY, value=False,
-                      on_change=_from_toggle,
+            st.session_state.setdefault(_TOGGLE_KEY, False)
+            st.toggle("Presentation mode", key=_TOGGLE_KEY, on_change=_from_toggle,
                       help="Large type, no sidebar, no keys or raw JSON, demo scenario "
                            "cards and safety caps. Also opens with ?present=1.")
         return
@@ -146,4 +149,4 @@ def ticker(slot: st.delta_generator.DeltaGenerator, *, tokens_per_s: float | Non
 
 
 __all__ = ["apply_presentation", "caps", "ensure_applied", "is_presenting", "set_presenting",
-           "ticker"]
+           "sync_query_param", "ticker"]

@@ -216,3 +216,25 @@ def test_csv_export_matches_results(db: Path, httpx_mock: HTTPXMock) -> None:
     assert [r["model"] for r in rows] == ["GLM-5.1", "Qwen3.5-397B-A17B"]
     assert rows[0]["completion_tokens"] == "2" and rows[1]["completion_tokens"] == "1"
     assert rows[0]["finish_reason"] == "stop"
+
+
+def test_query_param_turns_presentation_on_and_exit_turns_it_off(db: Path,
+                                                                  httpx_mock: HTTPXMock) -> None:
+    _serve(httpx_mock)
+    at = make_app(PAGE)
+    at.query_params["present"] = "1"
+    _run(at)
+    assert at.session_state[PRESENT_KEY] is True
+    assert at.title[0].value == "Which model?"
+    assert [b.label for b in at.button if b.key and b.key.startswith("scn_run_")] == [
+        "Run", "Run", "Run"]
+    assert any("Presentation mode · caps: 256 tokens" in c.value for c in at.caption)
+    _click(at, "presentation_exit")
+    assert at.session_state[PRESENT_KEY] is False
+    assert at.title[0].value == "Compare models"
+    assert "present" not in at.query_params
+    # and the sidebar toggle turns it back on, putting ?present=1 in the URL
+    at.toggle(key="presentation_toggle").set_value(True)
+    _run(at)
+    assert at.session_state[PRESENT_KEY] is True
+    assert at.query_params["present"] in ("1", ["1"])
