@@ -372,13 +372,17 @@ def _decode_view(tok: Tokenizer, ids: list[int]) -> None:
         message = err.human() if isinstance(err, WaferError) else str(err)
         st.error(f"Decoding failed: {message}")
         return
-    st.html(chips_html(pieces, specials=list(tok.special_ids()) + tok.bos_ids()))
+    origin = st.session_state.get(ORIGIN) or {}
+    same_as_text = (origin.get("text") == st.session_state.get(IDS)
+                    and origin.get("key") == tok.source.key
+                    and origin.get("label") == tok.source.label)
+    if not same_as_text:  # chips identical to the text tab's above would only repeat them
+        st.html(chips_html(pieces, specials=list(tok.special_ids()) + tok.bos_ids()))
     if len(ids) > PIECE_LIMIT:
         st.caption(f"Chips for the first {PIECE_LIMIT} ids; the text below is all of them.")
     st.caption("Decoded text:")
     st.code(text or " ", language=None, wrap_lines=True)
     source = st.session_state.get(TEXT) or ""
-    origin = st.session_state.get(ORIGIN) or {}
     if origin.get("text") == st.session_state.get(IDS) and origin.get("key") == tok.source.key \
             and "chat template" not in origin.get("label", ""):
         specials = set(tok.bos_ids())
@@ -639,7 +643,7 @@ def _run_panel(run: tokens.CompletionRun, ebnf: str | None, pricing: Pricing,
             if verdict.ok:
                 st.success(f"✓ Output {verdict.summary}")
             elif not verdict.checkable:
-                st.caption(f"Output not checked: the grammar {verdict.summary}")
+                st.caption(f"Output not checked against the grammar — {verdict.summary}")
             else:
                 st.error(f"✗ Output does not match the grammar: {verdict.summary}")
                 if verdict.before or verdict.after:

@@ -513,7 +513,7 @@ def verify_output(ebnf: str, text: str) -> Verdict:
     if result.ok:
         return Verdict(True, "matches the grammar")
     if result.position is None:
-        return Verdict(False, f"could not be checked: {result.message}", checkable=False)
+        return Verdict(False, result.message or "invalid grammar", checkable=False)
     pos = result.position
     summary = result.message or f"breaks at character {pos}"
     return Verdict(False, summary, pos, text[max(0, pos - 24):pos], text[pos:pos + 24])

@@ -340,7 +340,7 @@ def test_verify_output_with_invalid_grammar_is_not_a_verdict() -> None:
 
     v = verify_output('root ::= "A" |', "A")
     assert not v.ok and not v.checkable
-    assert v.summary.startswith("could not be checked: invalid grammar")
+    assert v.summary.startswith("invalid grammar: EBNF parser error at line 1")
 
 
 def test_every_preset_is_sendable_and_its_example_verifies() -> None:

@@ -1,0 +1,109 @@
+"""Token & grammar page in headless Chromium against the real local engine.
+
+tokenize -> send with the A|B grammar (constrained vs unconstrained) -> output is A or B ->
+fork from an alternative -> an invalid grammar shows line and column; chips stay inert HTML.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import ROOT, wait_for_app
+
+pytestmark = [pytest.mark.e2e, pytest.mark.engine]
+
+SCREENS = ROOT / ".pytest_cache" / "screens"
+SMOL_IDS = "504, 3575, 282, 4649, 314"  # "The capital of France is" (research §4)
+
+
+def _shot(page: Page, name: str, focus: object | None = None) -> None:
+    """Streamlit scrolls an inner container, so full_page alone misses what is below."""
+    if focus is not None:
+        focus.scroll_into_view_if_needed()  # type: ignore[attr-defined]
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    path = SCREENS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    main = Path("/work/main/.pytest_cache/screens")
+    if main.resolve() != SCREENS.resolve() and main.parent.exists():
+        main.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, main / path.name)
+
+
+def _key(page: Page, key: str, what: str = "") -> object:
+    return page.locator(f".st-key-{key} {what}".strip())
+
+
+def test_tokens_flow(page: Page, streamlit_server_factory, local_engine: str,
+                     tmp_path: Path) -> None:
+    server = streamlit_server_factory(env={
+        "WAFER_ENDPOINT": "local", "WAFER_LOCAL_URL": local_engine,
+        "WAFER_PLAYGROUND_DB": str(tmp_path / "e2e.db")})
+    page.set_viewport_size({"width": 1500, "height": 2600})
+    page.goto(server.url + "/")
+    wait_for_app(page)
+    page.get_by_test_id("stSidebarNavLink").filter(has_text="Token & grammar").click()
+    wait_for_app(page)
+    expect(page.get_by_role("heading", name="Token & grammar workbench")).to_be_visible()
+
+    # text -> ids with the engine's own tokenizer, and back again exactly
+    page.get_by_role("button", name="Use these ids as the prompt ↓").first.click()
+    wait_for_app(page)
+    expect(_key(page, "tok_ids", "textarea")).to_have_value(SMOL_IDS)
+    expect(page.get_by_text("Round trip exact")).to_be_visible()
+    expect(page.get_by_text("produced by local engine /v1/tokenize")).to_be_visible()
+
+    # the A|B preset, a short run, both sides
+    _key(page, "tok_preset").click()
+    page.get_by_role("option", name="Choice A | B").click()
+    wait_for_app(page)
+    expect(_key(page, "tok_grammar", "textarea")).to_have_value('root ::= "A" | "B"')
+    expect(page.get_by_text("Grammar OK")).to_be_visible()
+    page.get_by_text("Request fields (sampling, stops, extras)").click()
+    max_tokens = _key(page, "tok_max_tokens", "input")
+    max_tokens.fill("10")
+    max_tokens.press("Enter")
+    wait_for_app(page)
+    page.get_by_role("button", name="Send").click()
+    wait_for_app(page, timeout=180_000)
+    expect(page.get_by_text("✓ Output matches the grammar")).to_be_visible(timeout=180_000)
+    codes = page.get_by_test_id("stCode").all_inner_texts()
+    assert any(c.strip() in ("A", "B") for c in codes), codes
+    expect(page.get_by_text("✗ Output does not match the grammar")).to_be_visible()
+    _shot(page, "tokens_compare", page.get_by_role("heading", name="④ Results"))
+
+    # fork the unconstrained run at its least likely token, onto an alternative
+    _key(page, "tok_fork_go_unconstrained", "button").click()
+    wait_for_app(page, timeout=180_000)
+    expect(page.get_by_text(re.compile(r"Fork of the unconstrained run at token #\d+"))) \
+        .to_be_visible(timeout=180_000)
+    forked = _key(page, "tok_ids", "textarea").input_value()
+    assert forked.startswith(SMOL_IDS + ", ") and len(forked) > len(SMOL_IDS)
+    _shot(page, "tokens_fork", page.get_by_text(re.compile(r"Fork of the unconstrained run")))
+
+    # an invalid grammar: line and column, and nothing is sent
+    grammar = _key(page, "tok_grammar", "textarea")
+    grammar.fill('root ::= "A" |\n  "B" | ')
+    grammar.press("Control+Enter")
+    wait_for_app(page)
+    expect(page.get_by_text(re.compile(r"Line \d+, column \d+:")).first).to_be_visible()
+    page.get_by_role("button", name="Send").click()
+    wait_for_app(page)
+    expect(page.get_by_text("Not sent — fix these first")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"the grammar does not parse: line \d+, column \d+"))) \
+        .to_be_visible()
+    _shot(page, "tokens_grammar_error", page.get_by_role("heading", name="② Grammar"))
+
+    # hostile text renders as inert chips
+    text = _key(page, "tok_text", "textarea")
+    text.fill('<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>')
+    text.press("Control+Enter")
+    wait_for_app(page)
+    expect(page.locator(".wtk .p").filter(has_text="script").first).to_be_visible()
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator(".wtk img").count() == 0
+    _shot(page, "tokens_chips", page.get_by_role("heading", name="① Prompt"))
