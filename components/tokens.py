@@ -756,11 +756,17 @@ def _fork(label: str, position: int, chosen_id: int) -> None:
     chosen = next((a for a in gen[position].alternatives if a.id == chosen_id), None)
     # The grammar is not sent on the fork: its root would restart mid-output.
     body = {**tokens.without_constraint(src.body), "prompt": new_prompt}
+    prev = (st.session_state.get(FORK_INFO) or {}) if label == "fork" else {}
+    chosen_text = chosen.text if chosen else ""
+    kept = [[t.id, t.text] for t in gen[:position] if t.id is not None]
     st.session_state[FORK_INFO] = {
-        "from": label, "position": position, "chosen_id": chosen_id,
-        "chosen_text": chosen.text if chosen else "", "kept": [
-            [t.id, t.text] for t in gen[:position] if t.id is not None],
-        "source_text": src.text, "constrained": bool(src.body.get("ebnf")),
+        "from": prev.get("from", label), "position": position, "chosen_id": chosen_id,
+        "chosen_text": chosen_text, "kept": kept,
+        # text from the start of the first completion up to the new continuation, so a fork
+        # of a fork still shows (and checks) the whole output
+        "lead": str(prev.get("lead", "")) + "".join(t for _, t in kept) + chosen_text,
+        "constrained": bool(prev.get("constrained")) or bool(src.body.get("ebnf")),
+        "depth": int(prev.get("depth", 0)) + 1,
     }
     runs["fork"] = tokens.CompletionRun("fork", body).to_dict()
     st.session_state[RUNS] = runs
@@ -770,7 +776,9 @@ def _fork(label: str, position: int, chosen_id: int) -> None:
 
 def _fork_panel(run: tokens.CompletionRun, pricing: Pricing, ebnf: str | None) -> None:
     info = st.session_state.get(FORK_INFO) or {}
-    st.markdown(f"**Fork** of the {info.get('from', '?')} run at token #{info.get('position')}"
+    depth = int(info.get("depth", 1))
+    what = f"the {info.get('from', '?')} run" + (f" (fork #{depth})" if depth > 1 else "")
+    st.markdown(f"**Fork** of {what} at token #{info.get('position')}"
                 f" → {info.get('chosen_text', '')!r} (id {info.get('chosen_id')})")
     st.caption("New prompt = original prompt ids + generated ids before the fork point + the "
                "chosen id; sent as ids, so nothing is re-tokenized. The grammar is not sent "
@@ -782,8 +790,7 @@ def _fork_panel(run: tokens.CompletionRun, pricing: Pricing, ebnf: str | None) -
     chosen = [TokenPiece(int(info.get("chosen_id", 0)), str(info.get("chosen_text", "")))]
     gen = run.tokens()
     st.html(generated_html(gen, prefix=[*kept, *chosen]))
-    full = "".join(t for _, t in info.get("kept", [])) + str(info.get("chosen_text", "")) \
-        + run.text
+    full = str(info.get("lead", "")) + run.text
     st.caption("Output from the start of the original completion:")
     st.code(full or "(empty)", language=None, wrap_lines=True)
     if ebnf and info.get("constrained"):

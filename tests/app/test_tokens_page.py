@@ -411,3 +411,14 @@ def test_save_and_load_grammar_library(api: HTTPXMock) -> None:
     # an invalid grammar cannot be saved
     at.text_area(key="tok_grammar").set_value('root ::= "A" |').run()
     assert at.button(key="tok_saved_save").disabled
+
+
+def test_fork_of_a_fork_keeps_the_whole_prefix(api: HTTPXMock) -> None:
+    at = _send_both(_app())
+    at.button(key="tok_fork_go_unconstrained").click().run()
+    assert any(c.value == " Paris! Paris." for c in at.code)
+    at.button(key="tok_fork_go_fork").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert _sent(api)[-1]["prompt"] == [12, 13, 14, 501, 504, 501, 504]
+    assert any(c.value == " Paris! Paris! Paris." for c in at.code)
+    assert any("(fork #2)" in m.value for m in at.markdown)
