@@ -7,6 +7,8 @@ Every error can say what happened in one sentence (`human()`), with the Wafer `c
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 __all__ = [
@@ -163,12 +165,20 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
 
 
 def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait: `Retry-After` is delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
-        return None  # HTTP-date form: rare for APIs; treat as unknown
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # an HTTP-date is GMT by definition
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def parse_envelope(payload: Any) -> dict[str, Any] | None:

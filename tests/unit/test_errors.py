@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -108,8 +109,13 @@ def test_empty_and_plain_bodies() -> None:
 def test_retry_after() -> None:
     err = error_from_response(429, {"retry-after": "3"}, "{}")
     assert err.retry_after == 3.0 and "Retry after 3 s." in err.human()
-    assert error_from_response(429, {"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"},
-                               "{}").retry_after is None
+    # The HTTP-date form: a past date means "now", a future one the seconds until then.
+    assert error_from_response(429, {"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"},
+                               "{}").retry_after == 0.0
+    soon = (datetime.now(UTC) + timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    wait = error_from_response(429, {"retry-after": soon}, "{}").retry_after
+    assert wait is not None and 80 <= wait <= 90
+    assert error_from_response(429, {"retry-after": "soon-ish"}, "{}").retry_after is None
     assert error_from_response(429, {"retry-after": "-5"}, "{}").retry_after == 0.0
 
 
