@@ -192,15 +192,26 @@ def parse_envelope(payload: Any) -> dict[str, Any] | None:
         return {"message": err}
     if payload.get("object") == "error" and "message" in payload:  # raw SGLang
         return payload
+    detail = payload.get("detail")  # FastAPI/Starlette-style proxies in front of a backend
+    if isinstance(detail, str) and detail:
+        return {"message": detail}
+    if isinstance(detail, list) and detail:
+        first = detail[0]
+        text = first.get("msg") if isinstance(first, dict) else None
+        return {"message": str(text or detail[0])}
+    if isinstance(payload.get("message"), str) and payload["message"]:
+        return payload
     return None
 
 
-def _summarise_body(text: str, content_type: str) -> str:
+def _summarise_body(text: str, content_type: str, *, is_json: bool = False) -> str:
     snippet = " ".join(text.split())[:200]
     if "html" in content_type or snippet.lower().startswith(("<!doctype", "<html")):
         return "the server returned an HTML page instead of JSON (a proxy or gateway error?)"
     if not snippet:
         return "the server returned an empty body"
+    if is_json:
+        return f"the server returned an error body without a message: {snippet!r}"
     return f"the server returned a non-JSON body: {snippet!r}"
 
 
@@ -211,14 +222,16 @@ def error_from_response(
     request_id = headers.get("x-request-id") or fallback_request_id
     retry_after = _retry_after(headers.get("retry-after"))
     cls = _BY_STATUS.get(status, ServerError if status >= 500 else APIStatusError)
+    is_json = True
     try:
         payload = json.loads(text) if text else None
     except ValueError:
-        payload = None
+        payload, is_json = None, False
     err = parse_envelope(payload)
     if err is None:
         return cls(
-            _summarise_body(text, headers.get("content-type", "")),
+            _summarise_body(text, headers.get("content-type", ""), is_json=is_json and
+                            payload is not None),
             status=status,
             request_id=request_id,
             retry_after=retry_after,

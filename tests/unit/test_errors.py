@@ -71,6 +71,17 @@ def test_llama_cpp_string_error() -> None:
     assert parse_envelope({"error": "model not loaded"}) == {"message": "model not loaded"}
 
 
+def test_proxy_shapes() -> None:
+    assert error_from_response(422, {}, json.dumps({"detail": "bad body"})).message == "bad body"
+    err = error_from_response(422, {}, json.dumps(
+        {"detail": [{"loc": ["body", "model"], "msg": "field required"}]}))
+    assert err.message == "field required"
+    assert error_from_response(503, {}, json.dumps({"message": "overloaded"})).message == \
+        "overloaded"
+    odd = error_from_response(500, {}, json.dumps({"status": "bad"}))
+    assert "without a message" in odd.message and "non-JSON" not in odd.message
+
+
 @pytest.mark.parametrize("payload", [None, [], "x", {"data": []}, {"object": "error"}])
 def test_not_an_envelope(payload: object) -> None:
     assert parse_envelope(payload) is None
