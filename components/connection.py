@@ -179,9 +179,18 @@ class ModelList:
 
 
 def _host_label(base_url: str) -> str:
+    """host[:port] for display: never the `user:password@` part a typed URL may carry."""
     from urllib.parse import urlsplit
 
-    return urlsplit(base_url).netloc or base_url
+    parts = urlsplit(base_url)
+    if not parts.hostname:
+        return "" if "@" in base_url else base_url
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    try:
+        port = parts.port
+    except ValueError:  # a typed URL with a bad port
+        port = None
+    return f"{host}:{port}" if port else host
 
 
 def load_models(conn: Connection | None = None, *, refresh: bool = False) -> ModelList:

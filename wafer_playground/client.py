@@ -431,8 +431,15 @@ def _path(url: str) -> str:
 
 
 def _host(url: str) -> str:
+    """host[:port] for messages: never userinfo (`user:password@`) from the URL."""
     parts = urlsplit(url)
-    return parts.netloc or url
+    if not parts.hostname:
+        return url if "@" not in url else "the server"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.hostname}:{port}" if port else parts.hostname
 
 
 def _transport_reason(exc: httpx.TransportError) -> str:

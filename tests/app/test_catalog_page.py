@@ -316,3 +316,12 @@ def test_zdr_required_hint(app_env: str, httpx_mock: HTTPXMock) -> None:
     _run(at)
     assert any("requires ZDR" in c.value for c in at.caption)
     assert httpx_mock.get_request().headers["Wafer-ZDR"] == "required"  # type: ignore[union-attr]
+
+
+def test_host_label_drops_userinfo() -> None:
+    from components.connection import _host_label
+
+    assert _host_label("http://alice:hunter2@wafer.test:8080/v1") == "wafer.test:8080"
+    assert _host_label("https://pass.wafer.ai/v1") == "pass.wafer.ai"
+    assert _host_label("http://[::1]:9/v1") == "[::1]:9"
+    assert "hunter2" not in _host_label("alice:hunter2@")

@@ -469,3 +469,11 @@ def test_transport_error_text_never_has_key(httpx_mock: HTTPXMock, client: Wafer
     with pytest.raises(APIConnectionError) as info:
         client.chat({"model": "m"})
     assert KEY not in str(info.value)
+
+
+def test_userinfo_in_base_url_never_in_messages(httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_exception(httpx.ConnectError("Connection refused"))
+    c = WaferClient("http://alice:hunter2@wafer.test:8080/v1", KEY, max_retries=0)
+    with pytest.raises(APIConnectionError) as info:
+        c.chat({"model": "m"})
+    assert "hunter2" not in str(info.value) and "wafer.test:8080" in str(info.value)
