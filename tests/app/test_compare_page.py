@@ -238,3 +238,56 @@ def test_query_param_turns_presentation_on_and_exit_turns_it_off(db: Path,
     _run(at)
     assert at.session_state[PRESENT_KEY] is True
     assert at.query_params["present"] in ("1", ["1"])
+
+
+def completion_stream(request: httpx.Request) -> httpx.Response:
+    body = json.loads(request.content)
+    text = {"GLM-5.1": ["y", "es"], "Kimi-K3": ["may", "be"]}[body["model"]]
+    chunks = [{"choices": [{"index": 0, "text": t, "finish_reason": None}]} for t in text]
+    chunks.append({"choices": [{"index": 0, "text": "", "finish_reason": "stop"}]})
+    chunks.append({"choices": [], "usage": {"prompt_tokens": len(body["prompt"]),
+                                            "completion_tokens": len(text)}})
+    return httpx.Response(200, content=sse(*chunks),
+                          headers={"content-type": "text/event-stream"})
+
+
+def test_token_id_completion_with_grammar_verdicts(db: Path, httpx_mock: HTTPXMock) -> None:
+    httpx_mock.add_callback(completion_stream, url=f"{FAKE_BASE}/completions", is_reusable=True)
+    at = _page(httpx_mock)
+    at.segmented_control(key="cmp_mode").set_value("completions")
+    _run(at)
+    at.segmented_control(key="cmp_prompt_kind").set_value("ids")
+    _run(at)
+    at.selectbox(key="cmp_model_0").set_value("GLM-5.1")
+    at.selectbox(key="cmp_model_1").set_value("Kimi-K3")
+    at.text_area(key="cmp_ids").set_value("[9703, 25, 7]")
+    at.text_area(key="cmp_grammar").set_value('root ::= "yes" | "no"')
+    _click(at, "cmp_run")
+    bodies = [json.loads(r.content) for r in httpx_mock.get_requests()
+              if r.url.path.endswith("/completions")]
+    assert len(bodies) == 2
+    assert all(b["prompt"] == [9703, 25, 7] and b["ebnf"] == 'root ::= "yes" | "no"'
+               for b in bodies)
+    sess: CompareSession = at.session_state[SESSION_KEY]
+    assert [s.content for s in sess.snaps] == ["yes", "maybe"]
+    assert [r.grammar_ok for r in sess.results] == [True, False]
+    assert [r.prompt_tokens for r in sess.results] == [3, 3]
+    table = at.table[0].value
+    assert list(table["Grammar"]) == ["✓ matches", "✗ no match"]
+    assert any("grammar: breaks" in c.value for c in at.caption)
+
+
+def test_invalid_grammar_or_ids_block_the_run(db: Path, httpx_mock: HTTPXMock) -> None:
+    at = _page(httpx_mock)
+    at.segmented_control(key="cmp_mode").set_value("completions")
+    _run(at)
+    at.segmented_control(key="cmp_prompt_kind").set_value("ids")
+    _run(at)
+    at.text_area(key="cmp_ids").set_value("1, two, 3")
+    _click(at, "cmp_run")
+    assert any("not an integer" in e.value for e in at.error)
+    at.text_area(key="cmp_ids").set_value("1 2 3")
+    at.text_area(key="cmp_grammar").set_value('root ::= "a" |')
+    _click(at, "cmp_run")
+    assert any("not valid EBNF" in e.value for e in at.error)
+    assert not [r for r in httpx_mock.get_requests() if r.url.path.endswith("/completions")]
