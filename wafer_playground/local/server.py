@@ -89,6 +89,8 @@ class EngineConfig:
     api_key: str | None = None
     queue_size: int = 8  # waiting requests per model beyond the one running
     max_output_tokens: int = cards.DEFAULT_MAX_OUTPUT
+    # tests inject faults here (a transport that refuses, breaks mid-stream, answers junk)
+    upstream_transport: httpx.AsyncBaseTransport | None = None
 
 
 # --- request ids and the envelope ------------------------------------------------------------
@@ -532,11 +534,15 @@ class LocalEngineApp:
                            "logprobs with tools is not supported when streaming on the local "
                            "engine", param="logprobs")
         up = self._chat_upstream(body)
-        n_prompt = await self.count_chat_prompt(b, up)
         requested = body.get("max_tokens")
         if requested is None:
             requested = body.get("max_completion_tokens")
-        up["max_tokens"] = self.resolve_max_tokens(b, requested, n_prompt, None)
+        eff = min(requested or self.config.max_output_tokens, self.config.max_output_tokens)
+        if _prompt_token_bound(up) + eff <= b.n_ctx:
+            up["max_tokens"] = eff  # provably fits: skip two round trips on the hot path
+        else:
+            n_prompt = await self.count_chat_prompt(b, up)
+            up["max_tokens"] = self.resolve_max_tokens(b, requested, n_prompt, None)
         top_k = int(body.get("top_logprobs") or 0) if body.get("logprobs") else None
         stream = body.get("stream") is True
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -1101,7 +1107,8 @@ class LocalEngineApp:
             for b in self.backends.values():
                 b.client = httpx.AsyncClient(
                     base_url=b.url, timeout=httpx.Timeout(600, connect=5),
-                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=16))
+                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+                    transport=self.config.upstream_transport)
                 b.slot = asyncio.Semaphore(1)
             try:
                 yield
@@ -1142,6 +1149,27 @@ def _any(v: Any, p: str) -> None:
 def _parse_dt(s: str) -> datetime:
     dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _prompt_token_bound(up: dict[str, Any]) -> int:
+    """An upper bound on the templated prompt's token count without tokenizing: a token
+    covers at least one byte (byte-level BPE and byte-fallback SPM alike), plus a generous
+    allowance for the chat template's own text (ChatML adds < 30 bytes per message and a
+    ~70-byte default system prompt)."""
+    n = 256
+    for m in up["messages"]:
+        c = m.get("content")
+        if isinstance(c, str):
+            n += len(c.encode())
+        elif isinstance(c, list):
+            n += sum(len(str(p.get("text", "")).encode()) for p in c if isinstance(p, dict))
+        if m.get("tool_calls"):
+            n += len(_dumps(m["tool_calls"]))
+        n += 64
+    for k in ("tools", "response_format"):
+        if up.get(k) is not None:
+            n += 2 * len(_dumps(up[k]))
+    return n
 
 
 def _trim_chat_logprobs(lp: Any, k: int) -> None:
