@@ -395,8 +395,8 @@ def _finish(turn: dict[str, Any], acc: ChatAccumulator | AnthropicAccumulator,
 @st.fragment(run_every=1.0)
 def refresh_after_stop() -> None:
     """After a Stop nothing may be drawn, so the "stopped" turn (badge, estimated cost)
-    would only appear on the next interaction. This tiny poller notices the flag set in
-    `generate`'s `finally` and reruns the page once; otherwise it draws nothing."""
+    would only appear on the next interaction. This tiny poller, drawn only on runs that
+    stream, notices the flag set in `generate`'s `finally` and reruns the page once."""
     flags = st.session_state.get(FLAGS) or {}
     if flags.get("refresh"):
         flags["refresh"] = False

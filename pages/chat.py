@@ -58,7 +58,6 @@ if models.error is not None:
 if block:
     st.warning(f"Chat is not available for this model: {block}.", icon=":material/block:")
 
-chat.refresh_after_stop()
 left, right = st.columns([0.64, 0.36], gap="large")
 with right, st.container(border=True):
     chat_params.params_panel(model)
@@ -130,4 +129,6 @@ if action and not block:
                      icon=":material/error:")
     elif chat.turns() and chat.turns()[-1]["role"] in ("user", "tool"):
         with live:
+            # drawn only on generating runs, so the poller exists just while a Stop can happen
+            chat.refresh_after_stop()
             chat.generate(ctx)

@@ -250,6 +250,17 @@ def test_local_engine_turn_stop_and_code(page: Page, streamlit_server_factory, l
     assert " ".join(before.split()) in " ".join(stopped_msg.inner_text().split())
     shot(page, tmp_path, "chat-stopped")
 
+    # 4. the same conversation through the Anthropic Messages surface
+    set_max_tokens(page, 24)
+    page.get_by_text("Anthropic", exact=True).click()
+    wait_for_app(page)
+    send(page, "Say hello.")
+    last = page.get_by_test_id("stChatMessage").nth(5)
+    expect(last).to_contain_text("/v1/messages", timeout=180_000)
+    expect(last).to_contain_text("actual")
+    wait_for_app(page)
+    shot(page, tmp_path, "chat-messages")
+
 
 def _weather_agent(body: dict) -> list[dict]:
     """A scripted reasoning model: thinks, calls get_weather, then answers from the result."""
