@@ -67,7 +67,9 @@ def test_queue_full_is_429_and_disconnects_free_the_slot(auth_engine: str) -> No
     socks = []
     try:
         for k in range(1, 4):
-            socks.append(_raw_post(auth_engine, "/completions", LONG))
+            # the middle one is non-streaming: its cancellation path is different
+            body = {**LONG, "stream": False} if k == 2 else LONG
+            socks.append(_raw_post(auth_engine, "/completions", body))
             _wait_admitted(auth_engine, k)
         with httpx.Client(base_url=auth_engine, timeout=60, headers=headers) as probe:
             r = probe.post("/completions", json={**LONG, "stream": False, "max_tokens": 1})
