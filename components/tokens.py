@@ -91,7 +91,7 @@ def render_page() -> None:
     left, right = st.columns([3, 2], gap="large")
     with left, st.container(border=True):
         st.subheader("① Prompt", anchor=False)
-        ids, ids_error = _prompt_section(model, tok, local, client, vocab)
+        ids, ids_error = _prompt_section(conn, model, tok, local, client, vocab)
     with right, st.container(border=True):
         st.subheader("② Grammar", anchor=False)
         ebnf, _report = grammar_editor.grammar_editor()
@@ -216,8 +216,9 @@ def _bos_action(bos: list[int], add: bool, key: str, label: str) -> None:
     _set_prompt(ids, origin.get("key", key), origin.get("label", label))
 
 
-def _prompt_section(model: Model, tok: Tokenizer | None, local: bool, client: WaferClient,
-                    vocab: int | None) -> tuple[list[int] | None, str | None]:
+def _prompt_section(conn: Connection, model: Model, tok: Tokenizer | None, local: bool,
+                    client: WaferClient, vocab: int | None
+                    ) -> tuple[list[int] | None, str | None]:
     text_tab, chat_tab = st.tabs(["Text → ids", "Chat template → ids"])
     with text_tab:
         _text_tab(tok)
@@ -246,7 +247,71 @@ def _prompt_section(model: Model, tok: Tokenizer | None, local: bool, client: Wa
         _bos_controls(tok, ids, model)
         if not bad:
             _decode_view(tok, ids)
+    if not bad:
+        _peek(conn, client, model, ids)
     return ids, None
+
+
+def _append_id(ids: list[int], token_id: int) -> None:
+    origin = st.session_state.get(ORIGIN) or {}
+    label = str(origin.get("label", "the prompt"))
+    suffix = " (+ ids appended from next-token probabilities)"
+    _set_prompt([*ids, token_id], origin.get("key", "fork"),
+                label if label.endswith(suffix) else label + suffix)
+
+
+def _peek(conn: Connection, client: WaferClient, model: Model, ids: list[int]) -> None:
+    """Top-20 next tokens at the end of the prompt (one 1-token request); append one."""
+    with st.expander("Next-token probabilities at the end of the prompt"):
+        ids_text = st.session_state.get(IDS) or ""
+        cols = st.columns([2, 3], vertical_alignment="center")
+        go = cols[0].button("Peek at the next token", key="tok_peek", width="stretch")
+        cols[1].caption("Sends one request: max_tokens 1, temperature 0, logprobs 20 "
+                        f"(≈ {len(ids)} prompt tokens + 1 output token; priced like any run).")
+        if go:
+            body = {"model": model.id, "prompt": ids, "max_tokens": 1, "temperature": 0.0,
+                    "logprobs": 20, "return_token_ids": True}
+            run = tokens.CompletionRun("peek", body)
+            store_id = _log_start(conn, run)
+            started = time.perf_counter()
+            try:
+                res = client.completions(body)
+                run.request_id = res.request_id
+                run.feed(res.data)
+            except WaferError as err:
+                run.error = tokens.RunError(err.title, err.human(), err.code, err.status,
+                                            err.request_id)
+            run.elapsed_s = time.perf_counter() - started
+            run.store_id = store_id
+            _log_end(run, model.pricing)
+            st.session_state["tokens_peek"] = {"ids": ids_text, "run": run.to_dict()}
+        peek = st.session_state.get("tokens_peek")
+        if not peek or peek.get("ids") != ids_text:
+            return
+        run = tokens.CompletionRun.from_dict(peek["run"])
+        if run.error:
+            st.error(f"**{run.error.title}** — {run.error.message}", icon=":material/warning:")
+            return
+        gen = run.tokens()
+        if not gen or not gen[0].alternatives:
+            st.caption("The server returned no alternatives for the next token.")
+            return
+        alts = [a for a in gen[0].alternatives if a.id is not None]
+        st.dataframe(pd.DataFrame([{"token": _tok_label(a.text), "id": a.id, "p": a.prob}
+                                   for a in gen[0].alternatives]),
+                     hide_index=True, width="stretch", height=min(300, 36 + 35 * len(alts)),
+                     column_config={"p": st.column_config.ProgressColumn(
+                         "p", min_value=0.0, max_value=1.0, format="percent")})
+        if not alts:
+            return
+        by_id = {a.id: a for a in alts}
+        if st.session_state.get("tok_peek_pick") not in by_id:
+            st.session_state["tok_peek_pick"] = alts[0].id
+        pick = st.selectbox("Append to the prompt", list(by_id), key="tok_peek_pick",
+                            format_func=lambda i: f"{_tok_label(by_id[i].text)} · id {i} · "
+                                                  f"{tokens.format_prob(by_id[i].prob)}")
+        st.button("Append this id ↵", key="tok_peek_append", on_click=_append_id,
+                  args=(ids, int(pick)))
 
 
 def _text_tab(tok: Tokenizer | None) -> None:

@@ -81,9 +81,12 @@ def _completions(request: httpx.Request) -> httpx.Response:
         events = [_chunk(" Paris", 501, -0.2, [(501, " Paris", -0.2), (502, " Lyon", -2.0)]),
                   _chunk(".", 503, -1.2, [(504, "!", -0.5), (503, ".", -1.2)], "length")]
         out = 2
-    events.append({"object": "text_completion", "choices": [],
-                   "usage": {"prompt_tokens": n, "completion_tokens": out,
-                             "total_tokens": n + out}})
+    usage = {"prompt_tokens": n, "completion_tokens": out, "total_tokens": n + out}
+    if not body.get("stream"):  # one JSON body: the first token's choice is enough here
+        return httpx.Response(200, headers={"x-request-id": "req_0123456789ab"},
+                              json={"object": "text_completion", "usage": usage,
+                                    "choices": events[0]["choices"]})
+    events.append({"object": "text_completion", "choices": [], "usage": usage})
     return httpx.Response(200, headers={"content-type": "text/event-stream",
                                         "x-request-id": "req_0123456789ab"},
                           content=_sse(events))
@@ -422,3 +425,17 @@ def test_fork_of_a_fork_keeps_the_whole_prefix(api: HTTPXMock) -> None:
     assert _sent(api)[-1]["prompt"] == [12, 13, 14, 501, 504, 501, 504]
     assert any(c.value == " Paris! Paris! Paris." for c in at.code)
     assert any("(fork #2)" in m.value for m in at.markdown)
+
+
+def test_peek_next_token_and_append(api: HTTPXMock) -> None:
+    at = _app()
+    at.text_area(key="tok_ids").set_value("12, 13").run()
+    at.button(key="tok_peek").click().run()
+    peek = _sent(api)[-1]
+    assert peek == {"model": LOCAL, "prompt": [12, 13], "max_tokens": 1, "temperature": 0.0,
+                    "logprobs": 20, "return_token_ids": True}
+    tables = [d.value for d in at.dataframe if "id" in d.value.columns]
+    assert list(tables[0]["id"]) == [501, 502]
+    at.selectbox(key="tok_peek_pick").set_value(502).run()
+    at.button(key="tok_peek_append").click().run()
+    assert at.session_state["tok_ids"] == "12, 13, 502"

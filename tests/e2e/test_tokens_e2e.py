@@ -24,7 +24,9 @@ SMOL_IDS = "504, 3575, 282, 4649, 314"  # "The capital of France is" (research �
 def _shot(page: Page, name: str, focus: object | None = None) -> None:
     """Streamlit scrolls an inner container, so full_page alone misses what is below."""
     if focus is not None:
-        focus.scroll_into_view_if_needed()  # type: ignore[attr-defined]
+        focus.first.evaluate(  # type: ignore[attr-defined]
+            "e => e.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(300)
     SCREENS.mkdir(parents=True, exist_ok=True)
     path = SCREENS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
@@ -74,6 +76,9 @@ def test_tokens_flow(page: Page, streamlit_server_factory, local_engine: str,
     codes = page.get_by_test_id("stCode").all_inner_texts()
     assert any(c.strip() in ("A", "B") for c in codes), codes
     expect(page.get_by_text("✗ Output does not match the grammar")).to_be_visible()
+    # hovering a generated token names its probability and top alternatives (with ids)
+    hover = page.locator(".wtk .c[title*='top alternatives']").first
+    assert re.search(r"\(id \d+\) ", hover.get_attribute("title") or "")
     _shot(page, "tokens_compare", page.get_by_role("heading", name="④ Results"))
 
     # fork the unconstrained run at its least likely token, onto an alternative
