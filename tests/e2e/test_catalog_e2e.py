@@ -135,6 +135,20 @@ def test_catalog_filter_select_detail(page, fake_wafer: FakeWafer,  # type: igno
     page.wait_for_url("**/chat?model=Kimi-K3")
 
 
+def test_shared_link_opened_first_on_a_fresh_server(page, fake_wafer: FakeWafer,  # type: ignore[no-untyped-def]
+                                                   streamlit_server_factory) -> None:
+    # The very first request of the server process is a deep link with filter state.
+    server = streamlit_server_factory(env={"WAFER_ENDPOINT": "wafer",
+                                           "WAFER_BASE_URL": fake_wafer.base_url,
+                                           "WAFER_API_KEY": "test-key"})
+    _open(page, f"{server.url}/catalog?caps=vision&sort=output&model=Kimi-K3")
+    page.get_by_text("1 of 3 models").wait_for()
+    assert "Kimi-K3" in page.locator(".st-key-cat_detail").inner_text()
+    assert page.get_by_test_id("stSidebar").get_by_text("Connection").count() == 1
+    assert page.get_by_test_id("stException").count() == 0
+    assert "caps=vision" in page.url
+
+
 @pytest.mark.parametrize("mode", ["down", "401", "html"])
 def test_no_traceback_when_endpoint_fails(page, fake_wafer: FakeWafer,  # type: ignore[no-untyped-def]
                                           streamlit_server_factory, mode: str,
