@@ -298,23 +298,31 @@ def usd_per_token(pricing: Pricing) -> tuple[float, float, float]:
     return f(pricing.input_cpm), f(cached), f(pricing.output_cpm)
 
 
-def row_costs(uncached: np.ndarray, cached: np.ndarray, output: np.ndarray,
-              pricings: Sequence[Pricing]) -> np.ndarray:
-    """Per-row dollars for every pricing at once: shape (rows, len(pricings)), float64.
-
-    NaN where a needed price is not published. Cached rates fall back to input rates (see
-    module doc); a cached rate that is NaN only matters for rows with cached tokens.
-    """
+def _rate_matrix(pricings: Sequence[Pricing]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rates with NaN zeroed (m, 3), model unpriced mask, cached-rate-missing mask)."""
     rates = np.array([usd_per_token(p) for p in pricings], dtype="float64").reshape(-1, 3)
+    unpriced = np.isnan(rates[:, 0]) | np.isnan(rates[:, 2])
+    cache_missing = np.isnan(rates[:, 1]) & ~unpriced
+    return np.nan_to_num(rates, nan=0.0), unpriced, cache_missing
+
+
+def row_costs(uncached: np.ndarray, cached: np.ndarray, output: np.ndarray,
+              pricings: Sequence[Pricing], *, transposed: bool = False) -> np.ndarray:
+    """Per-row dollars for every pricing at once: shape (rows, len(pricings)), float64
+    ((len(pricings), rows) with `transposed`, contiguous per model for fast quantiles).
+
+    One matrix product. NaN where a needed price is not published; cached rates fall back
+    to input rates (see module doc), so a missing cached rate only matters for rows that
+    have cached tokens and a model with no input price either.
+    """
+    clean, unpriced, cache_missing = _rate_matrix(pricings)
     tokens = np.stack([np.asarray(uncached, dtype="float64"), np.asarray(cached, "float64"),
-                       np.asarray(output, "float64")], axis=1)
-    # 0 tokens * NaN rate would poison the row; a missing rate for an unused part is harmless
-    # only for cache reads (input/output unpublished -> whole model unpriced, see price_tokens).
-    cached_rate = np.nan_to_num(rates[:, 1], nan=0.0)
-    out = tokens[:, :1] * rates[:, 0] + tokens[:, 1:2] * cached_rate + tokens[:, 2:3] * rates[:, 2]
-    needs_cache = tokens[:, 1:2] > 0
-    out = np.where(needs_cache & np.isnan(rates[:, 1])[None, :], np.nan, out)
-    return out
+                       np.asarray(output, "float64")])  # (3, n)
+    out = clean @ tokens  # (m, n)
+    out[unpriced, :] = np.nan
+    if cache_missing.any():
+        out[np.ix_(cache_missing, tokens[1] > 0)] = np.nan
+    return out if transposed else out.T
 
 
 # --- the planner ----------------------------------------------------------------------------
@@ -525,8 +533,10 @@ def reprice(frame: pd.DataFrame, models: Sequence[Model]) -> RepriceResult:
     single = "requests" not in frame or bool((frame["requests"] == 1).all())
     priced_models = [m for m in models if m.pricing.published]
     if single and len(frame) and priced_models:
-        matrix = row_costs(uncached, cached, completion, [m.pricing for m in priced_models])
-        q = np.quantile(matrix, 0.9, axis=0)
+        matrix = row_costs(uncached, cached, completion, [m.pricing for m in priced_models],
+                           transposed=True)
+        q = np.quantile(matrix, 0.9, axis=1)
+        del matrix
         p90 = {m.id: float(v) for m, v in zip(priced_models, q, strict=True)}
 
     per_model = []
@@ -551,26 +561,42 @@ def reprice(frame: pd.DataFrame, models: Sequence[Model]) -> RepriceResult:
         "output_usd", "mean_request_usd", "p90_request_usd", "price_source", "notes", "_exact"])
     per = per.sort_values(["total_usd", "model"], na_position="last").reset_index(drop=True)
 
-    # Each row on its own model: group rows by model, one vectorised pass per model.
+    # Each row on its own model: per-row rates gathered by model code (one pass), and exact
+    # per-model token sums (bincount is exact while sums stay below 2**53 tokens).
     by_key = {_model_key(m.id): m for m in models}
     names = frame["model"].astype("string").fillna("") if "model" in frame else pd.Series(
         [""] * len(frame), dtype="string")
     codes, uniques = pd.factorize(names.str.strip().str.lower(), sort=False)
+    own = [by_key.get(str(key)) for key in uniques]
+    own_priced = [m for m in own if m is not None and m.pricing.published]
     row_cost = np.full(len(frame), np.nan)
     logged_cost: Cost | None = None
     parts: list[Cost] = []
     priced_rows = 0
-    for i, key in enumerate(uniques):
-        model = by_key.get(str(key))
-        if model is None or not model.pricing.published:
-            continue
-        mask = codes == i
-        rc = row_costs(uncached[mask], cached[mask], completion[mask], [model.pricing])[:, 0]
-        row_cost[mask] = rc
-        sub = Usage(int(prompt[mask].sum()), int(completion[mask].sum()), int(cached[mask].sum()),
-                    int(tok["reasoning_tokens"][mask].sum()))
-        parts.append(cost_of(sub, model.pricing, kind="actual"))
-        priced_rows += int(mask.sum())
+    if own_priced:
+        pricing_of_code = [m.pricing if m is not None and m.pricing.published else Pricing()
+                           for m in own]
+        clean, unpriced, cache_missing = _rate_matrix(pricing_of_code)
+        r = clean[codes]  # (n, 3) per-row rates
+        row_cost = uncached * r[:, 0] + cached * r[:, 1] + completion * r[:, 2]
+        row_cost[unpriced[codes] | (cache_missing[codes] & (cached > 0))] = np.nan
+        k = len(uniques)
+        exact = max(totals.prompt_tokens, totals.completion_tokens) < 2**53
+        sums = {}
+        for name, arr in (("p", prompt), ("c", cached), ("o", completion),
+                          ("r", tok["reasoning_tokens"])):
+            if exact:
+                sums[name] = np.bincount(codes, weights=arr, minlength=k).astype("int64")
+            else:  # astronomically large files: exact int64 sums per model instead
+                sums[name] = np.array([int(arr[codes == i].sum()) for i in range(k)])
+        counts = np.bincount(codes, minlength=k)
+        for i, m in enumerate(own):
+            if m is None or not m.pricing.published:
+                continue
+            sub = Usage(int(sums["p"][i]), int(sums["o"][i]), int(sums["c"][i]),
+                        int(sums["r"][i]))
+            parts.append(cost_of(sub, m.pricing, kind="actual"))
+            priced_rows += int(counts[i])
     if parts:
         logged_cost = _sum_costs(parts)
     return RepriceResult(per, logged_cost, priced_rows, len(frame) - priced_rows, row_cost, totals,

@@ -27,6 +27,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,11 @@ def _norm(name: str) -> str:
     return str(name).strip().lower().replace(" ", "_").replace("-", "_")
 
 
+@lru_cache(maxsize=256)
+def _canon_cached(keys: tuple[str, ...]) -> dict[str, str]:
+    return _canon(keys)
+
+
 def _canon(keys: Sequence[str]) -> dict[str, str]:
     """canonical name -> actual key present (first alias found)."""
     present = {_norm(k): k for k in keys}
@@ -121,13 +127,42 @@ class _Columns:
         return len(self.line)
 
 
-def _numeric(raw: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(values as float64, empty mask). Strings are parsed; bools are not numbers."""
+def _all_str(raw: np.ndarray) -> bool:
+    return bool(pd.api.types.infer_dtype(raw, skipna=False) == "string")
+
+
+def _numeric(raw: list[Any] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(values as float64, empty mask). Strings are parsed; bools are not numbers.
+
+    Vectorised: one `type` pass (a builtin, no Python lambda per cell), then pandas.
+    """
+    if isinstance(raw, np.ndarray) and raw.dtype == object and _all_str(raw):
+        # CSV columns: only strings, so no per-cell type checks
+        empty = raw == ""
+        vals = pd.to_numeric(raw, errors="coerce")
+        return np.asarray(vals, dtype="float64"), np.asarray(empty, dtype=bool)
     s = pd.Series(raw, dtype=object)
-    empty = s.isna().to_numpy() | s.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy()
-    is_bool = s.map(lambda v: isinstance(v, bool)).to_numpy()
-    vals = pd.to_numeric(s.where(~is_bool, "x"), errors="coerce").to_numpy(dtype="float64")
+    empty = s.isna().to_numpy().copy()
+    types = s.map(type).to_numpy()
+    is_str = types == str  # noqa: E721 - elementwise over a numpy array of types
+    if is_str.any():
+        blank = s[is_str].str.strip().eq("").to_numpy()
+        empty[np.nonzero(is_str)[0][blank]] = True
+    is_bool = types == bool  # noqa: E721 - elementwise
+    if is_bool.any():
+        s = s.where(~is_bool, "x")
+    vals = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64")
     return vals, empty
+
+
+def _timestamps(raw: list[Any]) -> pd.Series:
+    """UTC timestamps; unreadable ones become NaT (a time is optional for pricing)."""
+    s = pd.Series(raw, dtype=object)
+    out = pd.to_datetime(s, errors="coerce", utc=True, format="ISO8601")
+    retry = out.isna() & s.notna()
+    if retry.any():  # not ISO 8601 ("09/02/2026 10:00", epoch objects...): slower parser
+        out[retry] = pd.to_datetime(s[retry], errors="coerce", utc=True, format="mixed")
+    return out
 
 
 def _validate(cols: _Columns, fmt: str, pre_bad: list[BadRow]) -> ParsedUsage:
@@ -177,9 +212,8 @@ def _validate(cols: _Columns, fmt: str, pre_bad: list[BadRow]) -> ParsedUsage:
     n_bad = len(bad)
 
     models = pd.Series(cols.raw["model"], dtype=object).where(lambda s: s.notna(), "")
-    ts = pd.to_datetime(pd.Series(cols.raw["ts"], dtype=object)[ok].reset_index(drop=True),
-                        errors="coerce", utc=True, format="mixed") if n else pd.Series(
-        [], dtype="datetime64[ns, UTC]")
+    ts = (_timestamps([v for v, keep in zip(cols.raw["ts"], ok, strict=True) if keep])
+          if n else pd.Series([], dtype="datetime64[ns, UTC]"))
     reported = pd.to_numeric(pd.Series(cols.raw["reported_cost"], dtype=object),
                              errors="coerce").to_numpy(dtype="float64") / 100
     frame = pd.DataFrame({
@@ -207,44 +241,111 @@ def _validate(cols: _Columns, fmt: str, pre_bad: list[BadRow]) -> ParsedUsage:
 
 # --- CSV --------------------------------------------------------------------------------------
 
+def _header_problem(canon: dict[str, str]) -> BadRow | None:
+    missing = [c for c in ("prompt_tokens", "completion_tokens") if c not in canon]
+    if not missing:
+        return None
+    why = (f"the header has no {' or '.join(missing)} column (accepted names: "
+           + "; ".join(f"{m}: {', '.join(ALIASES[m])}" for m in missing) + ")")
+    return BadRow(1, why)
+
+
+def _empty(fmt: str, bad: BadRow) -> ParsedUsage:
+    return ParsedUsage(pd.DataFrame(columns=USAGE_COLUMNS), [bad], fmt, 1)
+
+
+def _parse_csv_fast(text: str) -> ParsedUsage | None:
+    """pandas' C parser for the common case; None sends the file to the exact slow path.
+
+    Only taken when every physical line is one record (no quotes, so no multi-line fields)
+    and every non-blank line has the header's field count: then line = row index + 2, and
+    nothing that the slow path would reject as malformed can slip through padded.
+    """
+    if '"' in text:
+        return None
+    lines = text.splitlines()
+    if len(lines) < 2:
+        return None
+    counts = np.fromiter((ln.count(",") for ln in lines), dtype=np.int64, count=len(lines))
+    blank = np.fromiter((not ln.strip() for ln in lines), dtype=bool, count=len(lines))
+    if bool((counts[1:][~blank[1:]] != counts[0]).any()):
+        return None
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
+                         skip_blank_lines=False, skipinitialspace=True, engine="c")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
+        return None
+    if len(df) != len(lines) - 1 - (0 if lines[-1] else 1):
+        return None  # the parser saw the lines differently: do not guess line numbers
+    canon = _canon(list(df.columns))
+    problem = _header_problem(canon)
+    if problem:
+        return _empty("csv", problem)
+    values = df.to_numpy(dtype=object)
+    line_no = np.arange(2, len(df) + 2)
+    is_blank = blank[1:len(df) + 1]
+    all_empty = (values == "").all(axis=1) & ~is_blank
+    pre_bad = ([BadRow(int(n), "blank line") for n in line_no[is_blank]]
+               + [BadRow(int(n), "empty row") for n in line_no[all_empty]])
+    keep = ~(is_blank | all_empty)
+    cols = _Columns()
+    cols.line = line_no[keep].tolist()
+    names = list(df.columns)
+    for c in cols.raw:
+        key = canon.get(c)
+        cols.raw[c] = (values[keep, names.index(key)] if key is not None
+                       else [None] * int(keep.sum()))
+    cols.anthropic = ["_anthropic" in canon] * int(keep.sum())
+    return _validate(cols, "csv", pre_bad)
+
+
 def parse_csv(text: str) -> ParsedUsage:
-    reader = csv.reader(io.StringIO(text))
+    fast = _parse_csv_fast(text)
+    if fast is not None:
+        return fast
+    reader = csv.reader(io.StringIO(text), skipinitialspace=True)
     try:
         header = next(reader)
     except StopIteration:
-        return ParsedUsage(pd.DataFrame(columns=USAGE_COLUMNS), [BadRow(1, "the file is empty")],
-                           "csv", 1)
+        return _empty("csv", BadRow(1, "the file is empty"))
     except csv.Error as exc:
-        return ParsedUsage(pd.DataFrame(columns=USAGE_COLUMNS), [BadRow(1, f"bad CSV: {exc}")],
-                           "csv", 1)
+        return _empty("csv", BadRow(1, f"bad CSV: {exc}"))
     canon = _canon(header)
-    missing = [c for c in ("prompt_tokens", "completion_tokens") if c not in canon]
-    if missing:
-        why = (f"the header has no {' or '.join(missing)} column (accepted names: "
-               + "; ".join(f"{m}: {', '.join(ALIASES[m])}" for m in missing) + ")")
-        return ParsedUsage(pd.DataFrame(columns=USAGE_COLUMNS), [BadRow(1, why)], "csv", 1)
+    problem = _header_problem(canon)
+    if problem:
+        return _empty("csv", problem)
     index = {c: header.index(k) for c, k in canon.items() if not c.startswith("_")}
     anthropic = "_anthropic" in canon
-    cols = _Columns()
     pre_bad: list[BadRow] = []
     width = len(header)
+    rows: list[list[str]] = []
+    lines: list[int] = []
     line = 1
     try:
+        # Lean loop on purpose (1M rows): keep good records, classify the rest.
         for record in reader:
-            line_start = line + 1
+            start = line + 1
             line = reader.line_num
-            if not record or all(not f.strip() for f in record):
-                if record:  # a line of only commas
-                    pre_bad.append(BadRow(line_start, "empty row"))
-                else:
-                    pre_bad.append(BadRow(line_start, "blank line"))
-                continue
-            if len(record) != width:
-                pre_bad.append(BadRow(line_start, f"expected {width} fields, found {len(record)}"))
-                continue
-            cols.add(line_start, {c: record[i] for c, i in index.items()}, anthropic)
+            if len(record) == width and any(record):
+                rows.append(record)
+                lines.append(start)
+            elif not record:
+                pre_bad.append(BadRow(start, "blank line"))
+            elif not any(f.strip() for f in record):
+                pre_bad.append(BadRow(start, "empty row"))
+            else:
+                pre_bad.append(BadRow(start, f"expected {width} fields, found {len(record)}"))
     except csv.Error as exc:
         pre_bad.append(BadRow(reader.line_num, f"bad CSV from here on: {exc}"))
+    cols = _Columns()
+    cols.line = lines
+    for c in cols.raw:
+        if c in index:
+            i = index[c]
+            cols.raw[c] = [r[i] for r in rows]
+        else:
+            cols.raw[c] = [None] * len(rows)
+    cols.anthropic = [anthropic] * len(rows)
     return _validate(cols, "csv", pre_bad)
 
 
@@ -286,7 +387,7 @@ def _flat_from_object(obj: dict[str, Any]) -> tuple[dict[str, Any], bool] | str:
                 False)
     if "usage" in obj:
         return "usage is not an object"
-    canon = _canon(list(obj))
+    canon = _canon_cached(tuple(obj))  # JSONL rows repeat the same keys: map them once
     values = {c: obj[k] for c, k in canon.items() if not c.startswith("_")}
     if isinstance(values.get("ts"), int | float) and not isinstance(values.get("ts"), bool):
         values["ts"] = pd.Timestamp(values["ts"], unit="s", tz="UTC")

@@ -330,3 +330,34 @@ def test_models_for_pricing_keeps_live_cards_and_labels_snapshot_extras() -> Non
     assert describe_sources(models) == ("live from wafer.test at 2026-09-10 14:02:00 for 1 model; "
                                         "snapshot of 2026-09-02 (bundled) for 1 model; "
                                         "1 not published")
+
+
+def test_reprice_matches_a_per_row_decimal_loop_on_random_rows() -> None:
+    rng = np.random.default_rng(11)
+    n = 3000
+    prompt = rng.integers(0, 300_000, n)
+    cached = (prompt * rng.choice([0.0, 0.3, 0.95], n)).astype("int64")
+    out = rng.integers(0, 40_000, n)
+    reasoning = (out * rng.random(n) * 0.5).astype("int64")
+    models = [_model("GLM-5.1", GLM), _model("cheap", Pricing(D(20), D(25), D(5))),
+              _model("nocache", Pricing(D(100), D(320), None)), _model("nothing", Pricing())]
+    names = rng.choice(["GLM-5.1", "CHEAP", "nocache", "nothing", "unknown"], n)
+    frame = pd.DataFrame({"model": names, "prompt_tokens": prompt, "cached_tokens": cached,
+                          "completion_tokens": out, "reasoning_tokens": reasoning})
+    res = reprice(frame, models)
+    by_key = {m.id.lower(): m for m in models}
+    expected = D(0)
+    priced = 0
+    for i in range(n):
+        m = by_key.get(str(names[i]).lower())
+        u = Usage(int(prompt[i]), int(out[i]), int(cached[i]), int(reasoning[i]))
+        c = cost_of(u, m.pricing).total if m else None
+        if c is None:
+            assert np.isnan(res.row_cost[i])
+            continue
+        assert res.row_cost[i] == pytest.approx(float(c), rel=1e-12, abs=1e-15)
+        expected += c
+        priced += 1
+    assert res.as_logged is not None and res.as_logged.total == expected  # exact, not approx
+    assert res.as_logged_rows == priced and res.unpriced_rows == n - priced
+    assert CACHE_FALLBACK_NOTE in res.as_logged.notes  # "nocache" rows were priced at input

@@ -206,3 +206,27 @@ def test_token_means_for_the_planner() -> None:
     inp, out, hit = token_means(agg)  # type: ignore[misc]
     assert inp == pytest.approx(2_000_010 / 43) and out == pytest.approx(500_001 / 43)
     assert token_means(parse_csv("model,tokens\n")) is None
+
+
+def test_csv_fast_path_matches_the_exact_path() -> None:
+    from wafer_playground.usage import _parse_csv_fast
+
+    body = ("GLM-5.1,1000,200,50,2026-09-01T10:00:00Z\n"  # 2
+            "GLM-5.1,abc,0,5,\n"  # 3
+            "\n"  # 4 blank
+            ",,,,\n"  # 5 empty row
+            "GLM-5.1,10,20,5,\n"  # 6 cached > prompt
+            "x, 7,0,3,\n"  # 7 ok (leading space)
+            "GLM-5.1,-1,0,1,\n")  # 8 negative
+    fast = _parse_csv_fast("model,input_tokens,cached_tokens,output_tokens,ts\n" + body)
+    assert fast is not None
+    # a quoted header name means the same but forces the csv-module path
+    slow = parse_csv('"model",input_tokens,cached_tokens,output_tokens,ts\n' + body)
+    assert fast.bad == slow.bad
+    assert reasons(fast)[4] == "blank line" and reasons(fast)[5] == "empty row"
+    pd.testing.assert_frame_equal(fast.frame, slow.frame)
+    assert list(fast.frame["line"]) == [2, 7]
+    # a short row would be padded by pandas: the fast path refuses and the slow one reports it
+    short = "model,input_tokens,output_tokens\nm,1,2\nm,1\n"
+    assert _parse_csv_fast(short) is None
+    assert reasons(parse_csv(short)) == {3: "expected 3 fields, found 2"}
