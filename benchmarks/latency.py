@@ -1,0 +1,158 @@
+"""Benchmark: first-token overhead and Stop latency, chat page vs the naive write_stream page.
+
+Same machinery as stream_render.py (fake SSE upstream on 127.0.0.1, headless Chromium):
+
+* **TTFT overhead**: from the upstream writing its first token to that token being in the
+  page (next animation frame after the DOM mutation). Each sample is one chat turn of
+  ``--ttft-tokens`` tokens at 50 tok/s; ``--prefill`` seconds pass between the response
+  headers and the first token (a real server's prompt processing). Target: p50 < 100 ms.
+* **Stop latency**: from the click on ``stChatInputStopButton`` (a capture listener in the
+  page takes the time) to the fake upstream seeing the client close the connection (it waits
+  in ``select()`` on the socket, so it notices at once). Upstream at 50 tok/s; the click
+  comes ~1 s into the answer. Target: under 250 ms.
+
+The naive baseline is Streamlit's chat tutorial with ``st.write_stream`` (same
+``submit_mode="stop"`` input). Samples per variant: ``--samples``; p50/p90/max printed.
+
+Run: ``uv run python benchmarks/latency.py [--samples 10] [--quick] [--json out.json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._apps import harness as h  # noqa: E402
+
+TTFT_TARGET_S = 0.100
+STOP_TARGET_S = 0.250
+_counter = [0]
+
+
+def _tag() -> str:
+    _counter[0] += 1
+    return f"L{_counter[0]}L"
+
+
+def ttft_samples(browser: Any, upstream: h.FakeUpstream, app: h.App, samples: int,
+                 tokens: int, prefill: float) -> list[dict[str, Any]]:
+    """`samples` turns in one session; each turn's first-token overhead."""
+    page = h.BenchPage(browser, app)
+    out: list[dict[str, Any]] = []
+    try:
+        page.open()
+        for i in range(samples + 1):  # the first turn is a warm-up
+            tag = _tag()
+            upstream.config(tokens, 50.0, tag, prefill_s=prefill)
+            page.watch(tag)
+            page.send(f"Say something short ({i}).")
+            page.wait_mark("firstFrame", timeout_s=120)
+            page.wait_mark("last", timeout_s=120)
+            page.wait_idle()
+            page.calibrate()
+            marks = page.marks()
+            rec = upstream.record(tag)
+            assert rec is not None and marks["first"] is not None
+            seen = marks["firstFrame"] or marks["first"]
+            if i > 0:
+                out.append({"variant": app.name, "overhead_s": seen - rec["first_at"],
+                            "dom_s": marks["first"] - rec["first_at"]})
+    finally:
+        page.close()
+    return out
+
+
+def stop_samples(browser: Any, upstream: h.FakeUpstream, app: h.App,
+                 samples: int) -> list[dict[str, Any]]:
+    page = h.BenchPage(browser, app)
+    out: list[dict[str, Any]] = []
+    stop = page.page.get_by_test_id("stChatInputStopButton")
+    try:
+        page.open()
+        for i in range(samples + 1):  # the first one is a warm-up
+            tag = _tag()
+            upstream.config(3000, 50.0, tag)  # 60 s if never stopped
+            page.watch(tag)
+            page.send(f"Tell me a long story ({i}).")
+            page.wait_mark("firstFrame", timeout_s=120)
+            time.sleep(1.0)
+            clicked = time.time()
+            stop.click()
+            rec = h.wait_until(lambda t=tag: (r := upstream.record(t)) and (
+                r["disconnect_at"] or r["end_at"]) and r, timeout_s=70)
+            page.wait_idle()
+            page.calibrate()
+            marks = page.marks()
+            click = marks["click"] if marks["click"] is not None else clicked
+            if rec["disconnect_at"] is None:
+                raise RuntimeError(f"{app.name}: Stop did not close the upstream stream")
+            if i > 0:
+                out.append({"variant": app.name, "stop_s": rec["disconnect_at"] - click,
+                            "tokens_before_stop": rec["sent"],
+                            "click_source": "page" if marks["click"] is not None else "driver"})
+    finally:
+        page.close()
+    return out
+
+
+def line(name: str, values: list[float], target: float) -> str:
+    p50, p90 = h.pct(values, 50), h.pct(values, 90)
+    return (f"  {name:13s} p50 {p50 * 1000:6.0f} ms  p90 {p90 * 1000:6.0f} ms  "
+            f"max {max(values) * 1000:6.0f} ms  (n={len(values)})  "
+            f"{'PASS' if p50 < target else 'MISS'} (target p50 < {target * 1000:.0f} ms)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=10)
+    ap.add_argument("--ttft-tokens", type=int, default=20)
+    ap.add_argument("--prefill", type=float, default=0.0,
+                    help="seconds between response headers and the first token")
+    ap.add_argument("--variants", nargs="+", default=["chat", "write_stream"])
+    ap.add_argument("--quick", action="store_true", help="4 samples each")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    if args.quick:
+        args.samples = 4
+    info = h.machine()
+    print(f"machine: {info['nproc']} cores, {info['cpu']}; {h.load_line('at start')}")
+    every = {"chat": h.product("chat"), "write_stream": h.naive("write_stream", "write_stream")}
+    apps = [every[n] for n in args.variants]
+    ttft: dict[str, list[dict[str, Any]]] = {}
+    stops: dict[str, list[dict[str, Any]]] = {}
+    started = time.monotonic()
+    with h.running(apps) as (upstream, browser):
+        for app in apps:
+            ttft[app.name] = ttft_samples(browser, upstream, app, args.samples,
+                                          args.ttft_tokens, args.prefill)
+            print(f"  ttft {app.name}: " + ", ".join(
+                f"{s['overhead_s'] * 1000:.0f}" for s in ttft[app.name]) + " ms", flush=True)
+        for app in apps:
+            stops[app.name] = stop_samples(browser, upstream, app, args.samples)
+            print(f"  stop {app.name}: " + ", ".join(
+                f"{s['stop_s'] * 1000:.0f}" for s in stops[app.name]) + " ms", flush=True)
+    print(f"\nTTFT overhead (upstream first token -> visible; prefill {args.prefill:.2f} s):")
+    for name, rows in ttft.items():
+        print(line(name, [r["overhead_s"] for r in rows], TTFT_TARGET_S))
+    print("Stop latency (click -> upstream sees the connection close):")
+    for name, rows in stops.items():
+        print(line(name, [r["stop_s"] for r in rows], STOP_TARGET_S))
+    if "chat" in ttft and "write_stream" in ttft:
+        ratio_t = h.pct([r["overhead_s"] for r in ttft["chat"]], 50) / h.pct(
+            [r["overhead_s"] for r in ttft["write_stream"]], 50)
+        ratio_s = h.pct([r["stop_s"] for r in stops["chat"]], 50) / h.pct(
+            [r["stop_s"] for r in stops["write_stream"]], 50)
+        print(f"ratios chat / write_stream (p50): TTFT overhead {ratio_t:.2f}x, "
+              f"Stop {ratio_s:.2f}x")
+    print(f"{h.load_line('at end')}; wall {time.monotonic() - started:.0f} s")
+    h.dump(args.json, {"machine": info, "ttft": ttft, "stop": stops,
+                       "load_end": h.machine()["load"]})
+
+
+if __name__ == "__main__":
+    main()
