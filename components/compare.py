@@ -146,7 +146,8 @@ class PaneView:
 
     def update(self, snap: PaneSnapshot, cost: Cost | None, *, final: bool = False,
                grammar: str | None = None, passed: bool | None = None,
-               grammar_detail: str = "", show_request_id: bool = True) -> None:
+               grammar_detail: str = "", show_request_id: bool = True,
+               show_raw: bool = False) -> None:
         now = time.perf_counter()
         text = snap.content
         if final or (text != self._last_text and self.throttle.due(now, len(text))):
@@ -172,6 +173,11 @@ class PaneView:
                     notes.append(f"request id `{snap.request_id}`")
                 if notes:
                     st.caption(" · ".join(notes))
+                if show_raw and not presentation.is_presenting():
+                    # keyed "raw…": presentation CSS hides it even if a caller forgets
+                    with st.container(key=f"raw_req_{snap.index}"), \
+                            st.expander("Request body", icon=":material/data_object:"):
+                        st.json(snap.spec.body, expanded=False)
 
 
 def stream_panes(run: CompareRun, views: Sequence[PaneView], *,
@@ -631,7 +637,8 @@ def show(sess: CompareSession, catalog: Catalog, *, presenting: bool) -> None:
                     passed=sess.passed[i] if i < len(sess.passed) else None,
                     grammar_detail="" if verdict is None or verdict.ok else
                     f"grammar: {verdict.summary}",
-                    show_request_id=not sess.hidden)  # an id could hint at the model
+                    show_request_id=not sess.hidden,  # an id could hint at the model
+                    show_raw=not sess.hidden and not presenting)
     draw_ticker(ticker_slot, sess.snaps, costs, live=False,
                 elapsed_s=final_elapsed(sess.snaps))
     for note in sess.notes:

@@ -6,7 +6,9 @@ import streamlit as st
 
 from components import compare as ui
 from components import connection, presentation
+from components.router import ensure_router
 
+ensure_router()  # a first deep link (/compare?present=1) on a fresh server still goes via app.py
 # the frame normally applies presentation mode; this keeps `?present=1` working here anyway
 marker = presentation.ensure_applied()
 try:

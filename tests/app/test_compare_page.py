@@ -117,6 +117,10 @@ def test_two_models_compared_with_summary(db: Path, httpx_mock: HTTPXMock) -> No
     assert list(table["Pane"]) == ["GLM-5.1", "Kimi-K3"]
     assert str(table.loc[0, "Cost"]).startswith("★")
     assert not str(table.loc[1, "Cost"]).startswith("★")
+    # the exact request bodies, for developers (never a header or key)
+    raw = [json.loads(j.proto.body) for j in at.json]
+    assert [b["model"] for b in raw] == ["GLM-5.1", "Kimi-K3"]
+    assert all("Authorization" not in j.proto.body for j in at.json)
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Summary as CSV", "Summary as Markdown"]
     # each pane is in the request log (History and Costs read it)
@@ -163,6 +167,7 @@ def test_blind_mode_hides_names_until_vote(db: Path, httpx_mock: HTTPXMock) -> N
     text = _markdown(at) + " ".join(c.value for c in at.caption)
     assert "GLM-5.1" not in text and "Qwen3.5" not in text
     assert list(at.table[0].value["Pane"]) == ["Model A", "Model B"]
+    assert len(at.json) == 0  # request bodies name the model: not before the vote
     csv_text = to_csv(summarize(with_labels(sess.results, sess.labels(), hide_models=True)))
     assert "GLM" not in csv_text and "Qwen" not in csv_text
     # vote for the pane that holds GLM-5.1, wherever the shuffle put it
@@ -192,8 +197,9 @@ def test_presentation_scenario_runs_with_one_click(db: Path, httpx_mock: HTTPXMo
     assert passed["GLM-5.1"] is True and passed.get("Qwen3.5-397B-A17B") in (False, None)
     assert any("Cheapest model that answered correctly: **GLM-5.1**" in s.value
                for s in at.success)
-    # no request ids (raw details) while presenting
+    # no request ids or raw bodies while presenting
     assert not any("request id" in c.value for c in at.caption)
+    assert len(at.json) == 0
 
 
 def test_presentation_caps_block_large_requests(db: Path, httpx_mock: HTTPXMock) -> None:

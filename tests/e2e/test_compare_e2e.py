@@ -194,3 +194,26 @@ def test_presentation_mode_hides_keys_and_raw_and_runs_a_scenario(
     expect(page.get_by_test_id("stSidebar")).to_be_visible()
     assert "present" not in page.url
 
+
+
+def test_stop_keeps_partial_output_and_estimates_cost(page: Page, app: tuple[str, Path]) -> None:
+    url, _ = app
+    _open(page, url)
+    _setup_completion(page, "A long story about a dragon:", max_tokens=400)
+    page.get_by_role("button", name="Run comparison").click()
+    for i in range(2):  # both panes have streamed something before the Stop
+        expect(page.locator(f".st-key-pane_{i}").get_by_test_id("stText")).to_have_text(
+            re.compile(r"[^\s▌]"), timeout=180_000)  # a real character, not the cursor
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_role("heading", name="Summary")).to_be_visible(timeout=60_000)
+    wait_for_app(page)
+    table = page.get_by_test_id("stTable").inner_text()
+    assert table.count("stopped") == 2, table
+    panes = " ".join(page.locator(".st-key-pane_0, .st-key-pane_1").all_inner_texts())
+    assert panes.count("stopped") >= 2
+    assert "est." in panes  # no usage chunk after a Stop: the cost is an estimate, labelled
+    # the partial text stays on screen, without the streaming cursor
+    for i in range(2):
+        text = page.locator(f".st-key-pane_{i}").get_by_test_id("stText").inner_text()
+        assert text.strip() and "▌" not in text
+    _shot(page, "compare-stopped.png")
