@@ -420,6 +420,8 @@ def parse_jsonl(text: str) -> ParsedUsage:
             items.append((n, json.loads(raw)))
         except json.JSONDecodeError as exc:
             bad.append(BadRow(n, f"invalid JSON: {exc.msg} (column {exc.colno})"))
+        except RecursionError:
+            bad.append(BadRow(n, "invalid JSON: nested too deeply"))
     return _objects_to_usage(items, "jsonl", bad)
 
 
@@ -454,6 +456,8 @@ def parse_usage_file(data: bytes | str, filename: str = "") -> ParsedUsage:
             obj = json.loads(text)
         except json.JSONDecodeError:
             obj = None  # maybe JSONL named .json
+        except RecursionError:
+            return _empty("json", BadRow(1, "invalid JSON: nested too deeply"))
         else:
             if is_usage_me(obj):
                 return parse_usage_me(obj)

@@ -230,3 +230,38 @@ def test_csv_fast_path_matches_the_exact_path() -> None:
     short = "model,input_tokens,output_tokens\nm,1,2\nm,1\n"
     assert _parse_csv_fast(short) is None
     assert reasons(parse_csv(short)) == {3: "expected 3 fields, found 2"}
+
+
+HOSTILE = [
+    b"", b"\x00\x01\x02", b"[" * 100_000, b"{" * 100_000,
+    b"model,prompt_tokens,completion_tokens\nm,1e400,1\nm,nan,1\nm,inf,2\nm,0x10,1\n",
+    b'{"models": "x", "days": 1}',
+    b'{"models": [1, null, {"model": {"a": 1}, "input_tokens": true, "output_tokens": 1}]}',
+    b'[{"usage": {"prompt_tokens": 1e30, "completion_tokens": 1}}]',
+    b'{"usage": [], "model": 1}\n{"custom_id": 1, "response": {"status_code": "200", '
+    b'"body": []}, "error": null}\n',
+    "model,prompt_tokens,completion_tokens\n\u00e9\u4e2d,1,1\n".encode("utf-16"),
+    b'model,prompt_tokens,completion_tokens\n"unterminated,1,2\n',
+]
+
+
+@pytest.mark.parametrize("name", ["x.csv", "x.json", "x.jsonl", "x"])
+def test_hostile_files_never_raise(name: str) -> None:
+    import random
+
+    rnd = random.Random(7)
+    cases = list(HOSTILE)
+    base = b"model,prompt_tokens,cached_tokens,completion_tokens\nm,10,2,3\nm,5,0,1\n"
+    for _ in range(60):
+        cases.append(bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 200))))
+        b = bytearray(base)
+        for _ in range(3):
+            b[rnd.randrange(len(b))] = rnd.choice(b',"\n\r0a-. {}[]')
+        cases.append(bytes(b))
+    for data in cases:
+        p = parse_usage_file(data, name)
+        assert p.n_bad >= len(p.bad)
+        assert (p.frame["prompt_tokens"] >= p.frame["cached_tokens"]).all()
+        assert (p.frame[["prompt_tokens", "completion_tokens"]] >= 0).all().all()
+    deep = parse_usage_file(b"[" * 100_000, name)
+    assert deep.n_rows == 0 and deep.n_bad >= 1
