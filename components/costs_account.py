@@ -83,7 +83,7 @@ def _usage(data: Any, models: list[Model]) -> None:
     ours = priced["our_usd"].dropna()
     m4.metric("Spend (priced here)", format_usd(float(ours.sum())) if not ours.empty
               else "not published",
-              f"Wafer's estimate {format_usd(view.reported_cost_usd)}"
+              f"Endpoint's estimate {format_usd(view.reported_cost_usd)}"
               if view.reported_cost_usd is not None else None, delta_color="off", delta_arrow="off")
     st.caption(f"Period {view.period}. Model names are Wafer's resolved backend names; a name "
                "not in the catalog is not priced here. Daily spend is an estimate at the "

@@ -134,7 +134,7 @@ def daily_usage(days: pd.DataFrame) -> go.Figure:
 def model_spend(priced: pd.DataFrame) -> go.Figure:
     """Per-model spend: Wafer's reported estimate next to this app's price."""
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=priced["model"], y=priced["reported_usd"], name="Wafer's estimate"))
+    fig.add_trace(go.Bar(x=priced["model"], y=priced["reported_usd"], name="endpoint's estimate"))
     fig.add_trace(go.Bar(x=priced["model"], y=priced["our_usd"], name="priced here"))
     unpriced = priced.loc[priced["our_usd"].isna(), "model"].tolist()
     fig.update_layout(barmode="group",

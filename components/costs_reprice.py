@@ -102,7 +102,8 @@ def render_reprice(models: list[Model]) -> None:
         extra.append(f"recorded at request time: {format_usd(recorded)}")
     reported = parsed.frame["reported_cost_usd"].dropna()
     if not reported.empty:
-        extra.append(f"Wafer's own estimate: {format_usd(float(reported.sum()))}")
+        own = format_usd(float(reported.sum()))
+        extra.append(f"the file's own estimate (estimated_cost_cents): {own}")
     if extra:
         st.caption("; ".join(extra))
     if result.as_logged and result.as_logged.notes:

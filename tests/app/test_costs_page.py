@@ -235,7 +235,7 @@ def test_account_usage_and_metrics(app_env: str, httpx_mock: HTTPXMock) -> None:
     _run(at)
     metrics = {m.label: (m.value, m.delta) for m in at.metric}
     # GLM: 1M uncached*100 + 1M cached*10 + 500k*320 = 270M cent-tokens = $2.70
-    assert metrics["Spend (priced here)"] == ("$2.70", "Wafer's estimate $2.70")
+    assert metrics["Spend (priced here)"] == ("$2.70", "Endpoint's estimate $2.70")
     assert metrics["Error rate"][0] == "4.8 %"
     pct = next(d.value for d in at.dataframe if "p50" in d.value.columns).set_index("metric")
     assert pct.loc["time to first token (ms)", "p90"] == 480.0

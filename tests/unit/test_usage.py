@@ -265,3 +265,36 @@ def test_hostile_files_never_raise(name: str) -> None:
         assert (p.frame[["prompt_tokens", "completion_tokens"]] >= 0).all().all()
     deep = parse_usage_file(b"[" * 100_000, name)
     assert deep.n_rows == 0 and deep.n_bad >= 1
+
+
+def test_local_engine_account_answers_fit_the_views() -> None:
+    """The local engine answers usage-me and metrics from its own log: same shapes."""
+    from starlette.testclient import TestClient
+
+    from wafer_playground.local import cards
+    from wafer_playground.local.server import Backend, EngineConfig, LocalEngineApp
+
+    eng = LocalEngineApp([Backend(cards.SMOLLM2, "http://127.0.0.1:9", 2048, 49152)],
+                         EngineConfig())
+    for i, (status, inp, out, cac) in enumerate([(200, 100, 20, 50), (200, 300, 40, 0),
+                                                 (500, 10, 0, 0)]):
+        rec = eng.log.start(f"r{i}", "/v1/chat/completions")
+        rec.model, rec.input_tokens, rec.output_tokens, rec.cached_tokens = (
+            cards.SMOLLM2.id, inp, out, cac)
+        eng.log.finish(rec, status)
+    with TestClient(eng.build()) as c:
+        usage = c.get("/v1/usage/me", params={"period": "7d"}).json()
+        metrics = c.get("/v1/endpoints/metrics",
+                        params={"endpoint": "local", "range_minutes": 60}).json()
+    view = usage_me_view(usage)
+    assert view.total_requests == 2 and int(view.days["input_tokens"].sum()) == 400
+    assert view.models.loc[0, "cache_read_tokens"] == 50
+    priced = price_usage_me(view, [])
+    assert priced["our_usd"].isna().all()  # a local model has no price: not published
+    m = metrics_view(metrics)
+    assert m.summary["error_rate_pct"] == pytest.approx(33.3)
+    assert list(m.percentiles["metric"]) == ["time to first token (ms)", "latency (ms)",
+                                             "tokens per second"]
+    assert not m.timeseries.empty and str(m.timeseries["time"].dt.tz) == "UTC"
+    parsed = parse_usage_file(json.dumps(usage), "usage.json")
+    assert parsed.fmt == "usage-me" and parsed.n_rows == 1 and parsed.n_bad == 0
