@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from dataclasses import dataclass
 
 import httpx
+import psutil
 
 from wafer_playground.local.engine import start_engine
 
@@ -62,6 +64,9 @@ def main() -> int:
     ap.add_argument("--max-tokens", type=int, default=64)
     args = ap.parse_args()
     handle = start_engine(models=[MODEL])
+    adapter_proc = psutil.Process(handle.pid)
+    adapter_cpu_s = 0.0
+    load_before = os.getloadavg()[0]
     try:
         root = handle.base_url.removesuffix("/v1")
         raw = httpx.get(root + "/health").json()["models"][MODEL]["url"]
@@ -80,7 +85,10 @@ def main() -> int:
                 order = ["adapter", "raw"] if rep % 2 == 0 else ["raw", "adapter"]
                 for p in PROMPTS:
                     for name in order:
+                        c0 = sum(adapter_proc.cpu_times()[:2])
                         runs[name].append(stream_once(client, targets[name], body(p)))
+                        if name == "adapter":
+                            adapter_cpu_s += sum(adapter_proc.cpu_times()[:2]) - c0
         med = {k: {"ttft_ms": statistics.median(r.ttft_ms for r in v),
                    "tps": statistics.median(r.tps for r in v),
                    "tokens": statistics.median(r.tokens for r in v)} for k, v in runs.items()}
@@ -100,6 +108,13 @@ def main() -> int:
         print(f"  TTFT added by adapter (medians): "
               f"{med['adapter']['ttft_ms'] - med['raw']['ttft_ms']:+.1f} ms  (median of paired "
               f"deltas {statistics.median(pair_ttft):+.1f} ms; target <= 15 ms)")
+        # CPU the adapter burns is independent of how busy the shared machine is
+        toks = sum(r.tokens for r in runs["adapter"])
+        print(f"  adapter CPU: {adapter_cpu_s / n * 1000:.1f} ms per request, "
+              f"{adapter_cpu_s / toks * 1000:.2f} ms per streamed token")
+        print(f"  load average: {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end "
+              f"(this machine has {os.cpu_count()} cores; wall-clock ratios are only "
+              f"meaningful when it is quiet)")
     finally:
         handle.stop()
     return 0
