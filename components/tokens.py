@@ -46,7 +46,8 @@ ORIGIN = "tokens_ids_origin"  # {"text": ids text, "key": tokenizer key, "label"
 RUNS = "tokens_runs"  # label -> CompletionRun.to_dict()
 FORK_INFO = "tokens_fork_info"
 PENDING = "tokens_pending"
-HF_ALLOWED = "tokens_hf_allowed"
+HF_ALLOWED = "tokens_hf_allowed"  # repo key -> download requested on this run
+HF_FAILED = "tokens_hf_failed"  # repo key -> last download error
 MESSAGES = "tok_messages"
 RENDERED = "tokens_rendered"
 FLASH = "tokens_flash"
@@ -141,12 +142,20 @@ def _cpm(cents: Any) -> str:
 def _tokenizer(model: Model, plan: TokenizerPlan, client: WaferClient,
                local: bool) -> tuple[Tokenizer | None, str | None]:
     allowed: dict[str, bool] = st.session_state.setdefault(HF_ALLOWED, {})
-    if plan.kind == "hf" and not allowed.get(plan.key or ""):
-        return None, None
+    failed: dict[str, str] = st.session_state.setdefault(HF_FAILED, {})
+    key = plan.key or ""
+    want_download = plan.kind == "hf" and allowed.pop(key, False)
     try:
+        # Hub files load from the local cache on every run; the network is tried only
+        # when the user asks (a hanging proxy must not stall each rerun).
         return tokenizer_for(model.id, local=local, client=client,
-                             vocab_size=_card_vocab(model)), None
+                             vocab_size=_card_vocab(model),
+                             allow_download=want_download or plan.kind != "hf"), None
     except TokenizerUnavailable as exc:
+        if plan.kind == "hf" and not want_download:
+            return None, failed.get(key)  # not downloaded yet: offer the button
+        if plan.kind == "hf":
+            failed[key] = str(exc)
         return None, str(exc)
 
 
@@ -170,12 +179,19 @@ def _tokenizer_banner(model: Model, plan: TokenizerPlan, tok: Tokenizer | None,
         st.info(f"**Tokenizer:** {tok.source.label} · {exact}"
                 + (f" — {tok.source.note}" if tok.source.note else ""), icon=":material/abc:")
         return
-    if plan.kind == "hf" and error is None:
+    if plan.kind == "hf":
         cols = st.columns([4, 1], vertical_alignment="center")
-        cols[0].info(f"**Tokenizer:** {plan.description}. Downloading needs network access "
-                     "once; until then paste token ids directly.", icon=":material/abc:")
-        cols[1].button("Download tokenizer", key="tok_hf_download", on_click=_allow_hf,
-                       args=(plan.key or "",))
+        if error is None:
+            cols[0].info(f"**Tokenizer:** {plan.description}. Downloading needs network "
+                         "access once; until then paste token ids directly.",
+                         icon=":material/abc:")
+        else:
+            cols[0].warning(f"**No tokenizer for {model.id}:** {error}. You can still paste "
+                            "token ids and send them; text ↔ id conversion is unavailable.",
+                            icon=":material/warning:")
+        cols[1].button("Download tokenizer" if error is None else "Retry download",
+                       key="tok_hf_download", on_click=_allow_hf, args=(plan.key or "",),
+                       width="stretch")
         return
     reason = error or plan.description
     st.warning(f"**No tokenizer for {model.id}:** {reason}. You can still paste token ids "

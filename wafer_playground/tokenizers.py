@@ -297,12 +297,15 @@ def hub_plan(model_id: str) -> HubPlan | None:
     return None
 
 
-def _download(download: Downloader, repo_id: str, filename: str) -> str:
+def _download(download: Downloader, repo_id: str, filename: str, *,
+              cache_only: bool = False) -> str:
     """Cache first (works offline once fetched), then the network with a short timeout."""
     try:
         return download(repo_id, filename, local_files_only=True)
-    except Exception:  # noqa: BLE001 - not cached yet: any cache miss, fall through
-        pass
+    except Exception as exc:  # noqa: BLE001 - not cached yet: any cache miss, fall through
+        if cache_only:
+            raise TokenizerUnavailable(
+                f"{repo_id} tokenizer files are not downloaded yet") from exc
     try:
         return download(repo_id, filename, etag_timeout=5)
     except Exception as exc:  # noqa: BLE001 - offline, 404, gated, proxy: one readable reason
@@ -325,18 +328,27 @@ def _reason(exc: Exception) -> str:
     return f"{name}: {text[:120]}" if text else name
 
 
-def hub_tokenizer(plan: HubPlan, *, download: Downloader | None = None) -> Tokenizer:
-    """Load GLM or Kimi tokenizer files from the Hub (raises :class:`TokenizerUnavailable`)."""
+def hub_tokenizer(plan: HubPlan, *, download: Downloader | None = None,
+                  cache_only: bool = False) -> Tokenizer:
+    """Load GLM or Kimi tokenizer files from the Hub (raises :class:`TokenizerUnavailable`).
+
+    ``cache_only`` never touches the network: it loads files fetched earlier, or raises.
+    """
     if download is None:
         from huggingface_hub import hf_hub_download
 
         download = hf_hub_download
+    get = download
+
+    def fetch(filename: str) -> str:
+        return _download(get, plan.repo_id, filename, cache_only=cache_only)
+
     note = (f"downloaded from huggingface.co/{plan.repo_id} (the repo id is inferred from the "
             f"model name, not confirmed by Wafer)")
     source = TokenizerSource(key=f"hf:{plan.repo_id}", kind="hf",
                              label=f"Hugging Face {plan.repo_id}", exact=False, note=note)
     if plan.family == "glm":
-        path = _download(download, plan.repo_id, "tokenizer.json")
+        path = fetch("tokenizer.json")
         from tokenizers import Tokenizer as RustTokenizer
 
         try:
@@ -344,16 +356,17 @@ def hub_tokenizer(plan: HubPlan, *, download: Downloader | None = None) -> Token
         except Exception as exc:  # noqa: BLE001 - a corrupt or incompatible file
             raise TokenizerUnavailable(f"{plan.repo_id}/tokenizer.json could not be loaded: "
                                        f"{exc}") from exc
-    return _kimi_tokenizer(plan, source, download)
+    return _kimi_tokenizer(plan, source, fetch)
 
 
-def _kimi_tokenizer(plan: HubPlan, source: TokenizerSource, download: Downloader) -> Tokenizer:
+def _kimi_tokenizer(plan: HubPlan, source: TokenizerSource,
+                    fetch: Callable[[str], str]) -> Tokenizer:
     import tiktoken
     from tiktoken.load import load_tiktoken_bpe
 
-    model_path = _download(download, plan.repo_id, "tiktoken.model")
-    config_path = _download(download, plan.repo_id, "tokenizer_config.json")
-    code_path = _download(download, plan.repo_id, "tokenization_kimi.py")
+    model_path = fetch("tiktoken.model")
+    config_path = fetch("tokenizer_config.json")
+    code_path = fetch("tokenization_kimi.py")
     pat_str = parse_pat_str(Path(code_path).read_text(encoding="utf-8"))
     if not pat_str:
         raise TokenizerUnavailable(f"no pat_str found in {plan.repo_id}/tokenization_kimi.py")
@@ -422,12 +435,9 @@ def tokenizer_for(model_id: str, *, local: bool, client: WaferClient | None = No
     if plan.kind == "qwen":
         return qwen_tokenizer()
     if plan.kind == "hf" and plan.hub is not None:
-        if not allow_download:
-            raise TokenizerUnavailable(
-                f"{plan.hub.repo_id} tokenizer files are not downloaded yet")
         if download is None:
-            return cached_hub_tokenizer(plan.hub)
-        return hub_tokenizer(plan.hub, download=download)
+            return cached_hub_tokenizer(plan.hub, cache_only=not allow_download)
+        return hub_tokenizer(plan.hub, download=download, cache_only=not allow_download)
     raise TokenizerUnavailable(plan.description)
 
 
@@ -460,6 +470,6 @@ def known_template(model_id: str) -> Callable[..., str] | None:
 
 
 @lru_cache(maxsize=8)
-def cached_hub_tokenizer(plan: HubPlan) -> Tokenizer:
+def cached_hub_tokenizer(plan: HubPlan, *, cache_only: bool = False) -> Tokenizer:
     """Process-wide cache of public tokenizer files (failures are not cached: retry works)."""
-    return hub_tokenizer(plan)
+    return hub_tokenizer(plan, cache_only=cache_only)

@@ -186,6 +186,9 @@ def test_hf_tokenizer_offline_degrades(api: HTTPXMock, monkeypatch: pytest.Monke
         warnings = _texts(at, "warning")
         assert any("No tokenizer for GLM-5.1" in w and "(offline)" in w for w in warnings), \
             warnings
+        assert at.button(key="tok_hf_download").label == "Retry download"
+        at.run()  # an ordinary rerun keeps the reason and does not retry by itself
+        assert any("(offline)" in w for w in _texts(at, "warning"))
         # ids can still be pasted and sent
         at.text_area(key="tok_ids").set_value("9703").run()
         at.button(key="tok_send").click().run()

@@ -174,9 +174,16 @@ def test_offline_with_real_hub_client(monkeypatch: pytest.MonkeyPatch, tmp_path:
         importlib.reload(constants)
 
 
-def test_download_not_allowed_says_so() -> None:
+def test_cache_only_never_touches_the_network(tmp_path: Path) -> None:
+    hub = FakeHub(None)
     with pytest.raises(TokenizerUnavailable, match="not downloaded yet"):
-        tokenizer_for("Kimi-K2.6", local=False, allow_download=False)
+        tokenizer_for("Kimi-K2.6", local=False, allow_download=False, download=hub)
+    assert [c[2] for c in hub.calls] == [True]  # the cache was asked, nothing else
+    _tiny_tokenizer_json(tmp_path / "tokenizer.json")
+    cached = FakeHub(tmp_path)
+    tok = tokenizer_for("GLM-5.1", local=False, allow_download=False, download=cached)
+    assert tok.decode([p.id for p in tok.encode("hello")]) == "hello"
+    assert all(c[2] for c in cached.calls)
 
 
 KIMI_CODE = '''
