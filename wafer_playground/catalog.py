@@ -16,6 +16,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 Tier = Literal["pass_included", "serverless_only"]
@@ -261,31 +262,44 @@ FRAME_COLUMNS = [
 
 
 def to_frame(models: Sequence[Model]) -> pd.DataFrame:
-    """One row per model; prices in dollars per 1M tokens; NaN where not published."""
-    rows = [
-        {
-            "id": m.id,
-            "display_name": m.display_name,
-            "provider": m.provider,
-            "tier": m.tier,
-            "context_length": m.context_length,
-            "max_output_tokens": m.max_output_tokens,
-            "zdr": m.zdr_supported,
-            "vision": m.vision,
-            "tools": m.tools,
-            "reasoning": m.reasoning,
-            "input_usd_per_m": cents_to_dollars(m.pricing.input_cpm),
-            "output_usd_per_m": cents_to_dollars(m.pricing.output_cpm),
-            "cache_read_usd_per_m": cents_to_dollars(m.pricing.cache_read_cpm),
-            "price_source": m.pricing.source.kind if m.pricing.source else "not published",
-            "local": bool(m.local),
-            "disabled_reason": m.disabled_reason,
-        }
-        for m in models
-    ]
-    frame = pd.DataFrame(rows, columns=FRAME_COLUMNS)
-    for col in ("context_length", "max_output_tokens"):
-        frame[col] = pd.array(frame[col], dtype="Int64")
-    for col in ("input_usd_per_m", "output_usd_per_m", "cache_read_usd_per_m"):
-        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
-    return frame
+    """One row per model; prices in dollars per 1M tokens; NaN where not published.
+
+    Built column by column (a list of row dicts costs ~0.5 s at 10,000 models); each
+    distinct price is converted once, since catalogs repeat the same few prices.
+    """
+    dollars: dict[Decimal, float] = {}
+
+    def usd(cpm: Decimal | None) -> float:
+        if cpm is None:
+            return float("nan")
+        hit = dollars.get(cpm)
+        if hit is None:
+            hit = dollars[cpm] = float(cpm / 100)
+        return hit
+
+    def col(values: list[Any]) -> pd.Series:
+        return pd.Series(values)  # same dtype inference as the row-wise constructor
+
+    data = {
+        "id": col([m.id for m in models]),
+        "display_name": col([m.display_name for m in models]),
+        "provider": col([m.provider for m in models]),
+        "tier": col([m.tier for m in models]),
+        "context_length": pd.array([m.context_length for m in models], dtype="Int64"),
+        "max_output_tokens": pd.array([m.max_output_tokens for m in models], dtype="Int64"),
+        "zdr": col([m.zdr_supported for m in models]),
+        "vision": col([m.vision for m in models]),
+        "tools": col([m.tools for m in models]),
+        "reasoning": col([m.reasoning for m in models]),
+        "input_usd_per_m": np.array([usd(m.pricing.input_cpm) for m in models],
+                                    dtype="float64"),
+        "output_usd_per_m": np.array([usd(m.pricing.output_cpm) for m in models],
+                                     dtype="float64"),
+        "cache_read_usd_per_m": np.array([usd(m.pricing.cache_read_cpm) for m in models],
+                                         dtype="float64"),
+        "price_source": col([m.pricing.source.kind if m.pricing.source else "not published"
+                              for m in models]),
+        "local": col([bool(m.local) for m in models]),
+        "disabled_reason": col([m.disabled_reason for m in models]),
+    }
+    return pd.DataFrame(data, columns=FRAME_COLUMNS)

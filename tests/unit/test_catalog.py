@@ -331,3 +331,26 @@ def test_price_figure_empty_view() -> None:
     empty = apply_filters(frame.assign(per_request=np.nan, per_month=np.nan), Filters(q="zzz"))
     fig = price_figure(empty, np.array([]), np.array([]))
     assert len(fig.data) == 0
+
+
+def test_columnar_frame_matches_the_row_wise_reference() -> None:
+    models = (fill_from_snapshot(parse_models(synth_payload(500, seed=9), source=LIVE).models)
+              + _fixture_models() + load_snapshot().models)
+    reference = pd.DataFrame([{
+        "id": m.id, "display_name": m.display_name, "provider": m.provider, "tier": m.tier,
+        "context_length": m.context_length, "max_output_tokens": m.max_output_tokens,
+        "zdr": m.zdr_supported, "vision": m.vision, "tools": m.tools, "reasoning": m.reasoning,
+        "input_usd_per_m": None if m.pricing.input_cpm is None
+        else float(m.pricing.input_cpm / 100),
+        "output_usd_per_m": None if m.pricing.output_cpm is None
+        else float(m.pricing.output_cpm / 100),
+        "cache_read_usd_per_m": None if m.pricing.cache_read_cpm is None
+        else float(m.pricing.cache_read_cpm / 100),
+        "price_source": m.pricing.source.kind if m.pricing.source else "not published",
+        "local": bool(m.local), "disabled_reason": m.disabled_reason,
+    } for m in models], columns=FRAME_COLUMNS)
+    for c in ("context_length", "max_output_tokens"):
+        reference[c] = pd.array(reference[c], dtype="Int64")
+    for c in ("input_usd_per_m", "output_usd_per_m", "cache_read_usd_per_m"):
+        reference[c] = pd.to_numeric(reference[c]).astype("float64")
+    pd.testing.assert_frame_equal(to_frame(models), reference)
