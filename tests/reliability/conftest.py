@@ -9,13 +9,29 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, StreamlitServer, free_port
 from tests.reliability.fake_server import FakeWafer, serve
 
 
 @pytest.fixture(scope="session")
 def fake_server() -> Iterator[FakeWafer]:
     yield from serve()
+
+
+@pytest.fixture(scope="session")
+def app_server(fake_server: FakeWafer,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[StreamlitServer]:
+    """One `streamlit run app.py` for every browser test here: the Wafer endpoint is the fake
+    server, no ambient key, a 2 s read timeout (stall tests), a private SQLite file."""
+    db = tmp_path_factory.mktemp("app") / "reliability.db"
+    server = StreamlitServer(env={"WAFER_ENDPOINT": "wafer", "WAFER_BASE_URL": fake_server.url,
+                                  "WAFER_API_KEY": "", "WAFER_READ_TIMEOUT_S": "2",
+                                  "WAFER_PLAYGROUND_DB": str(db)})
+    server.db = db  # type: ignore[attr-defined]
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

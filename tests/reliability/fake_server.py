@@ -120,7 +120,8 @@ def error_json(status: int, code: str, message: str, request_id: str,
 class FakeWafer:
     """The server plus its scenario registry and request log (thread-safe)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cards: list[dict[str, Any]] | None = None) -> None:
+        self.cards = cards if cards is not None else CARDS
         self._lock = threading.Lock()
         self._routes: dict[tuple[str, str], list[Reply]] = {}
         self.hits: list[Hit] = []
@@ -212,7 +213,7 @@ class FakeWafer:
     def _default(self, request: Request, body: bytes) -> Reply:
         path = request.url.path
         if path == "/v1/models":
-            return Reply(json={"object": "list", "data": CARDS})
+            return Reply(json={"object": "list", "data": self.cards})
         if path in ("/v1/chat/completions", "/v1/completions") and request.method == "POST":
             try:
                 streaming = bool(json.loads(body).get("stream"))
@@ -260,9 +261,9 @@ def encode_event(item: dict[str, Any] | str | bytes) -> bytes:
     return f"data: {data}\n\n".encode()
 
 
-def serve() -> Iterator[FakeWafer]:
+def serve(cards: list[dict[str, Any]] | None = None) -> Iterator[FakeWafer]:
     """Generator for fixtures: a started server, stopped afterwards."""
-    fake = FakeWafer().start()
+    fake = FakeWafer(cards).start()
     try:
         yield fake
     finally:

@@ -1,10 +1,11 @@
 """The real app in headless Chromium against the fault server, with a canary key.
 
-One `streamlit run app.py` (Wafer endpoint = the fake server, read timeout 2 s) serves the
-whole module. One browser session types the canary key, then walks every fault on the chat
-page and every other page; a last test scans everything the session left behind: the page
-HTML and text, the Streamlit log, the SQLite file's raw bytes, downloads, the generated code
-and what the fake server received (the key must be ONLY in the Authorization header).
+The shared `streamlit run app.py` (Wafer endpoint = the fake server, read timeout 2 s; see
+conftest) serves the module. One browser session types the canary key, then walks every
+fault on the chat page and every other page; a last test scans everything the session left
+behind: the page HTML and text, the Streamlit log, the SQLite file's raw bytes, downloads,
+the generated code and what the fake server received (the key must be ONLY in the
+Authorization header).
 """
 
 from __future__ import annotations
@@ -53,20 +54,14 @@ class Session:
 
 
 @pytest.fixture(scope="module")
-def session(fake_server: FakeWafer, browser: Browser,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
-    db = tmp_path_factory.mktemp("browser") / "canary.db"
-    server = StreamlitServer(env={"WAFER_ENDPOINT": "wafer", "WAFER_BASE_URL": fake_server.url,
-                                  "WAFER_READ_TIMEOUT_S": "2", "WAFER_PLAYGROUND_DB": str(db),
-                                  "WAFER_API_KEY": ""})
+def session(app_server: StreamlitServer, browser: Browser) -> Iterator[Session]:
     context = browser.new_context(viewport={"width": 1440, "height": 1000},
                                   accept_downloads=True)
     page = context.new_page()
     try:
-        yield Session(server, db, page)
+        yield Session(app_server, app_server.db, page)  # type: ignore[attr-defined]
     finally:
         context.close()
-        server.stop()
 
 
 def _no_exception(page: Page) -> None:
