@@ -15,6 +15,7 @@ import atexit
 import collections
 import contextlib
 import os
+import queue
 import re
 import signal
 import socket
@@ -28,7 +29,8 @@ from dataclasses import dataclass, field
 import httpx
 
 Progress = Callable[[str, int, int], None]
-"""progress(message, step, total): build and start-up steps, e.g. ('compiling … [67/208]', 67,
+"""progress(message, step, total), called in the thread that called start_engine: build and
+start-up steps, e.g. ('compiling … [67/208]', 67,
 208) while llama-server compiles (once, ~11 min on 2 cores), then ('starting …', 4, 6)."""
 
 _PROGRESS = re.compile(r"^\[wafer-local\] progress (\d+)/(\d+) (.*)$")
@@ -96,6 +98,9 @@ def start_engine(port: int | None = None, api_key: str | None = None,
                             start_new_session=True)
     handle = EngineHandle(base_url=f"http://127.0.0.1:{port}/v1", port=port, process=proc)
     ready = threading.Event()
+    # progress is reported from the calling thread (Streamlit only allows st.* calls from
+    # the script thread), so the reader thread just queues it
+    steps: queue.SimpleQueue[tuple[str, int, int]] = queue.SimpleQueue()
 
     def read_output() -> None:
         assert proc.stderr is not None
@@ -103,11 +108,16 @@ def start_engine(port: int | None = None, api_key: str | None = None,
             line = raw.rstrip("\n")
             handle.output.append(line)
             m = _PROGRESS.match(line)
-            if m and progress is not None:
-                with contextlib.suppress(Exception):  # a UI callback must not kill the reader
-                    progress(m[3], int(m[1]), int(m[2]))
+            if m:
+                steps.put((m[3], int(m[1]), int(m[2])))
             if _READY.match(line):
                 ready.set()
+
+    def report() -> None:
+        while not steps.empty():
+            step = steps.get()
+            if progress is not None:
+                progress(*step)
 
     threading.Thread(target=read_output, name=f"wafer-local-{port}", daemon=True).start()
     deadline = time.monotonic() + timeout
@@ -121,7 +131,9 @@ def start_engine(port: int | None = None, api_key: str | None = None,
                 if time.monotonic() > deadline:
                     raise EngineError(f"wafer-local did not answer within {timeout:.0f} s:\n"
                                       f"{handle.log_tail()}")
-                if ready.wait(0.2):
+                got_ready = ready.wait(0.2)
+                report()
+                if got_ready:
                     try:
                         if client.get(handle.base_url + "/models").status_code == 200:
                             return handle
