@@ -23,6 +23,7 @@ from wafer_playground.store import SQLiteStore
 pytestmark = pytest.mark.e2e
 SCREENS = ROOT / ".pytest_cache" / "screens"
 RUN_TIMEOUT_MS = 300_000  # two CPU models on a shared 2-core box can be slow
+LOAD_TIMEOUT_MS = 90_000
 SMOL, GEMMA = "smollm2-135m-instruct", "gemma-3-270m"
 WINDOW = re.compile(r"window \+(\d+\.\d+)s → \+(\d+\.\d+)s")
 FAKE_KEY = "wfr_demo_" + "k3y" * 8  # typed into the sidebar, must never be visible presenting
@@ -43,31 +44,33 @@ def _open(page: Page, url: str, path: str = "/compare") -> None:
     page.set_viewport_size({"width": 1500, "height": 2300})
     # the root first: a cold server started from a sub-path runs the legacy pages/ wrapper
     page.goto(url + "/")
-    wait_for_app(page)
+    wait_for_app(page, LOAD_TIMEOUT_MS)
     page.goto(url + path)
-    wait_for_app(page)
+    wait_for_app(page, LOAD_TIMEOUT_MS)
 
 
-def _shot(page: Page, name: str) -> None:
+def _shot(page: Page, name: str, *, charts: int = 2) -> None:
     SCREENS.mkdir(parents=True, exist_ok=True)
-    for chart in page.get_by_test_id("stPlotlyChart").all():  # drawn, not a loading skeleton
-        expect(chart.locator(".main-svg").first).to_be_visible(timeout=30_000)
+    # charts drawn, not loading skeletons
+    expect(page.get_by_test_id("stPlotlyChart")).to_have_count(charts, timeout=60_000)
+    for chart in page.get_by_test_id("stPlotlyChart").all():
+        expect(chart.locator(".main-svg").first).to_be_visible(timeout=60_000)
     page.screenshot(path=str(SCREENS / name), full_page=True)
 
 
 def _setup_completion(page: Page, prompt: str, max_tokens: int = 16) -> None:
     page.get_by_role("radio", name="Token-ID completion").click()
-    wait_for_app(page)
+    wait_for_app(page, LOAD_TIMEOUT_MS)
     page.locator(".st-key-cmp_model_0").click()
     page.get_by_role("option", name=SMOL).click()
-    wait_for_app(page)
+    wait_for_app(page, LOAD_TIMEOUT_MS)
     page.locator(".st-key-cmp_model_1").click()
     page.get_by_role("option", name=GEMMA).click()
-    wait_for_app(page)
+    wait_for_app(page, LOAD_TIMEOUT_MS)
     page.get_by_label("Prompt text").fill(prompt)
     page.get_by_label("max_tokens").fill(str(max_tokens))
     page.get_by_label("max_tokens").press("Enter")
-    wait_for_app(page)
+    wait_for_app(page, LOAD_TIMEOUT_MS)
 
 
 def _run_and_wait(page: Page, button: str = "Run comparison") -> None:
@@ -127,7 +130,7 @@ def test_blind_mode_hides_names_until_the_vote(page: Page, app: tuple[str, Path]
     _open(page, url)
     _setup_completion(page, "Once upon a time", max_tokens=8)
     page.get_by_text("Blind", exact=True).click()
-    wait_for_app(page)
+    wait_for_app(page, LOAD_TIMEOUT_MS)
     _run_and_wait(page)
     panes = page.locator(".st-key-pane_0, .st-key-pane_1")
     for text in panes.all_inner_texts() + [page.get_by_test_id("stTable").inner_text()]:
@@ -137,7 +140,7 @@ def test_blind_mode_hides_names_until_the_vote(page: Page, app: tuple[str, Path]
     expect(page.locator(".st-key-pane_1")).to_contain_text("Model B")
     _shot(page, "compare-blind.png")
     page.get_by_role("button", name="Model A is best").click()
-    wait_for_app(page)
+    wait_for_app(page, LOAD_TIMEOUT_MS)
     expect(page.get_by_text("Vote saved")).to_be_visible()
     expect(page.locator(".st-key-pane_0")).to_contain_text("Model A · ")
     table = page.get_by_test_id("stTable").inner_text()
@@ -157,9 +160,9 @@ def test_presentation_mode_hides_keys_and_raw_and_runs_a_scenario(
     # a key typed in the sidebar before presenting
     page.get_by_label("API key", exact=True).fill(FAKE_KEY)
     page.get_by_label("API key", exact=True).press("Enter")
-    wait_for_app(page)
+    wait_for_app(page, LOAD_TIMEOUT_MS)
     page.goto(url + "/compare?present=1")
-    wait_for_app(page)
+    wait_for_app(page, LOAD_TIMEOUT_MS)
     expect(page.get_by_role("heading", name="Which model?")).to_be_visible()
     expect(page.get_by_test_id("stSidebar")).to_be_hidden()
     expect(page.get_by_test_id("stExpandSidebarButton")).to_be_hidden()
@@ -171,7 +174,7 @@ def test_presentation_mode_hides_keys_and_raw_and_runs_a_scenario(
     expect(ticker).to_contain_text("live", timeout=60_000)
     # the live shot once tokens flow (the ticker counts them while streaming)
     expect(ticker).to_contain_text(re.compile(r"[1-9][\d,]*\s*tokens"), timeout=120_000)
-    _shot(page, "compare-present-live.png")
+    _shot(page, "compare-present-live.png", charts=0)
     expect(page.get_by_role("heading", name="Summary")).to_be_visible(timeout=RUN_TIMEOUT_MS)
     wait_for_app(page, RUN_TIMEOUT_MS)
     expect(page.get_by_test_id("wp-ticker")).to_contain_text("done")
@@ -190,7 +193,7 @@ def test_presentation_mode_hides_keys_and_raw_and_runs_a_scenario(
     _shot(page, "compare-present.png")
     # leaving presentation mode brings the sidebar back
     page.get_by_role("button", name="Exit presentation").click()
-    wait_for_app(page)
+    wait_for_app(page, LOAD_TIMEOUT_MS)
     expect(page.get_by_test_id("stSidebar")).to_be_visible()
     assert "present" not in page.url
 
@@ -206,7 +209,7 @@ def test_stop_keeps_partial_output_and_estimates_cost(page: Page, app: tuple[str
             re.compile(r"[^\s▌]"), timeout=180_000)  # a real character, not the cursor
     page.get_by_role("button", name="Stop").click()
     expect(page.get_by_role("heading", name="Summary")).to_be_visible(timeout=60_000)
-    wait_for_app(page)
+    wait_for_app(page, LOAD_TIMEOUT_MS)
     table = page.get_by_test_id("stTable").inner_text()
     assert table.count("stopped") == 2, table
     panes = " ".join(page.locator(".st-key-pane_0, .st-key-pane_1").all_inner_texts())
