@@ -162,3 +162,63 @@ def test_request_log_usage_and_percentiles() -> None:
     assert s["ttft_p50_ms"] == 4.0 and s["ttft_p90_ms"] == 8.0  # nearest rank over 2xx only
     assert sum(b["requests"] for b in m["timeseries"]) == 10
     assert len(m["timeseries"]) <= 61
+
+
+def test_chat_upstream_body_is_translated(make_client: Callable[..., TestClient]) -> None:
+    """What reaches llama-server: neutral defaults, renamed fields, a capped max_tokens, and
+    always include_usage on streams (the request log needs usage)."""
+    bodies: list[dict[str, object]] = []
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        chunks = [
+            {"choices": [{"index": 0, "delta": {"content": "hi"}, "logprobs": {"content": [
+                {"id": 1, "token": "hi", "logprob": -0.1,
+                 "top_logprobs": [{"id": 1, "token": "hi", "logprob": -0.1}]}]}}]},
+            {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+             "timings": {"x": 1}},
+            {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 1,
+                                      "total_tokens": 6}},
+        ]
+        text = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+        return httpx.Response(200, text=text, headers={"content-type": "text/event-stream"})
+
+    c = make_client(upstream)
+    no_max = {k: v for k, v in CHAT.items() if k != "max_tokens"}
+    r = c.post("/v1/chat/completions", json={**no_max, "max_completion_tokens": 5000,
+                                             "stream": True, "repetition_penalty": 1.1,
+                                             "top_k": -1, "logprobs": True, "top_logprobs": 0})
+    assert r.status_code == 200
+    up = bodies[0]
+    assert up["max_tokens"] == cards.DEFAULT_MAX_OUTPUT  # capped
+    assert up["repeat_penalty"] == 1.1 and "repetition_penalty" not in up
+    assert up["top_k"] == 0 and up["temperature"] == 1.0 and up["min_p"] == 0.0
+    assert up["stream_options"] == {"include_usage": True}
+    assert up["top_logprobs"] == 1  # llama.cpp needs >= 1 to return any logprobs
+    data = [json.loads(x[6:]) for x in r.text.splitlines()
+            if x.startswith("data: ") and x != "data: [DONE]"]
+    assert all("timings" not in d for d in data)
+    assert data[0]["choices"][0]["logprobs"]["content"][0]["top_logprobs"] == []  # trimmed to 0
+    assert all(d["choices"] for d in data)  # client did not ask for the usage chunk
+    u = c.get("/v1/usage/me", params={"period": "1d"}).json()
+    assert u["total_input_tokens"] == 5 and u["total_output_tokens"] == 1
+
+
+def test_messages_history_with_tool_blocks_is_converted() -> None:
+    from wafer_playground.local.messages import to_openai
+
+    out = to_openai({"model": "m", "max_tokens": 5, "system": [{"type": "text", "text": "S"}],
+                     "messages": [
+                         {"role": "user", "content": "weather?"},
+                         {"role": "assistant", "content": [
+                             {"type": "text", "text": "Let me check."},
+                             {"type": "tool_use", "id": "tu1", "name": "w",
+                              "input": {"city": "Paris"}}]},
+                         {"role": "user", "content": [
+                             {"type": "tool_result", "tool_use_id": "tu1", "content": "sunny"},
+                             {"type": "text", "text": "thanks"}]}]})
+    msgs = out["messages"]
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "tool", "user"]
+    call = msgs[2]["tool_calls"][0]
+    assert call["id"] == "tu1" and json.loads(call["function"]["arguments"]) == {"city": "Paris"}
+    assert msgs[3] == {"role": "tool", "tool_call_id": "tu1", "content": "sunny"}
