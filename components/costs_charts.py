@@ -14,7 +14,7 @@ SERVERLESS_COLOUR = "#1565c0"
 OTHER_COLOUR = "#757575"
 # No template: Streamlit applies its own (light or dark) theme to plotly charts.
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 90, "b": 10},
-           "legend": {"orientation": "h", "y": -0.18}}
+           "legend": {"orientation": "h", "y": -0.22, "yanchor": "top"}}
 COLOUR_KEY = "green: covered by Wafer Pass · blue: Serverless only · grey: tier not published"
 
 
@@ -72,6 +72,9 @@ def cost_vs_context(plan: pd.DataFrame) -> go.Figure:
     """$/month against context window: what a bigger window costs for this workload."""
     ok = plan[plan["per_month_usd"].notna() & plan["context_length"].notna()]
     left_out = plan.loc[~plan.index.isin(ok.index), "model"].tolist()
+    # Many models share a context size (1,048,576): labels there would pile up, so a point
+    # whose context is shared is named on hover only.
+    crowded = ok["context_length"].duplicated(keep=False)
     fig = go.Figure()
     for label, mask in (("Pass", ok["pass_included"].astype(bool)),
                         ("Serverless / other", ~ok["pass_included"].astype(bool))):
@@ -80,13 +83,16 @@ def cost_vs_context(plan: pd.DataFrame) -> go.Figure:
             continue
         fig.add_trace(go.Scatter(
             x=part["context_length"].astype("float64"), y=part["per_month_usd"],
-            mode="markers+text", name=label, text=part["model"], textposition="top center",
+            mode="markers+text", name=label, text=part["model"].where(~crowded[mask], ""),
+            customdata=part["model"], textposition="top center",
             marker={"size": 12, "color": PASS_COLOUR if label == "Pass" else SERVERLESS_COLOUR,
                     "symbol": ["circle" if f is not False else "x" for f in part["fits_context"]]},
-            hovertemplate="%{text}<br>context %{x:,} tokens<br>$%{y:,.2f} a month<extra></extra>",
+            hovertemplate="%{customdata}<br>context %{x:,} tokens<br>$%{y:,.2f} a month"
+                          "<extra></extra>",
         ))
     fig.update_layout(title=_title("Cost vs context window (x: workload does not fit)",
-                                   left_out, "no price or no context length"),
+                                   left_out, "no price or no context length",
+                                   key="models sharing a context size are named on hover"),
                       xaxis_title="context window (tokens, log scale)",
                       yaxis_title="US$ per month", height=420, **_LAYOUT)
     fig.update_xaxes(type="log")

@@ -137,6 +137,13 @@ def test_planner_share_link_and_upload(streamlit_server_factory, fake_wafer: str
     _shot(page, tmp_path, "costs_planner")
     page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
     _shot(page, tmp_path, "costs_chart")
+    for tab, name in (("Growth over 12 months", "costs_growth"),
+                      ("Cost vs context", "costs_context")):
+        page.get_by_role("tab", name=tab).click()
+        panel = page.get_by_role("tabpanel", name=tab)
+        panel.locator(".js-plotly-plot").wait_for()
+        panel.scroll_into_view_if_needed()
+        _shot(page, tmp_path, name)
 
     link = page.locator("[data-testid='stCode']").filter(has_text="rpd=").first.inner_text()
     link = link.strip()
@@ -185,6 +192,9 @@ def test_planner_share_link_and_upload(streamlit_server_factory, fake_wafer: str
     page.get_by_text("Rows not priced: line and reason").click()
     page.locator("[data-testid='stDataFrame']").nth(1).wait_for()
     _shot(page, tmp_path, "costs_reprice")
+    reprice_panel = page.get_by_role("tabpanel", name="Reprice usage")
+    reprice_panel.locator(".js-plotly-plot").scroll_into_view_if_needed()
+    _shot(page, tmp_path, "costs_reprice_chart")
 
     # Account usage from the same endpoint: charts, Wafer's estimate next to ours
     page.get_by_role("tab", name="Account usage").click()

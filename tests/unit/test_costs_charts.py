@@ -95,3 +95,14 @@ def test_daily_usage_and_metrics_series() -> None:
     assert [t["name"] for t in series["data"]] == ["requests", "errors", "TTFT p50 (ms)"]
     empty = charts.metrics_series(metrics_view({"summary": {}}).timeseries).to_dict()
     assert empty["data"] == [] and "No requests" in empty["layout"]["title"]["text"]
+
+
+def test_cost_vs_context_names_crowded_points_on_hover_only() -> None:
+    twins = MODELS + [Model(id="twin", display_name="twin", tier="serverless_only",
+                            context_length=1_048_576, pricing=Pricing(D(10), D(10), D(1)))]
+    fig = charts.cost_vs_context(plan_frame(plan(Workload(10, 100, 10), twins))).to_dict()
+    other = next(t for t in fig["data"] if t["name"] == "Serverless / other")
+    assert sorted(arr(other["customdata"])) == ["cheap", "twin"]
+    assert arr(other["text"]) == ["", ""]  # same context: hover only
+    pass_trace = next(t for t in fig["data"] if t["name"] == "Pass")
+    assert arr(pass_trace["text"]) == ["GLM-5.1"]
