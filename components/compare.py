@@ -21,6 +21,7 @@ from components import presentation
 from components.connection import Connection, get_client
 from components.errors import show_error
 from components.history import get_store
+from components.streaming import yield_point
 from wafer_playground import grammar as grammar_mod
 from wafer_playground.catalog import Catalog, Pricing
 from wafer_playground.client import WaferClient
@@ -203,6 +204,7 @@ def stream_panes(run: CompareRun, views: Sequence[PaneView], *,
             last_tick = now
         if done:
             return snaps
+        yield_point()  # a Stop lands within one poll even when nothing was redrawn
         time.sleep(POLL_S)
 
 
