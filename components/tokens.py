@@ -625,12 +625,18 @@ def _results(conn: Connection, client: WaferClient, model: Model, ebnf: str, sen
                 run = tokens.CompletionRun.from_dict(runs[label])
                 if pending and label in pending.get("runs", []):
                     _execute(conn, client, model, run, runs)
+                elif run.stopped and not run.logged:
+                    _log_end(run, model.pricing)  # the Stop rerun: record the partial run
+                    runs[label] = run.to_dict()
                 _run_panel(run, run_grammar[label], model.pricing, tok)
     if "fork" in runs:
         with st.container(border=True):
             run = tokens.CompletionRun.from_dict(runs["fork"])
             if pending and "fork" in pending.get("runs", []):
                 _execute(conn, client, model, run, runs)
+            elif run.stopped and not run.logged:
+                _log_end(run, model.pricing)
+                runs["fork"] = run.to_dict()
             _fork_panel(run, model.pricing, run_grammar.get("constrained") or grammar_text)
 
 
@@ -639,25 +645,32 @@ def _execute(conn: Connection, client: WaferClient, model: Model, run: tokens.Co
     """Send one request, streaming into a throttled placeholder; always keeps the result."""
     slot = st.empty()
     slot.caption("Sending…")
+    stop_slot = st.empty()
+    # Any click reruns the script, which unwinds the stream below; the partial run is kept.
+    stop_slot.button("Stop", key=f"tok_stop_{run.label}", icon=":material/stop_circle:")
     store_id = _log_start(conn, run)
     started = time.perf_counter()
     throttle = Throttle()
+    completed = False
     try:
         if run.body.get("stream"):
-            stream = client.completions_stream(run.body)
-            run.request_id = stream.request_id
-            for chunk in stream:
-                run.feed(chunk)
-                now = time.perf_counter()
-                if run.ttft_s is None and (run.text or run.generated_ids):
-                    run.ttft_s = now - started
-                if throttle.due(now, len(run.text)):
-                    slot.code(run.text + "▌", language=None, wrap_lines=True)
-                    throttle.mark(now)
+            # `with` closes the HTTP stream even when a rerun/Stop unwinds this frame
+            with client.completions_stream(run.body) as stream:
+                run.request_id = stream.request_id
+                for chunk in stream:
+                    run.feed(chunk)
+                    now = time.perf_counter()
+                    if run.ttft_s is None and (run.text or run.generated_ids):
+                        run.ttft_s = now - started
+                    if throttle.due(now, len(run.text)):
+                        slot.code(run.text + "▌", language=None, wrap_lines=True)
+                        throttle.mark(now)
+            completed = True  # the loop ends normally only at [DONE]
         else:
             res = client.completions(run.body)
             run.request_id = res.request_id
             run.feed(res.data)
+            completed = True
     except WaferError as err:
         run.error = tokens.RunError(err.title, err.human(), err.code, err.status,
                                     err.request_id or run.request_id)
@@ -665,8 +678,11 @@ def _execute(conn: Connection, client: WaferClient, model: Model, run: tokens.Co
         # plain-object writes only: after a Stop, st.* calls raise again (research §2)
         run.elapsed_s = time.perf_counter() - started
         run.store_id = store_id
+        if run.error is None and not completed:
+            run.stopped = True  # unwound before the end (Stop, or a rerun)
         runs[run.label] = run.to_dict()
     slot.empty()
+    stop_slot.empty()
     _log_end(run, model.pricing)
     runs[run.label] = run.to_dict()
 
@@ -682,11 +698,11 @@ def _log_start(conn: Connection, run: tokens.CompletionRun) -> str | None:
 
 
 def _log_end(run: tokens.CompletionRun, pricing: Pricing) -> None:
-    if not run.store_id:
+    if not run.store_id or run.logged:
         return
     cost = run.cost(pricing)
     fields: dict[str, Any] = {
-        "status": "error" if run.error else "done",
+        "status": "error" if run.error else ("stopped" if run.stopped else "done"),
         "request_id": run.request_id,
         "duration_s": run.elapsed_s,
         "ttft_s": run.ttft_s,
@@ -702,6 +718,7 @@ def _log_end(run: tokens.CompletionRun, pricing: Pricing) -> None:
         get_store().update_request(run.store_id, **fields)
     except (StoreError, OSError) as exc:
         st.caption(f"(history not updated: {exc})")
+    run.logged = True
 
 
 def _run_panel(run: tokens.CompletionRun, ebnf: str | None, pricing: Pricing,
@@ -714,6 +731,9 @@ def _run_panel(run: tokens.CompletionRun, ebnf: str | None, pricing: Pricing,
                     if run.error.request_id and run.error.request_id not in run.error.message
                     else ""), icon=":material/warning:")
         return
+    if run.stopped:
+        st.warning("Stopped before the end: the output below is partial, and its cost is "
+                   "estimated from the ids received.", icon=":material/stop_circle:")
     constrained = bool(run.body.get("ebnf"))
     if ebnf and ebnf.strip():
         try:

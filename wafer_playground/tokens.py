@@ -361,8 +361,9 @@ class CompletionRun:
     error: RunError | None = None
     elapsed_s: float | None = None
     ttft_s: float | None = None
-    stopped: bool = False
+    stopped: bool = False  # the user interrupted the stream: partial output
     store_id: str | None = None
+    logged: bool = False  # outcome written to the store
 
     # -- accumulation --
     def feed(self, chunk: Mapping[str, Any]) -> str:

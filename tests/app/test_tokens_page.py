@@ -442,3 +442,23 @@ def test_peek_next_token_and_append(api: HTTPXMock) -> None:
     at.selectbox(key="tok_peek_pick").set_value(502).run()
     at.button(key="tok_peek_append").click().run()
     assert at.session_state["tok_ids"] == "12, 13, 502"
+
+
+def test_stopped_run_is_kept_marked_and_recorded(api: HTTPXMock) -> None:
+    """What the Stop rerun finds: a partial run that was never recorded as finished."""
+    from components.history import get_store
+
+    body = {"model": LOCAL, "prompt": [12, 13], "max_tokens": 40, "stream": True}
+    rid = get_store().log_request(model=LOCAL, base_url=FAKE_BASE, surface="completions",
+                                  params=body, status="streaming")
+    partial = {"label": "unconstrained", "body": body, "text": " Par", "token_ids": [501],
+               "stopped": True, "store_id": rid}
+    at = make_app(PAGE)
+    at.session_state["tokens_runs"] = {"unconstrained": partial}
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Stopped before the end" in w for w in _texts(at, "warning"))
+    rec = get_store().get_request(rid)
+    assert rec is not None and rec.status == "stopped" and rec.cost_kind == "estimate"
+    assert at.session_state["tokens_runs"]["unconstrained"]["logged"] is True
+    assert _sent(api) == []
