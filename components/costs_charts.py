@@ -9,6 +9,8 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from wafer_playground.costs import format_usd
+
 PASS_COLOUR = "#2e7d32"
 SERVERLESS_COLOUR = "#1565c0"
 OTHER_COLOUR = "#757575"
@@ -110,12 +112,14 @@ def reprice_by_model(per_model: pd.DataFrame, as_logged_usd: float | None) -> go
                                                     strict=True)],
         hovertemplate="%{y}: %{text}<extra></extra>",
     ))
+    key = COLOUR_KEY
     if as_logged_usd is not None:
-        fig.add_vline(x=as_logged_usd, line_dash="dash", line_color="#c62828",
-                      annotation_text="as logged", annotation_position="top")
-    fig.update_layout(title=_title("This usage priced on every model", unpriced,
-                                   key=COLOUR_KEY),
-                      xaxis_title="US$", height=max(260, 34 * len(priced) + 120), **_LAYOUT)
+        # the line's label lives in the subtitle: an annotation would collide with it
+        fig.add_vline(x=as_logged_usd, line_dash="dash", line_color="#c62828")
+        key += f"<br>red dashed line: as logged, {format_usd(as_logged_usd)}"
+    fig.update_layout(title=_title("This usage priced on every model", unpriced, key=key),
+                      xaxis_title="US$", height=max(300, 34 * len(priced) + 170),
+                      **{**_LAYOUT, "margin": {**_LAYOUT["margin"], "t": 120}})
     return fig
 
 

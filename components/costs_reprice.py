@@ -113,6 +113,7 @@ def render_reprice(models: list[Model]) -> None:
     if as_logged is not None and as_logged > 0:
         per["vs_logged"] = per["total_usd"] / float(as_logged)
     st.dataframe(per, hide_index=True, key="costs_rp_table", placeholder="—", column_config={
+        "model": st.column_config.TextColumn("Model", width="medium", pinned=True),
         "tier": st.column_config.TextColumn("Pass / Serverless"),
         "pass_included": None,
         "total_usd": None,

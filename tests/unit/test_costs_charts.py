@@ -79,6 +79,7 @@ def test_reprice_chart_marks_as_logged() -> None:
     assert list(fig["data"][0]["y"]) == ["GLM-5.1", "cheap"]
     assert arr(fig["data"][0]["x"]) == pytest.approx([1.0, 0.2])
     assert fig["layout"]["shapes"][0]["x0"] == pytest.approx(1.0)
+    assert "as logged, $1.00" in fig["layout"]["title"]["text"]
 
 
 def test_daily_usage_and_metrics_series() -> None:
