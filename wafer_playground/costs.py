@@ -678,9 +678,10 @@ class Scenario:
         problems: list[str] = []
         values: dict[str, Any] = {}
         spec: dict[str, tuple[str, float, float, type]] = {
-            "rpd": ("requests_per_day", 0, 1e12, float), "in": ("input_tokens", 0, 1e9, float),
-            "out": ("output_tokens", 0, 1e9, float), "in90": ("input_p90", 0, 1e9, float),
-            "out90": ("output_p90", 0, 1e9, float), "hit": ("cache_hit_pct", 0, 100, float),
+            # the planner's inputs take whole requests and tokens: a fraction is reported
+            "rpd": ("requests_per_day", 0, 1e12, int), "in": ("input_tokens", 0, 1e9, int),
+            "out": ("output_tokens", 0, 1e9, int), "in90": ("input_p90", 0, 1e9, int),
+            "out90": ("output_p90", 0, 1e9, int), "hit": ("cache_hit_pct", 0, 100, float),
             "turns": ("turns", 1, 1000, int), "retry": ("retry_pct", 0, 1000, float),
             "growth": ("growth_pct", -99, 1000, float), "budget": ("budget_month", 0, 1e12, float),
         }
@@ -693,8 +694,11 @@ class Scenario:
             except ValueError:
                 problems.append(f"{key}={raw!r} is not a number")
                 continue
-            if not math.isfinite(v) or not lo <= v <= hi or (typ is int and not v.is_integer()):
+            if not math.isfinite(v) or not lo <= v <= hi:
                 problems.append(f"{key}={raw!r} is out of range ({lo:g}..{hi:g})")
+                continue
+            if typ is int and not v.is_integer():
+                problems.append(f"{key}={raw!r} is not a whole number")
                 continue
             values[name] = int(v) if typ is int else v
         mode = params.get("mode") if hasattr(params, "get") else None
