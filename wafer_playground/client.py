@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -109,6 +109,9 @@ class Stream:
         decoder = SSEDecoder()
         try:
             for sse in decoder.iter_bytes(self._raw_chunks()):
+                if self._secret and self._secret in sse.data:
+                    # a server echoing the key: the raw events end up in the inspector
+                    sse = replace(sse, data=sse.data.replace(self._secret, "[redacted key]"))
                 self.events.append(sse)
                 if sse.data == "[DONE]":
                     self.finished = True
