@@ -59,12 +59,38 @@ MODES = {"both": "Constrained vs unconstrained", "constrained": "Constrained onl
 RUN_TITLES = {"constrained": "Constrained (with grammar)", "unconstrained": "Unconstrained",
               "fork": "Fork"}
 PIECE_LIMIT = 512  # pasted ids decoded one by one: keep the engine round trips bounded
+KEEP = "tokens_keep"  # durable copy of the page's inputs (widget keys vanish off-page)
+_KEPT_PREFIX = "tok_"
+_NOT_KEPT = ("tok_send", "tok_use_", "tok_render", "tok_bos_", "tok_fork_go", "tok_peek",
+             "tok_hf_", "tok_saved_load", "tok_saved_save", "tok_schema_convert", "tok_halt_",
+             "tok_messages")  # buttons and the data editor cannot be set through state
 
 
 # ---------------------------------------------------------------------------- entry point
 
 
+def _restore_inputs() -> None:
+    """Streamlit drops widget values when their page is not shown; put them back once."""
+    for key, value in (st.session_state.get(KEEP) or {}).items():
+        if key not in st.session_state:
+            st.session_state[key] = value
+
+
+def _keep_inputs() -> None:
+    st.session_state[KEEP] = {
+        k: st.session_state[k] for k in list(st.session_state.keys())
+        if isinstance(k, str) and k.startswith(_KEPT_PREFIX) and not k.startswith(_NOT_KEPT)
+    }
+
+
 def render_page() -> None:
+    _restore_inputs()
+    _keep_inputs()  # values set by callbacks survive even if this run is interrupted
+    _render()
+    _keep_inputs()
+
+
+def _render() -> None:
     conn = connection.current()
     client = connection.get_client(conn)
     listing = connection.load_models(conn)
@@ -371,7 +397,8 @@ def _chat_tab(model: Model, tok: Tokenizer | None, local: bool, client: WaferCli
             "content": st.column_config.TextColumn("content", width="large")})
     thinking = None
     if template is not None:
-        thinking = False if st.checkbox("Thinking off (empty <think> block)", value=True,
+        st.session_state.setdefault("tok_think_off", True)
+        thinking = False if st.checkbox("Thinking off (empty <think> block)",
                                         key="tok_think_off") else None
     if st.button("Render template", key="tok_render"):
         messages = [{"role": str(r["role"]), "content": str(r["content"] or "")}
@@ -647,7 +674,7 @@ def _execute(conn: Connection, client: WaferClient, model: Model, run: tokens.Co
     slot.caption("Sending…")
     stop_slot = st.empty()
     # Any click reruns the script, which unwinds the stream below; the partial run is kept.
-    stop_slot.button("Stop", key=f"tok_stop_{run.label}", icon=":material/stop_circle:")
+    stop_slot.button("Stop", key=f"tok_halt_{run.label}", icon=":material/stop_circle:")
     store_id = _log_start(conn, run)
     started = time.perf_counter()
     throttle = Throttle()

@@ -462,3 +462,17 @@ def test_stopped_run_is_kept_marked_and_recorded(api: HTTPXMock) -> None:
     assert rec is not None and rec.status == "stopped" and rec.cost_kind == "estimate"
     assert at.session_state["tokens_runs"]["unconstrained"]["logged"] is True
     assert _sent(api) == []
+
+
+def test_inputs_survive_a_page_switch(api: HTTPXMock) -> None:
+    at = _app()
+    at.text_area(key="tok_ids").set_value("12, 13").run()
+    at.text_area(key="tok_grammar").set_value('root ::= "A"').run()
+    at.number_input(key="tok_max_tokens").set_value(7).run()
+    at.switch_page("pages/history.py").run()
+    assert "tok_ids" not in at.session_state  # Streamlit dropped the widget values...
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["tok_ids"] == "12, 13"  # ...and the page put them back
+    assert at.session_state["tok_grammar"] == 'root ::= "A"'
+    assert at.session_state["tok_max_tokens"] == 7
