@@ -36,6 +36,11 @@ def _shot(page: Page, name: str, focus: object | None = None) -> None:
         shutil.copy(path, main / path.name)
 
 
+def _wait(page: Page) -> None:
+    # generous: the 2-core CI box is shared with engine builds and other suites
+    wait_for_app(page, timeout=180_000)
+
+
 def _key(page: Page, key: str, what: str = "") -> object:
     return page.locator(f".st-key-{key} {what}".strip())
 
@@ -47,14 +52,14 @@ def test_tokens_flow(page: Page, streamlit_server_factory, local_engine: str,
         "WAFER_PLAYGROUND_DB": str(tmp_path / "e2e.db")})
     page.set_viewport_size({"width": 1500, "height": 2600})
     page.goto(server.url + "/")
-    wait_for_app(page)
+    _wait(page)
     page.get_by_test_id("stSidebarNavLink").filter(has_text="Token & grammar").click()
-    wait_for_app(page)
+    _wait(page)
     expect(page.get_by_role("heading", name="Token & grammar workbench")).to_be_visible()
 
     # text -> ids with the engine's own tokenizer, and back again exactly
     page.get_by_role("button", name="Use these ids as the prompt ↓").first.click()
-    wait_for_app(page)
+    _wait(page)
     expect(_key(page, "tok_ids", "textarea")).to_have_value(SMOL_IDS)
     expect(page.get_by_text("Round trip exact")).to_be_visible()
     expect(page.get_by_text("produced by local engine /v1/tokenize")).to_be_visible()
@@ -62,16 +67,16 @@ def test_tokens_flow(page: Page, streamlit_server_factory, local_engine: str,
     # the A|B preset, a short run, both sides
     _key(page, "tok_preset").click()
     page.get_by_role("option", name="Choice A | B").click()
-    wait_for_app(page)
+    _wait(page)
     expect(_key(page, "tok_grammar", "textarea")).to_have_value('root ::= "A" | "B"')
     expect(page.get_by_text("Grammar OK")).to_be_visible()
     page.get_by_text("Request fields (sampling, stops, extras)").click()
     max_tokens = _key(page, "tok_max_tokens", "input")
     max_tokens.fill("10")
     max_tokens.press("Enter")
-    wait_for_app(page)
+    _wait(page)
     page.get_by_role("button", name="Send").click()
-    wait_for_app(page, timeout=180_000)
+    _wait(page)
     expect(page.get_by_text("✓ Output matches the grammar")).to_be_visible(timeout=180_000)
     codes = page.get_by_test_id("stCode").all_inner_texts()
     assert any(c.strip() in ("A", "B") for c in codes), codes
@@ -83,7 +88,7 @@ def test_tokens_flow(page: Page, streamlit_server_factory, local_engine: str,
 
     # fork the unconstrained run at its least likely token, onto an alternative
     _key(page, "tok_fork_go_unconstrained", "button").click()
-    wait_for_app(page, timeout=180_000)
+    _wait(page)
     expect(page.get_by_text(re.compile(r"Fork of the unconstrained run at token #\d+"))) \
         .to_be_visible(timeout=180_000)
     forked = _key(page, "tok_ids", "textarea").input_value()
@@ -94,10 +99,10 @@ def test_tokens_flow(page: Page, streamlit_server_factory, local_engine: str,
     grammar = _key(page, "tok_grammar", "textarea")
     grammar.fill('root ::= "A" |\n  "B" | ')
     grammar.press("Control+Enter")
-    wait_for_app(page)
+    _wait(page)
     expect(page.get_by_text(re.compile(r"Line \d+, column \d+:")).first).to_be_visible()
     page.get_by_role("button", name="Send").click()
-    wait_for_app(page)
+    _wait(page)
     expect(page.get_by_text("Not sent — fix these first")).to_be_visible()
     expect(page.get_by_text(re.compile(r"the grammar does not parse: line \d+, column \d+"))) \
         .to_be_visible()
@@ -107,7 +112,7 @@ def test_tokens_flow(page: Page, streamlit_server_factory, local_engine: str,
     text = _key(page, "tok_text", "textarea")
     text.fill('<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>')
     text.press("Control+Enter")
-    wait_for_app(page)
+    _wait(page)
     expect(page.locator(".wtk .p").filter(has_text="script").first).to_be_visible()
     assert page.evaluate("window.__pwned") is None
     assert page.locator(".wtk img").count() == 0
