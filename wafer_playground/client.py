@@ -99,11 +99,11 @@ class Stream:
 
     @property
     def headers(self) -> dict[str, str]:
-        return dict(self.response.headers)
+        return _clean_headers(self.response.headers, self._secret)
 
     @property
     def request_id(self) -> str | None:
-        return self.response.headers.get("x-request-id")
+        return _clean_headers(self.response.headers, self._secret).get("x-request-id")
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         decoder = SSEDecoder()
@@ -304,11 +304,12 @@ class WaferClient:
                 status=response.status_code,
                 request_id=response.headers.get("x-request-id"),
             ), self._api_key) from exc
+        headers = _clean_headers(response.headers, self._api_key)
         return Result(
             data=data,
             status=response.status_code,
-            headers=dict(response.headers),
-            request_id=response.headers.get("x-request-id"),
+            headers=headers,
+            request_id=headers.get("x-request-id"),
             elapsed_s=time.perf_counter() - started,
             request_json=body,
         )
@@ -419,6 +420,15 @@ def redact(err: WaferError, secret: str | None) -> WaferError:
         err.body = err.body.replace(secret, mask)
     err.args = tuple(a.replace(secret, mask) if isinstance(a, str) else a for a in err.args)
     return err
+
+
+def _clean_headers(headers: httpx.Headers, secret: str | None) -> dict[str, str]:
+    """Response headers as a dict, with a key the server echoed blanked (they are shown in
+    the inspector and kept with the last request)."""
+    out = dict(headers)
+    if secret:
+        out = {k: v.replace(secret, "[redacted key]") for k, v in out.items()}
+    return out
 
 
 def _read_text(response: httpx.Response) -> str:
