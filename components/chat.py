@@ -65,7 +65,10 @@ class ChatContext:
 
 
 def init_state() -> None:
-    st.session_state.setdefault(FLAGS, {})
+    """Call at the top of every full page run."""
+    # A full run clears the Stop-refresh flag: it is only for the poller after a Stop (a
+    # widget rerun that interrupted a stream redraws the page anyway).
+    st.session_state[FLAGS] = {"refresh": False}
     st.session_state.setdefault(TURNS, [])
     st.session_state.setdefault(SPEND, SessionTotal())
     st.session_state.setdefault(LAST, {})
@@ -360,6 +363,8 @@ def generate(ctx: ChatContext) -> None:
         completed = True
     except WaferError as err:
         error = err
+    except Exception as exc:  # noqa: BLE001 - a client bug must not lose the partial answer
+        error = WaferError(f"unexpected {type(exc).__name__} while streaming: {exc}"[:300])
     finally:
         # Plain Python only: after a Stop any st.* call would raise again.
         if stream is not None:
