@@ -203,6 +203,9 @@ def price_tokens(uncached: Decimal | int, cached: Decimal | int, output: Decimal
             notes.append(CACHE_FALLBACK_NOTE)
         else:
             cached_cost = None
+    if pricing.currency and pricing.currency.lower() != "usd":
+        # Wafer publishes US cents; another endpoint may not. Say so rather than mislabel.
+        notes.append(f"prices are in {pricing.currency.upper()} cents, not US cents")
     parts = (input_cost, cached_cost, output_cost)
     total = None if any(p is None for p in parts) else sum(parts, Decimal(0))  # type: ignore[arg-type]
     return Cost(input_cost, cached_cost, output_cost, total, kind, pricing.source,

@@ -361,3 +361,8 @@ def test_reprice_matches_a_per_row_decimal_loop_on_random_rows() -> None:
     assert res.as_logged is not None and res.as_logged.total == expected  # exact, not approx
     assert res.as_logged_rows == priced and res.unpriced_rows == n - priced
     assert CACHE_FALLBACK_NOTE in res.as_logged.notes  # "nocache" rows were priced at input
+
+
+def test_non_usd_prices_are_flagged() -> None:
+    c = cost_of(Usage(1_000_000, 0), Pricing(D(100), D(320), D(10), currency="eur"))
+    assert c.total == D("1.00") and c.notes == ("prices are in EUR cents, not US cents",)
