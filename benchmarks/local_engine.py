@@ -65,8 +65,12 @@ def main() -> int:
     args = ap.parse_args()
     handle = start_engine(models=[MODEL])
     adapter_proc = psutil.Process(handle.pid)
-    adapter_cpu_s = 0.0
+    adapter_cpu_s = adapter_wall_s = 0.0
     load_before = os.getloadavg()[0]
+    # the idle adapter still ticks (uvicorn's 0.1 s loop): measure it to subtract it
+    c0, t0 = sum(adapter_proc.cpu_times()[:2]), time.perf_counter()
+    time.sleep(3)
+    idle_rate = (sum(adapter_proc.cpu_times()[:2]) - c0) / (time.perf_counter() - t0)
     try:
         root = handle.base_url.removesuffix("/v1")
         raw = httpx.get(root + "/health").json()["models"][MODEL]["url"]
@@ -85,10 +89,11 @@ def main() -> int:
                 order = ["adapter", "raw"] if rep % 2 == 0 else ["raw", "adapter"]
                 for p in PROMPTS:
                     for name in order:
-                        c0 = sum(adapter_proc.cpu_times()[:2])
+                        c0, w0 = sum(adapter_proc.cpu_times()[:2]), time.perf_counter()
                         runs[name].append(stream_once(client, targets[name], body(p)))
                         if name == "adapter":
                             adapter_cpu_s += sum(adapter_proc.cpu_times()[:2]) - c0
+                            adapter_wall_s += time.perf_counter() - w0
         med = {k: {"ttft_ms": statistics.median(r.ttft_ms for r in v),
                    "tps": statistics.median(r.tps for r in v),
                    "tokens": statistics.median(r.tokens for r in v)} for k, v in runs.items()}
@@ -110,14 +115,112 @@ def main() -> int:
               f"deltas {statistics.median(pair_ttft):+.1f} ms; target <= 15 ms)")
         # CPU the adapter burns is independent of how busy the shared machine is
         toks = sum(r.tokens for r in runs["adapter"])
-        print(f"  adapter CPU: {adapter_cpu_s / n * 1000:.1f} ms per request, "
-              f"{adapter_cpu_s / toks * 1000:.2f} ms per streamed token")
+        net = max(0.0, adapter_cpu_s - idle_rate * adapter_wall_s)
+        print(f"  adapter process CPU (minus its idle rate {idle_rate * 1000:.1f} ms/s): "
+              f"{net / n * 1000:.1f} ms per request, {net / toks * 1000:.2f} ms per token")
         print(f"  load average: {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end "
               f"(this machine has {os.cpu_count()} cores; wall-clock ratios are only "
               f"meaningful when it is quiet)")
     finally:
         handle.stop()
+    isolated_cost()
     return 0
+
+
+def isolated_cost(n_chunks: int = 2000) -> None:
+    """The adapter's own work per request and per streamed chunk, in process against an
+    instant fake upstream: a figure that does not depend on how loaded the machine is."""
+    import asyncio
+
+    from wafer_playground.local import cards
+    from wafer_playground.local.server import Backend, EngineConfig, create_app
+
+    chunk = {"choices": [{"finish_reason": None, "index": 0, "delta": {"content": " Red"}}],
+             "created": 1795698072, "id": "chatcmpl-x", "model": MODEL,
+             "system_fingerprint": "b11434-unknown", "object": "chat.completion.chunk"}
+
+    def payload(n: int) -> bytes:
+        tail = {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": n,
+                                         "total_tokens": n + 5}}
+        return ((f"data: {json.dumps(chunk)}\n\n" * n) + f"data: {json.dumps(tail)}\n\n"
+                "data: [DONE]\n\n").encode()
+
+    class Upstream(httpx.AsyncByteStream):
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        async def __aiter__(self):  # type: ignore[no-untyped-def]
+            data = payload(self.n)
+            step = max(1, len(data) // max(self.n, 1))
+            for i in range(0, len(data), step):  # one network read per event
+                yield data[i:i + step]
+
+    want = {"n": 1}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=Upstream(want["n"]))
+
+    backend = Backend(spec=cards.SMOLLM2, url="http://upstream", n_ctx=4096, n_vocab=49152)
+    app = create_app([backend], EngineConfig(upstream_transport=httpx.MockTransport(handler)))
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}],
+                       "max_tokens": 100, "stream": True}).encode()
+
+    async def one() -> None:
+        done = asyncio.Event()
+        first = [True]
+
+        async def receive() -> dict[str, object]:
+            if first[0]:
+                first[0] = False
+                return {"type": "http.request", "body": body, "more_body": False}
+            await done.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, object]) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                done.set()
+
+        scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
+                 "http_version": "1.1", "method": "POST", "scheme": "http",
+                 "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
+                 "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+                 "server": ("127.0.0.1", 2), "state": {},
+                 "headers": [(b"content-type", b"application/json")]}
+        await app(scope, receive, send)  # type: ignore[arg-type]
+
+    async def run() -> tuple[float, float]:
+        started = asyncio.Event()
+
+        async def lifespan_receive() -> dict[str, object]:
+            if not started.is_set():
+                started.set()
+                return {"type": "lifespan.startup"}
+            await asyncio.Event().wait()
+            return {}
+
+        async def lifespan_send(message: dict[str, object]) -> None:
+            return None
+
+        life = asyncio.ensure_future(app({"type": "lifespan", "asgi": {"version": "3.0"},
+                                          "state": {}}, lifespan_receive, lifespan_send))
+        await asyncio.sleep(0.05)
+        want["n"] = 1
+        for _ in range(20):
+            await one()  # warm-up
+        t = time.process_time()
+        for _ in range(200):
+            await one()
+        per_request = (time.process_time() - t) / 200
+        want["n"] = n_chunks
+        t = time.process_time()
+        await one()
+        per_chunk = (time.process_time() - t - per_request) / n_chunks
+        life.cancel()
+        return per_request, per_chunk
+
+    per_request, per_chunk = asyncio.run(run())
+    print(f"  isolated adapter cost (instant fake upstream): {per_request * 1000:.2f} ms CPU "
+          f"per request, {per_chunk * 1e6:.1f} us CPU per streamed chunk")
 
 
 if __name__ == "__main__":
