@@ -174,3 +174,14 @@ def metrics_series(ts: pd.DataFrame) -> go.Figure:
                               "rangemode": "tozero"},
                       height=380, **_LAYOUT)
     return fig
+
+
+def daily_cost(days: pd.DataFrame) -> go.Figure:
+    """Cost per day of logged usage on its own models."""
+    fig = go.Figure(go.Bar(x=days["date"], y=days["usd"], marker_color=SERVERLESS_COLOUR,
+                           customdata=days["requests"],
+                           hovertemplate="%{x|%Y-%m-%d}: $%{y:,.4f}, %{customdata:,} requests"
+                                         "<extra></extra>"))
+    fig.update_layout(title=_title("Cost per day as logged (UTC days)", []),
+                      yaxis={"title": "US$", "tickprefix": "$"}, height=320, **_LAYOUT)
+    return fig

@@ -10,7 +10,7 @@ import streamlit as st
 
 from components import costs_charts as charts
 from wafer_playground.catalog import Model
-from wafer_playground.costs import format_usd, reprice
+from wafer_playground.costs import daily_costs, format_usd, reprice
 from wafer_playground.usage import ParsedUsage, from_request_log, parse_usage_file
 
 FORMATS_HELP = (
@@ -126,6 +126,9 @@ def render_reprice(models: list[Model]) -> None:
         "vs_logged": st.column_config.NumberColumn("× as logged", format="%.2f×"),
         "price_source": st.column_config.TextColumn("Price source"),
     })
+    days = daily_costs(parsed.frame, result.row_cost)
+    if len(days) > 1:
+        st.plotly_chart(charts.daily_cost(days), key="costs_fig_rp_days")
     st.plotly_chart(charts.reprice_by_model(
         result.per_model, None if as_logged is None else float(as_logged)), key="costs_fig_rp")
     st.download_button("Download CSV", per.to_csv(index=False).encode(),

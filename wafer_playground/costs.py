@@ -752,3 +752,19 @@ def describe_sources(models: Sequence[Model]) -> str:
     if unpublished:
         parts.append(f"{unpublished} not published")
     return "; ".join(parts) if parts else "no prices"
+
+
+def daily_costs(frame: pd.DataFrame, row_cost: np.ndarray) -> pd.DataFrame:
+    """Per-day totals of the rows' own-model cost (UTC days; rows without a time or a price
+    are left out). Columns: date, usd, requests."""
+    if "ts" not in frame or not len(frame):
+        return pd.DataFrame(columns=["date", "usd", "requests"])
+    ts = pd.to_datetime(frame["ts"], errors="coerce", utc=True)
+    ok = ts.notna().to_numpy() & ~np.isnan(row_cost)
+    if not ok.any():
+        return pd.DataFrame(columns=["date", "usd", "requests"])
+    days = ts[ok].dt.floor("D")
+    reqs = frame["requests"].to_numpy()[ok] if "requests" in frame else np.ones(int(ok.sum()))
+    out = (pd.DataFrame({"date": days.to_numpy(), "usd": row_cost[ok], "requests": reqs})
+           .groupby("date", as_index=False).sum())
+    return out

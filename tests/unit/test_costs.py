@@ -366,3 +366,21 @@ def test_reprice_matches_a_per_row_decimal_loop_on_random_rows() -> None:
 def test_non_usd_prices_are_flagged() -> None:
     c = cost_of(Usage(1_000_000, 0), Pricing(D(100), D(320), D(10), currency="eur"))
     assert c.total == D("1.00") and c.notes == ("prices are in EUR cents, not US cents",)
+
+
+def test_daily_costs_group_own_model_costs_by_utc_day() -> None:
+    from wafer_playground.costs import daily_costs
+
+    frame = pd.DataFrame({
+        "model": ["GLM-5.1", "GLM-5.1", "GLM-5.1", "gone"],
+        "prompt_tokens": [1_000_000, 1_000_000, 1_000_000, 5], "cached_tokens": [0, 0, 0, 0],
+        "completion_tokens": [0, 0, 0, 0], "reasoning_tokens": [0, 0, 0, 0],
+        "ts": pd.to_datetime(["2026-09-01T23:59:00Z", "2026-09-01T01:00:00+02:00",
+                              "2026-09-02T00:00:00Z", "2026-09-02T00:00:00Z"], utc=True),
+    })
+    res = reprice(frame, [_model("GLM-5.1", GLM)])
+    days = daily_costs(frame, res.row_cost)
+    # 01:00+02:00 is 2026-08-31 23:00 UTC; the unpriced "gone" row is left out
+    assert [str(d.date()) for d in days["date"]] == ["2026-08-31", "2026-09-01", "2026-09-02"]
+    assert days["usd"].tolist() == pytest.approx([1.0, 1.0, 1.0])
+    assert days["requests"].tolist() == [1, 1, 1]

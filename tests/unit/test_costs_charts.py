@@ -107,3 +107,12 @@ def test_cost_vs_context_names_crowded_points_on_hover_only() -> None:
     assert arr(other["text"]) == ["", ""]  # same context: hover only
     pass_trace = next(t for t in fig["data"] if t["name"] == "Pass")
     assert arr(pass_trace["text"]) == ["GLM-5.1"]
+
+
+def test_daily_cost_bars() -> None:
+    days = pd.DataFrame({"date": pd.to_datetime(["2026-09-01", "2026-09-02"], utc=True),
+                         "usd": [1.5, 0.25], "requests": [3, 1]})
+    fig = charts.daily_cost(days).to_dict()
+    assert arr(fig["data"][0]["y"]) == [1.5, 0.25]
+    assert arr(fig["data"][0]["customdata"]) == [3, 1]
+    assert fig["layout"]["yaxis"]["tickprefix"] == "$"
