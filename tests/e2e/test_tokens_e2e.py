@@ -47,15 +47,20 @@ def _key(page: Page, key: str, what: str = "") -> object:
 
 def test_tokens_flow(page: Page, streamlit_server_factory, local_engine: str,
                      tmp_path: Path) -> None:
+    expect.set_options(timeout=60_000)
     server = streamlit_server_factory(env={
         "WAFER_ENDPOINT": "local", "WAFER_LOCAL_URL": local_engine,
         "WAFER_PLAYGROUND_DB": str(tmp_path / "e2e.db")})
     page.set_viewport_size({"width": 1500, "height": 2600})
     page.goto(server.url + "/")
     _wait(page)
-    page.get_by_test_id("stSidebarNavLink").filter(has_text="Token & grammar").click()
+    # the first script run can start after the page reports idle: wait for the link itself
+    page.get_by_test_id("stSidebarNavLink").filter(has_text="Token & grammar").click(
+        timeout=180_000)
     _wait(page)
-    expect(page.get_by_role("heading", name="Token & grammar workbench")).to_be_visible()
+    expect(page.get_by_role("heading", name="Token & grammar workbench")).to_be_visible(
+        timeout=180_000)
+    _wait(page)
 
     # text -> ids with the engine's own tokenizer, and back again exactly
     page.get_by_role("button", name="Use these ids as the prompt ↓").first.click()
