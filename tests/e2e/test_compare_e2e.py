@@ -41,7 +41,7 @@ def app(local_engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def _open(page: Page, url: str, path: str = "/compare") -> None:
-    page.set_viewport_size({"width": 1500, "height": 2300})
+    page.set_viewport_size({"width": 1500, "height": 2700})
     # the root first: a cold server started from a sub-path runs the legacy pages/ wrapper
     page.goto(url + "/")
     wait_for_app(page, LOAD_TIMEOUT_MS)
