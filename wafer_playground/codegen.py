@@ -51,9 +51,8 @@ LABELS: dict[str, str] = {
 
 def request_headers(surface: Surface, *, zdr: bool, stream: bool) -> dict[str, str]:
     """The non-secret headers a snippet sends (Authorization is added per language)."""
-    headers = {"Content-Type": "application/json"}
-    if stream:
-        headers["Accept"] = "text/event-stream"
+    headers = {"Content-Type": "application/json",
+               "Accept": "text/event-stream" if stream else "application/json"}
     if surface == "messages":
         headers["anthropic-version"] = "2023-06-01"
     if zdr:

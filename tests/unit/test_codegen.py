@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from wafer_playground.codegen import snippets
+from wafer_playground.codegen import request_headers, snippets
 
 BODY = {
     "model": "GLM-5.1",
@@ -87,6 +87,12 @@ def test_curl_snippet_sends_exact_body_and_headers(capture_server: str, surface:
     assert json.loads(raw) == body  # every field, nothing added, nothing dropped
     assert headers["authorization"] == f"Bearer {SECRET}"
     assert headers["content-type"] == "application/json"
+    expected = {k.lower(): v for k, v in request_headers(
+        surface, zdr=zdr, stream=bool(body.get("stream"))).items()}  # type: ignore[arg-type]
+    expected["authorization"] = f"Bearer {SECRET}"
+    sent = {k: v for k, v in headers.items()
+            if k not in ("host", "user-agent", "content-length", "expect")}
+    assert sent == expected  # exactly these headers: nothing missing, nothing extra
     assert headers.get("wafer-zdr") == ("required" if zdr else None)
     if surface == "messages":
         assert headers["anthropic-version"] == "2023-06-01"
