@@ -915,9 +915,9 @@ def _fork_panel(run: tokens.CompletionRun, pricing: Pricing, ebnf: str | None) -
         _run_panel(run, None, pricing, None)
         return
     kept = [TokenPiece(int(i), str(t)) for i, t in info.get("kept", [])]
-    chosen = [TokenPiece(int(info.get("chosen_id", 0)), str(info.get("chosen_text", "")))]
+    chosen = TokenPiece(int(info.get("chosen_id", 0)), str(info.get("chosen_text", "")))
     gen = run.tokens()
-    st.html(generated_html(gen, prefix=[*kept, *chosen]))
+    st.html(generated_html(gen, prefix=kept, chosen=chosen))
     full = str(info.get("lead", "")) + run.text
     st.caption("Output from the start of the original completion:")
     st.code(full or "(empty)", language=None, wrap_lines=True)

@@ -86,11 +86,11 @@ def chips_html(pieces: Sequence[TokenPiece], *, specials: Sequence[int] = (),
 
 
 def generated_html(tokens: Sequence[GenToken], *, prefix: Sequence[TokenPiece] = (),
-                   marked: int | None = None) -> str:
+                   chosen: TokenPiece | None = None, marked: int | None = None) -> str:
     """Generated tokens shaded by probability; hover lists the top alternatives.
 
-    ``prefix`` pieces (e.g. the kept part of a fork) are drawn faded before the new tokens;
-    ``marked`` outlines one generated position (the chosen fork point).
+    ``prefix`` pieces (e.g. the kept part of a fork) are drawn faded before the new tokens,
+    then ``chosen`` (the token forked to) outlined; ``marked`` outlines a generated position.
     """
     parts = [CSS, '<div class="wtk-legend">probability: '
                   f'<span style="background:{prob_shade(0.95)}">high</span>'
@@ -101,6 +101,10 @@ def generated_html(tokens: Sequence[GenToken], *, prefix: Sequence[TokenPiece] =
         shown, _ = visible(tok.piece)
         parts.append(f'<span class="c pre" title="{html.escape(f"kept prefix · id {tok.id}")}">'
                      f'<span class="p">{shown}</span><span class="i">{tok.id}</span></span>')
+    if chosen is not None:
+        shown, _ = visible(chosen.piece)
+        parts.append(f'<span class="c fork" title="{html.escape(f"chosen · id {chosen.id}")}">'
+                     f'<span class="p">{shown}</span><span class="i">{chosen.id}</span></span>')
     for t in tokens:
         shown, _ = visible(t.text)
         lines = [f"#{t.index} · id {t.id if t.id is not None else '?'} · {t.text!r} · "

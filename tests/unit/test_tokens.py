@@ -317,6 +317,11 @@ def test_generated_html_shades_and_lists_alternatives() -> None:
     assert "top alternatives:" in html and "(id 8) 50%" in html
     assert prob_shade(0.25) in html
     assert 'class="c fork"' in html
+    from wafer_playground.client import TokenPiece
+
+    forked = generated_html(toks, prefix=[TokenPiece(1, "a")], chosen=TokenPiece(9, "<i>"))
+    assert 'class="c pre"' in forked and 'title="chosen · id 9"' in forked
+    assert "&lt;i&gt;" in forked and "<i>" not in forked.split("</style>", 1)[1]
 
 
 # ---- output checker and presets as the page uses them --------------------------------------------
