@@ -20,6 +20,7 @@ import re
 import threading
 import unicodedata
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -81,14 +82,43 @@ def piece_from_bytes(raw: bytes) -> str | bytes:
 # ---- local engine ----------------------------------------------------------------------------
 
 
+class _Memo:
+    """A small bounded memo for engine answers: the page redraws on every widget change and
+    a vocabulary never changes under a running engine, so the same question is asked often."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._data: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+        value = compute()  # outside the lock: an HTTP call; errors are not memoised
+        with self._lock:
+            self._data[key] = value
+            while len(self._data) > self._limit:
+                self._data.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+_ENGINE_MEMO = _Memo()
+
+
 class EngineTokenizer(Tokenizer):
     """The engine's own tokenizer over HTTP; errors surface as ``WaferError`` from the client."""
 
     def __init__(self, client: WaferClient, model: str, *, vocab_size: int | None = None) -> None:
         self._client = client
         self._model = model
+        self._where = (client.base_url, model)
         self.vocab_size = vocab_size
-        self._bos: list[int] | None = None
         self.source = TokenizerSource(
             key=f"engine:{model}", kind="engine",
             label=f"local engine /v1/tokenize ({model})", exact=True,
@@ -96,15 +126,20 @@ class EngineTokenizer(Tokenizer):
         )
 
     def encode(self, text: str, *, add_special: bool = False) -> list[TokenPiece]:
-        return self._client.tokenize(text, model=self._model, add_special=add_special)
+        return list(_ENGINE_MEMO.get(
+            (*self._where, "encode", text, add_special),
+            lambda: tuple(self._client.tokenize(text, model=self._model,
+                                                add_special=add_special))))
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self._client.detokenize(list(ids), model=self._model)
+        key = tuple(ids)
+        return str(_ENGINE_MEMO.get((*self._where, "decode", key),
+                                    lambda: self._client.detokenize(list(key),
+                                                                    model=self._model)))
 
     def bos_ids(self) -> list[int]:
-        if self._bos is None:
-            self._bos = super().bos_ids()
-        return self._bos
+        return list(_ENGINE_MEMO.get((*self._where, "bos"),
+                                     lambda: tuple(super(EngineTokenizer, self).bos_ids())))
 
 
 # ---- tiktoken-based (Qwen offline, Kimi from HF) ---------------------------------------------

@@ -46,6 +46,9 @@ def test_plans_per_model_family() -> None:
 
 
 def test_engine_tokenizer_uses_tokenize_and_detokenize(httpx_mock: HTTPXMock) -> None:
+    from wafer_playground.tokenizers import _ENGINE_MEMO
+
+    _ENGINE_MEMO.clear()
     httpx_mock.add_response(url=f"{BASE}/tokenize", json={"tokens": [
         {"id": 2, "piece": "<bos>"}, {"id": 10979, "piece": "Hi"}, {"id": 7, "piece": [240, 159]},
     ]})
@@ -61,6 +64,10 @@ def test_engine_tokenizer_uses_tokenize_and_detokenize(httpx_mock: HTTPXMock) ->
     assert json.loads(httpx_mock.get_requests()[1].content)["tokens"] == [10979]
     assert tok.source.exact and tok.source.key == "engine:gemma-3-270m"
     assert tok.vocab_size == 262144
+    # redraws ask again: answered from the memo, no new request (a new tokenizer object too)
+    again = tokenizer_for("gemma-3-270m", local=True, client=client)
+    assert again.encode("Hi", add_special=True) == pieces and again.decode([10979]) == "Hi"
+    assert len(httpx_mock.get_requests()) == 2
 
 
 # ---- Qwen offline ------------------------------------------------------------------------------
