@@ -29,7 +29,7 @@ from plotly.subplots import make_subplots
 
 from .assembly import ChatAccumulator
 from .catalog import Pricing
-from .client import Stream, WaferClient
+from .client import WaferClient
 from .costs import Cost, Usage, UsageError, cost_of, format_usd
 from .errors import WaferError
 from .guard import Caps, check_request, estimate_prompt_tokens
@@ -234,7 +234,6 @@ class _Pane:
         self.ended_at: float | None = None
         self.error: WaferError | None = None
         self.request_id: str | None = None
-        self.stream: Stream | None = None
 
 
 class CompareRun:
@@ -249,6 +248,7 @@ class CompareRun:
 
     def __init__(self, client: WaferClient, specs: Sequence[PaneSpec], *,
                  clock: Callable[[], float] = time.perf_counter) -> None:
+        # `clock` must share time.perf_counter's origin: Stream.started_at is stamped with it
         if not specs:
             raise ValueError("nothing to compare")
         self.client = client
@@ -280,11 +280,10 @@ class CompareRun:
                 raise _Cancelled
             stream = opener(spec.body)
             with pane.lock:
-                pane.stream = stream
                 pane.request_id = stream.request_id
                 acc = pane.acc = ChatAccumulator(stream.started_at)
             with stream:
-                if self._cancel.is_set():  # cancel() ran before the stream was registered
+                if self._cancel.is_set():  # cancel() ran while the request was being sent
                     raise _Cancelled
                 for chunk in stream:
                     now = self.clock()
@@ -299,7 +298,7 @@ class CompareRun:
         except _Cancelled:
             final, err = "stopped", None
         except WaferError as exc:
-            # a response closed by cancel() surfaces as a connection error: that is a Stop
+            # whatever fails after a Stop (e.g. the server dropping us) is part of the Stop
             final, err = ("stopped", None) if self._cancel.is_set() else ("error", exc)
         except Exception as exc:  # noqa: BLE001 - a worker must never die silently
             if self._cancel.is_set():
@@ -307,7 +306,6 @@ class CompareRun:
             else:
                 final, err = "error", WaferError(f"{type(exc).__name__}: {exc}")
         with pane.lock:
-            pane.stream = None
             if pane.status == "stopped":  # cancel() already froze this pane
                 return
             pane.status = final
