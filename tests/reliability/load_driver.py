@@ -44,14 +44,20 @@ class LoadResult:
                 f"{self.cpu_percent:.0f}% of one core, RSS {self.rss_mb:.0f} MB")
 
 
-def _open(browser: Browser, url: str) -> Page:
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    page.goto(url)
-    wait_for_app(page, timeout=120_000)
-    page.goto(f"{url}/chat?model={MODEL}")
-    wait_for_app(page, timeout=120_000)
-    page.get_by_test_id("stChatInputTextArea").wait_for(timeout=60_000)
-    return page
+def _open_all(browser: Browser, url: str, n: int) -> list[Page]:
+    """n sessions on the chat page; the loads overlap (each page only waits at the end)."""
+    first = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    # the router first: a deep link as a server's very first request skips app.py
+    first.goto(url)
+    wait_for_app(first, timeout=120_000)
+    pages = [first] + [browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+                       for _ in range(n - 1)]
+    for page in pages:
+        page.goto(f"{url}/chat?model={MODEL}", wait_until="commit")
+    for page in pages:
+        wait_for_app(page, timeout=120_000)
+        page.get_by_test_id("stChatInputTextArea").wait_for(timeout=60_000)
+    return pages
 
 
 def _complete(page: Page, tokens: int) -> bool:
@@ -88,7 +94,7 @@ def run_load(server: StreamlitServer, fake: FakeWafer, browser: Browser, *, sess
     words = [f" w{i}" for i in range(tokens)]
     fake.script("POST", "/chat/completions", Reply(sse=answer_stream(words),
                                                    tokens_per_s=rate))
-    pages = [_open(browser, server.url) for _ in range(sessions)]
+    pages = _open_all(browser, server.url, sessions)
     try:
         # baseline: one session alone
         t0 = time.monotonic()
