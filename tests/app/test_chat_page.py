@@ -440,3 +440,30 @@ def test_throttled_text_draws_few_times_and_once_at_the_end() -> None:
     assert 40 <= len(draws) <= 81  # vs 5,000 with one render per token
     assert all(d.endswith(CURSOR) for d in draws[:-1])
     assert draws[-1] == text  # the final render has the whole text and no cursor
+
+
+def test_store_follows_edit_delete_and_regenerate(env: HTTPXMock) -> None:
+    from components.history import get_store
+
+    stream_reply(env)
+    at = chat_app().run()
+    at.chat_input[0].set_value("one").run()
+    stream_reply(env)
+    at.chat_input[0].set_value("two").run()
+    conv = at.session_state["chat_conversation_id"]
+    store = get_store()
+
+    def stored() -> list[tuple[str, str]]:
+        return [(t.role, t.content) for t in store.list_turns(conv)]
+
+    assert stored() == [("user", "one"), ("assistant", "Hello there!"),
+                        ("user", "two"), ("assistant", "Hello there!")]
+    first = at.session_state["chat_turns"][0]["id"]
+    at.button(key=f"chat_edit_btn_{first}").click().run()
+    at.text_area(key=f"chat_edit_{first}").input("uno")
+    stream_reply(env)
+    at.button(key=f"chat_save_{first}").click().run()
+    assert stored() == [("user", "uno"), ("assistant", "Hello there!")]
+    at.button(key=f"chat_del_{at.session_state['chat_turns'][1]['id']}").click().run()
+    assert stored() == [("user", "uno")]
+    assert [(t["role"], t["content"]) for t in at.session_state["chat_turns"]] == stored()
