@@ -476,3 +476,23 @@ def test_inputs_survive_a_page_switch(api: HTTPXMock) -> None:
     assert at.session_state["tok_ids"] == "12, 13"  # ...and the page put them back
     assert at.session_state["tok_grammar"] == 'root ::= "A"'
     assert at.session_state["tok_max_tokens"] == 7
+
+
+def test_json_schema_helper(api: HTTPXMock) -> None:
+    from wafer_playground.grammar_presets import json_schema_to_ebnf
+
+    schema = {"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}},
+              "required": ["answer"]}
+    at = _app()
+    at.text_area(key="tok_schema").set_value(json.dumps(schema)).run()
+    at.button(key="tok_schema_convert").click().run()
+    assert at.session_state["tok_grammar"] == json_schema_to_ebnf(schema)
+    assert any("Converted the schema" in s for s in _texts(at, "success"))
+    assert any(s.startswith("Grammar OK") for s in _texts(at, "success"))
+    at.text_area(key="tok_schema").set_value('{"type": "object",\n "properties": ').run()
+    at.button(key="tok_schema_convert").click().run()
+    assert any("not valid JSON: line 2, column" in e for e in _texts(at, "error"))
+    at.text_area(key="tok_schema").set_value('{"type": "object", "patternProperties": {}}')
+    at.run()
+    at.button(key="tok_schema_convert").click().run()
+    assert any("cannot be converted" in e for e in _texts(at, "error"))
