@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from components import connection
-from components.catalog_chart import CHART_MODES, price_figure, unplotted_count
+from components.catalog_chart import CHART_MODES, picked_id, price_figure, unplotted_count
 from components.catalog_frame import (
     CAPABILITIES,
     CONTEXT_STEPS,
@@ -54,6 +54,8 @@ DETAIL_KEY = "_catalog_detail"  # durable: the model whose detail panel is open
 SAVED_KEY = "_catalog_saved"  # durable: filters + workload across page switches
 TABLE_KEY = "_catalog_table_key"  # the live table widget's key (tests read it)
 DERIVED_KEY = "_catalog_derived"
+CHART_KEY = "_catalog_chart"  # (widget key, point ids per trace) of the chart last drawn
+PICKS_KEY = "_catalog_picks"  # bumps on every chart pick: the table redraws with it selected
 EXTRA_PARAMS = ("model", "chart")
 NP = 112  # px: room for the "not published" placeholder, never truncated
 TABLE_COLUMNS = ["display_name", "id", "provider", "tier_label", "context_length",
@@ -300,7 +302,8 @@ def _column_config(view: pd.DataFrame) -> dict[str, object]:
 
 def _table(d: _Derived, view: pd.DataFrame, f: Filters, wl: WorkloadInput) -> str | None:
     """Draw the table; return the model id whose detail should show."""
-    sig = hashlib.sha256(repr((d.ident, f, wl)).encode()).hexdigest()[:12]
+    picks = st.session_state.get(PICKS_KEY, 0)
+    sig = hashlib.sha256(repr((d.ident, f, wl, picks)).encode()).hexdigest()[:12]
     key = f"catalog_table_{sig}"  # a new view is a new widget: stale row positions never leak
     st.session_state[TABLE_KEY] = key
     selected: str | None = st.session_state.get(DETAIL_KEY)
@@ -316,12 +319,15 @@ def _table(d: _Derived, view: pd.DataFrame, f: Filters, wl: WorkloadInput) -> st
     )
     rows = list(event.selection.rows)
     last: dict[str, list[int]] = st.session_state.setdefault("_catalog_rows", {})
-    if rows and rows[0] < len(ids):
-        selected = ids[rows[0]]
-        st.session_state[DETAIL_KEY] = selected
-    elif last.get(key):  # the user cleared the selection on this very view
-        selected = None
-        st.session_state.pop(DETAIL_KEY, None)
+    # Only a change of the table's own selection counts: an unchanged row must not undo a
+    # model picked on the chart since.
+    if rows != last.get(key, []):
+        if rows and rows[0] < len(ids):
+            selected = ids[rows[0]]
+            st.session_state[DETAIL_KEY] = selected
+        elif not rows:  # the user cleared the selection on this very view
+            selected = None
+            st.session_state.pop(DETAIL_KEY, None)
     st.session_state["_catalog_rows"] = {key: rows}  # only the live view matters
     # A model filtered out of view keeps its place in DETAIL_KEY and returns with it.
     return selected if selected in ids else None
@@ -464,15 +470,21 @@ def render_catalog_page() -> None:
     view = apply_filters(d.frame.assign(per_request=per_request, per_month=per_month), f)
     shown = f"**{len(view)}** of {len(d.frame)} models"
     st.markdown(shown if len(view) else shown + " match: loosen a filter.")
+    _chart_pick(d)
     selected = _table(d, view, f, wl)
     chart_col, detail_col = st.columns([3, 2])
     with chart_col:
         mode = st.radio("Chart", list(CHART_MODES), key="cat_chart", horizontal=True,
                         format_func=CHART_MODES.__getitem__, label_visibility="collapsed")
         pr = view["per_request"].to_numpy(dtype="float64")
-        fig = price_figure(view, pr, view["per_month"].to_numpy(dtype="float64"), mode,
-                           selected)
-        st.plotly_chart(fig, key="cat_plot", config={"displaylogo": False})
+        fig, trace_ids = price_figure(view, pr, view["per_month"].to_numpy(dtype="float64"),
+                                      mode, selected)
+        # Keyed by the view (like the table), so a stale point index never maps to a model.
+        chart_key = f"cat_plot_{st.session_state[TABLE_KEY][-12:]}_{mode}"
+        st.session_state[CHART_KEY] = (chart_key, trace_ids)
+        st.plotly_chart(fig, key=chart_key, config={"displaylogo": False},
+                        on_select="rerun", selection_mode="points")
+        st.caption("Click a point to open its model.")
         missing = unplotted_count(view, pr, mode)
         if missing:
             st.caption(f"{missing} model(s) not plotted: price or context not published.")
@@ -485,6 +497,23 @@ def render_catalog_page() -> None:
     _problems(models.catalog.problems)
     st.session_state[SAVED_KEY] = (f, wl, mode)
     _sync_url(f, wl, mode, selected)
+
+
+def _chart_pick(d: _Derived) -> None:
+    """A point clicked on last run's chart opens that model (before the table is drawn)."""
+    held = st.session_state.get(CHART_KEY)
+    if held is None:
+        return
+    chart_key, trace_ids = held
+    # Read the widget state dict-style: works for the live PlotlyState and for tests.
+    model_id = picked_id(st.session_state.get(chart_key), trace_ids)
+    seen = st.session_state.get("_catalog_pick_seen")
+    if model_id is None or (chart_key, model_id) == seen:
+        return
+    st.session_state["_catalog_pick_seen"] = (chart_key, model_id)
+    if model_id in d.by_id and model_id != st.session_state.get(DETAIL_KEY):
+        st.session_state[DETAIL_KEY] = model_id
+        st.session_state[PICKS_KEY] = st.session_state.get(PICKS_KEY, 0) + 1
 
 
 def _problems(problems: list[str]) -> None:

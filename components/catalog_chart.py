@@ -32,9 +32,16 @@ _HOVER = (
 
 
 def price_figure(view: pd.DataFrame, per_request: np.ndarray, per_month: np.ndarray,
-                 mode: str = "context", selected_id: str | None = None) -> go.Figure:
-    """Scatter of the filtered models. `per_request`/`per_month` align with `view`'s rows."""
+                 mode: str = "context", selected_id: str | None = None
+                 ) -> tuple[go.Figure, list[list[str]]]:
+    """Scatter of the filtered models. `per_request`/`per_month` align with `view`'s rows.
+
+    Also returns, per trace, the model id of each point: a click on the chart reports
+    (curve_number, point_index), and this maps it back to a model on the server side.
+    """
     fig = go.Figure()
+    trace_ids: list[list[str]] = []
+    all_ids = view["id"].to_numpy(dtype=object)
     ctx = view["context_length"].to_numpy(dtype="float64", na_value=np.nan)
     inp = view["input_usd_per_m"].to_numpy(dtype="float64")
     out = view["output_usd_per_m"].to_numpy(dtype="float64")
@@ -61,6 +68,7 @@ def price_figure(view: pd.DataFrame, per_request: np.ndarray, per_month: np.ndar
                     "line": {"width": 0}},
             customdata=custom[sel], hovertemplate=_HOVER, text=names[sel],
         ))
+        trace_ids.append([str(i) for i in all_ids[sel]])
     if selected_id is not None:
         hit = (view["id"] == selected_id).to_numpy() & plotted
         if hit.any():
@@ -72,6 +80,7 @@ def price_figure(view: pd.DataFrame, per_request: np.ndarray, per_month: np.ndar
                         "line": {"width": 2.5, "color": "#FFB020"}},
                 hoverinfo="skip", showlegend=False,
             ))
+            trace_ids.append([str(i) for i in all_ids[hit]])
     fig.update_layout(
         height=380, margin={"l": 10, "r": 10, "t": 30, "b": 10},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
@@ -82,7 +91,17 @@ def price_figure(view: pd.DataFrame, per_request: np.ndarray, per_month: np.ndar
     fig.update_yaxes(tickprefix="$", rangemode="tozero")  # prices are never negative
     if mode == "io":
         fig.update_xaxes(tickprefix="$", rangemode="tozero")
-    return fig
+    return fig, trace_ids
+
+
+def picked_id(state: object, trace_ids: list[list[str]]) -> str | None:
+    """The model a chart selection points at (first point), if the mapping still holds."""
+    try:
+        points = state["selection"]["points"]  # type: ignore[index]
+        point = points[0]
+        return trace_ids[int(point["curve_number"])][int(point["point_index"])]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
 
 
 def unplotted_count(view: pd.DataFrame, per_request: np.ndarray, mode: str) -> int:

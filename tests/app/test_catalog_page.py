@@ -325,3 +325,24 @@ def test_host_label_drops_userinfo() -> None:
     assert _host_label("https://pass.wafer.ai/v1") == "pass.wafer.ai"
     assert _host_label("http://[::1]:9/v1") == "[::1]:9"
     assert "hunter2" not in _host_label("alice:hunter2@")
+
+
+def test_chart_click_opens_the_model(app_env: str, httpx_mock: HTTPXMock) -> None:
+    at = _page(app_env, httpx_mock)
+    ids = list(at.dataframe[0].value["id"])
+    _select(at, ids.index("GLM-5.1"))
+    chart_key, trace_ids = at.session_state["_catalog_chart"]
+    curve = next(i for i, t in enumerate(trace_ids) if t == ["Kimi-K3"])
+    at.session_state[chart_key] = {"selection": {
+        "points": [{"curve_number": curve, "point_index": 0}], "point_indices": [0],
+        "box": [], "lasso": []}}
+    _run(at)
+    assert at.subheader[0].value == "Kimi-K3"
+    # The table was redrawn with the picked model selected, and the URL follows.
+    key = at.session_state["_catalog_table_key"]
+    assert at.session_state[key]["selection"]["rows"] == [ids.index("Kimi-K3")]
+    assert at.query_params["model"] == "Kimi-K3"
+    _run(at)  # a plain rerun keeps the pick
+    assert at.subheader[0].value == "Kimi-K3"
+    _select(at, ids.index("Qwen3.5-397B-A17B"))  # and the table still works after a pick
+    assert at.subheader[0].value == "Qwen3.5-397B-A17B"

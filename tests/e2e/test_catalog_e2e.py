@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.conftest import ROOT, wait_for_app
 
@@ -89,10 +90,11 @@ def test_catalog_filter_select_detail(page, fake_wafer: FakeWafer,  # type: igno
                                            "WAFER_API_KEY": "test-key"})
     page.set_viewport_size({"width": 1500, "height": 1900})
     _open(page, server.url)
+    page.get_by_text("3 of 3 models").wait_for()  # the app may report idle before its first run
+    page.get_by_test_id("stDataFrame").first.wait_for()
     assert page.get_by_test_id("stException").count() == 0
     assert page.get_by_test_id("stDataFrame").count() == 1
     assert "Bearer test-key" in fake_wafer.auth_seen
-    page.get_by_text("3 of 3 models").wait_for()
 
     # Filter: capabilities -> vision leaves Kimi-K3 only; the URL follows.
     search = page.get_by_placeholder("id, name, provider, description…")
@@ -130,9 +132,33 @@ def test_catalog_filter_select_detail(page, fake_wafer: FakeWafer,  # type: igno
     wait_for_app(page, timeout=SLOW)
     assert "Kimi-K3" in page.locator(".st-key-cat_detail").inner_text()
 
+    # A click on a chart point opens that model (plotly maps the point to page pixels).
+    locate = """() => {
+        const gd = document.querySelector('.js-plotly-plot');
+        const t = gd && gd._fullData && gd._fullData.find(tr => tr.name === 'Pass');
+        if (!t) return null;
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        const r = gd.getBoundingClientRect();
+        return {x: r.left + xa._offset + xa.c2p(t.x[0]),
+                y: r.top + ya._offset + ya.c2p(t.y[0])};
+    }"""
+    for attempt in range(3):  # the WebGL scatter may still be (re)drawing on a busy machine
+        page.wait_for_function(f"({locate})() !== null")
+        page.wait_for_timeout(1000)
+        point = page.evaluate(locate)
+        page.mouse.click(point["x"], point["y"])
+        try:
+            page.wait_for_url("**model=GLM-5.1**", timeout=20_000)
+            break
+        except PlaywrightTimeoutError:
+            if attempt == 2:
+                raise
+    wait_for_app(page, timeout=SLOW)
+    assert "GLM-5.1" in page.locator(".st-key-cat_detail").inner_text()
+
     # Try in chat opens the chat page with the model in the URL.
     page.get_by_role("button", name="Try in chat").click()
-    page.wait_for_url("**/chat?model=Kimi-K3")
+    page.wait_for_url("**/chat?model=GLM-5.1")
 
 
 def test_shared_link_opened_first_on_a_fresh_server(page, fake_wafer: FakeWafer,  # type: ignore[no-untyped-def]
@@ -161,13 +187,15 @@ def test_no_traceback_when_endpoint_fails(page, fake_wafer: FakeWafer,  # type: 
     server = streamlit_server_factory(env={"WAFER_ENDPOINT": "wafer", "WAFER_BASE_URL": base,
                                            "WAFER_API_KEY": "test-key"})
     _open(page, server.url)
-    page.get_by_test_id("stAlert").first.wait_for()
-    body = page.locator("[data-testid='stMain']").inner_text()
+    expected = {"down": "connection refused", "401": "invalid_api_key", "html": "HTML page"}
+    main = page.locator("[data-testid='stMain']")
+    main.get_by_text(expected[mode]).first.wait_for()
+    main.get_by_test_id("stDataFrame").first.wait_for()  # the snapshot catalog is drawn
+    wait_for_app(page, timeout=SLOW)
+    body = main.inner_text()
     assert page.get_by_test_id("stException").count() == 0
     assert "Traceback" not in body
     assert "snapshot of 2026-09-02" in body
-    expected = {"down": "connection refused", "401": "invalid_api_key", "html": "HTML page"}
-    assert expected[mode] in body
     assert "test-key" not in body
     page.screenshot(path=str(tmp_path / f"catalog-{mode}.png"), full_page=True)
     SCREENS.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.catalog_chart import price_figure, unplotted_count
+from components.catalog_chart import picked_id, price_figure, unplotted_count
 from components.catalog_frame import (
     Filters,
     WorkloadInput,
@@ -314,14 +314,21 @@ def test_price_figure_traces_and_hover() -> None:
     req, month = workload_costs(_fixture_models(), WorkloadInput())
     view = apply_filters(frame.assign(per_request=req, per_month=month), Filters())
     pr = view["per_request"].to_numpy()
-    fig = price_figure(view, pr, view["per_month"].to_numpy(), "context", "GLM-5.1")
+    fig, ids = price_figure(view, pr, view["per_month"].to_numpy(), "context", "GLM-5.1")
     names = [t.name for t in fig.data]
     assert names == ["Pass", "Serverless", "Selected"]  # Qwen has no price: not plotted
+    assert ids == [["GLM-5.1"], ["Kimi-K3"], ["GLM-5.1"]]
+    state = {"selection": {"points": [{"curve_number": 1, "point_index": 0}]}}
+    assert picked_id(state, ids) == "Kimi-K3"
+    assert picked_id({"selection": {"points": [{"curve_number": 5, "point_index": 0}]}},
+                     ids) is None
+    assert picked_id({"selection": {"points": []}}, ids) is None
+    assert picked_id(None, ids) is None
     assert list(fig.data[0].text) == ["GLM-5.1 · zai"]
     assert fig.data[0].customdata[0][3] == pytest.approx(0.0036)
     assert fig.layout.xaxis.type == "log"
     assert unplotted_count(view, pr, "context") == 1
-    io = price_figure(view, pr, view["per_month"].to_numpy(), "io")
+    io, _ = price_figure(view, pr, view["per_month"].to_numpy(), "io")
     assert sorted(float(x) for t in io.data for x in t.x) == [1.0, 3.0]
     assert unplotted_count(view, pr, "io") == 1
 
@@ -329,8 +336,8 @@ def test_price_figure_traces_and_hover() -> None:
 def test_price_figure_empty_view() -> None:
     frame = display_frame(_fixture_models())
     empty = apply_filters(frame.assign(per_request=np.nan, per_month=np.nan), Filters(q="zzz"))
-    fig = price_figure(empty, np.array([]), np.array([]))
-    assert len(fig.data) == 0
+    fig, ids = price_figure(empty, np.array([]), np.array([]))
+    assert len(fig.data) == 0 and ids == []
 
 
 def test_columnar_frame_matches_the_row_wise_reference() -> None:
