@@ -159,7 +159,7 @@ def _rebuild_error(d: dict[str, Any]) -> WaferError:
         cls = WaferError
     return cls(str(d.get("message") or "request failed"), status=d.get("status"),
                type=d.get("type"), code=d.get("code"), param=d.get("param"),
-               request_id=d.get("request_id"))
+               request_id=d.get("request_id"), retry_after=d.get("retry_after"))
 
 
 def facts_line(f: dict[str, Any]) -> str:
