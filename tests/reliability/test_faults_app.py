@@ -69,7 +69,8 @@ FAULTS: dict[str, Fault] = {
     # A Retry-After longer than the client will wait: no retry, the wait is shown.
     "429-long-wait": Fault([error_json(429, "rate_limit_exceeded", "slow down", "req_f429b",
                                       headers={"Retry-After": "30"})],
-                           ["HTTP 429", "rate_limit_exceeded", "req_f429b"], 1),
+                           ["HTTP 429", "rate_limit_exceeded", "Retry after 30 s",
+                            "req_f429b"], 1),
     # 429 forever: two retries (max_retries=2), then the error.
     "429-exhausted": Fault([error_json(429, "rate_limit_exceeded", "slow down", "req_f429c",
                                        headers={"Retry-After": "0"})],
@@ -171,9 +172,6 @@ def test_chat_fault(name: str, fake: FakeWafer, rel_env: Path,
     assert len(turns) == 4
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "components/chat._rebuild_error drops retry_after when the turn's error is redrawn; "
-    "fix: pass retry_after=d.get('retry_after') (errors.to_dict now carries it)"))
 def test_long_retry_after_is_shown(fake: FakeWafer, rel_env: Path) -> None:
     fake.script("POST", "/chat/completions",
                 error_json(429, "rate_limit_exceeded", "slow down", "req_f429d",
