@@ -3,6 +3,11 @@
 Never `st.write_stream` on raw token streams (research §2: quadratic bytes and browser work).
 The policy lives in `wafer_playground.throttle`; this module only draws.
 
+Finished paragraphs are frozen (`wafer_playground.throttle.freeze_point`): drawn once into
+their own markdown block, after which only the open tail is redrawn. A redraw then costs the
+browser the tail, not the whole answer (benchmarks/stream_render.py: the last token of a
+30 KB answer showed ~0.5 s late when every redraw re-rendered all of it).
+
 Stop: a Streamlit Stop/rerun is raised at the next `st.*` call. A throttled render may be
 ~0.75 s away on long answers, so `yield_point()` (a session-state read: no websocket traffic)
 is called for every chunk to keep cancellation within one chunk of the click.
@@ -18,7 +23,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from wafer_playground.assembly import AnthropicAccumulator, ChatAccumulator
-from wafer_playground.throttle import Throttle
+from wafer_playground.throttle import Throttle, freeze_point
 
 CURSOR = "▌"
 
@@ -29,15 +34,22 @@ def yield_point() -> None:
 
 
 class ThrottledText:
-    """A markdown slot redrawn at most every max(50 ms, len/40k s); `final()` draws once more."""
+    """Markdown redrawn at most every max(50 ms, len/40k s); `final()` draws once more.
+
+    Frozen blocks and the live slot are appended to `container` in order, so give each text
+    its own container when other elements follow it. Code (`code_language`) is never split.
+    """
 
     def __init__(self, container: DeltaGenerator | None = None, *, cursor: str = CURSOR,
                  code_language: str | None = None) -> None:
-        self.slot = (container or st).empty()
+        self._parent = container or st
+        self.slot = self._parent.empty()
         self.throttle = Throttle()
         self.cursor = cursor
         self.code_language = code_language
         self.text = ""
+        self.frozen_text = ""  # drawn in the finished blocks above the slot
+        self._blocks: list[DeltaGenerator] = []
 
     def _draw(self, text: str) -> None:
         if self.code_language is not None:
@@ -45,20 +57,39 @@ class ThrottledText:
         else:
             self.slot.markdown(text)
 
+    def _freeze(self, text: str) -> None:
+        if self.code_language is not None:
+            return
+        start = len(self.frozen_text)
+        cut = freeze_point(text, start)
+        if cut > start:
+            self.slot.markdown(text[start:cut])
+            self._blocks.append(self.slot)
+            self.slot = self._parent.empty()
+            self.frozen_text = text[:cut]
+
     def update(self, text: str, now: float | None = None) -> bool:
         """Maybe redraw; True when it did."""
         self.text = text
         now = time.perf_counter() if now is None else now
         if not text or not self.throttle.due(now, len(text)):
             return False
-        self._draw(text + (self.cursor if self.code_language is None else ""))
+        self._freeze(text)
+        tail = text[len(self.frozen_text):]
+        self._draw(tail + (self.cursor if self.code_language is None else ""))
         self.throttle.mark(now)
         return True
 
     def final(self, text: str | None = None) -> None:
         self.text = self.text if text is None else text
-        if self.text:
-            self._draw(self.text)
+        if not self.text.startswith(self.frozen_text):
+            # not a continuation of what is drawn: clear the blocks, draw it whole
+            for block in self._blocks:
+                block.empty()
+            self._blocks, self.frozen_text = [], ""
+        tail = self.text[len(self.frozen_text):]
+        if tail:
+            self._draw(tail)
         else:
             self.slot.empty()
 
@@ -70,7 +101,7 @@ class LiveTurn:
         self.status = st.empty()
         self._thinking_holder = st.container()  # keeps thinking above the answer
         self.thinking: ThrottledText | None = None
-        self.answer = ThrottledText()
+        self.answer = ThrottledText(st.container())  # its blocks stay above tool calls
         self.tools: ThrottledText | None = None
         self.status.caption(":material/hourglass_top: waiting for the first token…")
         self._first = True
