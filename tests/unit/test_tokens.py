@@ -47,6 +47,7 @@ def test_parse_ids_empty_is_empty() -> None:
         ("0x10", 0, "id #1 is not an integer: '0x10'"),
         ("12a", 0, "'12a'"),
         ("１２", 0, "not an integer"),  # full-width digits are not ASCII ids
+        ("1 " + "9" * 5000, 1, "id #2 is far too large (5000 digits)"),
     ],
 )
 def test_parse_ids_rejects_with_position(text: str, index: int, needle: str) -> None:
