@@ -342,8 +342,14 @@ class LocalEngineApp:
                            f"Request body exceeds {MAX_BODY // (1 << 20)} MiB")
         try:
             body = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             raise ApiError(400, "invalid_json_request", "Could not parse JSON body") from None
+        if b"\\ud" in raw.lower():  # only an escape can smuggle in an unpaired surrogate
+            try:
+                json.dumps(body, ensure_ascii=False).encode()
+            except UnicodeEncodeError:
+                raise ApiError(400, "invalid_json_request", "The JSON body contains an "
+                               "unpaired UTF-16 surrogate escape (\\ud800-\\udfff)") from None
         if not isinstance(body, dict):
             raise schema_error("body", "The request body must be a JSON object")
         return body
