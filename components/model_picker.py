@@ -31,9 +31,11 @@ def price_text(model: Model) -> str:
 def context_text(n: int | None) -> str:
     if not n:
         return "ctx ?"
-    if n >= 1_000_000:
-        return f"{n / 1_000_000:g}M ctx"
-    return f"{n / 1000:.0f}k ctx" if n >= 1000 else f"{n} ctx"
+    # power-of-two sizes read as 4k/128k/1M (as model cards say), others as decimal
+    unit = 1024 if n % 1024 == 0 else 1000
+    if n >= unit * unit:
+        return f"{round(n / unit / unit, 1):g}M ctx"
+    return f"{round(n / unit):g}k ctx" if n >= unit else f"{n} ctx"
 
 
 def chat_block_reason(model: Model) -> str | None:

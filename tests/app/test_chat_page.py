@@ -467,3 +467,15 @@ def test_store_follows_edit_delete_and_regenerate(env: HTTPXMock) -> None:
     at.button(key=f"chat_del_{at.session_state['chat_turns'][1]['id']}").click().run()
     assert stored() == [("user", "uno")]
     assert [(t["role"], t["content"]) for t in at.session_state["chat_turns"]] == stored()
+
+
+def test_picker_labels_carry_price_context_and_badges(env: HTTPXMock) -> None:
+    from components.model_picker import context_text
+
+    assert [context_text(n) for n in (4096, 131072, 1048576, 200000, None)] == [
+        "4k ctx", "128k ctx", "1M ctx", "200k ctx", "ctx ?"]
+    at = chat_app().run()
+    box = at.selectbox(key="chat_model_pick")
+    labels = list(box.options)  # AppTest exposes the formatted option labels
+    assert any("$1.00 in / $4.00 out per 1M" in lbl and "8k ctx" in lbl and "tools" in lbl
+               and "reasoning" in lbl for lbl in labels), labels
