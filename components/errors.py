@@ -34,7 +34,10 @@ def hint_for(err: WaferError) -> str | None:
 def show_error(err: WaferError, *, where: str | None = None) -> None:
     """Draw one error box: title, code, message, request id and a hint."""
     title = f"**{err.title}**" + (f" — {where}" if where else "")
-    lines = [title, err.human()]
+    body = err.human()
+    if body.startswith(f"{err.title}: "):  # no HTTP status: the title already says it
+        body = body[len(err.title) + 2 :]
+    lines = [title, body]
     hint = hint_for(err)
     if hint:
         lines.append(f"_{hint}_")
