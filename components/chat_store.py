@@ -118,7 +118,9 @@ def load_if_requested() -> None:
     st.session_state[TURNS] = [t for t in turns if t["role"] != "system"]
     st.session_state[LOADED] = conv
     if record and record.model:
-        st.session_state.setdefault("selected_model", record.model)
+        from components import state
+
+        state.select_model(record.model)  # reopen with the model it was held with
 
 
 @dataclass
