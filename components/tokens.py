@@ -758,6 +758,10 @@ def _run_panel(run: tokens.CompletionRun, ebnf: str | None, pricing: Pricing,
                     if run.error.request_id and run.error.request_id not in run.error.message
                     else ""), icon=":material/warning:")
         return
+    if (run.elapsed_s is None and run.error is None and not run.stopped and not run.text
+            and not run.generated_ids):
+        st.caption("Not run: the page was stopped or rerun before this request started.")
+        return
     if run.stopped:
         st.warning("Stopped before the end: the output below is partial, and its cost is "
                    "estimated from the ids received.", icon=":material/stop_circle:")

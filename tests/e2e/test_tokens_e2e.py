@@ -122,3 +122,33 @@ def test_tokens_flow(page: Page, streamlit_server_factory, local_engine: str,
     assert page.evaluate("window.__pwned") is None
     assert page.locator(".wtk img").count() == 0
     _shot(page, "tokens_chips", page.get_by_role("heading", name="① Prompt"))
+
+
+def test_stop_keeps_the_partial_run(page: Page, streamlit_server_factory, local_engine: str,
+                                    tmp_path: Path) -> None:
+    expect.set_options(timeout=60_000)
+    server = streamlit_server_factory(env={
+        "WAFER_ENDPOINT": "local", "WAFER_LOCAL_URL": local_engine,
+        "WAFER_PLAYGROUND_DB": str(tmp_path / "e2e.db")})
+    page.set_viewport_size({"width": 1500, "height": 2200})
+    page.goto(server.url + "/")
+    _wait(page)
+    page.get_by_test_id("stSidebarNavLink").filter(has_text="Token & grammar").click(
+        timeout=180_000)
+    _wait(page)
+    page.get_by_role("button", name="Use these ids as the prompt ↓").first.click()
+    _wait(page)
+    expect(_key(page, "tok_ids", "textarea")).to_have_value(SMOL_IDS)
+    page.get_by_text("Request fields (sampling, stops, extras)").click()
+    max_tokens = _key(page, "tok_max_tokens", "input")
+    max_tokens.fill("1000")
+    max_tokens.press("Enter")
+    _wait(page)
+    page.get_by_role("button", name="Send").click()
+    stop = page.get_by_role("button", name="Stop")
+    expect(stop).to_be_visible(timeout=120_000)
+    page.wait_for_timeout(1500)
+    stop.click()
+    _wait(page)
+    expect(page.get_by_text("Stopped before the end")).to_be_visible()
+    _shot(page, "tokens_stopped", page.get_by_role("heading", name="④ Results"))
