@@ -635,7 +635,7 @@ ACCENT = "#f97316"  # the "best" bar
 MUTED = "#94a3b8"
 
 
-def summary_figure(summary: Summary, *, height: int = 300) -> go.Figure:
+def summary_figure(summary: Summary, *, height: int = 300, font_size: int = 12) -> go.Figure:
     """Three small bar charts (cost, TTFT, tokens/s); each metric's best bar in the accent."""
     shown = [m for m in METRICS if m.key != "total_s"]
     fig = make_subplots(rows=1, cols=len(shown), horizontal_spacing=0.08,
@@ -655,13 +655,16 @@ def summary_figure(summary: Summary, *, height: int = 300) -> go.Figure:
                              hovertemplate="%{x}<br>%{text}<extra>" + m.column + "</extra>"),
                       row=1, col=col)
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 50, "b": 10},
-                      bargap=0.35, uniformtext={"minsize": 9, "mode": "hide"})
+                      bargap=0.35, uniformtext={"minsize": 9, "mode": "hide"},
+                      font={"size": font_size})
+    fig.update_annotations(font_size=font_size + 2)  # the subplot titles
     fig.update_xaxes(tickangle=-20)
     fig.update_yaxes(rangemode="tozero")
     return fig
 
 
-def timeline_figure(snaps: Sequence[PaneSnapshot], *, height: int | None = None) -> go.Figure:
+def timeline_figure(snaps: Sequence[PaneSnapshot], *, height: int | None = None,
+                    font_size: int = 12) -> go.Figure:
     """When each pane waited (request -> first token) and streamed (first token -> end):
     overlapping bars are the visible proof that the requests ran concurrently."""
     fig = go.Figure()
@@ -683,7 +686,7 @@ def timeline_figure(snaps: Sequence[PaneSnapshot], *, height: int | None = None)
                       margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       xaxis_title="seconds since Run",
                       legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
-                      yaxis={"autorange": "reversed"})
+                      yaxis={"autorange": "reversed"}, font={"size": font_size})
     return fig
 
 
