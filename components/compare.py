@@ -263,17 +263,15 @@ def exports(summary: Summary, *, title: str, key: str) -> None:
 
 
 def charts(summary: Summary, snaps: Sequence[PaneSnapshot], *, key: str) -> None:
-    # plotly does not follow the page's rem scaling: enlarge it with the presentation type
-    font, height = (16, 340) if presentation.is_presenting() else (12, 300)
     left, right = st.columns([3, 2])
     with left:
         st.caption("Best of each metric in orange · ↓ lower is better · ↑ higher is better")
-        st.plotly_chart(summary_figure(summary, font_size=font, height=height),
+        st.plotly_chart(summary_figure(summary),
                         key=f"{key}_bars", width="stretch",
                         config={"displayModeBar": False})
     with right:
         st.caption("When each pane waited and streamed (overlap = truly concurrent)")
-        st.plotly_chart(timeline_figure(snaps, font_size=font), key=f"{key}_timeline",
+        st.plotly_chart(timeline_figure(snaps), key=f"{key}_timeline",
                         width="stretch",
                         config={"displayModeBar": False})
 
