@@ -20,7 +20,7 @@ first-token overhead. Medians over --repeat runs.
 Targets (at 2,000 tok/s, chat page): last token visible within 1.15x the stream's duration;
 server CPU within 1.3x of ``chat_once``; websocket bytes under 20x the final text.
 
-Run: ``uv run python benchmarks/stream_render.py [--repeat 3] [--rates 500 2000]
+Run: ``uv run python benchmarks/stream_render.py [--repeat 2] [--rates 500 2000]
 [--tokens 5000] [--quick] [--json out.json]``
 """
 
@@ -152,7 +152,7 @@ def summarise(results: list[dict[str, Any]], rate: float, names: list[str]) -> d
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--rates", type=float, nargs="+", default=[500.0, 2000.0])
     ap.add_argument("--tokens", type=int, default=5000)
     ap.add_argument("--variants", nargs="+",
