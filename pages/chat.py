@@ -8,8 +8,11 @@ from components import chat, chat_params, chat_store, connection
 from components.chat_protocols import protocol_compare
 from components.code_view import code_view
 from components.model_picker import badges_markdown, chat_block_reason, model_picker
+from components.router import ensure_router
 from wafer_playground.costs import format_usd
 from wafer_playground.params import validate
+
+ensure_router()  # a share link opened first on a fresh server still goes through app.py
 
 SURFACE = "chat_surface"
 SURFACES = {"chat": "OpenAI · /v1/chat/completions", "messages": "Anthropic · /v1/messages"}
