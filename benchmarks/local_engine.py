@@ -77,7 +77,9 @@ def main() -> int:
         targets = {"adapter": handle.base_url + "/chat/completions",
                    "raw": raw + "/v1/chat/completions"}
         runs: dict[str, list[Run]] = {"adapter": [], "raw": []}
-        with httpx.Client(timeout=120) as client:
+        # both servers close idle connections after 5 s (llama-server) / 30 s (adapter)
+        limits = httpx.Limits(keepalive_expiry=1.0)
+        with httpx.Client(timeout=120, limits=limits) as client:
             def body(p: str) -> dict[str, object]:
                 return {"model": MODEL, "messages": [{"role": "user", "content": p}],
                         "max_tokens": args.max_tokens, "stream": True, **SAMPLING}

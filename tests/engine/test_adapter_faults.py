@@ -222,3 +222,26 @@ def test_messages_history_with_tool_blocks_is_converted() -> None:
     call = msgs[2]["tool_calls"][0]
     assert call["id"] == "tu1" and json.loads(call["function"]["arguments"]) == {"city": "Paris"}
     assert msgs[3] == {"role": "tool", "tool_call_id": "tu1", "content": "sunny"}
+
+
+def test_stale_keepalive_connection_is_retried_once(
+        make_client: Callable[..., TestClient]) -> None:
+    calls: list[int] = []
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) % 2 == 1:  # every first attempt lands on a socket the server closed
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        if request.url.path == "/detokenize":
+            return httpx.Response(200, json={"content": "x"})
+        text = ('data: {"content":"x","tokens":[5],"stop":false}\n\n'
+                'data: {"content":"","stop":true,"stop_type":"limit","tokens_predicted":1,'
+                '"timings":{"cache_n":0}}\n\n')
+        return httpx.Response(200, text=text)
+
+    c = make_client(flaky)
+    r = c.post("/v1/completions", json=COMPLETE)
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["text"] == "x" and len(calls) == 2
+    r = c.post("/v1/detokenize", json={"tokens": [5]})  # the plain JSON path retries too
+    assert r.status_code == 200 and len(calls) == 4

@@ -229,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         import uvicorn
 
         config = uvicorn.Config(app, host=HOST, port=args.port, log_level="warning",
-                                access_log=False, lifespan="on", timeout_graceful_shutdown=3)
+                                access_log=False, lifespan="on", timeout_graceful_shutdown=3,
+                                # longer than clients' pool expiry (httpx: 5 s), so a client
+                                # never reuses a connection we are just closing
+                                timeout_keep_alive=30)
         server = uvicorn.Server(config)
 
         async def serve() -> None:

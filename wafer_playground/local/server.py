@@ -383,17 +383,25 @@ class LocalEngineApp:
 
     async def up_json(self, b: Backend, path: str, body: dict[str, Any]) -> dict[str, Any]:
         assert b.client is not None
-        try:
-            r = await b.client.post(path, content=_dumps(body),
-                                    headers={"content-type": "application/json"})
-        except httpx.HTTPError as exc:
-            raise ApiError(503, "engine_unavailable",
-                           f"llama-server for '{b.spec.id}' is not reachable "
-                           f"({type(exc).__name__})",
-                           type="api_error", headers={"Retry-After": "2"}) from None
+        for attempt in range(2):
+            try:
+                r = await b.client.post(path, content=_dumps(body),
+                                        headers={"content-type": "application/json"})
+                break
+            except httpx.HTTPError as exc:
+                if attempt == 0 and isinstance(exc, _STALE):
+                    continue  # a pooled keep-alive connection the server had just closed
+                raise ApiError(503, "engine_unavailable",
+                               f"llama-server for '{b.spec.id}' is not reachable "
+                               f"({type(exc).__name__})",
+                               type="api_error", headers={"Retry-After": "2"}) from None
         if r.status_code >= 400:
             raise self.upstream_error(r.status_code, r.content)
-        data: dict[str, Any] = r.json()
+        try:
+            data: dict[str, Any] = r.json()
+        except ValueError:
+            raise ApiError(502, "upstream_error", "llama-server answered with a body that is "
+                           "not JSON", type="api_error") from None
         return data
 
     async def up_stream(self, b: Backend, path: str, body: dict[str, Any]
@@ -401,27 +409,33 @@ class LocalEngineApp:
         """Upstream SSE events as dicts. Leaving the loop closes the upstream connection,
         which is how llama-server learns to stop generating."""
         assert b.client is not None
-        try:
-            async with b.client.stream("POST", path, content=_dumps(body),
-                                       headers={"content-type": "application/json"}) as r:
-                if r.status_code >= 400:
-                    raise self.upstream_error(r.status_code, await r.aread())
-                async for line in r.aiter_lines():
-                    if not line.startswith("data: "):
-                        continue  # blank separators and `: ping` comments
-                    data = line[6:]
-                    if data == "[DONE]":
-                        return
-                    ev = json.loads(data)
-                    if "error" in ev and "choices" not in ev:
-                        e = ev["error"]
-                        raise self.upstream_error(int(e.get("code", 500) or 500),
-                                                  json.dumps({"error": e}).encode())
-                    yield ev
-        except httpx.HTTPError as exc:
-            raise ApiError(503, "engine_unavailable",
-                           f"lost the connection to llama-server for '{b.spec.id}' "
-                           f"({type(exc).__name__})", type="api_error") from None
+        yielded = False
+        for attempt in range(2):
+            try:
+                async with b.client.stream("POST", path, content=_dumps(body),
+                                           headers={"content-type": "application/json"}) as r:
+                    if r.status_code >= 400:
+                        raise self.upstream_error(r.status_code, await r.aread())
+                    async for line in r.aiter_lines():
+                        if not line.startswith("data: "):
+                            continue  # blank separators and `: ping` comments
+                        data = line[6:]
+                        if data == "[DONE]":
+                            return
+                        ev = json.loads(data)
+                        if "error" in ev and "choices" not in ev:
+                            e = ev["error"]
+                            raise self.upstream_error(int(e.get("code", 500) or 500),
+                                                      json.dumps({"error": e}).encode())
+                        yielded = True
+                        yield ev
+                return
+            except httpx.HTTPError as exc:
+                if attempt == 0 and not yielded and isinstance(exc, _STALE):
+                    continue  # a pooled keep-alive connection the server had just closed
+                raise ApiError(503, "engine_unavailable",
+                               f"lost the connection to llama-server for '{b.spec.id}' "
+                               f"({type(exc).__name__})", type="api_error") from None
 
     def resolve_max_tokens(self, b: Backend, requested: int | None, n_prompt: int,
                            default: int | None) -> int:
@@ -1113,7 +1127,10 @@ class LocalEngineApp:
             for b in self.backends.values():
                 b.client = httpx.AsyncClient(
                     base_url=b.url, timeout=httpx.Timeout(600, connect=5),
-                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+                    # llama-server (cpp-httplib) drops idle connections after 5 s; let
+                    # ours expire first so a request rarely lands on a closing socket
+                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=16,
+                                        keepalive_expiry=2.0),
                     transport=self.config.upstream_transport)
                 b.slot = asyncio.Semaphore(1)
             try:
@@ -1136,6 +1153,9 @@ class _Plan:
     max_tokens: int
     n_logprobs: int | None
     return_ids: bool
+
+
+_STALE = (httpx.RemoteProtocolError, httpx.ConnectError)
 
 
 def _str(v: Any, p: str) -> None:
