@@ -227,13 +227,10 @@ def test_panes_stream_concurrently_and_finish() -> None:
 
     client = make_client(handler)
     run = CompareRun(client, [spec("m1"), spec("m2"), spec("g", "completions")])
-    t = time.perf_counter()
     run.start()
     assert run.wait(10)
-    elapsed = time.perf_counter() - t
     snaps = run.snapshot()
-    # one after another would take >= (7 + 7 + 6) * 0.05 = 1.0 s
-    assert elapsed < 0.8, elapsed
+    # Concurrency is proven by overlapping streaming windows, not by wall time (noisy CI).
     assert windows_overlap(snaps)
     assert [s.status for s in snaps] == ["done", "done", "done"]
     assert snaps[0].content == "abcd" and snaps[2].content == "xyz"
@@ -302,7 +299,7 @@ def test_cancel_wakes_blocked_workers_and_keeps_partial_text() -> None:
     run.cancel()
     finished = run.wait(5)
     assert finished, "cancel() must not wait for the next token"
-    assert time.perf_counter() - t < 1
+    assert time.perf_counter() - t < 10  # a hang guard: the upstream stalls for 20 s
     assert run.workers_alive == 2  # still blocked upstream...
     gate.set()  # ...until the next token: they must exit without touching the frozen panes
     deadline = time.monotonic() + 5
