@@ -195,4 +195,9 @@ def test_canary_never_in_the_engine_log(engine: object, api: httpx.Client) -> No
     log = engine.log_tail(10_000)  # type: ignore[attr-defined]
     assert log, "no engine output captured"
     assert CANARY not in log
+    # nor in the engine's own request log, served as usage and metrics
+    usage = api.get("/usage/me", params={"period": "1d"})
+    metrics = api.get("/endpoints/metrics", params={"endpoint": "local"})
+    assert usage.status_code == 200 and metrics.status_code == 200
+    assert CANARY not in usage.text and CANARY not in metrics.text
     print(f"engine log: {len(log.splitlines())} lines, canary absent")
