@@ -285,3 +285,14 @@ def test_broken_cards_keep_the_good_one_chat_works(fake: FakeWafer, rel_env: Pat
     assert at.session_state["chat_turns"][-1]["content"] == HEALTHY
     assert fake.requests_to("POST", "/chat/completions")[0].json()["model"] in (
         MODEL, "bad-price", "bad-caps", "nulls")
+
+
+def test_streamlit_hides_error_details() -> None:
+    """The last line of defence: an uncaught exception shows its type only, no traceback."""
+    import tomllib
+
+    from tests.conftest import ROOT
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showErrorDetails"] == "type"
+    assert config["server"].get("fileWatcherType") == "none"
