@@ -295,4 +295,3 @@ def test_streamlit_hides_error_details() -> None:
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["client"]["showErrorDetails"] == "type"
-    assert config["server"].get("fileWatcherType") == "none"
