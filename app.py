@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import connection
+from components import connection, presentation
 
 st.set_page_config(
     page_title="Wafer Playground",
@@ -24,6 +24,9 @@ PAGES = [
     st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
 ]
 
-nav = st.navigation(PAGES)
+# Presentation mode (toggle or ?present=1) hides the sidebar, so the menu moves to the top.
+presenting = presentation.sync_query_param()
+nav = st.navigation(PAGES, position="top" if presenting else "sidebar")
 connection.sidebar()
+presentation.apply_presentation()
 nav.run()
