@@ -652,18 +652,16 @@ def _results(conn: Connection, client: WaferClient, model: Model, ebnf: str, sen
                 run = tokens.CompletionRun.from_dict(runs[label])
                 if pending and label in pending.get("runs", []):
                     _execute(conn, client, model, run, runs)
-                elif run.stopped and not run.logged:
-                    _log_end(run, model.pricing)  # the Stop rerun: record the partial run
-                    runs[label] = run.to_dict()
+                elif run.in_flight or (run.stopped and not run.logged):
+                    _settle(run, runs, model.pricing)  # the run after a Stop
                 _run_panel(run, run_grammar[label], model.pricing, tok)
     if "fork" in runs:
         with st.container(border=True):
             run = tokens.CompletionRun.from_dict(runs["fork"])
             if pending and "fork" in pending.get("runs", []):
                 _execute(conn, client, model, run, runs)
-            elif run.stopped and not run.logged:
-                _log_end(run, model.pricing)
-                runs["fork"] = run.to_dict()
+            elif run.in_flight or (run.stopped and not run.logged):
+                _settle(run, runs, model.pricing)
             _fork_panel(run, model.pricing, run_grammar.get("constrained") or grammar_text)
 
 
@@ -676,6 +674,13 @@ def _execute(conn: Connection, client: WaferClient, model: Model, run: tokens.Co
     # Any click reruns the script, which unwinds the stream below; the partial run is kept.
     stop_slot.button("Stop", key=f"tok_halt_{run.label}", icon=":material/stop_circle:")
     store_id = _log_start(conn, run)
+    # Progress goes into the session's own dict as it arrives (the run shares its lists):
+    # a Stop/rerun may unwind this frame without the `finally` below being the last word,
+    # and the next run then finds the partial output marked in flight (see _settle).
+    live = runs.setdefault(run.label, run.to_dict())
+    run.store_id = store_id
+    run.in_flight = True
+    live.update(store_id=store_id, in_flight=True)
     started = time.perf_counter()
     throttle = Throttle()
     completed = False
@@ -684,8 +689,10 @@ def _execute(conn: Connection, client: WaferClient, model: Model, run: tokens.Co
             # `with` closes the HTTP stream even when a rerun/Stop unwinds this frame
             with client.completions_stream(run.body) as stream:
                 run.request_id = stream.request_id
+                live["request_id"] = run.request_id
                 for chunk in stream:
                     run.feed(chunk)
+                    live["text"] = run.text
                     now = time.perf_counter()
                     if run.ttft_s is None and (run.text or run.generated_ids):
                         run.ttft_s = now - started
@@ -704,13 +711,23 @@ def _execute(conn: Connection, client: WaferClient, model: Model, run: tokens.Co
     finally:
         # plain-object writes only: after a Stop, st.* calls raise again (research §2)
         run.elapsed_s = time.perf_counter() - started
-        run.store_id = store_id
         if run.error is None and not completed:
             run.stopped = True  # unwound before the end (Stop, or a rerun)
+        run.in_flight = False
         runs[run.label] = run.to_dict()
     slot.empty()
     stop_slot.empty()
     _log_end(run, model.pricing)
+    runs[run.label] = run.to_dict()
+
+
+def _settle(run: tokens.CompletionRun, runs: dict[str, Any], pricing: Pricing) -> None:
+    """On the run after a Stop: an interrupted request is kept as partial and recorded."""
+    if run.in_flight:
+        run.in_flight = False
+        run.stopped = True
+    if run.stopped and not run.logged:
+        _log_end(run, pricing)
     runs[run.label] = run.to_dict()
 
 

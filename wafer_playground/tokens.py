@@ -364,6 +364,7 @@ class CompletionRun:
     stopped: bool = False  # the user interrupted the stream: partial output
     store_id: str | None = None
     logged: bool = False  # outcome written to the store
+    in_flight: bool = False  # sent, not yet finished: still true after an interrupted run
 
     # -- accumulation --
     def feed(self, chunk: Mapping[str, Any]) -> str:

@@ -444,15 +444,17 @@ def test_peek_next_token_and_append(api: HTTPXMock) -> None:
     assert at.session_state["tok_ids"] == "12, 13, 502"
 
 
-def test_stopped_run_is_kept_marked_and_recorded(api: HTTPXMock) -> None:
-    """What the Stop rerun finds: a partial run that was never recorded as finished."""
+@pytest.mark.parametrize("flag", ["stopped", "in_flight"])
+def test_stopped_run_is_kept_marked_and_recorded(api: HTTPXMock, flag: str) -> None:
+    """What the Stop rerun finds: a partial run that was never recorded as finished (its
+    frame set `stopped`, or was unwound with the run still marked in flight)."""
     from components.history import get_store
 
     body = {"model": LOCAL, "prompt": [12, 13], "max_tokens": 40, "stream": True}
     rid = get_store().log_request(model=LOCAL, base_url=FAKE_BASE, surface="completions",
                                   params=body, status="streaming")
     partial = {"label": "unconstrained", "body": body, "text": " Par", "token_ids": [501],
-               "stopped": True, "store_id": rid}
+               flag: True, "store_id": rid}
     at = make_app(PAGE)
     at.session_state["tokens_runs"] = {"unconstrained": partial}
     at.run()
@@ -460,7 +462,8 @@ def test_stopped_run_is_kept_marked_and_recorded(api: HTTPXMock) -> None:
     assert any("Stopped before the end" in w for w in _texts(at, "warning"))
     rec = get_store().get_request(rid)
     assert rec is not None and rec.status == "stopped" and rec.cost_kind == "estimate"
-    assert at.session_state["tokens_runs"]["unconstrained"]["logged"] is True
+    saved = at.session_state["tokens_runs"]["unconstrained"]
+    assert saved["logged"] is True and saved["stopped"] is True and saved["in_flight"] is False
     assert _sent(api) == []
 
 
