@@ -132,7 +132,10 @@ def _library(ebnf: str, report: grammar.GrammarReport | None) -> None:
             return
         if saved:
             cols = st.columns([3, 1], vertical_alignment="bottom")
-            pick = cols[0].selectbox("Saved", [g.name for g in saved], key="tok_saved_pick")
+            names = [g.name for g in saved]
+            if st.session_state.get("tok_saved_pick") not in names:
+                st.session_state["tok_saved_pick"] = names[0]  # deleted in History meanwhile
+            pick = cols[0].selectbox("Saved", names, key="tok_saved_pick")
             cols[1].button("Load", key="tok_saved_load", on_click=_load, args=(pick,),
                            width="stretch")
         else:
