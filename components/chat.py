@@ -14,15 +14,17 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
 import pandas as pd
 import streamlit as st
 
-from components import chat_store
+from components import chat_store, presentation
 from components.errors import show_error
 from components.streaming import LiveTurn
 from wafer_playground import errors as wafer_errors
+from wafer_playground import guard
 from wafer_playground.assembly import (
     AnthropicAccumulator,
     ChatAccumulator,
@@ -51,6 +53,7 @@ EDITING = "chat_editing"
 FLAGS = "chat_flags"  # a plain dict the Stop-safe `finally` may still mutate
 ChatSurface = Literal["chat", "messages"]
 STORE_EVERY_S = 1.0  # stream progress is saved about once a second
+TICK_EVERY_S = 0.25  # the presentation ticker redraws about four times a second
 MAX_LOGPROB_TOKENS = 4000  # keeps session state and the store row bounded
 
 
@@ -315,6 +318,34 @@ def context_for(ctx: ChatContext) -> ContextCheck:
                          ctx.model)
 
 
+def spend_check(ctx: ChatContext, cap: Decimal | None) -> str | None:
+    """The spend guard for the next request: None = send, else the reason it is blocked.
+
+    The prompt estimate is the guard's deliberately high one over every message and the
+    tools; an unset max_tokens is bounded by what the model could generate at most."""
+    body = request_body(ctx, turns())
+    texts = [m["content"] if isinstance(m.get("content"), str) else json.dumps(m)
+             for m in build_chat_body(ctx.model, conversation_messages(turns()),
+                                      ctx.values).get("messages", [])]
+    if body.get("tools"):
+        texts.append(json.dumps(body["tools"]))
+    prompt = guard.estimate_prompt_tokens(*texts)
+    max_tokens = body.get("max_tokens") or ctx.model.max_output_tokens or (
+        ctx.model.context_length - prompt if ctx.model.context_length else 0)
+    return guard.check_request(prompt, max(0, int(max_tokens)), ctx.model.pricing, cap=cap,
+                               caps=presentation.caps(), model=ctx.model.display_name)
+
+
+def _tick(slot: Any, acc: ChatAccumulator | AnthropicAccumulator, ctx: ChatContext,
+          prompt_est: int, now: float, *, live: bool) -> None:
+    tokens, _ = acc.estimated_completion_tokens()
+    began = acc.first_token_at
+    speed = tokens / (now - began) if began is not None and now > began and tokens else None
+    cost = cost_of(Usage(prompt_est, tokens), ctx.model.pricing, kind="estimate").total
+    presentation.ticker(slot, tokens_per_s=speed, dollars=cost, tokens=tokens,
+                        elapsed_s=now - acc.started_at, live=live, dollars_kind="estimate")
+
+
 def _open(ctx: ChatContext, body: dict[str, Any]) -> Stream:
     if ctx.surface == "messages":
         return ctx.client.messages_stream(body)
@@ -344,22 +375,29 @@ def generate(ctx: ChatContext) -> None:
     error: WaferError | None = None
     completed = False
     try:
+        # the live speed/$ strip is for an audience: drawn only in presentation mode
+        ticker_slot = st.empty() if presentation.is_presenting() else None
         with st.chat_message("assistant", avatar=":material/smart_toy:"):
             view = LiveTurn()
             stream = _open(ctx, body)
             acc.started_at = stream.started_at
             last.update(body=stream.request_json, headers=stream.headers,
                         events=stream.events, request_id=stream.request_id)
-            saved_at = time.perf_counter()
+            saved_at = ticked_at = time.perf_counter()
             for chunk in stream:
                 now = time.perf_counter()
                 acc.feed(chunk, now)
                 turn["content"], turn["reasoning"] = acc.content, acc.reasoning
                 view.update(acc)
+                if ticker_slot is not None and now - ticked_at >= TICK_EVERY_S:
+                    _tick(ticker_slot, acc, ctx, prompt_est, now, live=True)
+                    ticked_at = now
                 if now - saved_at >= STORE_EVERY_S:
                     saver.progress(turn)
                     saved_at = now
             view.final(acc)
+            if ticker_slot is not None:
+                _tick(ticker_slot, acc, ctx, prompt_est, time.perf_counter(), live=False)
         completed = True
     except WaferError as err:
         error = err
@@ -427,4 +465,4 @@ def on_submit_prompt(prompt: str) -> None:
 
 __all__ = ["ChatContext", "clear_chat", "facts_line", "generate", "init_state",
            "on_submit_prompt", "pop_action", "refresh_after_stop", "render_history",
-           "request_action", "request_body", "tool_result_forms", "turns"]
+           "request_action", "request_body", "spend_check", "tool_result_forms", "turns"]

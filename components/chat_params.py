@@ -8,10 +8,13 @@ durable plain dict (`chat_params`) so they survive page switches (widget keys do
 from __future__ import annotations
 
 import json
+import math
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import streamlit as st
 
+from components.history import share_panel
 from wafer_playground.catalog import Model
 from wafer_playground.params import (
     BY_NAME,
@@ -25,8 +28,11 @@ from wafer_playground.params import (
     unsupported_reason,
     validate,
 )
+from wafer_playground.share import ShareState
 
 PARAMS = "chat_params"
+COST_CAP = "chat_cost_cap"  # durable: the user's "max $ per request" (None = no cap)
+_COST_CAP_W = "chat_p_cost_cap"
 EXAMPLE_TOOLS = [{
     "type": "function",
     "function": {
@@ -80,6 +86,82 @@ def _seed_widgets(vals: dict[str, Any]) -> None:
             st.session_state[key] = _to_widget(name, value)
 
 
+def cost_cap() -> Decimal | None:
+    """The user's per-request spend cap; 0 or empty means no cap."""
+    raw = st.session_state.get(COST_CAP)
+    if raw is None:
+        return None
+    try:
+        cap = Decimal(str(raw))
+    except InvalidOperation:
+        return None
+    return cap if cap > 0 else None
+
+
+_CHOICES: dict[str, tuple[Any, ...]] = {
+    "response_format": tuple(RESPONSE_FORMATS),
+    "reasoning_effort": (None, *REASONING_EFFORTS),
+    "thinking": (None, "enabled", "disabled"),
+}
+
+
+def _shared_value(name: str, value: Any) -> tuple[bool, Any]:
+    """(usable, value) for one shared parameter: a link must never crash a widget, so
+    values are coerced to the widget's type and clamped to its range, or dropped."""
+    spec = BY_NAME.get(name)
+    if spec is None or name == "system":
+        return False, None
+    if value is None:
+        return True, None
+    if name in _CHOICES:
+        return value in _CHOICES[name], value
+    if spec.kind in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not math.isfinite(value):
+            return False, None
+        lo = spec.min if spec.min is not None else value
+        hi = spec.max if spec.max is not None else value
+        v = min(max(value, lo), hi)
+        return True, int(v) if spec.kind == "int" else float(v)
+    if spec.kind == "bool":
+        return isinstance(value, bool), value
+    if spec.kind == "list":
+        ok = isinstance(value, list | tuple) and all(isinstance(x, str) for x in value)
+        return ok, tuple(value) if ok else None
+    return isinstance(value, str), value
+
+
+def apply_shared(state: ShareState, model: Model | None = None) -> list[str]:
+    """Put a share link's parameters and system prompt into the controls (once, before
+    the panel draws). Returns the names that could not be applied."""
+    stored = st.session_state.setdefault(PARAMS, defaults())
+    skipped = []
+    for name, value in state.params.items():
+        ok, v = _shared_value(name, value)
+        limit = (model.max_output_tokens or model.context_length) if model else None
+        if ok and name == "max_tokens" and limit and isinstance(v, int):
+            v = min(v, limit)  # the widget's own maximum for this model
+        if not ok:
+            skipped.append(name)
+            continue
+        stored[name] = v
+        st.session_state[_k(name)] = _to_widget(name, v)
+    if state.prompt is not None:
+        stored["system"] = state.prompt
+        st.session_state[_k("system")] = state.prompt
+    return skipped
+
+
+def share_state(model: Model | None, vals: dict[str, Any]) -> ShareState:
+    """The page's shareable setup: model, changed parameters, system prompt. Never the
+    conversation, never the connection (keys live only in the sidebar's session state)."""
+    ch = changed(vals)
+    system = str(ch.pop("system", "") or "") or None
+    params = {k: list(v) if isinstance(v, tuple) else v for k, v in ch.items()}
+    return ShareState(page="chat", model=model.id if model else None, params=params,
+                      prompt=system)
+
+
 def _reset() -> None:
     st.session_state[PARAMS] = defaults()
     for name, value in defaults().items():
@@ -114,8 +196,11 @@ def params_panel(model: Model | None) -> None:
     """All controls; each rerun of this fragment copies widget values into `chat_params`."""
     vals = values()
     _seed_widgets(vals)
-    head = st.columns([1, 1], vertical_alignment="center")
+    if _COST_CAP_W not in st.session_state:
+        st.session_state[_COST_CAP_W] = st.session_state.get(COST_CAP)
+    head = st.columns([2, 1, 1], vertical_alignment="center")
     head[0].markdown("**Parameters**")
+    share_slot = head[2].container()  # filled last, from this run's values
     head[1].button("Reset", key="chat_p_reset", on_click=_reset,
                    icon=":material/restart_alt:", type="tertiary",
                    help="Back to the API defaults: nothing but model and messages is sent.")
@@ -137,6 +222,11 @@ def params_panel(model: Model | None) -> None:
                        placeholder="type a sequence, press Enter", help=BY_NAME["stop"].help)
         st.number_input("Seed", min_value=0, step=1, key=_k("seed"), placeholder="random",
                         help=BY_NAME["seed"].help)
+        st.number_input("Max $ per request", min_value=0.0, step=0.01, format="%.4f",
+                        key=_COST_CAP_W, placeholder="no cap",
+                        help="Spend guard: a message is not sent when its worst case (the "
+                             "prompt plus the full max_tokens at list price) could cost more. "
+                             "0 or empty = no cap.")
     with tabs[2]:
         st.toggle("Log-probabilities", key=_k("logprobs"), help=BY_NAME["logprobs"].help)
         st.slider("Top log-probs", 0, 20, key=_k("top_logprobs"),
@@ -182,6 +272,9 @@ def params_panel(model: Model | None) -> None:
     stored = st.session_state[PARAMS]
     for name in defaults():
         stored[name] = _from_widget(name, st.session_state.get(_k(name)))
+    st.session_state[COST_CAP] = st.session_state.get(_COST_CAP_W)
+    with share_slot:
+        share_panel(share_state(model, stored), key="chat_share")
     sent = changed(stored)
     shown = [k for k in sent if not unsupported_reason(BY_NAME[k], model)]
     st.caption("Sending only what you changed: " + (", ".join(f"`{k}`" for k in shown)
@@ -193,4 +286,5 @@ def params_panel(model: Model | None) -> None:
             st.caption(f":material/info: `{issue.param}` {issue.message}")
 
 
-__all__ = ["EXAMPLE_TOOLS", "PARAMS", "params_panel", "values"]
+__all__ = ["COST_CAP", "EXAMPLE_TOOLS", "PARAMS", "apply_shared", "cost_cap", "params_panel",
+           "share_state", "values"]

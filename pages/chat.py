@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import chat, chat_params, chat_store, connection
+from components import chat, chat_params, chat_store, connection, presentation, state
 from components.chat_protocols import protocol_compare
 from components.code_view import code_view
+from components.history import shared_state
 from components.model_picker import badges_markdown, chat_block_reason, model_picker
 from components.router import ensure_router
 from wafer_playground.costs import format_usd
@@ -26,6 +27,17 @@ chat.init_state()
 chat_store.load_if_requested()
 conn = connection.current()
 models = connection.load_models(conn)
+
+# A share link is applied once per session, before the widgets draw; afterwards the
+# user's edits win. It carries model, changed parameters and system prompt only.
+shared = shared_state("chat")
+if shared is not None:
+    if shared.model and models.catalog.get(shared.model) is not None:
+        state.select_model(shared.model)
+    skipped = chat_params.apply_shared(
+        shared, models.catalog.get(shared.model) if shared.model else None)
+    if skipped:
+        st.caption("Some shared settings were not applied: " + ", ".join(skipped))
 
 # The chat input is read first so a new message shows in the history on this very run;
 # at the top level it stays pinned to the bottom of the page.
@@ -65,6 +77,10 @@ left, right = st.columns([0.64, 0.36], gap="large")
 with right, st.container(border=True):
     chat_params.params_panel(model)
 values = chat_params.values()
+caps = presentation.caps()
+if caps is not None and caps.max_tokens and not values.get("max_tokens"):
+    # presentation mode bounds every request, so an unset max_tokens becomes the cap
+    values["max_tokens"] = caps.max_tokens
 surface = st.session_state[SURFACE]
 ctx = chat.ChatContext(client=connection.get_client(conn), base_url=conn.base_url, zdr=conn.zdr,
                        model=model, surface=surface, values=values)
@@ -91,6 +107,12 @@ with left:
     chat.render_history(busy=bool(action))
     if not action:
         chat.tool_result_forms()
+        if chat.turns() and chat.turns()[-1]["role"] == "user":
+            # a message the spend guard or the parameter check held back: still here
+            with st.container(horizontal=True, vertical_alignment="center"):
+                st.caption(":material/schedule_send: This message has not been sent yet.")
+                st.button("Send", key="chat_send_again", icon=":material/send:",
+                          on_click=chat.request_action, disabled=bool(block))
     live = st.container()
 
     # ---- before sending: context meter, cost preview, code -------------------------------
@@ -103,7 +125,15 @@ with left:
                + chat.preview_cost(ctx, next_body, check.prompt_tokens))
     if check.level == "over":
         st.warning(check.message, icon=":material/warning:")
-    with st.expander("View code", icon=":material/code:"):
+    # Raw request/response views are not drawn for an audience; the `raw_` keys also let
+    # the presentation CSS hide them should one ever be drawn.
+    presenting = presentation.is_presenting()
+    raw_code = st.container(key="raw_chat_code")
+    raw_compare = st.container(key="raw_chat_compare")
+    st.button("Clear chat", key="chat_clear", icon=":material/delete_sweep:",
+              on_click=chat.clear_chat, disabled=not chat.turns())
+if not presenting:
+    with raw_code, st.expander("View code", icon=":material/code:"):
         last = st.session_state.get(chat.LAST) or {}
         which = "Next request"
         if last.get("body"):
@@ -118,10 +148,9 @@ with left:
             code_view(surface, conn.base_url, next_body, zdr=conn.zdr,
                       note="What will be sent with the current settings (your next message "
                            "is appended to `messages`).")
-    with st.expander("Protocol switch: usage side by side", icon=":material/compare_arrows:"):
+    with raw_compare, st.expander("Protocol switch: usage side by side",
+                                  icon=":material/compare_arrows:"):
         protocol_compare(ctx)
-    st.button("Clear chat", key="chat_clear", icon=":material/delete_sweep:",
-              on_click=chat.clear_chat, disabled=not chat.turns())
 
 if action and not block:
     issues = [i for i in validate(values, model) if i.blocking]
@@ -130,6 +159,14 @@ if action and not block:
             st.error("Not sent: fix these parameters first.\n\n"
                      + "\n".join(f"- `{i.param}`: {i.message}" for i in issues),
                      icon=":material/error:")
+    elif chat.turns() and chat.turns()[-1]["role"] in ("user", "tool") and (
+            blocked := chat.spend_check(ctx, chat_params.cost_cap())):
+        with live:
+            # nothing is sent; the message stays in the history, unanswered, for a resend
+            st.error(blocked, icon=":material/savings:")
+            st.button("Send again", key="chat_send_again", icon=":material/send:",
+                      on_click=chat.request_action,
+                      help="After lowering max tokens or raising the cap")
     elif chat.turns() and chat.turns()[-1]["role"] in ("user", "tool"):
         with live:
             # drawn only on generating runs, so the poller exists just while a Stop can happen

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from pytest_httpx import HTTPXMock
 from streamlit.testing.v1 import AppTest
 
 from tests.app.conftest import FAKE_BASE, make_app
+from wafer_playground import share
 
 CARD = {
     "id": "GLM-5.1", "object": "model", "owned_by": "wafer", "max_model_len": 8192,
@@ -479,3 +481,107 @@ def test_picker_labels_carry_price_context_and_badges(env: HTTPXMock) -> None:
     labels = list(box.options)  # AppTest exposes the formatted option labels
     assert any("$1.00 in / $4.00 out per 1M" in lbl and "8k ctx" in lbl and "tools" in lbl
                and "reasoning" in lbl for lbl in labels), labels
+
+
+# ---- share links, spend guard, presentation mode -------------------------------------------
+
+SECRET = "wfr_live_" + "Z7q" * 8  # key-shaped: the sharing rules must keep it out of links
+
+
+def test_share_link_reproduces_model_params_and_system_prompt(env: HTTPXMock) -> None:
+    link = share.encode(share.ShareState(
+        page="chat", model="tiny", prompt="Be terse.",
+        params={"temperature": 0.3, "max_tokens": 200, "stop": ["END"], "top_k": 99999}))
+    assert link.ok
+    stream_reply(env)
+    at = chat_app()
+    for k, v in link.query.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="chat_model_pick").value == "tiny"
+    assert at.slider(key="chat_p_temperature").value == 0.3
+    assert at.number_input(key="chat_p_max_tokens").value == 200
+    assert at.text_area(key="chat_p_system").value == "Be terse."
+    assert at.slider(key="chat_p_top_k").value == 200  # clamped to the widget's range
+    at.chat_input[0].set_value("Hi").run()
+    body = sent_bodies(env)[0]
+    assert body["model"] == "tiny" and body["temperature"] == 0.3
+    assert body["max_tokens"] == 200 and body["stop"] == ["END"]
+    assert body["messages"][0] == {"role": "system", "content": "Be terse."}
+    # applied once: the user's later edits win over the link on the next run
+    at.slider(key="chat_p_temperature").set_value(0.9).run()
+    assert at.slider(key="chat_p_temperature").value == 0.9
+
+
+def _share_link(at: AppTest) -> str:
+    links = [c.value for c in at.code if "page=chat" in c.value]
+    assert links, "the Share popover shows a link"
+    return links[-1]
+
+
+def test_share_link_never_carries_the_key(env: HTTPXMock) -> None:
+    at = chat_app().run()
+    at.text_input(key="conn_key").input(SECRET).run()
+    at.slider(key="chat_p_temperature").set_value(0.4).run()
+    at.text_area(key="chat_p_system").input(f"Use the key {SECRET} for tools.").run()
+    assert not at.exception
+    url = _share_link(at)
+    decoded = share.decode(parse_qs(urlsplit(url).query))
+    assert decoded.state is not None
+    assert decoded.state.params["temperature"] == 0.4
+    assert decoded.state.prompt is not None and share.REDACTED in decoded.state.prompt
+    everything = url + json.dumps(share._as_dict(decoded.state))
+    assert SECRET not in everything and "Z7qZ7q" not in everything
+    assert any("never shared" in c.value for c in at.caption)
+
+
+def test_spend_guard_blocks_send_and_keeps_the_message(env: HTTPXMock) -> None:
+    at = chat_app().run()
+    # GLM-5.1: worst case of 4096 output tokens at $4/M is ~$0.016, far above $0.001
+    at.number_input(key="chat_p_cost_cap").set_value(0.001).run()
+    at.chat_input[0].set_value("Tell me everything").run()
+    assert not at.exception
+    assert sent_bodies(env) == []  # nothing reached the API
+    blocked = [e.value for e in at.error if "Blocked before sending" in e.value]
+    assert blocked and "$0.001" in blocked[0] and "Lower max_tokens to" in blocked[0]
+    turns = at.session_state["chat_turns"]
+    assert [(t["role"], t["content"]) for t in turns] == [("user", "Tell me everything")]
+    # lift the cap and send the kept message
+    stream_reply(env)
+    at.number_input(key="chat_p_cost_cap").set_value(0.0).run()
+    at.button(key="chat_send_again").click().run()
+    assert len(sent_bodies(env)) == 1
+    assert sent_bodies(env)[0]["messages"][-1]["content"] == "Tell me everything"
+    assert at.session_state["chat_turns"][-1]["content"] == "Hello there!"
+
+
+def test_spend_guard_lets_a_cheap_request_through(env: HTTPXMock) -> None:
+    stream_reply(env)
+    at = chat_app().run()
+    at.number_input(key="chat_p_max_tokens").set_value(100).run()
+    at.number_input(key="chat_p_cost_cap").set_value(0.01).run()
+    at.chat_input[0].set_value("Hi").run()
+    assert not [e for e in at.error if "Blocked" in e.value]
+    assert sent_bodies(env)[0]["max_tokens"] == 100
+
+
+def test_presentation_hides_raw_views_caps_tokens_and_shows_ticker(env: HTTPXMock) -> None:
+    stream_reply(env)
+    at = chat_app()
+    at.session_state["presentation_mode"] = True
+    at.run()
+    assert not at.exception
+    labels = [e.label for e in at.expander]
+    assert "View code" not in labels
+    assert not any("Protocol switch" in lbl for lbl in labels)
+    at.chat_input[0].set_value("Hi").run()
+    assert not at.exception
+    # an unset max_tokens is bounded by the presentation cap
+    assert sent_bodies(env)[0]["max_tokens"] == 256
+    last = at.session_state["chat_turns"][-1]  # the ticker path streamed without a fault
+    assert (last["status"], last["content"]) == ("done", "Hello there!")
+    # leaving presentation mode brings the raw views back
+    at.session_state["presentation_mode"] = False
+    at.run()
+    assert "View code" in [e.label for e in at.expander]
