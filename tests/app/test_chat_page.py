@@ -585,3 +585,30 @@ def test_presentation_hides_raw_views_caps_tokens_and_shows_ticker(env: HTTPXMoc
     at.session_state["presentation_mode"] = False
     at.run()
     assert "View code" in [e.label for e in at.expander]
+
+
+def _ticker_script() -> None:
+    from decimal import Decimal
+    from types import SimpleNamespace
+
+    import streamlit as st
+
+    from components import chat
+    from wafer_playground.assembly import ChatAccumulator
+    from wafer_playground.catalog import Pricing
+
+    acc = ChatAccumulator(0.0)
+    for i, text in enumerate(["Hello", " there", " friend"]):
+        acc.feed({"choices": [{"index": 0, "delta": {"content": text},
+                               "finish_reason": None}]}, 0.1 * (i + 1))
+    model = SimpleNamespace(pricing=Pricing(input_cpm=Decimal(100), output_cpm=Decimal(400)))
+    chat._tick(st.empty(), acc, SimpleNamespace(model=model), 1000, 1.0, live=True)
+
+
+def test_ticker_shows_speed_and_dollars_so_far() -> None:
+    at = AppTest.from_function(_ticker_script, default_timeout=30).run()
+    assert not at.exception
+    html = "".join(str(e.proto.body) for e in at.get("html"))
+    # 3 chunks in the 0.9 s since the first token; $1/M × 1000 prompt + $4/M × 3 output
+    assert "<b>3.3</b> tok/s" in html and "<b>$0.00101</b> spent" in html
+    assert "<b>3</b> tokens" in html and "live" in html
