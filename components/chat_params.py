@@ -14,6 +14,7 @@ from typing import Any
 
 import streamlit as st
 
+from components import presentation
 from components.history import share_panel
 from wafer_playground.catalog import Model
 from wafer_playground.params import (
@@ -198,12 +199,12 @@ def params_panel(model: Model | None) -> None:
     _seed_widgets(vals)
     if _COST_CAP_W not in st.session_state:
         st.session_state[_COST_CAP_W] = st.session_state.get(COST_CAP)
-    head = st.columns([2, 1, 1], vertical_alignment="center")
-    head[0].markdown("**Parameters**")
-    share_slot = head[2].container()  # filled last, from this run's values
-    head[1].button("Reset", key="chat_p_reset", on_click=_reset,
-                   icon=":material/restart_alt:", type="tertiary",
-                   help="Back to the API defaults: nothing but model and messages is sent.")
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        st.markdown("**Parameters**", width="stretch")
+        st.button("Reset", key="chat_p_reset", on_click=_reset,
+                  icon=":material/restart_alt:", type="tertiary",
+                  help="Back to the API defaults: nothing but model and messages is sent.")
+        share_slot = st.container(width="content")  # filled last, from this run's values
     st.text_area("System prompt", key=_k("system"), height=90,
                  placeholder="You are a helpful assistant.", help=BY_NAME["system"].help)
     tabs = st.tabs(["Sampling", "Length", "Output", "Tools", "Reasoning"])
@@ -279,6 +280,10 @@ def params_panel(model: Model | None) -> None:
     shown = [k for k in sent if not unsupported_reason(BY_NAME[k], model)]
     st.caption("Sending only what you changed: " + (", ".join(f"`{k}`" for k in shown)
                                                    if shown else "nothing (API defaults)"))
+    caps = presentation.caps()
+    if caps is not None and caps.max_tokens and not stored.get("max_tokens"):
+        st.caption(f":material/co_present: Presentation mode adds `max_tokens` "
+                   f"{caps.max_tokens} (its per-request cap).")
     for issue in validate(stored, model):
         if issue.blocking:
             st.error(f"`{issue.param}`: {issue.message}", icon=":material/error:")
