@@ -1,5 +1,9 @@
 """Token & grammar workbench page: all drawing lives in components/tokens.py."""
 
-from components.tokens import render_page
+from components.router import ensure_router
+
+ensure_router()  # a deep link opened first on a fresh server still goes through app.py
+
+from components.tokens import render_page  # noqa: E402 - after the router guard
 
 render_page()
