@@ -77,6 +77,7 @@ def main() -> int:
         targets = {"adapter": handle.base_url + "/chat/completions",
                    "raw": raw + "/v1/chat/completions"}
         runs: dict[str, list[Run]] = {"adapter": [], "raw": []}
+        failures: dict[str, list[str]] = {"adapter": [], "raw": []}
         # both servers close idle connections after 5 s (llama-server) / 30 s (adapter)
         limits = httpx.Limits(keepalive_expiry=1.0)
         with httpx.Client(timeout=120, limits=limits) as client:
@@ -92,7 +93,11 @@ def main() -> int:
                 for p in PROMPTS:
                     for name in order:
                         c0, w0 = sum(adapter_proc.cpu_times()[:2]), time.perf_counter()
-                        runs[name].append(stream_once(client, targets[name], body(p)))
+                        try:
+                            runs[name].append(stream_once(client, targets[name], body(p)))
+                        except httpx.TransportError as exc:  # counted and reported
+                            failures[name].append(f"{type(exc).__name__}: {exc}")
+                            runs[name].append(stream_once(client, targets[name], body(p)))
                         if name == "adapter":
                             adapter_cpu_s += sum(adapter_proc.cpu_times()[:2]) - c0
                             adapter_wall_s += time.perf_counter() - w0
@@ -115,6 +120,9 @@ def main() -> int:
         print(f"  TTFT added by adapter (medians): "
               f"{med['adapter']['ttft_ms'] - med['raw']['ttft_ms']:+.1f} ms  (median of paired "
               f"deltas {statistics.median(pair_ttft):+.1f} ms; target <= 15 ms)")
+        for k, errs in failures.items():
+            if errs:
+                print(f"  {k}: {len(errs)} transport failure(s), retried: {errs[0]}")
         # CPU the adapter burns is independent of how busy the shared machine is
         toks = sum(r.tokens for r in runs["adapter"])
         net = max(0.0, adapter_cpu_s - idle_rate * adapter_wall_s)
