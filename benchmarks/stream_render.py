@@ -7,7 +7,8 @@ prompt into each page and records, with a MutationObserver, when the last token 
 
 * ``chat``        the product: app.py's chat page (components/streaming.py renderer);
 * ``chat_once``   control: the same app and page, renderer patched to draw only at the end
-                  (benchmarks/_apps/chat_render_once.py);
+                  (benchmarks/_apps/chat_variant.py);
+* ``chat_noblocks`` (opt-in) ablation: the chat page without freezing finished paragraphs;
 * ``write_stream``  the naive baseline: Streamlit's chat tutorial with `st.write_stream`
                   (benchmarks/_apps/naive_chat.py);
 * ``naive_once``  the baseline's own render-once control (same minimal page, drawn once).
@@ -45,7 +46,10 @@ PROMPT = "Write a long answer, please."
 def variants(selected: list[str]) -> list[h.App]:
     every = {
         "chat": h.product("chat"),
-        "chat_once": h.product("chat_once", "benchmarks/_apps/chat_render_once.py"),
+        "chat_once": h.product("chat_once", "benchmarks/_apps/chat_variant.py",
+                               BENCH_RENDER="once"),
+        "chat_noblocks": h.product("chat_noblocks", "benchmarks/_apps/chat_variant.py",
+                                   BENCH_RENDER="noblocks"),
         "write_stream": h.naive("write_stream", "write_stream"),
         "naive_once": h.naive("naive_once", "once"),
     }

@@ -1,13 +1,17 @@
-"""Render-once control for the product: the real app and chat page, with the streaming
-renderer patched (in this process only) to draw nothing until the final render.
+"""The real app and chat page with the streaming renderer patched in this process only.
 
+``BENCH_RENDER=once``: draw nothing until the final render (the render-once control).
 Everything else is the product's: router, sidebar, WaferClient, SSE decoder, accumulator,
 store saves, the status line, the rerun after the turn. So the server-CPU ratio
 "chat page / this" isolates what live rendering costs.
+
+``BENCH_RENDER=noblocks``: the throttled renderer without freezing finished paragraphs
+(every redraw re-sends the whole answer): the ablation for `freeze_point`.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -25,7 +29,17 @@ def _hold(self: streaming.ThrottledText, text: str, now: float | None = None) ->
     return False
 
 
-streaming.ThrottledText.update = _hold  # type: ignore[method-assign]
+def _never(text: str, start: int = 0, **_: object) -> int:
+    return start
+
+
+MODE = os.environ.get("BENCH_RENDER", "once")
+if MODE == "once":
+    streaming.ThrottledText.update = _hold  # type: ignore[method-assign]
+elif MODE == "noblocks":
+    streaming.freeze_point = _never
+else:
+    raise SystemExit(f"BENCH_RENDER={MODE!r}: expected 'once' or 'noblocks'")
 
 st.set_page_config(page_title="Wafer Playground", page_icon=":material/bolt:", layout="wide",
                    initial_sidebar_state="expanded")

@@ -181,8 +181,8 @@ class App:
             _stop(self.proc)
 
 
-def product(name: str = "chat", script: str = "app.py") -> App:
-    return App(name, ROOT / script, "product")
+def product(name: str = "chat", script: str = "app.py", **env: str) -> App:
+    return App(name, ROOT / script, "product", env=env)
 
 
 def naive(name: str, mode: str) -> App:
