@@ -24,9 +24,8 @@ PAGES = [
     st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
 ]
 
-# Presentation mode (toggle or ?present=1) hides the sidebar, so the menu moves to the top.
-presenting = presentation.sync_query_param()
-nav = st.navigation(PAGES, position="top" if presenting else "sidebar")
+presentation.sync_query_param()  # ?present=1 switches presentation mode on for this session
+nav = st.navigation(PAGES)
 connection.sidebar()
 presentation.apply_presentation()
 nav.run()
