@@ -13,7 +13,7 @@ from wafer_playground.sse import ServerSentEvent
 
 _LANG = {"curl": "bash", "python_openai": "python", "python_httpx": "python",
          "python_anthropic": "python", "javascript": "javascript"}
-MAX_EVENTS_SHOWN = 2000  # the inspector stays responsive on very long streams
+MAX_EVENTS_SHOWN = 200  # every rerun re-sends this block: the last 200 keep it light
 
 
 def _event_text(ev: ServerSentEvent | Mapping[str, Any] | str) -> str:
