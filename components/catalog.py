@@ -9,6 +9,7 @@ click costs boolean masks, not re-parsing. Filter and workload values are mirror
 from __future__ import annotations
 
 import hashlib
+import html
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -369,9 +370,11 @@ _STAT = ('<div style="line-height:1.25"><div style="font-size:0.85rem;opacity:0.
 def _stats(items: list[tuple[str, str]]) -> None:
     """Big figures that wrap instead of truncating ("not published" must stay readable)."""
     for col, (label, value) in zip(st.columns(len(items)), items, strict=True):
-        # Values come from format_usd/compact_tokens and labels are constants: no user HTML.
+        # Values come from format_usd/compact_tokens and labels are constants; escaped anyway
+        # so a card field can never inject markup here.
         size = "1.55rem" if value[:1].isdigit() or value[:1] == "$" else "1.05rem"
-        col.markdown(_STAT.format(label=label, value=value, size=size), unsafe_allow_html=True)
+        col.markdown(_STAT.format(label=html.escape(label), value=html.escape(value), size=size),
+                     unsafe_allow_html=True)
 
 
 _LOCAL_LABELS = {"engine": "Engine", "package": "PyPI package", "n_vocab": "Vocabulary",
