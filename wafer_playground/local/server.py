@@ -624,11 +624,34 @@ class LocalEngineApp:
         rec.cached_tokens += int((usage.get("prompt_tokens_details") or {})
                                  .get("cached_tokens", 0) or 0)
 
+    @contextlib.asynccontextmanager
+    async def _outcome(self, rec: RequestRecord, ticket: Ticket, what: str
+                       ) -> AsyncIterator[None]:
+        """Release the queue slot and log how a streamed request ended, whatever ends it.
+
+        A client that goes away closes the generator (GeneratorExit/CancelledError pass
+        through untouched), which is logged as 499.
+        """
+        status, code = 499, "client_disconnected"
+        try:
+            yield
+            status, code = 200, None
+        except ApiError as err:
+            status, code = err.status, err.code
+            raise
+        except Exception:
+            status, code = 500, "internal_error"
+            log.exception("%s stream failed", what)
+            raise ApiError(500, "internal_error", "Internal error in the local engine",
+                           type="api_error") from None
+        finally:
+            ticket.release()
+            self.log.finish(rec, status, code)
+
     async def _chat_stream(self, b: Backend, up: dict[str, Any], rec: RequestRecord,
                            ticket: Ticket, include_usage: bool, top_k: int | None
                            ) -> AsyncIterator[bytes]:
-        status, code = 499, "client_disconnected"
-        try:
+        async with self._outcome(rec, ticket, "chat"):
             assert b.slot is not None
             async with b.slot:
                 async for ev in self.up_stream(b, "/v1/chat/completions", up):
@@ -649,18 +672,6 @@ class LocalEngineApp:
                         _trim_chat_logprobs(choices[0].get("logprobs"), top_k)
                     yield sse(ev)
             yield DONE
-            status, code = 200, None
-        except ApiError as err:
-            status, code = err.status, err.code
-            raise
-        except Exception:
-            status, code = 500, "internal_error"
-            log.exception("chat stream failed")
-            raise ApiError(500, "internal_error", "Internal error in the local engine",
-                           type="api_error") from None
-        finally:
-            ticket.release()
-            self.log.finish(rec, status, code)
 
     # --- POST /v1/messages -------------------------------------------------------------------
 
@@ -703,10 +714,9 @@ class LocalEngineApp:
 
     async def _messages_stream(self, b: Backend, up: dict[str, Any], rec: RequestRecord,
                                ticket: Ticket, n_prompt: int) -> AsyncIterator[bytes]:
-        status, code = 499, "client_disconnected"
         tr = anth.StreamTranslator(b.spec.id, n_prompt)
         usage: dict[str, Any] = {}
-        try:
+        async with self._outcome(rec, ticket, "messages"):
             assert b.slot is not None
             async with b.slot:
                 yield tr.start()
@@ -721,18 +731,6 @@ class LocalEngineApp:
                         yield out
             self._record_usage(rec, usage)
             yield tr.finish(usage)
-            status, code = 200, None
-        except ApiError as err:
-            status, code = err.status, err.code
-            raise
-        except Exception:
-            status, code = 500, "internal_error"
-            log.exception("messages stream failed")
-            raise ApiError(500, "internal_error", "Internal error in the local engine",
-                           type="api_error") from None
-        finally:
-            ticket.release()
-            self.log.finish(rec, status, code)
 
     # --- POST /v1/completions ----------------------------------------------------------------
 
@@ -941,12 +939,11 @@ class LocalEngineApp:
                                   rec: RequestRecord, ticket: Ticket, cid: str,
                                   include_usage: bool, echoes: list[str]
                                   ) -> AsyncIterator[bytes]:
-        status, code = 499, "client_disconnected"
         created = int(time.time())
         head = {"id": cid, "object": "text_completion", "created": created, "model": b.spec.id}
         prompt_n = completion_n = cached = 0
         k = int(plan.n_logprobs) if plan.n_logprobs is not None else None
-        try:
+        async with self._outcome(rec, ticket, "completions"):
             assert b.slot is not None
             async with b.slot:
                 for i, ids in enumerate(prompts):
@@ -988,18 +985,6 @@ class LocalEngineApp:
             if include_usage:
                 yield sse({**head, "choices": [], "usage": usage})
             yield DONE
-            status, code = 200, None
-        except ApiError as err:
-            status, code = err.status, err.code
-            raise
-        except Exception:
-            status, code = 500, "internal_error"
-            log.exception("completions stream failed")
-            raise ApiError(500, "internal_error", "Internal error in the local engine",
-                           type="api_error") from None
-        finally:
-            ticket.release()
-            self.log.finish(rec, status, code)
 
     # --- token extensions ----------------------------------------------------------------------
 
