@@ -9,6 +9,7 @@ widgets are drawn), so the prompt box can be rewritten without Streamlit's widge
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +19,7 @@ import streamlit as st
 
 from components import connection, grammar_editor
 from components.connection import Connection
-from components.history import TOKENS_RUN_ID, get_store
+from components.history import TOKENS_RUN_ID, get_store, share_panel, shared_state
 from components.state import select_model, selected_model_id
 from components.tokens_view import chips_html, generated_html
 from wafer_playground import codegen, tokens
@@ -26,6 +27,7 @@ from wafer_playground.catalog import Model, Pricing
 from wafer_playground.client import TokenPiece, WaferClient
 from wafer_playground.costs import format_usd
 from wafer_playground.errors import WaferError
+from wafer_playground.share import ShareState
 from wafer_playground.store import StoreError
 from wafer_playground.throttle import Throttle
 from wafer_playground.tokenizers import (
@@ -63,7 +65,7 @@ KEEP = "tokens_keep"  # durable copy of the page's inputs (widget keys vanish of
 _KEPT_PREFIX = "tok_"
 _NOT_KEPT = ("tok_send", "tok_use_", "tok_render", "tok_bos_", "tok_fork_go", "tok_peek",
              "tok_hf_", "tok_saved_load", "tok_saved_save", "tok_schema_convert", "tok_halt_",
-             "tok_messages")  # buttons and the data editor cannot be set through state
+             "tok_messages", "tok_share")  # buttons and the data editor cannot be set through state
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -104,6 +106,7 @@ def _render() -> None:
     if not catalog.models:
         st.warning("No models on this endpoint: check the connection in the sidebar.")
         return
+    _apply_shared(catalog.ids)
     model = _model_picker(catalog.models, catalog_ids=catalog.ids, catalog=catalog)
     local = model.local is not None or conn.kind == "local"
     plan = plan_for(model.id, local=local)
@@ -127,6 +130,7 @@ def _render() -> None:
         st.subheader("③ Send", anchor=False)
         settings = _settings_form()
         send = _send_bar(conn, model, ids, ids_error, ebnf, settings, vocab)
+        share_panel(_share_state(model, ebnf), key="tok_share")
 
     _results(conn, client, model, ebnf, send, tok)
 
@@ -952,6 +956,95 @@ def _fork_panel(run: tokens.CompletionRun, pricing: Pricing, ebnf: str | None) -
     _run_metrics(run, pricing, False)
     if gen and run.generated_ids:
         _fork_controls(run, gen)
+
+
+# ---------------------------------------------------------------------------- share links
+
+# Shared request fields: link name -> (widget key, kind, the widget's default). Only fields
+# that differ from the default go into a link, so a link stays short and readable.
+_SHARED_FIELDS: dict[str, tuple[str, str, Any]] = {
+    "max_tokens": ("tok_max_tokens", "int", 48),
+    "min_tokens": ("tok_min_tokens", "int", None),
+    "temperature": ("tok_temperature", "float", 0.7),
+    "top_p": ("tok_top_p", "float", None),
+    "top_k": ("tok_top_k", "int", None),
+    "min_p": ("tok_min_p", "float", None),
+    "frequency_penalty": ("tok_freq", "float", None),
+    "presence_penalty": ("tok_pres", "float", None),
+    "repetition_penalty": ("tok_rep", "float", None),
+    "seed": ("tok_seed", "int", None),
+    # the completions field is `logprobs` (an int), but links reserve that name for chat's
+    # on/off flag: the top-N count travels as top_logprobs
+    "top_logprobs": ("tok_logprobs", "int", 5),
+    "stream": ("tok_stream", "bool", True),
+    "return_token_ids": ("tok_return_ids", "bool", True),
+    "stop": ("tok_stop", "text", ""),  # the box's raw text: one stop per line
+    "stop_token_ids": ("tok_stop_ids", "text", ""),
+    "regex": ("tok_regex", "text", ""),
+    "mode": (MODE, "mode", "both"),
+}
+
+
+def _widget_value(kind: str, value: Any) -> tuple[bool, Any]:
+    """(usable, value) coerced to what the widget accepts: a link must never crash it."""
+    if value is None:
+        return kind in ("int", "float"), None  # an empty number box = server default
+    if kind in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not math.isfinite(value):
+            return False, None
+        if kind == "int":
+            # number_input refuses a float in an int box; 48.0 is fine, 48.5 is not
+            return (True, int(value)) if float(value).is_integer() else (False, None)
+        return True, float(value)
+    if kind == "bool":
+        return isinstance(value, bool), value
+    if kind == "mode":
+        return value in MODES, value
+    return isinstance(value, str), value
+
+
+def _apply_shared(catalog_ids: Sequence[str]) -> None:
+    """A share link's setup goes into the widgets' state once per session, before they draw
+    (then the user's edits win). Values that do not fit a widget are dropped and named."""
+    shared = shared_state("tokens")
+    if shared is None:
+        return
+    skipped: list[str] = []
+    if shared.model:
+        if shared.model in catalog_ids:
+            st.session_state[MODEL] = shared.model
+            select_model(shared.model)
+        else:
+            skipped.append(f"model {shared.model} (not on this endpoint)")
+    if shared.prompt is not None:
+        st.session_state[IDS] = shared.prompt
+        st.session_state.pop(ORIGIN, None)  # typed ids: no tokenizer vouches for them
+    if shared.grammar is not None:
+        grammar_editor.set_grammar(shared.grammar)
+    for name, value in shared.params.items():
+        spec = _SHARED_FIELDS.get(name)
+        ok, v = _widget_value(spec[1], value) if spec else (False, None)
+        if spec is None or not ok:
+            skipped.append(name)
+            continue
+        st.session_state[spec[0]] = v
+    if skipped:
+        st.caption("Some shared settings were not applied: " + ", ".join(skipped))
+
+
+def _share_state(model: Model, ebnf: str) -> ShareState:
+    """Model, id prompt, grammar and the request fields changed from their defaults. Never
+    the connection (the key lives only in the sidebar's state) and never any output."""
+    params: dict[str, Any] = {}
+    for name, (key, _kind, default) in _SHARED_FIELDS.items():
+        value = st.session_state.get(key, default)
+        if value != default and not (value == "" and default in ("", None)):
+            params[name] = value
+    ids = st.session_state.get(IDS) or ""
+    return ShareState(page="tokens", model=model.id, params=params,
+                      prompt=ids if ids.strip() else None,
+                      grammar=ebnf if ebnf.strip() else None)
 
 
 # ---------------------------------------------------------------------------- history

@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from pytest_httpx import HTTPXMock
 from streamlit.testing.v1 import AppTest
 
 from tests.app.conftest import FAKE_BASE, make_app
+from wafer_playground import share
 
 PAGE = "pages/tokens.py"
 LOCAL = "tiny-local"
@@ -499,3 +501,92 @@ def test_json_schema_helper(api: HTTPXMock) -> None:
     at.run()
     at.button(key="tok_schema_convert").click().run()
     assert any("cannot be converted" in e for e in _texts(at, "error"))
+
+
+# ---- share links --------------------------------------------------------------------------------
+
+CANARY = "wfr_CANARY123"
+GRAMMAR = 'root ::= "yes" | "no"'
+
+
+def _open_link(query: dict[str, str]) -> AppTest:
+    at = make_app(PAGE)
+    for k, v in query.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_share_link_reproduces_the_setup_once(api: HTTPXMock) -> None:
+    link = share.encode(share.ShareState(
+        page="tokens", model=GLM, prompt="12, 13, 14", grammar=GRAMMAR,
+        params={"max_tokens": 7, "temperature": 0.2, "stream": False, "stop": "END",
+                "mode": "constrained"}))
+    assert link.ok
+    at = _open_link(link.query)
+    assert at.selectbox(key="tok_model").value == GLM
+    assert at.text_area(key="tok_grammar").value == GRAMMAR
+    assert at.text_area(key="tok_ids").value == "12, 13, 14"
+    assert at.number_input(key="tok_max_tokens").value == 7
+    assert at.number_input(key="tok_temperature").value == 0.2
+    assert at.toggle(key="tok_stream").value is False
+    assert at.text_area(key="tok_stop").value == "END"
+    assert at.radio(key="tok_mode").value == "constrained"
+    at.button(key="tok_send").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    body = _sent(api)[0]
+    assert body["model"] == GLM and body["prompt"] == [12, 13, 14]
+    assert body["ebnf"] == GRAMMAR and body["max_tokens"] == 7
+    assert body["temperature"] == 0.2 and body["stop"] == "END"
+    # applied once: the user's later edits win over the link
+    at.number_input(key="tok_max_tokens").set_value(9).run()
+    at.text_area(key="tok_grammar").set_value('root ::= "A"').run()
+    assert at.number_input(key="tok_max_tokens").value == 9
+    assert at.text_area(key="tok_grammar").value == 'root ::= "A"'
+
+
+def test_share_link_bad_values_are_dropped_not_fatal(api: HTTPXMock) -> None:
+    link = share.encode(share.ShareState(
+        page="tokens", model="no-such-model", prompt="5, 6",
+        params={"max_tokens": 7.5, "top_k": 3.5, "min_tokens": 3.0, "mode": "bogus",
+                "stream": "yes", "min_p": 0.05}))
+    assert link.ok
+    at = _open_link(link.query)
+    assert at.text_area(key="tok_ids").value == "5, 6"
+    assert at.selectbox(key="tok_model").value == LOCAL  # unknown model: the default stays
+    assert at.number_input(key="tok_max_tokens").value == 48
+    assert at.number_input(key="tok_top_k").value is None
+    assert at.number_input(key="tok_min_tokens").value == 3  # an integral float fits an int box
+    assert at.number_input(key="tok_min_p").value == 0.05
+    assert at.radio(key="tok_mode").value == "both"
+    notes = " ".join(_texts(at, "caption"))
+    assert "not applied" in notes and "mode" in notes and "no-such-model" in notes
+    # a corrupted blob is reported, never a crash
+    at = _open_link({"page": "tokens", "s": "%%%not-base64"})
+    assert any("could not be read" in w for w in _texts(at, "warning"))
+
+
+def _tokens_link(at: AppTest) -> str:
+    links = [str(c.value) for c in at.code if "page=tokens" in str(c.value)]
+    assert links, "the Share popover shows a link"
+    return links[-1]
+
+
+def test_share_link_carries_setup_never_the_key(api: HTTPXMock) -> None:
+    at = make_app(PAGE)
+    at.session_state["conn_key"] = CANARY
+    at.run()
+    at.text_area(key="tok_ids").set_value("12, 13").run()
+    at.text_area(key="tok_grammar").set_value(GRAMMAR).run()
+    at.number_input(key="tok_max_tokens").set_value(11).run()
+    assert not at.exception, [e.value for e in at.exception]
+    url = _tokens_link(at)
+    assert CANARY not in url and "CANARY" not in url
+    decoded = share.decode(parse_qs(urlsplit(url).query))
+    assert decoded.state is not None and decoded.state.page == "tokens"
+    assert decoded.state.model == LOCAL
+    assert decoded.state.prompt == "12, 13" and decoded.state.grammar == GRAMMAR
+    # only the fields changed from their defaults travel
+    assert decoded.state.params == {"max_tokens": 11}
+    assert "CANARY" not in json.dumps(share._as_dict(decoded.state))
