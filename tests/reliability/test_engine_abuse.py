@@ -133,7 +133,10 @@ def test_app_client_honours_retry_after_on_a_full_queue(engine: object,
     """Queue size 1: two long streams fill it; the app's client gets 429 + Retry-After,
     waits it out (measured) and retries exactly max_retries times, then says so."""
     base = engine.base_url  # type: ignore[attr-defined]
-    socks = [_raw(base, "/completions", json.dumps(LONG).encode()) for _ in range(2)]
+    # The engine's output cap (1,024 tokens): the running stream must outlast both
+    # Retry-After waits even on a quiet, fast machine (400 tokens did not).
+    longest = json.dumps({**LONG, "max_tokens": 1024}).encode()
+    socks = [_raw(base, "/completions", longest) for _ in range(2)]
     waits: list[float] = []
     try:
         deadline = time.monotonic() + 20
