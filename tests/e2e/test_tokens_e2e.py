@@ -144,10 +144,16 @@ def test_stop_keeps_the_partial_run(page: Page, streamlit_server_factory, local_
     max_tokens.fill("1000")
     max_tokens.press("Enter")
     _wait(page)
+    # min_tokens keeps the model from ending early (EOS), so on a fast machine the run is
+    # still going when Stop is clicked.
+    min_tokens = _key(page, "tok_min_tokens", "input")
+    min_tokens.fill("1000")
+    min_tokens.press("Enter")
+    _wait(page)
     page.get_by_role("button", name="Send").click()
     stop = page.get_by_role("button", name="Stop")
     expect(stop).to_be_visible(timeout=120_000)
-    page.wait_for_timeout(1500)
+    page.wait_for_timeout(500)
     stop.click()
     _wait(page)
     expect(page.get_by_text("Stopped before the end")).to_be_visible()
