@@ -123,11 +123,17 @@ def python_openai(surface: Surface, base_url: str, body: dict[str, Any], *,
     return "\n".join(out) + "\n"
 
 
+def _target(surface: Surface, base_url: str, body: dict[str, Any], *,
+            zdr: bool) -> tuple[str, bool, dict[str, str]]:
+    """URL, streaming flag and non-secret headers shared by the raw-HTTP snippets."""
+    stream = bool(body.get("stream"))
+    return (base_url.rstrip("/") + PATHS[surface], stream,
+            request_headers(surface, zdr=zdr, stream=stream))
+
+
 def python_httpx(surface: Surface, base_url: str, body: dict[str, Any], *,
                  zdr: bool = False) -> str:
-    url = base_url.rstrip("/") + PATHS[surface]
-    stream = bool(body.get("stream"))
-    headers = request_headers(surface, zdr=zdr, stream=stream)
+    url, stream, headers = _target(surface, base_url, body, zdr=zdr)
     header_lines = ['    "Authorization": f"Bearer {os.environ[\'WAFER_API_KEY\']}",']
     header_lines += [f"    {json.dumps(k)}: {json.dumps(v)}," for k, v in headers.items()]
     out = [
@@ -161,9 +167,7 @@ def python_httpx(surface: Surface, base_url: str, body: dict[str, Any], *,
 
 def javascript(surface: Surface, base_url: str, body: dict[str, Any], *,
                zdr: bool = False) -> str:
-    url = base_url.rstrip("/") + PATHS[surface]
-    stream = bool(body.get("stream"))
-    headers = request_headers(surface, zdr=zdr, stream=stream)
+    url, stream, headers = _target(surface, base_url, body, zdr=zdr)
     header_lines = ["    Authorization: `Bearer ${process.env.WAFER_API_KEY}`,"]
     header_lines += [f"    {json.dumps(k)}: {json.dumps(v)}," for k, v in headers.items()]
     body_js = _json(body)  # JSON is a valid JS expression
