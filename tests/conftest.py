@@ -139,3 +139,28 @@ def wait_for_app(page, timeout: float = 30_000) -> None:  # type: ignore[no-unty
                            timeout=timeout)
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']",
                            timeout=timeout)
+
+
+def select_option(page, key: str, option: str, timeout: float = 30_000) -> None:  # type: ignore[no-untyped-def]
+    """Pick `option` in the selectbox with widget key `key`, surviving a rerun mid-pick.
+
+    A rerun that is still in flight when the dropdown opens re-renders the list and detaches
+    the option under the cursor, so: open, click, check the box shows it; retry on a miss.
+    """
+    from playwright.sync_api import Error as PlaywrightError
+
+    box = page.locator(f".st-key-{key}")
+    shown = box.get_by_role("combobox")  # the combobox input's value is the current choice
+    for _ in range(4):
+        wait_for_app(page, timeout)
+        if shown.input_value() == option:
+            return
+        try:
+            box.click()
+            page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+        except PlaywrightError:
+            page.keyboard.press("Escape")
+            continue
+        wait_for_app(page, timeout)
+    if shown.input_value() != option:
+        raise AssertionError(f"selectbox {key!r} did not take {option!r}: {shown.input_value()!r}")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ROOT, wait_for_app
+from tests.conftest import ROOT, select_option, wait_for_app
 
 pytestmark = pytest.mark.e2e
 SCREENS = ROOT / ".pytest_cache" / "screens"
@@ -291,9 +291,7 @@ def test_thinking_and_tool_round_trip(page: Page, streamlit_server_factory, scri
     page.get_by_role("button", name="Insert example tool").click()
     wait_for_app(page)
     page.get_by_role("tab", name="Reasoning").click()
-    page.locator(".st-key-chat_p_reasoning_effort").click()
-    page.get_by_role("option", name="high").click()
-    wait_for_app(page)
+    select_option(page, "chat_p_reasoning_effort", "high")
     send(page, "What's the weather in Paris?")
     form = page.get_by_test_id("stForm")
     expect(form).to_contain_text("get_weather", timeout=30_000)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ROOT, StreamlitServer, wait_for_app
+from tests.conftest import ROOT, StreamlitServer, select_option, wait_for_app
 from wafer_playground.store import SQLiteStore
 
 pytestmark = pytest.mark.e2e
@@ -60,13 +60,10 @@ def _shot(page: Page, name: str, *, charts: int = 2) -> None:
 
 def _setup_completion(page: Page, prompt: str, max_tokens: int = 16) -> None:
     page.get_by_role("radio", name="Token-ID completion").click()
-    wait_for_app(page, LOAD_TIMEOUT_MS)
-    page.locator(".st-key-cmp_model_0").click()
-    page.get_by_role("option", name=SMOL).click()
-    wait_for_app(page, LOAD_TIMEOUT_MS)
-    page.locator(".st-key-cmp_model_1").click()
-    page.get_by_role("option", name=GEMMA).click()
-    wait_for_app(page, LOAD_TIMEOUT_MS)
+    # the mode's own input is drawn: the rerun the click started has landed
+    expect(page.get_by_label("Prompt text")).to_be_visible(timeout=LOAD_TIMEOUT_MS)
+    select_option(page, "cmp_model_0", SMOL, LOAD_TIMEOUT_MS)
+    select_option(page, "cmp_model_1", GEMMA, LOAD_TIMEOUT_MS)
     page.get_by_label("Prompt text").fill(prompt)
     page.get_by_label("max_tokens").fill(str(max_tokens))
     page.get_by_label("max_tokens").press("Enter")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ROOT, wait_for_app
+from tests.conftest import ROOT, select_option, wait_for_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.engine]
 
@@ -70,9 +70,7 @@ def test_tokens_flow(page: Page, streamlit_server_factory, local_engine: str,
     expect(page.get_by_text("produced by local engine /v1/tokenize")).to_be_visible()
 
     # the A|B preset, a short run, both sides
-    _key(page, "tok_preset").click()
-    page.get_by_role("option", name="Choice A | B").click()
-    _wait(page)
+    select_option(page, "tok_preset", "Choice A | B")
     expect(_key(page, "tok_grammar", "textarea")).to_have_value('root ::= "A" | "B"')
     expect(page.get_by_text("Grammar OK")).to_be_visible()
     page.get_by_text("Request fields (sampling, stops, extras)").click()
