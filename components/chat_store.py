@@ -108,6 +108,11 @@ def load_if_requested() -> None:
         _problem(f"could not open the conversation: {exc}")
         st.session_state[LOADED] = conv
         return
+    if record is None:
+        # gone, or another key's: never show it, and never write into it
+        _problem("that conversation is not in this key's history")
+        st.session_state[CONVERSATION] = None
+        return
     turns: list[dict[str, Any]] = []
     for t in stored:
         meta = dict(t.meta or {})
@@ -142,6 +147,12 @@ class Saver:
         if store is None:
             return saver
         try:
+            if conv and store.get_conversation(conv) is None:
+                # Deleted, or made under another key (the key changed mid-chat): this key's
+                # history gets the turns so far as a new conversation.
+                conv = None
+                for turn in turns:
+                    turn.pop("store_id", None)
             if not conv:
                 first = next((t["content"] for t in turns if t["role"] == "user"), "")
                 title = " ".join(str(first).split())[:60] or "Chat"

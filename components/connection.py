@@ -81,6 +81,13 @@ def resolve_api_key() -> tuple[str | None, str]:
     return None, "none"
 
 
+def history_owner() -> str:
+    """Whose history this session sees: the fingerprint of the key it holds (sidebar,
+    secrets or environment), whichever endpoint is selected, so a user's history does not
+    vanish when they try the local engine, and two keys never see each other's."""
+    return key_fingerprint(resolve_api_key()[0])
+
+
 def configured_base_url() -> str:
     return (_secret("WAFER_BASE_URL") or os.environ.get("WAFER_BASE_URL")
             or DEFAULT_BASE_URL).rstrip("/")

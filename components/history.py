@@ -14,9 +14,11 @@ from decimal import Decimal
 import pandas as pd
 import streamlit as st
 
+from components.connection import history_owner
 from wafer_playground import share
 from wafer_playground.costs import format_usd
 from wafer_playground.store import (
+    ANONYMOUS,
     ConversationSummary,
     RequestRecord,
     SQLiteStore,
@@ -56,8 +58,10 @@ def _open_store(path: str) -> SQLiteStore:
 
 
 def get_store() -> SQLiteStore:
-    """The app's store ($WAFER_PLAYGROUND_DB or the user data dir), cached by path."""
-    return _open_store(str(default_db_path()))
+    """The app's store ($WAFER_PLAYGROUND_DB or the user data dir), cached by path and seen
+    by this session's history owner (its key's fingerprint): other keys' history is not
+    listed, opened, changed or priced here."""
+    return _open_store(str(default_db_path())).for_owner(history_owner())
 
 
 def open_conversation(conversation_id: str) -> None:
@@ -154,6 +158,12 @@ def render_history_page(store: Store) -> None:
     flash = st.session_state.pop(_FLASH, None)
     if flash:
         st.success(flash)
+    if store.owner == ANONYMOUS:
+        st.caption("History made without an API key. Each key has its own history on this "
+                   "install; other keys' is never shown here.")
+    else:
+        st.caption(f"History made with this session's API key (fingerprint "
+                   f"`{store.owner[:8]}`). Other keys' history is never shown here.")
     chats, runs, log, library, imp = st.tabs(["Conversations", "Completion runs",
                                               "Request log", "Library", "Import"])
     with chats:

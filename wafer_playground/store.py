@@ -15,6 +15,7 @@ Rules enforced here, not left to callers:
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -42,6 +43,8 @@ SURFACES: tuple[str, ...] = ("chat", "completions", "messages")
 ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 
 ENV_DB = "WAFER_PLAYGROUND_DB"
+# The owner of history made without a key; equal to `client.key_fingerprint(None)`.
+ANONYMOUS = "anonymous"
 APP_NAME = "wafer-playground"
 
 
@@ -280,6 +283,8 @@ REQUEST_LOG_COLUMNS = (
 @runtime_checkable
 class Store(Protocol):
     """What the app needs from storage. SQLiteStore implements it; see docs/STORAGE.md."""
+
+    owner: str  # whose history this store sees and writes (a key fingerprint)
 
     # conversations and turns
     def create_conversation(self, title: str = "", *, model: str | None = None,
@@ -558,8 +563,22 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             blind INTEGER NOT NULL DEFAULT 1,
             meta TEXT NOT NULL DEFAULT '{}')""",
     )),
+    # Rows from before v4 belong to the keyless owner: they were written without a key
+    # fingerprint, so no key can claim them.
+    (4, "history partitioned by owner (the API key's fingerprint)", (
+        f"ALTER TABLE conversations ADD COLUMN owner TEXT NOT NULL DEFAULT '{ANONYMOUS}'",
+        f"ALTER TABLE requests ADD COLUMN owner TEXT NOT NULL DEFAULT '{ANONYMOUS}'",
+        f"ALTER TABLE votes ADD COLUMN owner TEXT NOT NULL DEFAULT '{ANONYMOUS}'",
+        "CREATE INDEX conversations_owner ON conversations(owner, updated_at)",
+        "CREATE INDEX requests_owner ON requests(owner, ts)",
+        "CREATE INDEX votes_owner ON votes(owner, ts)",
+    )),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+# A turn is its owner's through its conversation (two parameters: turn id, owner).
+_OWNED_TURN = ("FROM turns t JOIN conversations c ON c.id = t.conversation_id"
+               " WHERE t.id = ? AND c.owner = ?")
 
 
 def apply_migrations(conn: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> int:
@@ -606,10 +625,19 @@ def _like_escape(text: str) -> str:
 
 class SQLiteStore:
     """The Store over one SQLite file. Safe to share between threads (one lock-guarded
-    connection); several processes may open the same file (WAL + busy_timeout)."""
+    connection); several processes may open the same file (WAL + busy_timeout).
+
+    History (conversations, their turns, the request log, votes) belongs to an *owner*: the
+    fingerprint of the API key that made it (`client.key_fingerprint`). A store sees and
+    changes only its owner's rows; `for_owner` gives another owner's view over the same
+    connection. Presets, saved prompts and saved grammars are an install-wide library.
+    """
+
+    owner: str = ANONYMOUS
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
-                 busy_timeout_ms: int = 15_000, recover: bool = True) -> None:
+                 busy_timeout_ms: int = 15_000, recover: bool = True,
+                 owner: str = ANONYMOUS) -> None:
         self.path = Path(path) if path is not None else default_db_path()
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -630,7 +658,16 @@ class SQLiteStore:
         self._conn.execute("PRAGMA synchronous = NORMAL")
         self._conn.execute("PRAGMA foreign_keys = ON")
         self.schema_version = apply_migrations(self._conn)
+        self.owner = owner
         self.recovered_on_open = self.recover_interrupted() if recover else 0
+
+    def for_owner(self, owner: str) -> SQLiteStore:
+        """This store seen by `owner` (same file, connection and lock; cheap to make)."""
+        if not owner:
+            raise StoreError("An owner is a key fingerprint; it cannot be empty.")
+        view = copy.copy(self)
+        view.owner = owner
+        return view
 
     # -- plumbing
 
@@ -668,13 +705,14 @@ class SQLiteStore:
         with self._tx() as c:
             c.execute(
                 "INSERT INTO conversations (id, title, model, surface, params, created_at,"
-                " updated_at) VALUES (?,?,?,?,?,?,?)",
-                (cid, title.strip(), model, surface, _dumps(params), ts, ts),
+                " updated_at, owner) VALUES (?,?,?,?,?,?,?,?)",
+                (cid, title.strip(), model, surface, _dumps(params), ts, ts, self.owner),
             )
         return cid
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
-        rows = self._query("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+        rows = self._query("SELECT * FROM conversations WHERE id = ? AND owner = ?",
+                           (conversation_id, self.owner))
         return _conversation(rows[0]) if rows else None
 
     def update_conversation(self, conversation_id: str, *, title: str | None = None,
@@ -699,8 +737,8 @@ class SQLiteStore:
         if not sets:
             return
         with self._tx() as c:
-            cur = c.execute(f"UPDATE conversations SET {', '.join(sets)} WHERE id = ?",
-                            (*args, conversation_id))
+            cur = c.execute(f"UPDATE conversations SET {', '.join(sets)}"
+                            " WHERE id = ? AND owner = ?", (*args, conversation_id, self.owner))
             if cur.rowcount == 0:
                 raise NotFound(f"conversation {conversation_id} does not exist")
 
@@ -713,18 +751,19 @@ class SQLiteStore:
         # Request-log rows survive (conversation_id -> NULL): spend history must not vanish
         # when a chat is deleted.
         with self._tx() as c:
-            c.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+            c.execute("DELETE FROM conversations WHERE id = ? AND owner = ?",
+                      (conversation_id, self.owner))
 
     def list_conversations(self, search: str | None = None, *,
                            limit: int = 200) -> list[ConversationSummary]:
-        where, args = "", []
+        where, args = "WHERE c.owner = ?", [self.owner]
         if search and search.strip():
             pat = f"%{_like_escape(search.strip())}%"
-            where = (
-                "WHERE c.title LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM turns s WHERE"
-                " s.conversation_id = c.id AND s.content LIKE ? ESCAPE '\\')"
+            where += (
+                " AND (c.title LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM turns s WHERE"
+                " s.conversation_id = c.id AND s.content LIKE ? ESCAPE '\\'))"
             )
-            args = [pat, pat]
+            args += [pat, pat]
         rows = self._query(
             f"""SELECT c.*,
                   (SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id) AS turn_count,
@@ -761,8 +800,8 @@ class SQLiteStore:
         _check_no_secrets("turn metadata", meta)
         tid, ts = _new_id(), now_iso()
         with self._tx() as c:
-            if not c.execute("SELECT 1 FROM conversations WHERE id = ?",
-                             (conversation_id,)).fetchone():
+            if not c.execute("SELECT 1 FROM conversations WHERE id = ? AND owner = ?",
+                             (conversation_id, self.owner)).fetchone():
                 raise NotFound(f"conversation {conversation_id} does not exist")
             seq = c.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM turns WHERE"
                             " conversation_id = ?", (conversation_id,)).fetchone()[0]
@@ -793,8 +832,8 @@ class SQLiteStore:
             _check_no_secrets("turn metadata", meta)
         ts = now_iso()
         with self._tx() as c:
-            row = c.execute("SELECT conversation_id, meta FROM turns WHERE id = ?",
-                            (turn_id,)).fetchone()
+            row = c.execute(f"SELECT t.conversation_id, t.meta {_OWNED_TURN}",
+                            (turn_id, self.owner)).fetchone()
             if row is None:
                 raise NotFound(f"turn {turn_id} does not exist")
             sets, args = ["updated_at = ?"], [ts]
@@ -818,17 +857,22 @@ class SQLiteStore:
                       (ts, row["conversation_id"]))
 
     def get_turn(self, turn_id: str) -> Turn | None:
-        rows = self._query("SELECT * FROM turns WHERE id = ?", (turn_id,))
+        rows = self._query(f"SELECT t.* {_OWNED_TURN}", (turn_id, self.owner))
         return _turn(rows[0]) if rows else None
 
     def list_turns(self, conversation_id: str) -> list[Turn]:
-        rows = self._query("SELECT * FROM turns WHERE conversation_id = ? ORDER BY seq",
-                           (conversation_id,))
+        rows = self._query(
+            "SELECT t.* FROM turns t JOIN conversations c ON c.id = t.conversation_id"
+            " WHERE t.conversation_id = ? AND c.owner = ? ORDER BY t.seq",
+            (conversation_id, self.owner))
         return [_turn(r) for r in rows]
 
     def delete_turns_from(self, conversation_id: str, seq: int) -> int:
         """Drop turns with seq >= `seq` (edit/regenerate); returns how many were removed."""
         with self._tx() as c:
+            if not c.execute("SELECT 1 FROM conversations WHERE id = ? AND owner = ?",
+                             (conversation_id, self.owner)).fetchone():
+                return 0
             cur = c.execute("DELETE FROM turns WHERE conversation_id = ? AND seq >= ?",
                             (conversation_id, int(seq)))
             c.execute("UPDATE conversations SET updated_at = ? WHERE id = ?",
@@ -883,7 +927,8 @@ class SQLiteStore:
         rid = _new_id()
         cols = self._request_columns(dict(fields, params=params, status=status, model=model))
         cols.update(id=rid, ts=fields.get("ts") or now_iso(), base_url=_clean_base_url(base_url),
-                    surface=surface, writer=self._writer if status == "streaming" else None)
+                    surface=surface, writer=self._writer if status == "streaming" else None,
+                    owner=self.owner)
         names = list(cols)
         with self._tx() as c:
             c.execute(f"INSERT INTO requests ({', '.join(names)}) VALUES "
@@ -898,7 +943,8 @@ class SQLiteStore:
             return
         with self._tx() as c:
             cur = c.execute(f"UPDATE requests SET {', '.join(f'{k} = ?' for k in cols)}"
-                            " WHERE id = ?", (*cols.values(), request_row_id))
+                            " WHERE id = ? AND owner = ?",
+                            (*cols.values(), request_row_id, self.owner))
             if cur.rowcount == 0:
                 raise NotFound(f"request {request_row_id} does not exist")
 
@@ -939,20 +985,21 @@ class SQLiteStore:
         return cols
 
     def get_request(self, request_row_id: str) -> RequestRecord | None:
-        rows = self._query("SELECT * FROM requests WHERE id = ?", (request_row_id,))
+        rows = self._query("SELECT * FROM requests WHERE id = ? AND owner = ?",
+                           (request_row_id, self.owner))
         return _request(rows[0]) if rows else None
 
     def list_requests(self, *, surface: Surface | None = None,
                       conversation_id: str | None = None,
                       limit: int = 1000) -> list[RequestRecord]:
-        where, args = [], []
+        where, args = ["owner = ?"], [self.owner]
         if surface:
             where.append("surface = ?")
             args.append(surface)
         if conversation_id:
             where.append("conversation_id = ?")
             args.append(conversation_id)
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        clause = f"WHERE {' AND '.join(where)}"
         rows = self._query(f"SELECT * FROM requests {clause} ORDER BY ts DESC, id LIMIT ?",
                            (*args, int(limit)))
         return [_request(r) for r in rows]
@@ -966,8 +1013,9 @@ class SQLiteStore:
         import pandas as pd
 
         rows = self._query(
-            f"SELECT {', '.join(REQUEST_LOG_COLUMNS)} FROM requests ORDER BY ts DESC, id LIMIT ?",
-            (int(limit),),
+            f"SELECT {', '.join(REQUEST_LOG_COLUMNS)} FROM requests WHERE owner = ?"
+            " ORDER BY ts DESC, id LIMIT ?",
+            (self.owner, int(limit)),
         )
         df = pd.DataFrame([tuple(r) for r in rows], columns=list(REQUEST_LOG_COLUMNS))
         for col in ("prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens"):
@@ -1066,13 +1114,15 @@ class SQLiteStore:
         _check_no_secrets("vote metadata", meta)
         vid = _new_id()
         with self._tx() as c:
-            c.execute("INSERT INTO votes (id, ts, prompt, candidates, winner, blind, meta)"
-                      " VALUES (?,?,?,?,?,?,?)",
-                      (vid, now_iso(), prompt, _dumps(cands), winner, int(blind), _dumps(meta)))
+            c.execute("INSERT INTO votes (id, ts, prompt, candidates, winner, blind, meta, owner)"
+                      " VALUES (?,?,?,?,?,?,?,?)",
+                      (vid, now_iso(), prompt, _dumps(cands), winner, int(blind), _dumps(meta),
+                       self.owner))
         return vid
 
     def list_votes(self, limit: int = 1000) -> list[Vote]:
-        rows = self._query("SELECT * FROM votes ORDER BY ts DESC, id LIMIT ?", (int(limit),))
+        rows = self._query("SELECT * FROM votes WHERE owner = ? ORDER BY ts DESC, id LIMIT ?",
+                           (self.owner, int(limit)))
         return [Vote(id=r["id"], ts=r["ts"], prompt=r["prompt"],
                      candidates=json.loads(r["candidates"]), winner=r["winner"],
                      blind=bool(r["blind"]), meta=_loads(r["meta"])) for r in rows]
@@ -1108,10 +1158,10 @@ class SQLiteStore:
         with self._tx() as c:
             c.execute(
                 "INSERT INTO conversations (id, title, model, surface, params, created_at,"
-                " updated_at) VALUES (?,?,?,?,?,?,?)",
+                " updated_at, owner) VALUES (?,?,?,?,?,?,?,?)",
                 (cid, conversation.get("title", ""), conversation.get("model"),
                  conversation.get("surface", "chat"), _dumps(conversation.get("params", {})),
-                 conversation["created_at"], conversation["updated_at"]),
+                 conversation["created_at"], conversation["updated_at"], self.owner),
             )
             for seq, (tid, t) in enumerate(zip(turn_ids, turns, strict=True)):
                 _check_status(t["status"])
@@ -1133,7 +1183,7 @@ class SQLiteStore:
                 cols.update(id=_new_id(), ts=r["ts"], base_url=_clean_base_url(r["base_url"]),
                             surface=r["surface"], conversation_id=cid,
                             turn_id=turn_ids[idx] if isinstance(idx, int) else None,
-                            writer=None)
+                            writer=None, owner=self.owner)
                 names = list(cols)
                 c.execute(f"INSERT INTO requests ({', '.join(names)}) VALUES "
                           f"({', '.join('?' * len(names))})", [cols[n] for n in names])

@@ -178,9 +178,10 @@ def test_import_upload(db: SQLiteStore) -> None:
 def test_get_store_is_cached_per_path(db: SQLiteStore, monkeypatch: pytest.MonkeyPatch,
                                       tmp_path: Path) -> None:
     first = get_store()
-    assert get_store() is first and first.path == db.path
+    # a fresh owner view each call, over one cached connection per file
+    assert get_store()._conn is first._conn and first.path == db.path
     monkeypatch.setenv("WAFER_PLAYGROUND_DB", str(tmp_path / "other.db"))
-    assert get_store() is not first
+    assert get_store()._conn is not first._conn
 
 
 def test_unreadable_database_shows_an_error(db: SQLiteStore, monkeypatch: pytest.MonkeyPatch,

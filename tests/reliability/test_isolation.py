@@ -1,8 +1,10 @@
 """Session isolation: different keys and endpoints never see each other's models, chat or key.
 
 Browser: two contexts on ONE Streamlit server at the same time, A on the Wafer endpoint
-(fake server 1) with key A, B on a custom URL (fake server 2) with key B, streaming at once.
-AppTest: inside one session the model cache is keyed by the key's fingerprint.
+(fake server 1) with key A, B on a custom URL (fake server 2) with key B, streaming at once;
+then each one's History lists only its own conversation (one SQLite file, two owners).
+AppTest: inside one session the model cache is keyed by the key's fingerprint, and history
+made under one key cannot be listed, reopened or written by a session holding another.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import StreamlitServer, wait_for_app
-from tests.reliability.conftest import app_at, canary_key
+from tests.reliability.conftest import app_at, canary_key, page_text
 from tests.reliability.fake_server import CARDS, FakeWafer, Reply, answer_stream, serve
 
 BRAVO_CARDS = [{"id": "bravo-model", "object": "model", "owned_by": "other",
@@ -115,6 +117,15 @@ def test_two_browser_sessions_stay_apart(fake_server: FakeWafer, bravo: FakeWafe
             assert other not in p.content()
         assert KEY_A not in _strip_password_inputs(a.content())
 
+        # history: one SQLite file, and each key lists only its own conversation
+        for p in (a, b):
+            p.get_by_test_id("stSidebarNavLink").filter(has_text="History").click()
+            _wait(p)
+        expect(a.get_by_text("alpha question").first).to_be_visible(timeout=30_000)
+        expect(b.get_by_text("bravo question").first).to_be_visible(timeout=30_000)
+        assert "bravo question" not in a.inner_text("body")
+        assert "alpha question" not in b.inner_text("body")
+
         # each endpoint saw only its own session's key, only as the bearer token
         for fake, mine, theirs in ((alpha, KEY_A, KEY_B), (bravo, KEY_B, KEY_A)):
             auths = {h.header("authorization") for h in fake.hits}
@@ -163,3 +174,32 @@ def _fp(key: str) -> str:
     from wafer_playground.client import key_fingerprint
 
     return key_fingerprint(key)
+
+
+def test_history_is_partitioned_by_key(fake: FakeWafer, rel_env: Path) -> None:
+    from wafer_playground.store import SQLiteStore
+
+    mine = SQLiteStore(rel_env).for_owner(_fp(KEY_A))
+    cid = mine.create_conversation("alpha secret plan", model="fake-glm")
+    mine.start_turn(cid, "user", "alpha question")
+    mine.start_turn(cid, "assistant", "ALPHA-ANSWER", status="done")
+
+    # B's History does not list it, and asking the chat page to reopen it shows nothing
+    at = app_at("pages/history.py", fake.url, key=KEY_B).run()
+    assert not at.exception
+    assert "alpha" not in page_text(at)
+    at.session_state["chat_conversation_id"] = cid
+    at.switch_page("pages/chat.py").run()
+    assert not at.exception
+    assert "ALPHA-ANSWER" not in page_text(at) and "alpha question" not in page_text(at)
+    assert at.session_state["chat_conversation_id"] is None
+    assert "not in this key's history" in page_text(at)
+
+    # A sees it and reopens it
+    at = app_at("pages/history.py", fake.url, key=KEY_A).run()
+    assert "alpha secret plan" in page_text(at)
+    at.session_state["chat_conversation_id"] = cid
+    at.switch_page("pages/chat.py").run()
+    assert "ALPHA-ANSWER" in page_text(at)
+    # nothing B did touched A's rows
+    assert [t.content for t in mine.list_turns(cid)] == ["alpha question", "ALPHA-ANSWER"]

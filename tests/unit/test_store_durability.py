@@ -39,7 +39,7 @@ def test_migrates_old_schema_and_keeps_data(tmp_path: Path) -> None:
     con.close()
 
     s = SQLiteStore(path)
-    assert s.schema_version == SCHEMA_VERSION == 3
+    assert s.schema_version == SCHEMA_VERSION == 4
     assert s._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     rec = s.get_request("r1")
     assert rec is not None and (rec.prompt_tokens, rec.cached_tokens) == (10, None)
@@ -47,6 +47,10 @@ def test_migrates_old_schema_and_keeps_data(tmp_path: Path) -> None:
     s.update_request("r1", cached_tokens=4)  # the new column works
     s.save_preset("p", {"temperature": 1})  # tables from migration 3 exist
     assert s.list_conversations()[0].title == "Old chat"
+    # rows from before owners belong to the keyless owner, never to a key
+    assert s.owner == "anonymous"
+    assert s.for_owner("0123456789abcdef").list_conversations() == []
+    assert s.for_owner("0123456789abcdef").get_request("r1") is None
     s.close()
     # reopening is a no-op
     assert SQLiteStore(path).schema_version == SCHEMA_VERSION

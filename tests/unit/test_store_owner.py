@@ -1,0 +1,80 @@
+"""History is partitioned by owner (a key fingerprint): one file, several keys, no crossing."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from wafer_playground.client import key_fingerprint
+from wafer_playground.store import ANONYMOUS, SQLiteStore, StoreError
+
+A, B = key_fingerprint("wfr_alpha_key"), key_fingerprint("wfr_bravo_key")
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> tuple[SQLiteStore, SQLiteStore]:
+    base = SQLiteStore(tmp_path / "h.db")
+    return base.for_owner(A), base.for_owner(B)
+
+
+def test_anonymous_is_the_keyless_fingerprint() -> None:
+    assert key_fingerprint(None) == ANONYMOUS == SQLiteStore(":memory:").owner
+
+
+def test_owners_never_see_each_others_history(stores: tuple[SQLiteStore, SQLiteStore]) -> None:
+    a, b = stores
+    cid = a.create_conversation("alpha plan")
+    tid = a.start_turn(cid, "user", "alpha question")
+    rid = a.log_request(model="m", base_url="https://x/v1", surface="chat", params={},
+                        conversation_id=cid, status="done", cost=Decimal("0.01"))
+    a.record_vote("p", ["m1", "m2"], "m1")
+
+    assert [c.id for c in a.list_conversations()] == [cid]
+    assert a.list_conversations()[0].cost_usd == Decimal("0.01")
+    assert b.list_conversations() == [] and b.list_conversations("alpha") == []
+    assert b.get_conversation(cid) is None
+    assert b.list_turns(cid) == [] and b.get_turn(tid) is None
+    assert b.get_request(rid) is None and b.list_requests() == []
+    assert b.request_log_frame().empty and len(a.request_log_frame()) == 1
+    assert b.list_votes() == [] and b.vote_tally() == {}
+
+
+def test_owners_cannot_change_each_others_history(
+        stores: tuple[SQLiteStore, SQLiteStore]) -> None:
+    a, b = stores
+    cid = a.create_conversation("alpha plan")
+    tid = a.start_turn(cid, "user", "alpha question")
+    rid = a.log_request(model="m", base_url="https://x/v1", surface="chat", params={})
+    with pytest.raises(StoreError):
+        b.start_turn(cid, "user", "injected")
+    with pytest.raises(StoreError):
+        b.update_turn(tid, content="overwritten")
+    with pytest.raises(StoreError):
+        b.update_request(rid, status="error")
+    with pytest.raises(StoreError):
+        b.rename_conversation(cid, "taken")
+    assert b.delete_turns_from(cid, 0) == 0
+    b.delete_conversation(cid)  # silently nothing: B cannot even learn that it exists
+    conv = a.get_conversation(cid)
+    assert conv is not None and conv.title == "alpha plan"
+    assert [t.content for t in a.list_turns(cid)] == ["alpha question"]
+    rec = a.get_request(rid)
+    assert rec is not None and rec.status == "streaming"
+
+
+def test_import_belongs_to_the_importer(stores: tuple[SQLiteStore, SQLiteStore]) -> None:
+    from wafer_playground.transcript import export_json, import_json
+
+    a, b = stores
+    cid = a.create_conversation("alpha plan")
+    a.start_turn(cid, "user", "hello")
+    new = import_json(b, export_json(a, cid).encode())
+    assert b.get_conversation(new) is not None and a.get_conversation(new) is None
+    assert len(a.list_conversations()) == 1
+
+
+def test_an_owner_is_never_empty(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot be empty"):
+        SQLiteStore(tmp_path / "x.db").for_owner("")
