@@ -43,6 +43,7 @@ from wafer_playground.params import (
     build_messages_body,
     context_check,
     estimate_prompt_tokens,
+    validate,
 )
 
 TURNS = "chat_turns"
@@ -336,6 +337,28 @@ def spend_check(ctx: ChatContext, cap: Decimal | None) -> str | None:
                                caps=presentation.caps(), model=ctx.model.display_name)
 
 
+def held_back(ctx: ChatContext, cap: Decimal | None, slot: Any) -> bool:
+    """Check the pending send; if it must not go out, say why in `slot` and return True.
+
+    Blocking parameter problems first, then the spend guard. The message stays in the
+    history, unanswered, for a resend."""
+    issues = [i for i in validate(ctx.values, ctx.model) if i.blocking]
+    if issues:
+        with slot:
+            st.error("Not sent: fix these parameters first.\n\n"
+                     + "\n".join(f"- `{i.param}`: {i.message}" for i in issues),
+                     icon=":material/error:")
+        return True
+    if blocked := spend_check(ctx, cap):
+        with slot:
+            st.error(blocked, icon=":material/savings:")
+            st.button("Send again", key="chat_send_again", icon=":material/send:",
+                      on_click=request_action,
+                      help="After lowering max tokens or raising the cap")
+        return True
+    return False
+
+
 def _tick(slot: Any, acc: ChatAccumulator | AnthropicAccumulator, ctx: ChatContext,
           prompt_est: int, now: float, *, live: bool) -> None:
     tokens, _ = acc.estimated_completion_tokens()
@@ -463,6 +486,6 @@ def on_submit_prompt(prompt: str) -> None:
     chat_store.append(ts[-1])
 
 
-__all__ = ["ChatContext", "clear_chat", "facts_line", "generate", "init_state",
+__all__ = ["ChatContext", "clear_chat", "facts_line", "generate", "held_back", "init_state",
            "on_submit_prompt", "pop_action", "refresh_after_stop", "render_history",
            "request_action", "request_body", "spend_check", "tool_result_forms", "turns"]

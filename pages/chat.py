@@ -11,7 +11,6 @@ from components.history import shared_state
 from components.model_picker import badges_markdown, chat_block_reason, model_picker
 from components.router import ensure_router
 from wafer_playground.costs import format_usd
-from wafer_playground.params import validate
 
 ensure_router()  # a share link opened first on a fresh server still goes through app.py
 
@@ -114,7 +113,21 @@ with left:
                 st.button("Send", key="chat_send_again", icon=":material/send:",
                           on_click=chat.request_action, disabled=bool(block))
     live = st.container()
+    after = st.container()  # meter, cost preview, code: skipped on runs that send (below)
 
+sending = bool(action and not block and chat.turns()
+               and chat.turns()[-1]["role"] in ("user", "tool")
+               and not chat.held_back(ctx, chat_params.cost_cap(), live))
+if sending:
+    # Send before drawing the preview and code views: an instant first token would
+    # otherwise wait behind the browser rendering them, and they describe the request
+    # this answer replaces anyway. `generate` reruns, which draws them afresh.
+    with live:
+        # drawn only on generating runs, so the poller exists just while a Stop can happen
+        chat.refresh_after_stop()
+        chat.generate(ctx)
+
+with after:
     # ---- before sending: context meter, cost preview, code -------------------------------
     next_body = chat.preview_body(ctx)
     check = chat.context_for(ctx)
@@ -151,24 +164,3 @@ if not presenting:
     with raw_compare, st.expander("Protocol switch: usage side by side",
                                   icon=":material/compare_arrows:"):
         protocol_compare(ctx)
-
-if action and not block:
-    issues = [i for i in validate(values, model) if i.blocking]
-    if issues:
-        with live:
-            st.error("Not sent: fix these parameters first.\n\n"
-                     + "\n".join(f"- `{i.param}`: {i.message}" for i in issues),
-                     icon=":material/error:")
-    elif chat.turns() and chat.turns()[-1]["role"] in ("user", "tool") and (
-            blocked := chat.spend_check(ctx, chat_params.cost_cap())):
-        with live:
-            # nothing is sent; the message stays in the history, unanswered, for a resend
-            st.error(blocked, icon=":material/savings:")
-            st.button("Send again", key="chat_send_again", icon=":material/send:",
-                      on_click=chat.request_action,
-                      help="After lowering max tokens or raising the cap")
-    elif chat.turns() and chat.turns()[-1]["role"] in ("user", "tool"):
-        with live:
-            # drawn only on generating runs, so the poller exists just while a Stop can happen
-            chat.refresh_after_stop()
-            chat.generate(ctx)
