@@ -387,7 +387,7 @@ def generate(ctx: ChatContext) -> None:
                                                          ctx.values))
     turn = new_turn("assistant", status="streaming", model=ctx.model.id, surface=ctx.surface)
     ts.append(turn)
-    saver.start_assistant(turn)
+    saver.start_assistant(turn, body)
     acc: ChatAccumulator | AnthropicAccumulator = (
         AnthropicAccumulator(time.perf_counter()) if ctx.surface == "messages"
         else ChatAccumulator(time.perf_counter()))

@@ -174,11 +174,17 @@ class Saver:
             self.problems.append(text)
         self.store = None
 
-    def start_assistant(self, turn: dict[str, Any]) -> None:
+    def start_assistant(self, turn: dict[str, Any], body: dict[str, Any]) -> None:
+        """Save the empty answer and log the request as "streaming" before it is sent, so
+        a crash mid-answer still leaves both (recovery marks them "interrupted")."""
         if self.store is None or self.conversation_id is None:
             return
         try:
             _save_turn(self.store, self.conversation_id, turn)
+            self.request_row = self.store.log_request(
+                model=self.ctx.model.id, base_url=self.ctx.base_url, surface=self.ctx.surface,
+                params=body, status="streaming", conversation_id=self.conversation_id,
+                turn_id=turn.get("store_id"))
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
 
@@ -219,10 +225,13 @@ class Saver:
 
                 fields["cost_usd"] = Decimal(facts["cost_total"])
                 fields["cost_kind"] = facts.get("cost_kind")
-            self.store.log_request(
-                model=self.ctx.model.id, base_url=self.ctx.base_url, surface=self.ctx.surface,
-                params=body, status=turn["status"],
-                **{k: v for k, v in fields.items() if v is not None})
+            fields = {k: v for k, v in fields.items() if v is not None}
+            if self.request_row is not None:
+                self.store.update_request(self.request_row, status=turn["status"], **fields)
+            else:
+                self.store.log_request(
+                    model=self.ctx.model.id, base_url=self.ctx.base_url,
+                    surface=self.ctx.surface, params=body, status=turn["status"], **fields)
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
 

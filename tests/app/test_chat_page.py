@@ -255,6 +255,30 @@ def test_turns_saved_to_store_and_reopened(env: HTTPXMock) -> None:
         "remember me", "Hello there!"]
 
 
+def test_request_is_logged_before_it_is_sent(env: HTTPXMock, tmp_path: Path) -> None:
+    """The request-log row exists ("streaming") while the answer streams, so a crash
+    mid-answer leaves it for recovery; the finish updates that same row."""
+    import httpx
+
+    from wafer_playground.store import SQLiteStore
+
+    seen: list[tuple[str, bool]] = []
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        rows = SQLiteStore(tmp_path / "chat.db", recover=False).list_requests()
+        seen.extend((r.status, r.turn_id is not None) for r in rows)
+        return httpx.Response(200, content=STREAM, headers={
+            "content-type": "text/event-stream", "x-request-id": "req_abc123"})
+
+    env.add_callback(reply, url=f"{FAKE_BASE}/chat/completions", method="POST")
+    at = chat_app().run()
+    at.chat_input[0].set_value("log me first").run()
+    assert seen == [("streaming", True)]
+    rows = SQLiteStore(tmp_path / "chat.db").list_requests()
+    assert [(r.status, r.request_id, r.completion_tokens) for r in rows] == [
+        ("done", "req_abc123", 500)]
+
+
 def test_view_code_shows_last_request(env: HTTPXMock) -> None:
     stream_reply(env)
     at = chat_app().run()

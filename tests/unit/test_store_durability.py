@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import sqlite3
+import sys
 import threading
 from pathlib import Path
 
@@ -122,7 +123,11 @@ def _process_writer(path: str, cid: str, n: int, start: mp.synchronize.Event) ->
     s.close()
 
 
-def test_two_processes_write_concurrently(tmp_path: Path) -> None:
+def test_two_processes_write_concurrently(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # spawn re-runs __main__ in the child; after an AppTest in this process that is a
+    # temporary page script, so the children must not import it
+    monkeypatch.delattr(sys.modules["__main__"], "__file__", raising=False)
     path = tmp_path / "p.db"
     s = SQLiteStore(path)
     cid = s.create_conversation("two writers")
