@@ -72,7 +72,9 @@ class GrammarReport:
 class MatchResult:
     ok: bool
     position: int | None  # character offset in the text where the match breaks (None when ok)
-    expected: list[str]  # what would have been accepted at ``position`` (human-readable)
+    # what would have been accepted at ``position`` (human-readable); a tuple: results are
+    # memoised and shared
+    expected: tuple[str, ...]
     message: str
 
 
@@ -1581,8 +1583,12 @@ def _where(text: str, pos: int) -> str:
     return f"character {pos} (line {line}, column {col})"
 
 
+@functools.lru_cache(maxsize=256)
 def match(ebnf: str, text: str) -> MatchResult:
     """Does ``text`` match the grammar from ``root`` in full?
+
+    Memoised: a page redraws the verdict of the same output on every rerun, and a check of
+    a few KB takes the Earley parser a good fraction of a second.
 
     On failure ``position`` is the offset of the first character that no continuation of the
     grammar accepts (``len(text)`` when the text stops too early) and ``expected`` lists what
@@ -1592,13 +1598,13 @@ def match(ebnf: str, text: str) -> MatchResult:
     """
     report = check(ebnf)
     if not report.ok:
-        return MatchResult(False, None, [], f"invalid grammar: {report.issues[0].message}")
+        return MatchResult(False, None, (), f"invalid grammar: {report.issues[0].message}")
     m = _matcher(ebnf)
     if m.parser is None:
-        return MatchResult(False, None, [], f"cannot check: {m.problem}")
+        return MatchResult(False, None, (), f"cannot check: {m.problem}")
     try:
         m.parser.parse(text)
-        return MatchResult(True, None, [], "matches the grammar")
+        return MatchResult(True, None, (), "matches the grammar")
     except UnexpectedCharacters as e:
         pos = e.pos_in_stream
         names = set(e.allowed or ())
@@ -1614,7 +1620,7 @@ def match(ebnf: str, text: str) -> MatchResult:
     else:
         found = text[pos]
         msg = f"breaks at {_where(text, pos)}: found {found!r}, expected {wanted}"
-    return MatchResult(False, pos, expected, msg)
+    return MatchResult(False, pos, tuple(expected), msg)
 
 
 def _parses(parser: Lark, text: str) -> bool:

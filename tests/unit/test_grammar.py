@@ -177,7 +177,7 @@ def test_match_expected_includes_end_when_the_match_could_stop() -> None:
     r = match('root ::= [0-9]+ ("," [0-9]+)*', "12,34x")
     assert (r.position, sorted(r.expected)) == (5, ['","', "[0-9]", "end of text"])
     r = match('root ::= [0-9]+ ("," [0-9]+)*', "12,34,")
-    assert (r.position, r.expected) == (6, ["[0-9]"])
+    assert (r.position, r.expected) == (6, ("[0-9]",))
     assert "line 1, column 7" in r.message
 
 
@@ -259,3 +259,10 @@ def test_never_crashes_on_junk() -> None:
             to_gbnf(g)
         result = match(g, "abc")
         assert isinstance(result.ok, bool)
+
+
+def test_match_is_memoised_and_its_result_cannot_be_changed() -> None:
+    g, text = 'root ::= [0-9]+ ("," [0-9]+)*', "12,34,"
+    first = match(g, text)
+    assert match(g, text) is first  # a page rerun does not parse the output again
+    assert isinstance(first.expected, tuple)
