@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from html import escape
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -20,9 +21,10 @@ import streamlit as st
 from components import presentation
 from components.connection import Connection, get_client
 from components.errors import show_error
-from components.history import get_store
+from components.history import get_store, share_panel, shared_state
 from components.streaming import yield_point
 from wafer_playground import grammar as grammar_mod
+from wafer_playground import share
 from wafer_playground.catalog import Catalog, Pricing
 from wafer_playground.client import WaferClient
 from wafer_playground.compare import (
@@ -395,6 +397,77 @@ def apply_scenario(sc: Scenario, catalog: Catalog) -> bool:
     return True
 
 
+_RANGES: dict[str, tuple[str, float, float]] = {  # share field -> (widget key, min, max)
+    "temperature": ("cmp_temp", 0.0, 2.0), "top_p": ("cmp_top_p", 0.0, 1.0),
+    "max_tokens": ("cmp_max", 1, 32_768), "seed": ("cmp_seed", 0, 2**31 - 1),
+}
+
+
+def share_state(setup: Setup) -> share.ShareState:
+    """The comparison's setup for a link: mode, models, settings, prompt (never outputs,
+    votes or keys). Per-pane values travel only when per-pane parameters are on."""
+    per_pane = bool(st.session_state.get("cmp_perpane"))
+    first = setup.configs[0].params if setup.configs else Params()
+    params: dict[str, Any] = {"top_p": first.top_p}
+    if first.seed is not None:
+        params["seed"] = first.seed
+    if not per_pane:
+        params.update(temperature=first.temperature, max_tokens=first.max_tokens)
+    cfg: dict[str, Any] = {"mode": setup.surface, "models": [c.model for c in setup.configs],
+                           "blind": setup.blind}
+    if per_pane:
+        cfg["panes"] = [{"temperature": c.params.temperature, "max_tokens": c.params.max_tokens}
+                        for c in setup.configs]
+    if setup.ids_text is not None:
+        cfg["ids"] = setup.ids_text
+    return share.ShareState(
+        page="compare", model=setup.configs[0].model if setup.configs else None, params=params,
+        prompt=setup.prompt if setup.ids_text is None and setup.prompt else None,
+        messages=[{"role": "system", "content": setup.system}] if setup.system else [],
+        grammar=setup.grammar or None, compare=cfg)
+
+
+def _number(value: Any, lo: float, hi: float) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def apply_shared(state: share.ShareState, catalog: Catalog) -> list[str]:
+    """Load a shared setup into the controls (before they are drawn); what was skipped."""
+    ss, skipped = st.session_state, []
+    cfg = state.compare or {}
+    mode = cfg.get("mode") if cfg.get("mode") in MODE_LABELS else "chat"
+    ss["cmp_mode"] = mode
+    options = _options(catalog, mode)
+    wanted = [m for m in (cfg.get("models") or [state.model]) if isinstance(m, str)][:4]
+    models = [m for m in wanted if m in options]
+    skipped += [f"model {m} (not on this endpoint)" for m in wanted if m not in options]
+    ss["cmp_n"] = min(4, max(2, len(wanted)))
+    for i, m in enumerate(models):
+        ss[f"cmp_model_{i}"] = m
+    for name, value in state.params.items():
+        if name in _RANGES and _number(value, *_RANGES[name][1:]):
+            ss[_RANGES[name][0]] = int(value) if name in ("max_tokens", "seed") else float(value)
+        else:
+            skipped.append(name)
+    panes = cfg.get("panes")
+    ss["cmp_perpane"] = isinstance(panes, list) and bool(panes)
+    for i, pane in enumerate(panes if isinstance(panes, list) else []):
+        pane = pane if isinstance(pane, dict) else {}
+        if _number(pane.get("temperature"), 0.0, 2.0):
+            ss[f"cmp_temp_{i}"] = float(pane["temperature"])
+        if _number(pane.get("max_tokens"), 1, 32_768):
+            ss[f"cmp_max_{i}"] = int(pane["max_tokens"])
+    ss["cmp_blind"] = cfg.get("blind") is True
+    ss["cmp_prompt"] = state.prompt or ""
+    ss["cmp_system"] = next((m["content"] for m in state.messages if m["role"] == "system"), "")
+    ss["cmp_grammar"] = state.grammar or ""
+    ids = cfg.get("ids")
+    ss["cmp_prompt_kind"] = "ids" if mode == "completions" and isinstance(ids, str) else "text"
+    if isinstance(ids, str):
+        ss["cmp_ids"] = ids
+    return skipped
+
+
 def controls(catalog: Catalog, *, presenting: bool) -> Setup | None:
     ss = st.session_state
     ss.setdefault("cmp_mode", "chat")
@@ -724,6 +797,11 @@ def render_page(conn: Connection, catalog: Catalog, *, presenting: bool) -> None
     else:
         with st.expander("Demo scenarios (one click each)", icon=":material/slideshow:"):
             clicked = scenario_cards(SCENARIOS, key="scn")
+    incoming = shared_state("compare")
+    if incoming is not None:
+        skipped = apply_shared(incoming, catalog)
+        if skipped:
+            st.caption("Some shared settings were not applied: " + ", ".join(skipped))
     sc = get_scenario(clicked) if clicked else None
     if sc is not None and not apply_scenario(sc, catalog):
         sc = None
@@ -731,8 +809,12 @@ def render_page(conn: Connection, catalog: Catalog, *, presenting: bool) -> None
         if presenting else st.container()
     with box:
         setup = controls(catalog, presenting=presenting)
-        run_clicked = st.button("Run comparison", type="primary", icon=":material/play_arrow:",
-                                key="cmp_run", disabled=setup is None)
+        with st.container(horizontal=True, vertical_alignment="center"):
+            run_clicked = st.button("Run comparison", type="primary",
+                                    icon=":material/play_arrow:", key="cmp_run",
+                                    disabled=setup is None)
+            if setup is not None and not presenting:
+                share_panel(share_state(setup), key="cmp_share")
     if setup is not None and (run_clicked or sc is not None):
         sess = start(setup, client, catalog, base_url=conn.base_url,
                      scenario=sc.id if sc else None)

@@ -65,6 +65,7 @@ class ShareState:
     messages: list[dict[str, str]] = field(default_factory=list)  # chat setup
     grammar: str | None = None  # EBNF
     scenario: dict[str, Any] | None = None  # cost planner scenario
+    compare: dict[str, Any] | None = None  # compare page: mode, models, per-pane settings
 
 
 @dataclass(frozen=True)
@@ -205,13 +206,16 @@ def _clean(raw: Mapping[str, Any], cleaner: _Cleaner) -> ShareState | None:
     if model is not None and not (isinstance(model, str) and _MODEL_RE.match(model)):
         cleaner.drop("model")
         model = None
-    scenario_raw = raw.get("scenario")
-    scenario = None
-    if isinstance(scenario_raw, Mapping):
-        scenario = cleaner.tree(scenario_raw, "scenario")
-    elif scenario_raw is not None:
-        cleaner.drop("scenario")
-    known = {"v", "page", "model", "params", "prompt", "messages", "grammar", "scenario"}
+    trees: dict[str, dict[str, Any] | None] = {}
+    for name in ("scenario", "compare"):
+        value = raw.get(name)
+        trees[name] = None
+        if isinstance(value, Mapping):
+            trees[name] = cleaner.tree(value, name)
+        elif value is not None:
+            cleaner.drop(name)
+    known = {"v", "page", "model", "params", "prompt", "messages", "grammar", "scenario",
+             "compare"}
     for k in raw:
         if k not in known:
             cleaner.drop(str(k))
@@ -219,7 +223,8 @@ def _clean(raw: Mapping[str, Any], cleaner: _Cleaner) -> ShareState | None:
         page=page, model=model, params=cleaner.params(raw.get("params")),
         prompt=cleaner.text(raw.get("prompt"), "prompt"),
         messages=cleaner.messages(raw.get("messages")),
-        grammar=cleaner.text(raw.get("grammar"), "grammar"), scenario=scenario,
+        grammar=cleaner.text(raw.get("grammar"), "grammar"), scenario=trees["scenario"],
+        compare=trees["compare"],
     )
 
 
@@ -237,6 +242,8 @@ def _as_dict(state: ShareState) -> dict[str, Any]:
         d["grammar"] = state.grammar
     if state.scenario:
         d["scenario"] = state.scenario
+    if state.compare:
+        d["compare"] = state.compare
     return d
 
 

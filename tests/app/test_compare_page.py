@@ -297,3 +297,75 @@ def test_invalid_grammar_or_ids_block_the_run(db: Path, httpx_mock: HTTPXMock) -
     _click(at, "cmp_run")
     assert any("not valid EBNF" in e.value for e in at.error)
     assert not [r for r in httpx_mock.get_requests() if r.url.path.endswith("/completions")]
+
+
+# ---- share links --------------------------------------------------------------------------------
+
+CANARY = "wfr_CANARY" + "7" * 20
+
+
+def _compare_link(at: AppTest) -> str:
+    links = [str(c.value) for c in at.code if "page=compare" in str(c.value)]
+    assert links, "the Share popover shows a link"
+    return links[-1]
+
+
+def _open_link(httpx_mock: HTTPXMock, url: str) -> AppTest:
+    from urllib.parse import parse_qs, urlsplit
+
+    at = make_app(PAGE)
+    for k, v in parse_qs(urlsplit(url).query).items():
+        at.query_params[k] = v[0]
+    return _run(at)
+
+
+def test_share_link_reproduces_the_comparison(db: Path, httpx_mock: HTTPXMock) -> None:
+    at = _page(httpx_mock, conn_key=CANARY)
+    at.segmented_control(key="cmp_n").set_value(3).run()
+    for i, m in enumerate(["Kimi-K3", "GLM-5.1", "Qwen3.5-397B-A17B"]):
+        at.selectbox(key=f"cmp_model_{i}").set_value(m)
+    at.toggle(key="cmp_perpane").set_value(True).run()
+    at.slider(key="cmp_temp_1").set_value(0.3)
+    at.number_input(key="cmp_max_2").set_value(48)
+    at.slider(key="cmp_top_p").set_value(0.9)
+    at.text_input(key="cmp_system").set_value("Be terse.")
+    at.text_area(key="cmp_prompt").set_value("What is the capital of France?")
+    _run(at)
+    url = _compare_link(at)
+    assert "CANARY" not in url
+
+    fresh = _open_link(httpx_mock, url)
+    assert fresh.segmented_control(key="cmp_n").value == 3
+    assert [fresh.selectbox(key=f"cmp_model_{i}").value for i in range(3)] == [
+        "Kimi-K3", "GLM-5.1", "Qwen3.5-397B-A17B"]
+    assert fresh.toggle(key="cmp_perpane").value is True
+    assert fresh.slider(key="cmp_temp_1").value == 0.3
+    assert fresh.number_input(key="cmp_max_2").value == 48
+    assert fresh.text_area(key="cmp_prompt").value == "What is the capital of France?"
+    _click(fresh, "cmp_run")
+    bodies = {b["model"]: b for b in _bodies(httpx_mock)[-3:]}
+    assert sorted(bodies) == ["GLM-5.1", "Kimi-K3", "Qwen3.5-397B-A17B"]
+    assert bodies["GLM-5.1"]["temperature"] == 0.3
+    assert bodies["Qwen3.5-397B-A17B"]["max_tokens"] == 48
+    assert all(b["top_p"] == 0.9 for b in bodies.values())
+    assert all(b["messages"][0] == {"role": "system", "content": "Be terse."}
+               for b in bodies.values())
+    # applied once: the user's later edits win over the link
+    fresh.text_area(key="cmp_prompt").set_value("Another question").run()
+    assert fresh.text_area(key="cmp_prompt").value == "Another question"
+
+
+def test_share_link_with_unknown_models_and_bad_values(db: Path, httpx_mock: HTTPXMock) -> None:
+    from wafer_playground import share
+
+    _serve(httpx_mock)
+    link = share.encode(share.ShareState(
+        page="compare", params={"temperature": 9.0, "top_p": 0.5},
+        prompt="hi", compare={"mode": "chat", "models": ["GLM-5.1", "no-such-model"]}),
+        base_url="http://x/compare")
+    at = _open_link(httpx_mock, link.url("http://x/compare"))
+    assert at.selectbox(key="cmp_model_0").value == "GLM-5.1"
+    assert at.slider(key="cmp_top_p").value == 0.5
+    assert at.slider(key="cmp_temp").value == 0.7  # out of range: the default stays
+    notes = " ".join(c.value for c in at.caption)
+    assert "not applied" in notes and "no-such-model" in notes and "temperature" in notes

@@ -182,3 +182,19 @@ def test_newer_link_version_notice() -> None:
     out = decode({"page": "tokens", "s": blob})
     assert out.state is not None and out.state.prompt == "x"
     assert "newer version" in (out.notice or "")
+
+
+def test_compare_setup_round_trips_and_is_cleaned() -> None:
+    state = share.ShareState(
+        page="compare", model="GLM-5.1", params={"top_p": 0.9}, prompt="Which is best?",
+        compare={"mode": "chat", "models": ["GLM-5.1", "Kimi-K3"], "blind": True,
+                 "panes": [{"temperature": 0.2, "max_tokens": 64}, {"temperature": 1.0,
+                                                                    "max_tokens": 32}],
+                 "api_key": "wfr_" + "x" * 30})
+    res = share.encode(state, base_url="http://h/compare")
+    assert res.ok and "compare.api_key" in res.removed
+    back = share.decode(res.query)
+    assert back.state is not None and back.state.compare is not None
+    assert back.state.compare["models"] == ["GLM-5.1", "Kimi-K3"]
+    assert back.state.compare["panes"][1] == {"temperature": 1.0, "max_tokens": 32}
+    assert "api_key" not in back.state.compare
