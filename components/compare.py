@@ -264,16 +264,24 @@ def exports(summary: Summary, *, title: str, key: str) -> None:
                             icon=":material/description:", key=f"{key}_md", width="stretch")
 
 
+PRESENT_FONT_PX = 18  # chart text readable from the back of the room (page text is 20 px)
+
+
 def charts(summary: Summary, snaps: Sequence[PaneSnapshot], *, key: str) -> None:
+    # SVG text ignores the presentation CSS's larger root font: size it here
+    big = presentation.is_presenting()
+    font = PRESENT_FONT_PX if big else 12
     left, right = st.columns([3, 2])
     with left:
         st.caption("Best of each metric in orange · ↓ lower is better · ↑ higher is better")
-        st.plotly_chart(summary_figure(summary),
+        st.plotly_chart(summary_figure(summary, font_size=font, height=380 if big else 300),
                         key=f"{key}_bars", width="stretch",
                         config={"displayModeBar": False})
     with right:
         st.caption("When each pane waited and streamed (overlap = truly concurrent)")
-        st.plotly_chart(timeline_figure(snaps), key=f"{key}_timeline",
+        st.plotly_chart(timeline_figure(snaps, font_size=font,
+                                        height=180 + 56 * len(snaps) if big else None),
+                        key=f"{key}_timeline",
                         width="stretch",
                         config={"displayModeBar": False})
 

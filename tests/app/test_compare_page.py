@@ -200,6 +200,10 @@ def test_presentation_scenario_runs_with_one_click(db: Path, httpx_mock: HTTPXMo
     # no request ids or raw bodies while presenting
     assert not any("request id" in c.value for c in at.caption)
     assert len(at.json) == 0
+    # chart text is sized for a room (SVG text ignores the page's larger root font)
+    figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(figs) == 2
+    assert all(f["layout"]["font"]["size"] == 18 for f in figs)
 
 
 def test_presentation_caps_block_large_requests(db: Path, httpx_mock: HTTPXMock) -> None:
