@@ -160,10 +160,10 @@ def render_history_page(store: Store) -> None:
         st.success(flash)
     if store.owner == ANONYMOUS:
         st.caption("History made without an API key. Each key has its own history on this "
-                   "install; other keys' is never shown here.")
+                   "install, and this page never shows another key's.")
     else:
         st.caption(f"History made with this session's API key (fingerprint "
-                   f"`{store.owner[:8]}`). Other keys' history is never shown here.")
+                   f"`{store.owner[:8]}`). This page never shows another key's history.")
     chats, runs, log, library, imp = st.tabs(["Conversations", "Completion runs",
                                               "Request log", "Library", "Import"])
     with chats:
