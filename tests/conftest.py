@@ -134,7 +134,12 @@ def streamlit_server_factory() -> Iterator[type[StreamlitServer]]:
 
 
 def wait_for_app(page, timeout: float = 30_000) -> None:  # type: ignore[no-untyped-def]
-    """Wait until Streamlit is connected and idle (Streamlit's own e2e readiness rule)."""
+    """Wait until Streamlit is connected and idle (Streamlit's own e2e readiness rule).
+
+    A click marks the app "rerunRequested" on React's next render, not at once: the short
+    settle keeps a wait right after an action from seeing the idle state from before it.
+    """
+    page.wait_for_timeout(50)
     page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']",
                            timeout=timeout)
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']",
