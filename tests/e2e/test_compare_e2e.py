@@ -150,6 +150,35 @@ def test_blind_mode_hides_names_until_the_vote(page: Page, app: tuple[str, Path]
     _shot(page, "compare-blind-revealed.png")
 
 
+def test_share_link_opens_the_same_comparison(page: Page, app: tuple[str, Path]) -> None:
+    url, _ = app
+    _open(page, url)
+    page.get_by_label("API key", exact=True).fill(FAKE_KEY)  # must not travel
+    page.get_by_label("API key", exact=True).press("Enter")
+    wait_for_app(page, LOAD_TIMEOUT_MS)
+    _setup_completion(page, "Colours of the rainbow:", max_tokens=12)
+    page.locator(".st-key-cmp_share_popover").get_by_role("button", name="Share").click()
+    code = page.get_by_test_id("stCode").filter(has_text="page=compare")
+    expect(code).to_be_visible()
+    link = code.inner_text().strip().replace("\n", "")
+    assert FAKE_KEY not in link and "wfr_" not in link
+    other = page.context.browser.new_context(viewport={"width": 1500, "height": 2700})
+    try:
+        fresh = other.new_page()
+        fresh.goto(url + "/")
+        wait_for_app(fresh, LOAD_TIMEOUT_MS)
+        fresh.goto(link)
+        wait_for_app(fresh, LOAD_TIMEOUT_MS)
+        expect(fresh.get_by_label("Prompt text")).to_have_value("Colours of the rainbow:")
+        expect(fresh.get_by_role("radio", name="Token-ID completion")).to_be_checked()
+        for i, model in enumerate((SMOL, GEMMA)):
+            expect(fresh.locator(f".st-key-cmp_model_{i}").get_by_role("combobox")) \
+                .to_have_value(model)
+        expect(fresh.get_by_label("max_tokens")).to_have_value("12")
+    finally:
+        other.close()
+
+
 def test_presentation_mode_hides_keys_and_raw_and_runs_a_scenario(
         page: Page, app: tuple[str, Path]) -> None:
     url, _ = app
