@@ -483,6 +483,19 @@ _REQUEST_FIELDS = (
 
 # --------------------------------------------------------------------------- migrations
 
+def _rebuild_owned(table: str, columns: str, names: str) -> tuple[str, ...]:
+    """Statements that rebuild a named-library table with an owner and UNIQUE(owner, name)."""
+    return (
+        f"CREATE TABLE {table}_new (id TEXT PRIMARY KEY,"
+        f" owner TEXT NOT NULL DEFAULT '{ANONYMOUS}', name TEXT NOT NULL, {columns},"
+        " updated_at TEXT NOT NULL, UNIQUE (owner, name))",
+        f"INSERT INTO {table}_new (id, name, {names}, updated_at)"
+        f" SELECT id, name, {names}, updated_at FROM {table}",
+        f"DROP TABLE {table}",
+        f"ALTER TABLE {table}_new RENAME TO {table}",
+    )
+
+
 # Append only: a shipped migration is never edited, a new one is added with the next version.
 MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
     (1, "conversations, turns and the request log", (
@@ -573,6 +586,14 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
         "CREATE INDEX requests_owner ON requests(owner, ts)",
         "CREATE INDEX votes_owner ON votes(owner, ts)",
     )),
+    # A saved prompt can be as private as a chat: the library is per key too. SQLite cannot
+    # change a UNIQUE constraint in place, so each table is rebuilt with UNIQUE(owner, name).
+    (5, "presets, saved prompts and saved grammars partitioned by owner", (
+        *_rebuild_owned("presets", "surface TEXT NOT NULL DEFAULT 'chat',"
+                                   " params TEXT NOT NULL DEFAULT '{}'", "surface, params"),
+        *_rebuild_owned("prompts", "text TEXT NOT NULL", "text"),
+        *_rebuild_owned("grammars", "ebnf TEXT NOT NULL", "ebnf"),
+    )),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -630,7 +651,7 @@ class SQLiteStore:
     History (conversations, their turns, the request log, votes) belongs to an *owner*: the
     fingerprint of the API key that made it (`client.key_fingerprint`). A store sees and
     changes only its owner's rows; `for_owner` gives another owner's view over the same
-    connection. Presets, saved prompts and saved grammars are an install-wide library.
+    connection. The library (presets, saved prompts, saved grammars) is per owner too.
     """
 
     owner: str = ANONYMOUS
@@ -1040,14 +1061,16 @@ class SQLiteStore:
 
     def list_presets(self, surface: Surface | None = None) -> list[Preset]:
         if surface:
-            rows = self._query("SELECT * FROM presets WHERE surface = ? ORDER BY name",
-                               (surface,))
+            rows = self._query("SELECT * FROM presets WHERE owner = ? AND surface = ?"
+                               " ORDER BY name", (self.owner, surface))
         else:
-            rows = self._query("SELECT * FROM presets ORDER BY name")
+            rows = self._query("SELECT * FROM presets WHERE owner = ? ORDER BY name",
+                               (self.owner,))
         return [_preset(r) for r in rows]
 
     def get_preset(self, name: str) -> Preset | None:
-        rows = self._query("SELECT * FROM presets WHERE name = ?", (name,))
+        rows = self._query("SELECT * FROM presets WHERE owner = ? AND name = ?",
+                           (self.owner, name))
         return _preset(rows[0]) if rows else None
 
     def delete_preset(self, name: str) -> None:
@@ -1060,10 +1083,12 @@ class SQLiteStore:
         return self._upsert_named("prompts", name, {"text": text})
 
     def list_prompts(self) -> list[SavedPrompt]:
-        return [_prompt(r) for r in self._query("SELECT * FROM prompts ORDER BY name")]
+        return [_prompt(r) for r in self._query(
+            "SELECT * FROM prompts WHERE owner = ? ORDER BY name", (self.owner,))]
 
     def get_prompt(self, name: str) -> SavedPrompt | None:
-        rows = self._query("SELECT * FROM prompts WHERE name = ?", (name,))
+        rows = self._query("SELECT * FROM prompts WHERE owner = ? AND name = ?",
+                           (self.owner, name))
         return _prompt(rows[0]) if rows else None
 
     def delete_prompt(self, name: str) -> None:
@@ -1073,10 +1098,12 @@ class SQLiteStore:
         return self._upsert_named("grammars", name, {"ebnf": ebnf})
 
     def list_grammars(self) -> list[SavedGrammar]:
-        return [_grammar(r) for r in self._query("SELECT * FROM grammars ORDER BY name")]
+        return [_grammar(r) for r in self._query(
+            "SELECT * FROM grammars WHERE owner = ? ORDER BY name", (self.owner,))]
 
     def get_grammar(self, name: str) -> SavedGrammar | None:
-        rows = self._query("SELECT * FROM grammars WHERE name = ?", (name,))
+        rows = self._query("SELECT * FROM grammars WHERE owner = ? AND name = ?",
+                           (self.owner, name))
         return _grammar(rows[0]) if rows else None
 
     def delete_grammar(self, name: str) -> None:
@@ -1087,19 +1114,20 @@ class SQLiteStore:
         if not name:
             raise StoreError("A name is required.")
         ts = now_iso()
-        cols = ["id", "name", *values, "updated_at"]
+        cols = ["id", "owner", "name", *values, "updated_at"]
         updates = ", ".join(f"{k} = excluded.{k}" for k in [*values, "updated_at"])
         with self._tx() as c:
             c.execute(
                 f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-                f" ON CONFLICT(name) DO UPDATE SET {updates}",
-                (_new_id(), name, *values.values(), ts),
+                f" ON CONFLICT(owner, name) DO UPDATE SET {updates}",
+                (_new_id(), self.owner, name, *values.values(), ts),
             )
-            return str(c.execute(f"SELECT id FROM {table} WHERE name = ?", (name,)).fetchone()[0])
+            return str(c.execute(f"SELECT id FROM {table} WHERE owner = ? AND name = ?",
+                                 (self.owner, name)).fetchone()[0])
 
     def _delete_named(self, table: str, name: str) -> None:
         with self._tx() as c:
-            c.execute(f"DELETE FROM {table} WHERE name = ?", (name,))
+            c.execute(f"DELETE FROM {table} WHERE owner = ? AND name = ?", (self.owner, name))
 
     # -- votes
 

@@ -40,7 +40,7 @@ def test_migrates_old_schema_and_keeps_data(tmp_path: Path) -> None:
     con.close()
 
     s = SQLiteStore(path)
-    assert s.schema_version == SCHEMA_VERSION == 4
+    assert s.schema_version == SCHEMA_VERSION == 5
     assert s._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     rec = s.get_request("r1")
     assert rec is not None and (rec.prompt_tokens, rec.cached_tokens) == (10, None)
@@ -55,6 +55,36 @@ def test_migrates_old_schema_and_keeps_data(tmp_path: Path) -> None:
     s.close()
     # reopening is a no-op
     assert SQLiteStore(path).schema_version == SCHEMA_VERSION
+
+
+def test_v4_library_moves_to_the_keyless_owner(tmp_path: Path) -> None:
+    """v5 rebuilds presets/prompts/grammars with an owner; old rows stay, keyless."""
+    path = tmp_path / "v4.db"
+    con = sqlite3.connect(path, isolation_level=None)
+    assert apply_migrations(con, upto=4) == 4
+    ts = "2026-01-01T00:00:00.000000Z"
+    con.execute("INSERT INTO presets (id, name, surface, params, updated_at)"
+                f" VALUES ('p1', 'hot', 'chat', '{{\"temperature\": 1.5}}', '{ts}')")
+    con.execute(f"INSERT INTO prompts (id, name, text, updated_at) VALUES ('q1', 'hi', 'Hi',"
+                f" '{ts}')")
+    con.execute("INSERT INTO grammars (id, name, ebnf, updated_at) VALUES ('g1', 'yn',"
+                f" 'root ::= \"y\" | \"n\"', '{ts}')")
+    con.close()
+    s = SQLiteStore(path)
+    assert s.schema_version == 5
+    preset, prompt, gram = s.get_preset("hot"), s.get_prompt("hi"), s.get_grammar("yn")
+    assert preset is not None and preset.params == {"temperature": 1.5}
+    assert prompt is not None and prompt.text == "Hi"
+    assert gram is not None and gram.id == "g1"
+    other = s.for_owner("0123456789abcdef")
+    assert other.list_presets() == [] and other.get_prompt("hi") is None
+    # the same name under two owners: two entries, neither overwrites the other
+    other.save_grammar("yn", 'root ::= "yes" | "no"')
+    assert s.get_grammar("yn").ebnf == 'root ::= "y" | "n"'  # type: ignore[union-attr]
+    assert other.get_grammar("yn").ebnf == 'root ::= "yes" | "no"'  # type: ignore[union-attr]
+    other.delete_grammar("yn")
+    assert s.get_grammar("yn") is not None and other.get_grammar("yn") is None
+    s.close()
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

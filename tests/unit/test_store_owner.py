@@ -78,3 +78,18 @@ def test_import_belongs_to_the_importer(stores: tuple[SQLiteStore, SQLiteStore])
 def test_an_owner_is_never_empty(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot be empty"):
         SQLiteStore(tmp_path / "x.db").for_owner("")
+
+
+def test_the_library_is_per_owner_too(stores: tuple[SQLiteStore, SQLiteStore]) -> None:
+    a, b = stores
+    a.save_prompt("plan", "The alpha launch plan is {{secret}}")
+    a.save_preset("hot", {"temperature": 1.5})
+    a.save_grammar("yn", 'root ::= "y" | "n"')
+    assert b.list_prompts() == [] and b.list_presets() == [] and b.list_grammars() == []
+    assert b.get_prompt("plan") is None and b.get_preset("hot") is None
+    b.save_prompt("plan", "bravo's own")  # same name, another owner: no clash, no overwrite
+    b.delete_preset("hot")
+    a_plan, b_plan = a.get_prompt("plan"), b.get_prompt("plan")
+    assert a_plan is not None and a_plan.text.startswith("The alpha")
+    assert b_plan is not None and b_plan.text == "bravo's own"
+    assert a.get_preset("hot") is not None
