@@ -433,41 +433,6 @@ def test_reasoning_controls_show_model_default_and_send_choice(env: HTTPXMock) -
     assert "reasoning_effort" not in sent_bodies(env)[0]
 
 
-class _Slot:
-    def __init__(self) -> None:
-        self.draws: list[str] = []
-
-    def markdown(self, text: str) -> None:
-        self.draws.append(text)
-
-    def empty(self) -> None:
-        self.draws.append("")
-
-
-class _Box:
-    def __init__(self) -> None:
-        self.slot = _Slot()
-
-    def empty(self) -> _Slot:
-        return self.slot
-
-
-def test_throttled_text_draws_few_times_and_once_at_the_end() -> None:
-    from components.streaming import CURSOR, ThrottledText
-
-    box = _Box()
-    view = ThrottledText(box)  # type: ignore[arg-type]
-    text = ""
-    for i in range(5000):  # 500 tok/s for 10 s, 6 chars per token
-        text += "word. "
-        view.update(text, now=i / 500)
-    view.final()
-    draws = box.slot.draws
-    assert 40 <= len(draws) <= 81  # vs 5,000 with one render per token
-    assert all(d.endswith(CURSOR) for d in draws[:-1])
-    assert draws[-1] == text  # the final render has the whole text and no cursor
-
-
 def test_store_follows_edit_delete_and_regenerate(env: HTTPXMock) -> None:
     from components.history import get_store
 

@@ -94,14 +94,18 @@ def _completions(request: httpx.Request) -> httpx.Response:
                           content=_sse(events))
 
 
-@pytest.fixture
-def api(app_env: str, httpx_mock: HTTPXMock) -> HTTPXMock:
+def _models_and_tokenizer(httpx_mock: HTTPXMock) -> None:
     httpx_mock.add_response(method="GET", url=f"{FAKE_BASE}/models", json=MODELS,
                             is_reusable=True)
     httpx_mock.add_callback(_tokenize, url=f"{FAKE_BASE}/tokenize", is_reusable=True,
                             is_optional=True)
     httpx_mock.add_callback(_detokenize, url=f"{FAKE_BASE}/detokenize", is_reusable=True,
                             is_optional=True)
+
+
+@pytest.fixture
+def api(app_env: str, httpx_mock: HTTPXMock) -> HTTPXMock:
+    _models_and_tokenizer(httpx_mock)
     httpx_mock.add_callback(_completions, url=f"{FAKE_BASE}/completions", is_reusable=True,
                             is_optional=True)
     return httpx_mock
@@ -310,12 +314,7 @@ def test_fork_builds_exact_prompt_and_continues(api: HTTPXMock) -> None:
 
 
 def test_server_error_shows_code_and_request_id(app_env: str, httpx_mock: HTTPXMock) -> None:
-    httpx_mock.add_response(method="GET", url=f"{FAKE_BASE}/models", json=MODELS,
-                            is_reusable=True)
-    httpx_mock.add_callback(_tokenize, url=f"{FAKE_BASE}/tokenize", is_reusable=True,
-                            is_optional=True)
-    httpx_mock.add_callback(_detokenize, url=f"{FAKE_BASE}/detokenize", is_reusable=True,
-                            is_optional=True)
+    _models_and_tokenizer(httpx_mock)
     httpx_mock.add_response(
         method="POST", url=f"{FAKE_BASE}/completions", status_code=400,
         headers={"x-request-id": "req_aaaaaaaaaaaa"},

@@ -121,3 +121,20 @@ def test_renderer_restarts_when_the_final_text_is_not_a_continuation() -> None:
     assert len(parent.slots) == 2
     view.final("something else entirely")
     assert parent.shown() == "something else entirely"
+
+
+def test_throttled_text_draws_few_times_and_once_at_the_end() -> None:
+    from components.streaming import CURSOR, ThrottledText
+
+    parent = _Parent()
+    view = ThrottledText(parent)  # type: ignore[arg-type]
+    text = ""
+    for i in range(5000):  # 500 tok/s for 10 s, 6 chars per token
+        text += "word. "
+        view.update(text, now=i / 500)
+    view.final()
+    assert len(parent.slots) == 1  # no paragraph break: nothing to freeze
+    draws = parent.slots[0].draws
+    assert 40 <= len(draws) <= 81  # vs 5,000 with one render per token
+    assert all(d.endswith(CURSOR) for d in draws[:-1])
+    assert draws[-1] == text  # the final render has the whole text and no cursor
