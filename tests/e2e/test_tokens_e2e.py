@@ -45,19 +45,24 @@ def _key(page: Page, key: str, what: str = "") -> object:
     return page.locator(f".st-key-{key} {what}".strip())
 
 
-def test_tokens_flow(page: Page, streamlit_server_factory, local_engine: str,
-                     tmp_path: Path) -> None:
+def _open_tokens_page(page: Page, factory, local_engine: str,  # type: ignore[no-untyped-def]
+                      db: Path, height: int) -> None:
+    """A fresh app on the local engine, opened at the root, then the Token page."""
     expect.set_options(timeout=60_000)
-    server = streamlit_server_factory(env={
-        "WAFER_ENDPOINT": "local", "WAFER_LOCAL_URL": local_engine,
-        "WAFER_PLAYGROUND_DB": str(tmp_path / "e2e.db")})
-    page.set_viewport_size({"width": 1500, "height": 2600})
+    server = factory(env={"WAFER_ENDPOINT": "local", "WAFER_LOCAL_URL": local_engine,
+                          "WAFER_PLAYGROUND_DB": str(db)})
+    page.set_viewport_size({"width": 1500, "height": height})
     page.goto(server.url + "/")
     _wait(page)
     # the first script run can start after the page reports idle: wait for the link itself
     page.get_by_test_id("stSidebarNavLink").filter(has_text="Token & grammar").click(
         timeout=180_000)
     _wait(page)
+
+
+def test_tokens_flow(page: Page, streamlit_server_factory, local_engine: str,
+                     tmp_path: Path) -> None:
+    _open_tokens_page(page, streamlit_server_factory, local_engine, tmp_path / "e2e.db", 2600)
     expect(page.get_by_role("heading", name="Token & grammar workbench")).to_be_visible(
         timeout=180_000)
     _wait(page)
@@ -124,16 +129,7 @@ def test_tokens_flow(page: Page, streamlit_server_factory, local_engine: str,
 
 def test_stop_keeps_the_partial_run(page: Page, streamlit_server_factory, local_engine: str,
                                     tmp_path: Path) -> None:
-    expect.set_options(timeout=60_000)
-    server = streamlit_server_factory(env={
-        "WAFER_ENDPOINT": "local", "WAFER_LOCAL_URL": local_engine,
-        "WAFER_PLAYGROUND_DB": str(tmp_path / "e2e.db")})
-    page.set_viewport_size({"width": 1500, "height": 2200})
-    page.goto(server.url + "/")
-    _wait(page)
-    page.get_by_test_id("stSidebarNavLink").filter(has_text="Token & grammar").click(
-        timeout=180_000)
-    _wait(page)
+    _open_tokens_page(page, streamlit_server_factory, local_engine, tmp_path / "e2e.db", 2200)
     page.get_by_role("button", name="Use these ids as the prompt ↓").first.click()
     _wait(page)
     expect(_key(page, "tok_ids", "textarea")).to_have_value(SMOL_IDS)
