@@ -3,9 +3,12 @@ the Wafer API on 127.0.0.1.
 
     uv run wafer-local --port 8765 [--api-key KEY] [--models smollm2-135m-instruct ...]
     uv run wafer-local --build-only
+    uv run wafer-local --doctor
 
 Progress goes to stderr as `[wafer-local] progress STEP/TOTAL message` lines (parsed by
-`engine.start_engine`), then `[wafer-local] ready URL`. The API key may also come from
+`engine.start_engine`), `[wafer-local] note …` for what the user should be told (a build that
+failed its smoke test and the fallback taken), `[wafer-local] error …` (one sentence) on
+failure, then `[wafer-local] ready URL`. The API key may also come from
 WAFER_LOCAL_API_KEY, which keeps it out of the process list.
 """
 
@@ -37,6 +40,16 @@ _PR_SET_PDEATHSIG = 1
 
 def _emit(message: str, step: int, total: int) -> None:
     print(f"[wafer-local] progress {step}/{total} {message}", file=sys.stderr, flush=True)
+
+
+def _note(text: str) -> None:
+    print(f"[wafer-local] note {text}", file=sys.stderr, flush=True)
+
+
+def _error(reason: str, detail: str = "") -> None:
+    print(f"[wafer-local] error {reason}", file=sys.stderr, flush=True)
+    if detail:
+        print(detail, file=sys.stderr, flush=True)
 
 
 def _die_with_parent() -> None:
@@ -149,7 +162,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="require this key (Bearer or x-api-key); or set WAFER_LOCAL_API_KEY")
     p.add_argument("--models", nargs="+", default=None, choices=sorted(cards.SPECS),
                    help="models to serve (default: all installed)")
-    p.add_argument("--build-only", action="store_true", help="build llama-server and exit")
+    p.add_argument("--build-only", action="store_true",
+                   help="build and smoke-test llama-server, then exit")
+    p.add_argument("--doctor", action="store_true",
+                   help="print what a bug report needs (OS, CPU, compiler, build, smoke test)")
     p.add_argument("--ctx", type=int, default=cards.DEFAULT_CTX, help="context per model")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--queue-size", type=int, default=8,
@@ -177,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.build_only:
         return provision.main_build_only()
+    if args.doctor:
+        from wafer_playground.local.doctor import report
+
+        print(report(run_smoke=True))
+        return 0
     if args.parent_pid:
         _watch_parent(args.parent_pid)
     if not port_free(args.port):
@@ -203,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         phase("checking llama-server build")
-        binary = provision.build_llama_server(_emit)
+        binary = provision.ensure_llama_server(_emit, _note).path
         files = {}
         for spec in specs:
             phase(f"locating model file for {spec.id} ({spec.package})")
@@ -247,10 +268,11 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve())
         return 0
     except provision.ProvisionError as exc:
-        print(f"[wafer-local] provisioning failed: {exc}", file=sys.stderr)
+        _error(exc.reason, exc.detail)
         return 1
     except RuntimeError as exc:
-        print(f"[wafer-local] {exc}", file=sys.stderr)
+        text = str(exc)
+        _error(text.split("\n", 1)[0], text.split("\n", 1)[1] if "\n" in text else "")
         return 1
     finally:
         children.stop()
