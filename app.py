@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import connection, presentation
+from components import connection, engine_panel, presentation
 
 st.set_page_config(
     page_title="Wafer Playground",
@@ -24,8 +24,11 @@ PAGES = [
     st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
 ]
 
+connection.boot()  # the local engine starts with the server when it is the starting endpoint
 presentation.sync_query_param()  # ?present=1 switches presentation mode on for this session
 nav = st.navigation(PAGES)
-connection.sidebar()
+conn = connection.sidebar()
+with st.sidebar:
+    engine_panel.sidebar_line(conn)
 presentation.apply_presentation()
 nav.run()

@@ -25,6 +25,7 @@ from wafer_playground.params import (
     ParamSpec,
     changed,
     defaults,
+    model_defaults,
     tool_names,
     unsupported_reason,
     validate,
@@ -169,6 +170,31 @@ def _reset() -> None:
         st.session_state[_k(name)] = _to_widget(name, value)
 
 
+_DEFAULTS_FOR = "chat_model_defaults_for"  # (model id, the values applied for it)
+
+
+def _apply_model_defaults(model: Model | None) -> dict[str, Any]:
+    """Start from the selected model's recommended sampling when the user has not set
+    those parameters themselves; undo them when moving to a model without any. Returns
+    the recommended values in force (for the label)."""
+    wanted = model_defaults(model)
+    model_id = model.id if model else None
+    prior_id, prior = st.session_state.get(_DEFAULTS_FOR, (None, {}))
+    if prior_id == model_id:
+        return {k: v for k, v in wanted.items() if values().get(k) == v}
+    stored = st.session_state.setdefault(PARAMS, defaults())
+    api = defaults()
+    names = set(wanted) | set(prior)
+    untouched = all(stored.get(n) in (api[n], prior.get(n)) for n in names)
+    if untouched:
+        for name in names:
+            value = wanted.get(name, api[name])
+            stored[name] = value
+            st.session_state[_k(name)] = _to_widget(name, value)
+    st.session_state[_DEFAULTS_FOR] = (model_id, wanted if untouched else {})
+    return wanted if untouched else {}
+
+
 def _insert_example_tools() -> None:
     st.session_state[_k("tools")] = json.dumps(EXAMPLE_TOOLS, indent=2)
 
@@ -195,6 +221,7 @@ def _slider(spec: ParamSpec, model: Model | None) -> None:
 @st.fragment
 def params_panel(model: Model | None) -> None:
     """All controls; each rerun of this fragment copies widget values into `chat_params`."""
+    recommended = _apply_model_defaults(model)
     vals = values()
     _seed_widgets(vals)
     if _COST_CAP_W not in st.session_state:
@@ -205,6 +232,10 @@ def params_panel(model: Model | None) -> None:
                   icon=":material/restart_alt:", type="tertiary",
                   help="Back to the API defaults: nothing but model and messages is sent.")
         share_slot = st.container(width="content")  # filled last, from this run's values
+    if recommended and model is not None:
+        st.caption(":material/tune: Starting from this model's recommended sampling ("
+                   + ", ".join(f"{k} {v:g}" for k, v in recommended.items())
+                   + "), from its card. **Reset** goes back to the API defaults.")
     st.text_area("System prompt", key=_k("system"), height=90,
                  placeholder="You are a helpful assistant.", help=BY_NAME["system"].help)
     tabs = st.tabs(["Sampling", "Length", "Output", "Tools", "Reasoning"])

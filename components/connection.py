@@ -11,7 +11,6 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
 import httpx
 import streamlit as st
@@ -29,9 +28,10 @@ from wafer_playground.client import (
     WaferClient,
     key_fingerprint,
 )
+from wafer_playground.endpoints import EndpointKind, EndpointRefused, Policy, key_for
 from wafer_playground.errors import WaferError
+from wafer_playground.local.engine import SERVICE, EngineStatus
 
-EndpointKind = Literal["wafer", "local", "custom"]
 KINDS: dict[EndpointKind, str] = {
     "wafer": "Wafer",
     "local": "Local engine",
@@ -39,15 +39,18 @@ KINDS: dict[EndpointKind, str] = {
 }
 MODELS_TTL_S = 600
 ERROR_TTL_S = 30  # a failed fetch is retried sooner: the endpoint may just be starting
+URL_CHECK_TTL_S = 60  # a typed URL's verdict (it resolves the host) is kept this long
 
 
 @dataclass(frozen=True)
 class Connection:
     kind: EndpointKind
-    base_url: str
+    base_url: str  # "" when the endpoint cannot be used yet (see `problem`)
     api_key: str | None = field(repr=False)
     zdr: bool
     key_source: str  # "sidebar" | "secrets" | "environment" | "none"
+    problem: str | None = None  # why base_url is empty: a refused URL, an engine not ready
+    engine: EngineStatus | None = None  # the local engine's state, for kind "local"
 
     @property
     def fingerprint(self) -> str:
@@ -56,6 +59,19 @@ class Connection:
     @property
     def label(self) -> str:
         return f"{KINDS[self.kind]} · {self.base_url}"
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.base_url)
+
+
+def policy() -> Policy:
+    """This server's endpoint lock (WAFER_ALLOWED_ENDPOINTS and friends), read per run."""
+    return Policy.from_env()
+
+
+def allowed_kinds() -> list[EndpointKind]:
+    return list(policy().kinds)
 
 
 def _secret(name: str) -> str | None:
@@ -67,11 +83,7 @@ def _secret(name: str) -> str | None:
     return str(value) if value else None
 
 
-def resolve_api_key() -> tuple[str | None, str]:
-    """(key, source) from sidebar > secrets > environment."""
-    typed = st.session_state.get("conn_key")
-    if typed:
-        return str(typed).strip(), "sidebar"
+def _operator_key() -> tuple[str | None, str]:
     secret = _secret("WAFER_API_KEY")
     if secret:
         return secret, "secrets"
@@ -79,6 +91,18 @@ def resolve_api_key() -> tuple[str | None, str]:
     if env:
         return env, "environment"
     return None, "none"
+
+
+def resolve_api_key() -> tuple[str | None, str]:
+    """(key, source) from sidebar > secrets > environment: whose session this is.
+
+    Which key is *sent* depends on the endpoint: see `current()` and
+    `wafer_playground.endpoints.key_for` (the operator's key only ever goes to Wafer).
+    """
+    typed = st.session_state.get("conn_key")
+    if typed:
+        return str(typed).strip(), "sidebar"
+    return _operator_key()
 
 
 def history_owner() -> str:
@@ -94,51 +118,81 @@ def configured_base_url() -> str:
 
 
 def default_kind() -> EndpointKind:
+    allowed = allowed_kinds()
     forced = os.environ.get("WAFER_ENDPOINT")
-    if forced in KINDS:
+    if forced in allowed:
         return forced  # type: ignore[return-value]
     key, _ = resolve_api_key()
-    return "wafer" if key else "local"
+    if key and "wafer" in allowed:
+        return "wafer"
+    if "local" in allowed:
+        return "local"
+    return allowed[0]
 
 
-_local_url: str | None = None  # the process-wide engine's URL once it is up
-
-
-def _local_base_url() -> str:
-    """An already-running engine (WAFER_LOCAL_URL) or the app's own shared one."""
-    global _local_url
+def local_preset_url() -> str | None:
     preset = os.environ.get("WAFER_LOCAL_URL")
+    return preset.rstrip("/") if preset else None
+
+
+def boot() -> None:
+    """Start the local engine with the server when it is this server's starting endpoint.
+
+    Streamlit runs no app code before the first session, so this runs on the first script
+    run of the process (any page, any visitor); the engine then belongs to the process
+    (`SERVICE`), and no reload or closed tab stops it.
+    """
+    if local_preset_url() is None and "local" in allowed_kinds() and default_kind() == "local":
+        SERVICE.ensure_started()
+
+
+def _local_base_url() -> tuple[str, EngineStatus | None]:
+    """An already-running engine (WAFER_LOCAL_URL) or the app's own; "" while it provisions."""
+    preset = local_preset_url()
     if preset:
-        return preset.rstrip("/")
-    if _local_url is not None:
-        return _local_url
-    from wafer_playground.local.engine import shared_engine
+        return preset, None
+    status = SERVICE.ensure_started()
+    return (status.base_url or "") if status.phase == "ready" else "", status
 
-    with st.status("Starting the local engine…", expanded=False) as status:
-        def progress(message: str, step: int, total: int) -> None:
-            steps = f" ({step}/{total})" if total else ""
-            status.update(label=f"Local engine: {message}{steps}")
 
-        handle = shared_engine(progress=progress)
-        status.update(label="Local engine ready", state="complete")
-    _local_url = handle.base_url.rstrip("/")
-    return _local_url
+def _checked_custom_url(raw: str) -> tuple[str, str | None]:
+    """(normalised URL, None) or ("", reason); the verdict is cached per session briefly."""
+    cache: dict[str, tuple[float, str, str | None]] = st.session_state.setdefault(
+        "_url_checks", {})
+    hit = cache.get(raw)
+    if hit is not None and time.time() - hit[0] < URL_CHECK_TTL_S:
+        return hit[1], hit[2]
+    try:
+        verdict: tuple[str, str | None] = (policy().check_custom(raw), None)
+    except EndpointRefused as exc:
+        verdict = ("", str(exc))
+    cache[raw] = (time.time(), *verdict)
+    return verdict
 
 
 def current() -> Connection:
     """The connection for this run (call after `sidebar()` has drawn its widgets)."""
+    allowed = allowed_kinds()
     kind: EndpointKind = st.session_state.get("conn_kind") or default_kind()
-    api_key, source = resolve_api_key()
+    if kind not in allowed:
+        kind = default_kind()
+    typed = str(st.session_state.get("conn_key") or "").strip() or None
+    operator, operator_source = _operator_key()
+    api_key, source = key_for(kind, typed=typed, operator=operator,
+                              operator_source=operator_source)
+    zdr = bool(st.session_state.get("conn_zdr"))
     if kind == "wafer":
-        base_url = configured_base_url()
-    elif kind == "local":
-        base_url = _local_base_url()
-        # The local engine runs without auth unless started with --api-key; a Wafer key
-        # is not sent to it.
-        api_key, source = (api_key, source) if source == "sidebar" else (None, "none")
-    else:
-        base_url = str(st.session_state.get("conn_custom_url") or "").strip().rstrip("/")
-    return Connection(kind, base_url, api_key, bool(st.session_state.get("conn_zdr")), source)
+        return Connection(kind, configured_base_url(), api_key, zdr, source)
+    if kind == "local":
+        base_url, status = _local_base_url()
+        problem = None if base_url else "the local engine is still starting"
+        if status is not None and status.phase == "failed":
+            problem = f"the local engine failed: {status.reason}"
+        return Connection(kind, base_url, api_key, zdr, source, problem, status)
+    raw = str(st.session_state.get("conn_custom_url") or "").strip()
+    base_url, problem = _checked_custom_url(raw) if raw else ("", "enter a base URL for "
+                                                                   "the custom endpoint")
+    return Connection(kind, base_url, api_key, zdr, source, problem)
 
 
 def _timeout() -> httpx.Timeout:
@@ -215,9 +269,8 @@ def load_models(conn: Connection | None = None, *, refresh: bool = False) -> Mod
     if hit is not None and not refresh and time.time() - hit.fetched_at < ttl:
         return hit
     if not conn.base_url:
-        result = ModelList(load_snapshot(), time.time(), 0.0,
-                           WaferError("enter a base URL for the custom endpoint"), live=False)
-        return result
+        return ModelList(load_snapshot(), time.time(), 0.0,
+                         WaferError(conn.problem or "no base URL"), live=False)
     started = time.perf_counter()
     try:
         res = get_client(conn).list_models()
@@ -236,37 +289,54 @@ def load_models(conn: Connection | None = None, *, refresh: bool = False) -> Mod
 
 def sidebar() -> Connection:
     """Draw the connection controls; return the resulting connection."""
+    allowed = allowed_kinds()
     with st.sidebar:
         st.markdown("#### Connection")
-        st.session_state.setdefault("conn_kind", default_kind())
-        st.radio(
-            "Endpoint", list(KINDS), key="conn_kind", format_func=lambda k: KINDS[k],
-            horizontal=True,
-            help="Wafer's API, the offline local engine (llama.cpp), or any "
-                 "OpenAI-compatible URL.",
-        )
+        if st.session_state.get("conn_kind") not in allowed:
+            st.session_state["conn_kind"] = default_kind()
+        if len(allowed) > 1:
+            st.radio(
+                "Endpoint", allowed, key="conn_kind", format_func=lambda k: KINDS[k],
+                horizontal=True,
+                help="Wafer's API, the offline local engine (llama.cpp), or any "
+                     "OpenAI-compatible URL.",
+            )
+        else:
+            st.caption(f"Endpoint: **{KINDS[allowed[0]]}** (set by this server)")
         kind = st.session_state["conn_kind"]
         if kind == "custom":
             st.text_input("Base URL", key="conn_custom_url",
-                          placeholder="http://127.0.0.1:8765/v1")
-        _, source = resolve_api_key()
-        hint = {"secrets": "using the key from secrets.toml",
-                "environment": "using WAFER_API_KEY from the environment",
-                "sidebar": "using the key typed here (this session only)",
-                "none": "no key set"}[source]
+                          placeholder="https://my-vllm.example.com/v1")
         st.text_input("API key", key="conn_key", type="password", placeholder="wfr_…",
                       help="Kept in this browser session's memory only: never stored, "
                            "logged, shared or put in code snippets.")
-        st.caption(f":material/key: {hint}")
+        conn = current()
+        st.caption(f":material/key: {_key_hint(conn)}")
         st.toggle("Require ZDR (Wafer-ZDR: required)", key="conn_zdr",
                   help="Route only to zero-data-retention infrastructure; models without "
                        "ZDR reject the request (HTTP 422).")
-        conn = current()
+        for problem in policy().problems:
+            st.caption(f":material/warning: Server setting: {problem}")
         _connection_check(conn)
     return conn
 
 
+def _key_hint(conn: Connection) -> str:
+    if conn.key_source == "sidebar":
+        return "using the key typed here (this session only)"
+    if conn.key_source == "secrets":
+        return "using the server's key (secrets.toml)"
+    if conn.key_source == "environment":
+        return "using the server's key (WAFER_API_KEY)"
+    if conn.kind != "wafer" and _operator_key()[0]:
+        return ("no key sent: the server's key only ever goes to its Wafer URL; type a key "
+                "for this endpoint if it needs one")
+    return "no key set"
+
+
 def _connection_check(conn: Connection) -> None:
+    if conn.kind == "local" and not conn.ready and conn.engine is not None:
+        return  # components/engine_panel.sidebar_line draws the engine's state instead
     cols = st.columns([3, 1])
     refresh = cols[1].button("↻", key="conn_refresh", help="Check again and refetch models")
     models = load_models(conn, refresh=refresh)

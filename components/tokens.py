@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from components import connection, grammar_editor
+from components import connection, engine_panel, grammar_editor
 from components.connection import Connection
 from components.history import TOKENS_RUN_ID, get_store, share_panel, shared_state
 from components.state import select_model, selected_model_id
@@ -94,6 +94,7 @@ def render_page() -> None:
 
 def _render() -> None:
     conn = connection.current()
+    engine_panel.gate(conn)  # the local engine still provisioning or failed: its panel instead
     client = connection.get_client(conn)
     listing = connection.load_models(conn)
     catalog = listing.catalog

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import chat, chat_params, chat_store, connection, presentation, state
+from components import chat, chat_params, chat_store, connection, engine_panel, presentation, state
 from components.chat_protocols import protocol_compare
 from components.code_view import code_view
 from components.history import shared_state
@@ -25,6 +25,7 @@ EXAMPLES = [
 chat.init_state()
 chat_store.load_if_requested()
 conn = connection.current()
+engine_panel.gate(conn)  # the local engine still provisioning or failed: its panel instead
 models = connection.load_models(conn)
 
 # A share link is applied once per session, before the widgets draw; afterwards the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import compare as ui
-from components import connection, presentation
+from components import connection, engine_panel, presentation
 from components.router import ensure_router
 
 ensure_router()  # a first deep link (/compare?present=1) on a fresh server still goes via app.py
@@ -13,6 +13,7 @@ ensure_router()  # a first deep link (/compare?present=1) on a fresh server stil
 marker = presentation.ensure_applied()
 try:
     conn = connection.current()
+    engine_panel.gate(conn)  # the local engine still provisioning or failed: its panel instead
     models = connection.load_models(conn)
     presenting = presentation.is_presenting()
 

@@ -14,6 +14,9 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# The suite's fake upstreams listen on loopback, which a server refuses as a Custom URL by
+# default (wafer_playground/endpoints.py); the endpoint-lock tests turn this off themselves.
+os.environ.setdefault("WAFER_ALLOW_PRIVATE_URLS", "1")
 
 
 def _steady_state_navigation() -> None:

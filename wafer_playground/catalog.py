@@ -75,6 +75,12 @@ class Model:
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
+    def recommended_sampling(self) -> dict[str, Any]:
+        """The card's suggested sampling values (untrusted: params.model_defaults filters)."""
+        block = (self.local or {}).get("recommended_sampling")
+        return dict(block) if isinstance(block, dict) else {}
+
+    @property
     def chat_template(self) -> bool:
         """False only when the card says so (local base models): chat will not work."""
         return not (self.local and self.local.get("chat_template") is False)

@@ -204,15 +204,22 @@ def parse_envelope(payload: Any) -> dict[str, Any] | None:
     return None
 
 
+# A failed upstream shows its status and at most this much of its body, labelled: a typed
+# Custom URL must not turn the app into a reader of whatever that server returns
+# (SECURITY.md, "Endpoints").
+EXCERPT_CHARS = 80
+
+
 def _summarise_body(text: str, content_type: str, *, is_json: bool = False) -> str:
-    snippet = " ".join(text.split())[:200]
+    flat = " ".join(text.split())
+    snippet = flat[:EXCERPT_CHARS] + ("…" if len(flat) > EXCERPT_CHARS else "")
     if "html" in content_type or snippet.lower().startswith(("<!doctype", "<html")):
         return "the server returned an HTML page instead of JSON (a proxy or gateway error?)"
     if not snippet:
         return "the server returned an empty body"
     if is_json:
-        return f"the server returned an error body without a message: {snippet!r}"
-    return f"the server returned a non-JSON body: {snippet!r}"
+        return f"the server returned an error body without a message (excerpt: {snippet!r})"
+    return f"the server returned a non-JSON body (excerpt: {snippet!r})"
 
 
 def error_from_response(

@@ -9,6 +9,7 @@ default or "unset"), so the server's own defaults stay in charge otherwise.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -105,6 +106,25 @@ class ParamIssue:
 
 def defaults() -> dict[str, Any]:
     return {s.name: s.default for s in SPECS}
+
+
+SAMPLING = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
+
+
+def model_defaults(model: Model | None) -> dict[str, Any]:
+    """The sampling values a model's card recommends, kept only where they are numbers
+    within the parameter's range (cards are untrusted text)."""
+    out: dict[str, Any] = {}
+    for name, value in (model.recommended_sampling if model else {}).items():
+        spec = BY_NAME.get(name)
+        if name not in SAMPLING or spec is None or isinstance(value, bool) \
+                or not isinstance(value, int | float) or not math.isfinite(value):
+            continue
+        if (spec.min is not None and value < spec.min) or \
+                (spec.max is not None and value > spec.max):
+            continue
+        out[name] = int(value) if spec.kind == "int" else float(value)
+    return out
 
 
 def unsupported_reason(spec: ParamSpec, model: Model | None) -> str | None:
@@ -503,6 +523,7 @@ def context_check(body: Mapping[str, Any], model: Model | None) -> ContextCheck:
 __all__ = [
     "BY_NAME", "SPECS", "ContextCheck", "ParamIssue", "ParamSpec", "build_chat_body",
     "build_messages_body", "changed", "context_check", "defaults", "estimate_prompt_tokens",
-    "estimate_tokens", "is_changed", "messages_dropped_fields", "to_anthropic_messages",
+    "estimate_tokens", "is_changed", "messages_dropped_fields", "model_defaults",
+    "to_anthropic_messages",
     "tool_names", "unsupported_reason", "validate", "validate_tools",
 ]

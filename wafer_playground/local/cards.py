@@ -33,6 +33,9 @@ class LocalModelSpec:
     tools: bool
     locate: Callable[[], provision.ModelFile]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # what a chat should start from; the API defaults (temperature 1, top_p 1) make a 135M
+    # model ramble or switch script (issue seen on first runs), these read well
+    recommended_sampling: dict[str, float] = field(default_factory=dict)
 
 
 SMOLLM2 = LocalModelSpec(
@@ -50,6 +53,7 @@ SMOLLM2 = LocalModelSpec(
     zdr_supported=True,
     tools=False,
     locate=provision.smollm2_path,
+    recommended_sampling={"temperature": 0.2, "top_p": 0.9},  # the SmolLM2 model card's
     notes=(
         "No tool calling: llama-server b11434 ignores `tools` for this model's chat template, "
         "so tool requests are validated like Wafer and then rejected with 400.",
@@ -130,6 +134,7 @@ def model_card(
             "quantization": meta.get("ftype"),
             "endpoints": endpoints_for(spec),
             "notes": list(spec.notes),
+            "recommended_sampling": dict(spec.recommended_sampling),
             # Extra fields this engine adds to Wafer's responses, so a UI can rely on them.
             "extensions": {
                 "completions.logprobs.token_ids": "ids of the sampled tokens",
