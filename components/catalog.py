@@ -123,6 +123,14 @@ def _header(conn: connection.Connection, models: connection.ModelList) -> None:
                        f"{connection.MODELS_TTL_S // 60} minutes)", width="stretch")
     snap = snapshot_source()
     n = len(models.catalog.models)
+    if models.error is not None and not conn.ready and conn.engine is not None:
+        # the local engine is provisioning or failed: a normal state, not a request error
+        st.info(f"**The local engine is not ready yet** ({conn.problem}). Showing the bundled "
+                f"**snapshot of {snap.at}** meanwhile: Wafer's models and prices, which may be "
+                "out of date. The local models appear here once the engine is ready.",
+                icon=":material/hourglass_top:")
+        st.caption(f"{n} models · prices: snapshot of {snap.at}", help=snapshot_note())
+        return
     if models.error is not None:
         st.warning(
             f"**Could not load the model list from {host}.** Showing the bundled "

@@ -88,7 +88,7 @@ def _progress_body(status: EngineStatus) -> None:
                "checks that it really decodes; later starts take seconds. The build belongs to "
                "the server: closing or reloading this tab does not stop it, and every visitor "
                "sees this same progress. The catalog, the cost planner and History work now.")
-    st.progress(status.fraction if status.total else 0.0, text=_step_label(status))
+    st.progress(status.fraction, text=_step_label(status))
     now = time.time()
     eta = eta_label(status, now)
     st.markdown(f"Elapsed **{_minutes(status.elapsed_s(now))}**" + (f" · {eta}" if eta else ""))
@@ -159,7 +159,7 @@ def _live_sidebar_line() -> None:
     status = SERVICE.status()
     if status.phase != "provisioning":
         st.rerun(scope="app")
-    pct = f" · {status.fraction:.0%}" if status.total > 4 else ""
+    pct = f" · {status.fraction:.0%}" if status.fraction else ""
     st.caption(f":material/hourglass_top: Local engine: {status.message}{pct} · "
                f"{_minutes(status.elapsed_s())}")
 

@@ -96,7 +96,7 @@ def test_eta_is_honest() -> None:
     compiling = EngineStatus("provisioning", "compiling llama-server [52/208]", 52, 208,
                              started_at=now - 200, compile_started_at=now - 104)
     assert compiling.eta_s(now) == pytest.approx(2 * (208 - 52) + 15)
-    assert compiling.fraction == pytest.approx(0.25)
+    assert compiling.fraction == pytest.approx(0.05 + 0.85 * 0.25)
     starting = EngineStatus("provisioning", "starting llama-server for smollm2", 5, 6,
                             started_at=now)
     assert starting.eta_s(now) is None

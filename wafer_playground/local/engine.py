@@ -193,7 +193,21 @@ class EngineStatus:
 
     @property
     def fraction(self) -> float:
-        return min(1.0, self.step / self.total) if self.total else 0.0
+        """Overall progress for one bar: the compile is most of a first run (5–90 %), the
+        smoke test and the model start-up the rest; a cached start moves through the last
+        few percent."""
+        message = self.message
+        if self.compiling:
+            return 0.05 + 0.85 * min(1.0, self.step / self.total)
+        for word, at in (("downloading", 0.01), ("unpacking", 0.03), ("configuring", 0.04),
+                         ("smoke-testing", 0.91), ("llama-server ready", 0.93)):
+            if word in message:
+                return at
+        if self.phase == "ready":
+            return 1.0
+        if self.total and self.step:
+            return 0.93 + 0.07 * min(1.0, self.step / self.total)
+        return 0.0
 
     def elapsed_s(self, now: float | None = None) -> float:
         if self.started_at is None:
