@@ -123,12 +123,17 @@ def _header(conn: connection.Connection, models: connection.ModelList) -> None:
                        f"{connection.MODELS_TTL_S // 60} minutes)", width="stretch")
     snap = snapshot_source()
     n = len(models.catalog.models)
-    if models.error is not None and not conn.ready and conn.engine is not None:
-        # the local engine is provisioning or failed: a normal state, not a request error
-        st.info(f"**The local engine is not ready yet** ({conn.problem}). Showing the bundled "
-                f"**snapshot of {snap.at}** meanwhile: Wafer's models and prices, which may be "
-                "out of date. The local models appear here once the engine is ready.",
-                icon=":material/hourglass_top:")
+    if not conn.ready:
+        # nothing was requested: the local engine is provisioning (a normal state) or the
+        # typed URL was refused; say which, not "request failed"
+        if conn.engine is not None:
+            st.info(f"**The local engine is not ready yet** ({conn.problem}). Showing the "
+                    f"bundled **snapshot of {snap.at}** meanwhile: Wafer's models and prices, "
+                    "which may be out of date. The local models appear here once it is ready.",
+                    icon=":material/hourglass_top:")
+        else:
+            st.warning(f"**No request was sent:** {conn.problem}. Showing the bundled "
+                       f"**snapshot of {snap.at}** meanwhile.", icon=":material/block:")
         st.caption(f"{n} models · prices: snapshot of {snap.at}", help=snapshot_note())
         return
     if models.error is not None:

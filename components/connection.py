@@ -337,6 +337,9 @@ def _key_hint(conn: Connection) -> str:
 def _connection_check(conn: Connection) -> None:
     if conn.kind == "local" and not conn.ready and conn.engine is not None:
         return  # components/engine_panel.sidebar_line draws the engine's state instead
+    if not conn.ready:
+        st.caption(f":material/block: {conn.problem}")
+        return
     cols = st.columns([3, 1])
     refresh = cols[1].button("↻", key="conn_refresh", help="Check again and refetch models")
     models = load_models(conn, refresh=refresh)
