@@ -28,13 +28,14 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wafer_playground.local import provision  # noqa: E402
+from wafer_playground.local.net import free_port  # noqa: E402
 
 PROMPT = ("Write a short paragraph about the history of the printing press, the people who "
           "built it and how it changed the way books were made and read across Europe.")
 
 
 def _start(binary: Path, model: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = provision._free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-c", "2048",
          "-np", "1", "-t", str(min(2, os.cpu_count() or 1)), "--no-webui"],
@@ -76,7 +77,7 @@ def main() -> int:
                for name, p in (("portable", portable), ("native", native))}
     results: dict[str, list[tuple[float, float]]] = {k: [] for k in servers}
     try:
-        for name, (_, url) in servers.items():
+        for _, url in servers.values():
             _one(url, 16)  # warm-up
         for _ in range(args.repeats):
             for name, (_, url) in servers.items():

