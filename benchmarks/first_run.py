@@ -39,23 +39,24 @@ def main() -> int:
     env = {**os.environ, "WAFER_PLAYGROUND_CACHE": str(cache), "WAFER_API_KEY": "",
            "WAFER_ENDPOINT": "", "WAFER_LOCAL_URL": "",
            "WAFER_PLAYGROUND_DB": str(cache / "first-run.db")}
-    t0 = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
-         "--server.address=127.0.0.1", f"--server.port={port}"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while True:
-            try:
-                if httpx.get(url + "/_stcore/health", timeout=1).text == "ok":
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        t_health = time.monotonic() - t0
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1440, "height": 900})
+    with sync_playwright() as p:
+        # the user's browser is already open: Chromium's own start-up is not the app's time
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        t0 = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
+             "--server.address=127.0.0.1", f"--server.port={port}"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            while True:
+                try:
+                    if httpx.get(url + "/_stcore/health", timeout=1).text == "ok":
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+            t_health = time.monotonic() - t0
             page.goto(url)
             page.get_by_test_id("stDataFrame").first.wait_for(timeout=60_000)
             t_catalog = time.monotonic() - t0
@@ -68,8 +69,6 @@ def main() -> int:
             box = page.get_by_test_id("stChatInput").locator("textarea")
             box.fill("Say hello in one short sentence.")
             box.press("Enter")
-            page.get_by_test_id("stChatMessage").nth(1).get_by_text(
-                "", exact=False).first.wait_for(timeout=120_000)
             page.wait_for_function(
                 "() => { const m = document.querySelectorAll('[data-testid=stChatMessage]');"
                 " return m.length > 1 && m[1].innerText.trim().length > 0; }",
@@ -77,10 +76,10 @@ def main() -> int:
             t_token = time.monotonic() - t0
             print(f"first local token   {t_token:7.1f} s (goal < 420 s, build included)",
                   flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
             browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
     return 0
 
 

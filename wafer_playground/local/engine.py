@@ -252,11 +252,16 @@ class EngineService:
     def handle(self) -> EngineHandle | None:
         return self._handle if self.status().phase == "ready" else None
 
-    def ensure_started(self) -> EngineStatus:
-        """Start provisioning unless it runs, is done, or failed (failure waits for retry())."""
+    def ensure_started(self, *, after_s: float = 0.0) -> EngineStatus:
+        """Start provisioning unless it runs, is done, or failed (failure waits for retry()).
+
+        `after_s` holds the heavy work back a moment: the app's first page render and a
+        first-run compile compete for the same cores, and the page is what the user is
+        looking at (components/connection.boot passes it).
+        """
         with self._lock:
             if self._status.phase == "idle":
-                self._begin()
+                self._begin(after_s)
         return self.status()
 
     def retry(self) -> EngineStatus:
@@ -285,11 +290,11 @@ class EngineService:
         if handle is not None:
             handle.stop()
 
-    def _begin(self) -> None:  # with self._lock held
+    def _begin(self, after_s: float = 0.0) -> None:  # with self._lock held
         attempt = self._status.attempt + 1
         self._status = EngineStatus("provisioning", "starting the local engine",
                                     started_at=time.time(), attempt=attempt)
-        self._thread = threading.Thread(target=self._run, args=(attempt,),
+        self._thread = threading.Thread(target=self._run, args=(attempt, after_s),
                                         name="wafer-local-service", daemon=True)
         self._thread.start()
 
@@ -298,7 +303,9 @@ class EngineService:
             if self._status.attempt == attempt:
                 self._status = replace(self._status, **changes)
 
-    def _run(self, attempt: int) -> None:
+    def _run(self, attempt: int, after_s: float = 0.0) -> None:
+        if after_s > 0:
+            time.sleep(after_s)
         def progress(message: str, step: int, total: int) -> None:
             changes: dict[str, Any] = {"message": message, "step": step, "total": total}
             if "compiling" in message and self._status.compile_started_at is None:
