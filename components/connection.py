@@ -29,7 +29,7 @@ from wafer_playground.client import (
     key_fingerprint,
 )
 from wafer_playground.endpoints import EndpointKind, EndpointRefused, Policy, key_for
-from wafer_playground.errors import WaferError
+from wafer_playground.errors import NotSentError, WaferError
 from wafer_playground.local.engine import SERVICE, EngineStatus
 
 KINDS: dict[EndpointKind, str] = {
@@ -273,7 +273,7 @@ def load_models(conn: Connection | None = None, *, refresh: bool = False) -> Mod
         return hit
     if not conn.base_url:
         return ModelList(load_snapshot(), time.time(), 0.0,
-                         WaferError(conn.problem or "no base URL"), live=False)
+                         NotSentError(conn.problem or "no base URL"), live=False)
     started = time.perf_counter()
     try:
         res = get_client(conn).list_models()

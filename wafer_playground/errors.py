@@ -18,6 +18,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "NotFoundError",
+    "NotSentError",
     "PermissionDeniedError",
     "ProtocolError",
     "RateLimitError",
@@ -140,6 +141,10 @@ class APITimeoutError(APIConnectionError):
     pass
 
 
+class NotSentError(WaferError):
+    """Nothing was sent: the endpoint is not usable yet (engine provisioning, URL refused)."""
+
+
 _TITLES: dict[type, str] = {
     BadRequestError: "Bad request",
     AuthenticationError: "Authentication failed",
@@ -152,6 +157,7 @@ _TITLES: dict[type, str] = {
     ProtocolError: "Unexpected response",
     APIConnectionError: "Connection failed",
     APITimeoutError: "Timed out",
+    NotSentError: "Not sent",
 }
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {
