@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import socket
 import sqlite3
 import sys
 import threading
@@ -10,8 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from wafer_playground import store as store_mod
-from wafer_playground.store import SCHEMA_VERSION, SQLiteStore, StoreError, apply_migrations
+from wafer_playground.store import (
+    SCHEMA_VERSION,
+    Migration,
+    Schema,
+    SQLiteStore,
+    StoreError,
+    apply_migrations,
+    migrations,
+)
 
 
 def _v1_database(path: Path) -> None:
@@ -99,11 +107,14 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 def test_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "m.db"
     _v1_database(path)
-    broken = [*store_mod.MIGRATIONS[:1],
-              (2, "half-broken", ("ALTER TABLE requests ADD COLUMN cached_tokens INTEGER",
-                                  "THIS IS NOT SQL"))]
-    monkeypatch.setattr(store_mod, "MIGRATIONS", broken)
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
+
+    def half_broken(db: Schema) -> None:
+        db.execute("ALTER TABLE requests ADD COLUMN cached_tokens INTEGER")
+        db.execute("THIS IS NOT SQL")
+
+    broken = [*migrations.MIGRATIONS[:1], Migration(2, "m002_half_broken", "", half_broken)]
+    monkeypatch.setattr(migrations, "MIGRATIONS", broken)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 2)
     with pytest.raises(sqlite3.OperationalError):
         SQLiteStore(path)
     con = sqlite3.connect(path)
@@ -195,7 +206,7 @@ def test_dead_writer_is_recovered(tmp_path: Path) -> None:
     # pretend the row came from a process that no longer exists (pid 0 is never a writer)
     a._conn.execute("UPDATE turns SET writer = 'other-host:123:456'")
     a._conn.execute("UPDATE requests SET writer = ?",
-                    (f"{store_mod.socket.gethostname()}:0:1",))
+                    (f"{socket.gethostname()}:0:1",))
     b = SQLiteStore(path)
     assert b.recovered_on_open == 1
     turn = b.get_turn(t)
