@@ -27,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -104,7 +105,7 @@ class Children:
                 c.proc.wait()
 
 
-def wait_healthy(child: Child, timeout: float = 120) -> dict[str, object]:
+def wait_healthy(child: Child, timeout: float = 120) -> dict[str, Any]:
     url = f"http://{HOST}:{child.port}"
     deadline = time.monotonic() + timeout
     with httpx.Client(timeout=5) as client:
@@ -116,7 +117,7 @@ def wait_healthy(child: Child, timeout: float = 120) -> dict[str, object]:
             try:
                 if client.get(url + "/health").status_code == 200:
                     data = client.get(url + "/v1/models").json()
-                    meta: dict[str, object] = data["data"][0].get("meta", {})
+                    meta: dict[str, Any] = data["data"][0].get("meta", {})
                     return meta
             except httpx.HTTPError:
                 pass
@@ -222,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             meta = wait_healthy(child)
             backends.append(Backend(
                 spec=child.spec, url=f"http://{HOST}:{child.port}",
-                n_ctx=int(meta.get("n_ctx") or args.ctx),  # type: ignore[call-overload]
-                n_vocab=int(meta["n_vocab"]),  # type: ignore[call-overload]
+                n_ctx=int(meta.get("n_ctx") or args.ctx),
+                n_vocab=int(meta["n_vocab"]),
                 meta=dict(meta), pid=child.proc.pid))
         api_key = args.api_key or os.environ.get("WAFER_LOCAL_API_KEY") or None
         app = create_app(backends, EngineConfig(api_key=api_key, queue_size=args.queue_size,
