@@ -17,7 +17,7 @@ from components import connection
 from components.connection import Connection
 from wafer_playground.local.engine import SERVICE, EngineStatus
 
-REFRESH_S = 1.0
+REFRESH_S = 2.0  # each refresh is a fragment run on a server that is also compiling
 
 
 def _minutes(seconds: float) -> str:
@@ -154,7 +154,7 @@ def gate(conn: Connection) -> None:
     st.stop()
 
 
-@st.fragment(run_every=2.0)
+@st.fragment(run_every=REFRESH_S)
 def _live_sidebar_line() -> None:
     status = SERVICE.status()
     if status.phase != "provisioning":
