@@ -86,7 +86,8 @@ class _Derived:
 
 
 def _nice_max(values: pd.Series) -> float:
-    top = float(values.max()) if values.notna().any() else 0.0
+    finite = values[np.isfinite(values.to_numpy(dtype="float64"))]
+    top = float(finite.max()) if len(finite) else 0.0
     if top <= 0:
         return 1.0
     step = 10 ** math.floor(math.log10(top))

@@ -430,8 +430,10 @@ def generate(ctx: ChatContext) -> None:
         # Plain Python only: after a Stop any st.* call would raise again.
         if stream is not None:
             stream.close()
-        _finish(turn, acc, ctx, spend, prompt_est, stream, completed, error)
-        saver.finish(turn, body)
+        try:
+            _finish(turn, acc, ctx, spend, prompt_est, stream, completed, error)
+        finally:  # the text received so far is saved even if the facts could not be worked out
+            saver.finish(turn, body)
         flags["refresh"] = not completed and error is None  # stopped: redraw when idle
     st.rerun()  # redraw the finished turn in the history with its facts and actions
 
@@ -452,8 +454,12 @@ def _finish(turn: dict[str, Any], acc: ChatAccumulator | AnthropicAccumulator,
         # rejected before any token (401/404/422/429…): nothing was generated or billed
         turn["facts"] = None
         return
-    facts = turn_facts(acc, ctx.model.pricing, prompt_estimate=prompt_est,
-                       request_id=request_id)
+    try:
+        facts = turn_facts(acc, ctx.model.pricing, prompt_estimate=prompt_est,
+                           request_id=request_id)
+    except (ValueError, ArithmeticError) as exc:  # numbers no server should send
+        turn["facts"] = {"usage_note": f"tokens and cost could not be worked out: {exc}"}
+        return
     turn["facts"] = facts.to_dict()
     spend.add(facts.cost)
 

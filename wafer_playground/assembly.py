@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .catalog import Pricing
-from .costs import Cost, Usage, UsageError, cost_of, format_usd
+from .costs import MAX_REQUEST_TOKENS, Cost, Usage, UsageError, cost_of, format_usd
 
 EstimateMethod = Literal["usage", "chunks", "chars/4"]
 
@@ -103,6 +103,8 @@ class _Base:
 
     def metrics(self) -> TurnMetrics:
         actual = self.usage_completion_tokens()
+        if actual is not None and not 0 <= actual <= MAX_REQUEST_TOKENS:
+            actual = None  # a negative or absurd count is the server's bug: estimate instead
         if actual is not None:
             tokens, source = actual, "usage"
         else:
@@ -333,6 +335,7 @@ class TurnFacts:
     finish_reason: str | None
     request_id: str | None
     cost: Cost
+    usage_note: str | None = None  # why the server's usage object was not used
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe (for session state and the store): Decimals become strings."""
@@ -347,6 +350,7 @@ class TurnFacts:
             "cost_total": None if c.total is None else str(c.total),
             "cost_kind": c.kind, "cost_label": format_usd(c.total),
             "cost_source": c.describe_source(), "cost_notes": list(c.notes),
+            "usage_note": self.usage_note,
         }
 
 
@@ -359,12 +363,16 @@ def turn_facts(acc: ChatAccumulator | AnthropicAccumulator, pricing: Pricing, *,
     """
     m = acc.metrics()
     usage: Usage | None = None
-    if acc.usage is not None and m.completion_source == "usage":
+    note: str | None = None
+    if acc.usage is not None:
         try:
             usage = (Usage.from_anthropic(acc.usage) if isinstance(acc, AnthropicAccumulator)
                      else Usage.from_openai(acc.usage))
-        except UsageError:
-            usage = None  # a malformed usage object is priced as an estimate, not trusted
+        except UsageError as exc:
+            # a malformed usage object is priced as an estimate, not trusted, and said so
+            note = f"the server's usage was not used ({exc}): tokens and cost are estimates"
+        if m.completion_source != "usage":
+            usage = None  # e.g. Anthropic's usage before the final message_delta
     if usage is not None:
         cost = cost_of(usage, pricing, kind="actual")
         return TurnFacts(m.ttft_s, m.tokens_per_s, m.duration_s, usage.prompt_tokens,
@@ -376,7 +384,7 @@ def turn_facts(acc: ChatAccumulator | AnthropicAccumulator, pricing: Pricing, *,
         else "chunks"
     return TurnFacts(m.ttft_s, m.tokens_per_s, m.duration_s, est.prompt_tokens, None,
                      est.completion_tokens, None, source, "estimate", acc.finish_reason,
-                     request_id, cost_of(est, pricing, kind="estimate"))
+                     request_id, cost_of(est, pricing, kind="estimate"), note)
 
 
 def logprob_rows(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

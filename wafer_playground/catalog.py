@@ -102,14 +102,29 @@ class Catalog:
         return [m.id for m in self.models]
 
 
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
+# Above $100,000 per million tokens a price is a broken card, not a price (real ones are
+# below $1,000): such a value is treated as not published and reported (issue 14).
+MAX_CENTS_PER_MILLION = Decimal(10) ** 7
+
+
+def _decimal(value: Any, name: str = "price", issues: list[str] | None = None
+             ) -> Decimal | None:
+    """A published price, or None; a value that is there but unusable is reported."""
+    if value is None:
         return None
     try:
-        d = Decimal(str(value))
+        d = None if isinstance(value, bool) else Decimal(str(value))
     except (InvalidOperation, ValueError):
-        return None
-    return d if d.is_finite() and d >= 0 else None
+        d = None
+    if d is not None and d.is_finite() and 0 <= d <= MAX_CENTS_PER_MILLION:
+        return d
+    if issues is not None:
+        why = ("negative" if d is not None and d.is_finite() and d < 0 else
+               "too large to be a price" if d is not None and d.is_finite() else
+               "not a finite number")
+        shown = str(value) if len(str(value)) <= 40 else str(value)[:40] + "…"
+        issues.append(f"{name} {shown!r} is {why}: treated as not published")
+    return None
 
 
 def _int(value: Any) -> int | None:
@@ -126,13 +141,15 @@ def _bool(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def parse_pricing(block: Any, source: PriceSource | None) -> Pricing:
+def parse_pricing(block: Any, source: PriceSource | None,
+                  issues: list[str] | None = None) -> Pricing:
     if not isinstance(block, dict):
         return Pricing(source=None)
     pricing = Pricing(
-        input_cpm=_decimal(block.get("input_cents_per_million")),
-        output_cpm=_decimal(block.get("output_cents_per_million")),
-        cache_read_cpm=_decimal(block.get("cache_read_cents_per_million")),
+        **{attr: _decimal(block.get(key), key, issues) for attr, key in (
+            ("input_cpm", "input_cents_per_million"),
+            ("output_cpm", "output_cents_per_million"),
+            ("cache_read_cpm", "cache_read_cents_per_million"))},
         currency=str(block.get("currency") or "usd").lower(),
         source=source,
     )
@@ -141,7 +158,8 @@ def parse_pricing(block: Any, source: PriceSource | None) -> Pricing:
     return pricing
 
 
-def parse_card(card: dict[str, Any], source: PriceSource | None) -> Model:
+def parse_card(card: dict[str, Any], source: PriceSource | None,
+               issues: list[str] | None = None) -> Model:
     model_id = card.get("id")
     if not isinstance(model_id, str) or not model_id.strip():
         raise ValueError("card has no string `id`")
@@ -166,7 +184,7 @@ def parse_card(card: dict[str, Any], source: PriceSource | None) -> Model:
         provider=str(w["provider"]) if w.get("provider") else None,
         owned_by=str(card["owned_by"]) if card.get("owned_by") else None,
         created=_int(card.get("created")),
-        pricing=parse_pricing(w.get("pricing"), source),
+        pricing=parse_pricing(w.get("pricing"), source, issues),
         disabled_reason=str(disabled) if disabled else None,
         local=local,
         has_wafer_block=has_block,
@@ -185,11 +203,13 @@ def parse_models(payload: Any, *, source: PriceSource | None) -> Catalog:
         if not isinstance(card, dict):
             problems.append(f"card {i} is not an object")
             continue
+        issues: list[str] = []
         try:
-            model = parse_card(card, source)
+            model = parse_card(card, source, issues)
         except ValueError as exc:
             problems.append(f"card {i}: {exc}")
             continue
+        problems.extend(f"card {i} ({model.id[:80]}): {issue}" for issue in issues)
         if model.id in seen:
             problems.append(f"card {i}: duplicate id {model.id!r}")
             continue

@@ -53,6 +53,11 @@ class UsageError(ValueError):
     """Token counts that cannot describe a real request (negative, cached > prompt, ...)."""
 
 
+# One request's usage beyond a billion tokens is a broken or hostile server (context windows
+# end near 10M): such a usage object is refused, never priced as an "actual" cost.
+MAX_REQUEST_TOKENS = 10**9
+
+
 def _count(d: dict[str, Any], *path: str) -> int:
     """A token count at `path` in a usage dict; absent or null -> 0; anything else must be int."""
     cur: Any = d
@@ -68,6 +73,9 @@ def _count(d: dict[str, Any], *path: str) -> int:
         if not cur.is_integer():
             raise UsageError(f"{'.'.join(path)} is not a whole number: {cur!r}")
         cur = int(cur)
+    if not 0 <= cur <= MAX_REQUEST_TOKENS:
+        raise UsageError(f"{'.'.join(path)} is {'negative' if cur < 0 else 'implausibly large'}"
+                         f" ({cur:.3g})")
     return int(cur)
 
 

@@ -106,7 +106,10 @@ def test_missing_pricing_is_none_never_zero() -> None:
 def test_bad_price_values_are_not_published(bad: object) -> None:
     card = json.loads(json.dumps(DOC_CARD))
     card["wafer"]["pricing"]["input_cents_per_million"] = bad
-    m = _one(card)
+    cat = parse_models({"object": "list", "data": [card]}, source=LIVE)
+    # a value that is there but unusable is reported (issue 14), an absent one is not
+    assert len(cat.problems) == (bad is not None)
+    m = cat.models[0]
     assert m.pricing.input_cpm is None  # type: ignore[attr-defined]
     assert m.pricing.output_cpm == Decimal(320)  # type: ignore[attr-defined]
     assert not m.pricing.published  # type: ignore[attr-defined]

@@ -1,0 +1,216 @@
+"""The untrusted-text rule (SECURITY.md, "Untrusted text") and the number bounds of issue 14."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from decimal import Decimal
+
+import pytest
+
+from wafer_playground.assembly import ChatAccumulator, turn_facts
+from wafer_playground.catalog import Pricing, parse_models
+from wafer_playground.costs import Usage, UsageError
+from wafer_playground.untrusted import (
+    clean,
+    csv_cell,
+    csv_text,
+    image_sources,
+    md_code,
+    md_text,
+    model_markdown,
+    truncated,
+)
+
+TRACK = "http://127.0.0.1:9/track.png"
+
+
+def _images(md: str) -> list[str]:
+    """Markdown image openers a CommonMark renderer would see (`![` not preceded by `\\`)."""
+    return re.findall(r"(?<!\\)!\[", md)
+
+
+# ---- plain text for markdown sinks --------------------------------------------------------
+
+
+@pytest.mark.parametrize("hostile", [
+    f"![]({TRACK})", f"[click]({TRACK})", ":red[alarm]", ":material/warning: hi",
+    ":violet-badge[Pass]", "<img src=x onerror=alert(1)>", "**bold** _it_ `code`",
+    "$x^2$", "# heading", "| a | b |", "&lt;b&gt;", "<http://x.test>",
+])
+def test_md_text_escapes_every_markdown_punctuation(hostile: str) -> None:
+    out = md_text(hostile)
+    # every ASCII punctuation character is preceded by a backslash: nothing can form
+    for i, ch in enumerate(out):
+        if ch in "!\"#$%&'()*+,-./:;<=>?@[]^_`{|}~":
+            assert out[i - 1] == "\\", (hostile, out, i)
+    assert out.replace("\\", "") == hostile.replace("\\", "")
+
+
+def test_bidi_and_controls_are_made_visible() -> None:
+    name = "safe\u202egnp.exe\u2066x\u2069\x00\x1b[31m"
+    out = clean(name)
+    for ch in "\u202e\u2066\u2069\x00\x1b":
+        assert ch not in out
+    assert "[U+202E]" in out and "[U+2066]" in out and "[U+001B]" in out
+    assert clean("line\nnext\ttab") == "line\nnext\ttab"
+
+
+def test_huge_strings_are_cut_for_display() -> None:
+    big = "x" * 1_000_000
+    assert len(clean(big)) <= 201
+    assert len(md_text(big, 4000)) <= 4001
+    shown, hidden = truncated(big, 1000)
+    assert len(shown) == 1000 and hidden == 999_000
+    assert truncated("short", 1000) == ("short", 0)
+
+
+def test_md_text_multiline_keeps_breaks_and_one_line_drops_them() -> None:
+    assert md_text("a\nb") == "a b"
+    assert md_text("a\nb", multiline=True) == "a  \nb"
+
+
+def test_md_code_cannot_be_broken_out_of() -> None:
+    assert md_code("req_1") == "`req_1`"
+    out = md_code("a`b ![x](y)")
+    assert out.startswith("``") and out.endswith("``") and "a`b" in out
+    assert md_code("`edge`").startswith("`` `")
+    assert md_code("") == ""
+
+
+# ---- model output -------------------------------------------------------------------------
+
+
+def test_model_images_become_placeholders_naming_their_target() -> None:
+    out = model_markdown(f"Here: ![chart]({TRACK}) done")
+    assert _images(out) == []
+    assert "image" in out and "not loaded" in out
+    assert "track" in out and "chart" in out
+    assert image_sources(f"![a]({TRACK}) ![b](http://h/2.png) ![a]({TRACK})") == [
+        TRACK, "http://h/2.png"]
+
+
+@pytest.mark.parametrize("text", [
+    f"![a]({TRACK})", f"![a][r]\n\n[r]: {TRACK}", f"![r]\n\n[r]: {TRACK}",
+    f"```\n![a]({TRACK})\n```", f"`![a]({TRACK})`", f"<div>\n```\n\n![a]({TRACK})",
+    f"\\\\![a]({TRACK})", f"![a](<{TRACK}>)", f"![a]({TRACK} \"title\")",
+    f"~~~\n![a]({TRACK})", f"```a`b\n![a]({TRACK})\n```", f"![a]({TRACK[:-4]}(1).png)",
+])
+def test_no_image_survives_whatever_the_reading(text: str) -> None:
+    """Fences, code spans, reference images, escaped backslashes, HTML blocks: none loads."""
+    out = model_markdown(text)
+    assert "![" not in out  # not even inside code: the safety net covers a misread fence
+
+
+def test_images_load_only_when_asked() -> None:
+    assert _images(model_markdown(f"![a]({TRACK})", images=True)) == ["!["]
+
+
+def test_code_is_left_alone_except_the_image_net() -> None:
+    code = "```python\nx = {'a': [1]}  # :red[no]\nprint(f'{x}')\n```\n"
+    assert model_markdown(code) == code
+    assert model_markdown("use `:material/home:` here") == "use `:material/home:` here"
+
+
+def test_links_show_their_real_target() -> None:
+    out = model_markdown("see [the docs](http://evil.test/steal?x=1)")
+    assert "[the docs](http://evil.test/steal?x=1)" in out
+    assert "evil\\.test" in out.split(")", 1)[1]  # the target, shown as text after the link
+    assert model_markdown("[http://a.test](http://a.test)") == "[http://a.test](http://a.test)"
+    ref = model_markdown("[docs][r]\n\n[r]: http://evil.test/x")
+    assert "\\[r\\]: http://evil.test/x" in ref  # the definition is text: its URL is visible
+
+
+@pytest.mark.parametrize("directive", [":red[x]", ":material/warning:", ":blue-badge[y]",
+                                       ":orange-background[z]", ":small[s]"])
+def test_model_directives_are_escaped(directive: str) -> None:
+    out = model_markdown(f"text {directive} text")
+    assert out == f"text \\{directive} text"
+    # an escaped backslash before the colon does not unescape it
+    assert model_markdown(f"\\\\{directive}") == f"\\\\\\{directive}"
+    assert model_markdown(f"\\{directive}") == f"\\{directive}"  # already escaped
+
+
+def test_model_markdown_keeps_formatting_and_urls() -> None:
+    text = "# Title\n\n- **bold** and _it_\n- https://example.test/a:b\n\n| a | b |\n|---|---|\n"
+    assert model_markdown(text) == text
+
+
+def test_model_markdown_neutralises_bidi() -> None:
+    assert "\u202e" not in model_markdown("abc\u202edef")
+
+
+# ---- CSV ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+cmd", "-2+3", "@SUM(A1)", "\t=x", "\r=x",
+                                  "=HYPERLINK(\"http://evil\")"])
+def test_formula_cells_are_neutralised(cell: str) -> None:
+    assert csv_cell(cell) == "'" + cell
+    rows = list(csv.reader(io.StringIO(csv_text(["h"], [[cell]]), newline="")))
+    assert rows[1][0] == "'" + cell
+
+
+def test_numbers_and_plain_text_stay() -> None:
+    assert csv_cell(-7) == -7 and csv_cell(1.5) == 1.5 and csv_cell("model-a") == "model-a"
+    assert csv_text(["=h", "b"], [[1, "x"]]) == "'=h,b\r\n1,x\r\n"
+    rows = list(csv.reader(io.StringIO(csv_text(["a"], [["x\ry"]]), newline="")))
+    assert rows == [["a"], ["x\ry"]]  # an inner CR stays inside its cell
+
+
+# ---- numbers from outside -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("usage", [
+    {"prompt_tokens": 5, "completion_tokens": -7},
+    {"prompt_tokens": 10**30, "completion_tokens": 3},
+    {"prompt_tokens": 5, "completion_tokens": 2.5},
+    {"prompt_tokens": float("nan"), "completion_tokens": 1},
+    {"prompt_tokens": float("inf"), "completion_tokens": 1},
+    {"prompt_tokens": "12", "completion_tokens": 1},
+])
+def test_usage_from_a_server_is_bounded(usage: dict[str, object]) -> None:
+    with pytest.raises(UsageError):
+        Usage.from_openai(usage)
+
+
+def _acc(usage: dict[str, object]) -> ChatAccumulator:
+    acc = ChatAccumulator(0.0)
+    acc.feed({"choices": [{"index": 0, "delta": {"content": "partial answer"}}]}, 0.1)
+    acc.feed({"choices": [], "usage": usage}, 0.2)
+    return acc
+
+
+@pytest.mark.parametrize("usage", [{"prompt_tokens": 5, "completion_tokens": -7},
+                                   {"prompt_tokens": 10**30, "completion_tokens": 10**30}])
+def test_a_bad_usage_object_is_an_estimate_with_a_note(usage: dict[str, object]) -> None:
+    pricing = Pricing(Decimal(100), Decimal(200))
+    facts = turn_facts(_acc(usage), pricing, prompt_estimate=10, request_id="r")
+    assert facts.cost.kind == "estimate"
+    assert facts.completion_tokens >= 0
+    assert facts.cost.total is not None and facts.cost.total < Decimal("0.01")
+    assert facts.usage_note and "not used" in facts.usage_note
+    assert facts.to_dict()["usage_note"] == facts.usage_note
+
+
+def test_a_good_usage_object_is_actual_without_a_note() -> None:
+    facts = turn_facts(_acc({"prompt_tokens": 5, "completion_tokens": 3}),
+                       Pricing(Decimal(100), Decimal(200)), prompt_estimate=10, request_id=None)
+    assert facts.cost.kind == "actual" and facts.usage_note is None
+
+
+@pytest.mark.parametrize(("price", "why"), [("1e400", "too large"), (-5, "negative"),
+                                            ("NaN", "not a finite"), ("Infinity", "not a finite"),
+                                            (10**12, "too large")])
+def test_absurd_prices_are_not_published_and_reported(price: object, why: str) -> None:
+    cat = parse_models({"data": [{"id": "m", "wafer": {"pricing": {
+        "input_cents_per_million": price, "output_cents_per_million": 10}}}]}, source=None)
+    assert cat.models[0].pricing.input_cpm is None
+    assert len(cat.problems) == 1 and why in cat.problems[0] and "card 0 (m)" in cat.problems[0]
+
+
+def test_real_prices_pass() -> None:
+    cat = parse_models({"data": [{"id": "m", "wafer": {"pricing": {
+        "input_cents_per_million": "0.5", "output_cents_per_million": 60000}}}]}, source=None)
+    assert cat.models[0].pricing.output_cpm == Decimal(60000) and not cat.problems
