@@ -1,6 +1,6 @@
 """Chat parameter controls, drawn in a fragment.
 
-Measured (research §1): a slider move outside a fragment reruns the page and aborts a running
+Measured: a slider move outside a fragment reruns the page and aborts a running
 stream; inside a fragment only the fragment reruns and the stream survives. Values live in a
 durable plain dict (`chat_params`) so they survive page switches (widget keys do not).
 """

@@ -11,7 +11,7 @@ Token accounting (the double-count traps, decided once here):
   uncached input = prompt - cached; reasoning is a breakdown of output, never added again.
 * Anthropic usage: `input_tokens` EXCLUDES `cache_read_input_tokens` and
   `cache_creation_input_tokens` (Anthropic's documented semantics; Wafer's Messages surface
-  is assumed to follow it, spec §8 [GUESS]). `Usage.from_anthropic` therefore ADDS them to get
+  is assumed to follow it [GUESS]). `Usage.from_anthropic` therefore ADDS them to get
   `prompt_tokens`. Wafer publishes no cache-write price, so cache-creation tokens are billed
   as ordinary input (they are uncached input).
 * A price that is not published is `None` -> the component is `None` and so is the total:
@@ -119,7 +119,7 @@ class Usage:
 
     @classmethod
     def from_openai(cls, d: dict[str, Any]) -> Usage:
-        """From a chat/completions `usage` object (Wafer field names, spec §3).
+        """From a chat/completions `usage` object (Wafer field names).
 
         SGLang may also send a top-level `reasoning_tokens`; it is used only when the
         `completion_tokens_details` breakdown is absent, never added twice.

@@ -18,7 +18,7 @@ from .compare import MAX_PANES, PaneResult, Surface
 
 Pick = Literal["cheapest_chat", "completions", "chat_and_completions"]
 
-# Documented as supporting tokenized completions (spec §4); Wafer cards do not say which do.
+# Documented as supporting tokenized completions; Wafer cards do not say which do.
 DOCUMENTED_COMPLETION_MODELS = ("GLM-5.1",)
 
 

@@ -10,7 +10,7 @@ Accepted inputs (auto-detected):
 * this app's request log (`Store.request_log_frame()`).
 
 Token semantics follow `costs.py`: `prompt_tokens`/`input_tokens` INCLUDE cached tokens (OpenAI
-and Wafer usage-me convention, spec §8). The one exception is Anthropic naming: a row that
+and Wafer usage-me convention). The one exception is Anthropic naming: a row that
 carries `cache_read_input_tokens` is read the Anthropic way (input_tokens excludes cache reads
 and writes), exactly like `Usage.from_anthropic`.
 
@@ -500,7 +500,7 @@ def token_means(parsed: ParsedUsage) -> tuple[float, float, float] | None:
     return prompt / n, float(f["completion_tokens"].sum()) / n, hit
 
 
-# --- account APIs (spec §7) ------------------------------------------------------------------
+# --- account APIs ---------------------------------------------------------------------------
 
 def _int0(v: Any) -> int:
     return int(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) \

@@ -18,7 +18,7 @@ from tests.conftest import ROOT, select_option, wait_for_app
 pytestmark = [pytest.mark.e2e, pytest.mark.engine]
 
 SCREENS = ROOT / ".pytest_cache" / "screens"
-SMOL_IDS = "504, 3575, 282, 4649, 314"  # "The capital of France is" (research §4)
+SMOL_IDS = "504, 3575, 282, 4649, 314"  # "The capital of France is" (SmolLM2 ids)
 
 
 def _shot(page: Page, name: str, focus: object | None = None) -> None:

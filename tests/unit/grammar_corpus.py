@@ -1,7 +1,7 @@
 """Shared corpus of XGrammar-dialect EBNF cases (importable by engine and unit tests).
 
 Each case: (name, ebnf, xgrammar_accepts, llama_server_accepts_raw, expected error text or None).
-The first 22 rows are the dialect table measured in shared/research/local-engine.md §5
+The first 22 rows are the dialect table measured against the local engine
 (XGrammar 0.2.8 vs llama-server GBNF). Error texts are XGrammar's, checked against
 xgrammar 0.2.8 by tests/unit/test_grammar_oracle.py.
 """

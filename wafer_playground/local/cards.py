@@ -1,6 +1,6 @@
 """Wafer-shaped model cards for the models the local engine serves.
 
-The `wafer` block mirrors a live Wafer card (spec §2) with all prices zero; the `local`
+The `wafer` block mirrors a live Wafer card with all prices zero; the `local`
 block carries what only the local engine knows (licence, source package, whether a chat
 template exists, vocabulary size, which endpoints work). One model advertises ZDR and the
 other does not, so the `Wafer-ZDR: required` -> 422 path can be exercised offline.

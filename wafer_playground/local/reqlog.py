@@ -1,6 +1,6 @@
 """In-memory request log of the local engine, and the account APIs computed from it.
 
-`GET /v1/usage/me` and `GET /v1/endpoints/metrics` (spec §7) are answered from this log so
+`GET /v1/usage/me` and `GET /v1/endpoints/metrics` are answered from this log so
 the app's account page works offline. Nothing here is persisted; the log is bounded.
 """
 
@@ -122,7 +122,7 @@ class RequestLog:
         for k in ("active_accounts", "engine_running_requests", "engine_queue_depth",
                   "engine_kv_cache_hit_rate_pct", "engine_kv_cache_usage_pct",
                   "engine_preemptions_in_range"):
-            summary[k] = None  # fleet gauges are null for serverless scope (spec §7)
+            summary[k] = None  # fleet gauges are null for serverless scope, as on Wafer
         width = BIN_MINUTES[range_minutes] * 60
         first_bin = math.floor(lo / width) * width
         n_bins = math.ceil((now - first_bin) / width)
