@@ -21,10 +21,11 @@ from wafer_playground.store import (
     ANONYMOUS,
     ConversationSummary,
     RequestRecord,
-    SQLiteStore,
+    SQLStore,
     Store,
     StoreError,
-    default_db_path,
+    default_db_target,
+    open_store,
     parse_ts,
     request_log_totals,
 )
@@ -51,17 +52,18 @@ _LIMIT = "history_limit"
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _open_store(path: str) -> SQLiteStore:
-    # One store per DB file per server process, shared by all sessions: SQLiteStore is
-    # thread-safe (lock-guarded connection) and other processes coordinate through WAL.
-    return SQLiteStore(path)
+def _open_store(target: str) -> SQLStore:
+    # One store per database per server process, shared by all sessions: both backends are
+    # thread-safe (SQLite: a lock-guarded connection, other processes coordinate through WAL;
+    # PostgreSQL: a connection pool, other replicas coordinate through the server).
+    return open_store(target)
 
 
-def get_store() -> SQLiteStore:
-    """The app's store ($WAFER_PLAYGROUND_DB or the user data dir), cached by path and seen
-    by this session's history owner (its key's fingerprint): other keys' history is not
-    listed, opened, changed or priced here."""
-    return _open_store(str(default_db_path())).for_owner(history_owner())
+def get_store() -> SQLStore:
+    """The app's store ($WAFER_PLAYGROUND_DB: an SQLite file or a postgresql:// URL; else a
+    file in the user data dir), cached by target and seen by this session's history owner
+    (its key's fingerprint): other keys' history is not listed, opened, changed or priced."""
+    return _open_store(default_db_target()).for_owner(history_owner())
 
 
 def open_conversation(conversation_id: str) -> None:

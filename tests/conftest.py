@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.pg import backend, postgres_server, postgres_url  # noqa: F401 - fixtures
 from wafer_playground.local.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

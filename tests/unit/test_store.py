@@ -1,56 +1,50 @@
-"""SQLiteStore: round trips, key refusal, search, request log, presets/prompts/votes, render."""
+"""The store on both backends (SQLite and PostgreSQL, tests/pg.py): round trips, key refusal,
+search, request log, presets/prompts/votes, render."""
 
 from __future__ import annotations
 
-import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests.pg import Backend
 from wafer_playground import store as store_mod
 from wafer_playground.store import (
     SCHEMA_VERSION,
     NotFound,
     SecretRefused,
     SQLiteStore,
+    SQLStore,
     Store,
     StoreError,
     default_db_path,
     prompt_variables,
     render,
 )
+from wafer_playground.store.postgres import PostgresStore
 
 KEY = "wfr_" + "k3y" * 8  # looks like a Wafer key; must never be stored
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> SQLiteStore:
-    s = SQLiteStore(tmp_path / "t.db")
-    yield s
-    s.close()
+def db(backend: Backend) -> SQLStore:
+    return backend.open()
 
 
-def _raw_dump(path: Path) -> str:
-    """Every text value in the file, to prove a secret never reached disk."""
-    con = sqlite3.connect(path)
-    out = []
-    for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'"):
-        for row in con.execute(f"SELECT * FROM {table}"):
-            out.extend(str(v) for v in row)
-    con.close()
-    return "\n".join(out)
-
-
-def test_implements_protocol(db: SQLiteStore) -> None:
+def test_implements_protocol(db: SQLStore, backend: Backend) -> None:
     assert isinstance(db, Store)
-    assert db.schema_version == SCHEMA_VERSION
-    mode = db._conn.execute("PRAGMA journal_mode").fetchone()[0]
-    assert mode == "wal"
+    assert db.schema_version == SCHEMA_VERSION == backend.version("t")
+    if backend.name == "sqlite":
+        assert isinstance(db, SQLiteStore)
+        mode = db._conn.execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"
+    else:
+        assert isinstance(db, PostgresStore)
 
 
-def test_conversation_and_turn_round_trip(db: SQLiteStore) -> None:
+def test_conversation_and_turn_round_trip(db: SQLStore) -> None:
     cid = db.create_conversation("  Greeting  ", model="glm-5.2", params={"temperature": 0.3})
     u = db.start_turn(cid, "user", "héllo ✓")
     a = db.start_turn(cid, "assistant")
@@ -70,7 +64,7 @@ def test_conversation_and_turn_round_trip(db: SQLiteStore) -> None:
     assert conv.updated_at == t.updated_at  # turn activity bumps the conversation
 
 
-def test_turn_errors(db: SQLiteStore) -> None:
+def test_turn_errors(db: SQLStore) -> None:
     cid = db.create_conversation("x")
     with pytest.raises(NotFound):
         db.start_turn("nope", "user", "hi")
@@ -82,7 +76,7 @@ def test_turn_errors(db: SQLiteStore) -> None:
         db.update_turn("missing", content="x")
 
 
-def test_stopped_and_error_turns_persist(db: SQLiteStore) -> None:
+def test_stopped_and_error_turns_persist(db: SQLStore) -> None:
     cid = db.create_conversation("x")
     a = db.start_turn(cid, "assistant")
     db.update_turn(a, content="partial", status="stopped")
@@ -92,7 +86,7 @@ def test_stopped_and_error_turns_persist(db: SQLiteStore) -> None:
         ("stopped", "partial"), ("error", "")]
 
 
-def test_delete_turns_from(db: SQLiteStore) -> None:
+def test_delete_turns_from(db: SQLStore) -> None:
     cid = db.create_conversation("x")
     for i in range(4):
         db.start_turn(cid, "user", f"m{i}")
@@ -112,7 +106,7 @@ def test_delete_turns_from(db: SQLiteStore) -> None:
     {"nested": ["ok", {"client_secret": "s"}]},
     {"note": "Bearer abcdefghijklmnop"},
 ])
-def test_refuses_key_like_params(db: SQLiteStore, tmp_path: Path, params: dict) -> None:
+def test_refuses_key_like_params(db: SQLStore, backend: Backend, params: dict) -> None:
     cid = db.create_conversation("x")
     with pytest.raises(SecretRefused) as exc:
         db.log_request(model="m", base_url="https://pass.wafer.ai/v1", surface="chat",
@@ -129,10 +123,10 @@ def test_refuses_key_like_params(db: SQLiteStore, tmp_path: Path, params: dict) 
         db.update_turn(t, meta=params)
     assert db.list_requests() == [] and db.list_presets() == []
     assert len(db.list_conversations()) == 1
-    assert KEY not in _raw_dump(tmp_path / "t.db")
+    assert KEY not in backend.dump()
 
 
-def test_ordinary_params_are_not_mistaken_for_keys(db: SQLiteStore) -> None:
+def test_ordinary_params_are_not_mistaken_for_keys(db: SQLStore) -> None:
     params = {"max_tokens": 64, "prompt_tokens": 3, "top_k": 5, "token_ids": [1, 2],
               "prompt_cache_key": "abc", "messages": [{"role": "user", "content": "sk-learn"}]}
     rid = db.log_request(model="m", base_url="https://pass.wafer.ai/v1", surface="completions",
@@ -143,15 +137,15 @@ def test_ordinary_params_are_not_mistaken_for_keys(db: SQLiteStore) -> None:
     assert rec.response["logprobs"][0]["token"] == "Hi"
 
 
-def test_base_url_credentials_and_query_dropped(db: SQLiteStore, tmp_path: Path) -> None:
+def test_base_url_credentials_and_query_dropped(db: SQLStore, backend: Backend) -> None:
     rid = db.log_request(model="m", base_url=f"https://me:{KEY}@pass.wafer.ai/v1?key={KEY}",
                          surface="chat", params={})
     rec = db.get_request(rid)
     assert rec is not None and rec.base_url == "https://pass.wafer.ai/v1"
-    assert KEY not in _raw_dump(tmp_path / "t.db")
+    assert KEY not in backend.dump()
 
 
-def test_request_log_lifecycle_and_frame(db: SQLiteStore) -> None:
+def test_request_log_lifecycle_and_frame(db: SQLStore) -> None:
     cid = db.create_conversation("c")
     tid = db.start_turn(cid, "assistant")
     rid = db.log_request(model="glm-5.2", base_url="https://pass.wafer.ai/v1", surface="chat",
@@ -192,12 +186,12 @@ def test_request_log_lifecycle_and_frame(db: SQLiteStore) -> None:
         db.update_request("nope", status="done")
 
 
-def test_empty_request_log_frame_has_columns(db: SQLiteStore) -> None:
+def test_empty_request_log_frame_has_columns(db: SQLStore) -> None:
     df = db.request_log_frame()
     assert df.empty and {"model", "ts", "status", "prompt_tokens"} <= set(df.columns)
 
 
-def test_list_search_cost_and_delete(db: SQLiteStore) -> None:
+def test_list_search_cost_and_delete(db: SQLStore) -> None:
     a = db.create_conversation("Paris trip", model="m1")
     b = db.create_conversation("Cooking", model="m2")
     c = db.create_conversation("100% legit")
@@ -230,7 +224,7 @@ def test_list_search_cost_and_delete(db: SQLiteStore) -> None:
     assert all(r.conversation_id is None for r in db.list_requests())
 
 
-def test_presets_prompts_grammars(db: SQLiteStore) -> None:
+def test_presets_prompts_grammars(db: SQLStore) -> None:
     db.save_preset("Precise", {"temperature": 0.0}, surface="chat")
     db.save_preset("Precise", {"temperature": 0.1, "top_p": 0.9})  # upsert
     db.save_preset("Tok", {"max_tokens": 8}, surface="completions")
@@ -255,7 +249,7 @@ def test_presets_prompts_grammars(db: SQLiteStore) -> None:
     assert db.list_prompts() == []
 
 
-def test_votes(db: SQLiteStore) -> None:
+def test_votes(db: SQLStore) -> None:
     db.record_vote("q1", ["a", "b"], "a")
     db.record_vote("q2", ["a", "b", "c"], "c", blind=False)
     db.record_vote("q3", ["b", "c"], None)
@@ -301,7 +295,7 @@ def test_secret_helpers() -> None:
     assert store_mod.redact_secrets(f"a {KEY} b") == "a [redacted] b"
 
 
-def test_request_log_frame_feeds_the_cost_page_reprice(db: SQLiteStore) -> None:
+def test_request_log_frame_feeds_the_cost_page_reprice(db: SQLStore) -> None:
     """The Costs page reprices `request_log_frame()` through usage.from_request_log."""
     from wafer_playground.usage import from_request_log
 
@@ -317,7 +311,7 @@ def test_request_log_frame_feeds_the_cost_page_reprice(db: SQLiteStore) -> None:
     assert "request status: error" in parsed.bad[0].reason
 
 
-def test_untitled_conversation_is_named_after_first_question(db: SQLiteStore) -> None:
+def test_untitled_conversation_is_named_after_first_question(db: SQLStore) -> None:
     cid = db.create_conversation()
     db.start_turn(cid, "system", "You are terse.")
     db.start_turn(cid, "user", "  What is\nWAL mode " + "really " * 20)

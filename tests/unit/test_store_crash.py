@@ -1,6 +1,6 @@
-"""Crash test at store level: a writer streams turns, gets kill -9'd mid-stream, and a fresh
-process finds the completed turns intact and the cut-off one marked "interrupted" with the
-text saved up to its last update."""
+"""Crash test at store level, on both backends: a writer streams turns, gets kill -9'd
+mid-stream, and a fresh process finds the completed turns intact and the cut-off one marked
+"interrupted" with the text saved up to its last update."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from wafer_playground.store import SQLiteStore
+from tests.pg import Backend
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # content rewritten every ~20 ms, finished with "done"; the third reply never finishes.
 WRITER = r"""
 import sys, time
-from wafer_playground.store import SQLiteStore
-s = SQLiteStore(sys.argv[1])
+from wafer_playground.store import open_store
+s = open_store(sys.argv[1])
 cid = s.create_conversation("crash test", model="m")
 print(cid, flush=True)
 for n in range(3):
@@ -40,9 +40,9 @@ for n in range(3):
 """
 
 
-def test_kill_9_mid_stream_then_restart(tmp_path: Path) -> None:
-    db = tmp_path / "crash.db"
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db)], cwd=ROOT,
+def test_kill_9_mid_stream_then_restart(backend: Backend) -> None:
+    db = backend.target("crash")
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, db], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -58,7 +58,9 @@ def test_kill_9_mid_stream_then_restart(tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
 
-    s = SQLiteStore(db)  # "restart"
+    if backend.name == "postgres":
+        _wait_until_writer_gone(backend)
+    s = backend.open("crash")  # "restart"
     assert s.recovered_on_open == 1
     turns = s.list_turns(cid)
     assert [(t.role, t.status) for t in turns] == [
@@ -75,4 +77,18 @@ def test_kill_9_mid_stream_then_restart(tmp_path: Path) -> None:
     statuses = sorted(r.status for r in s.list_requests(conversation_id=cid))
     assert statuses == ["done", "done", "interrupted"]
     # recovery is done once: a second open finds nothing left to mark
-    assert SQLiteStore(db).recovered_on_open == 0
+    assert backend.open("crash").recovered_on_open == 0
+
+
+def _wait_until_writer_gone(backend: Backend) -> None:
+    """PostgreSQL ends the killed client's session (and frees its writer lock) as soon as it
+    sees the socket close; that takes a moment, which an SQLite file does not need."""
+    probe = backend.open("crash", recover=False)
+    writers = [r["writer"] for r in probe._query(
+        "SELECT writer FROM turns WHERE status = 'streaming'")]
+    assert len(writers) == 1
+    deadline = time.monotonic() + 10
+    while probe._writer_check()(writers[0]):
+        assert time.monotonic() < deadline, "the killed writer's lock was never released"
+        time.sleep(0.05)
+    probe.close()

@@ -1,4 +1,5 @@
-"""SQLiteStore durability: migrations, concurrent writers (threads and processes), recovery."""
+"""Store durability on both backends (tests/pg.py): migrations, concurrent writers (threads and
+processes), recovery."""
 
 from __future__ import annotations
 
@@ -7,25 +8,33 @@ import socket
 import sqlite3
 import sys
 import threading
-from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
+from tests.pg import Backend
 from wafer_playground.store import (
     SCHEMA_VERSION,
     Migration,
     Schema,
     SQLiteStore,
+    SQLStore,
     StoreError,
-    apply_migrations,
+    is_postgres_url,
     migrations,
+    open_store,
 )
 
 
-def _v1_database(path: Path) -> None:
-    """A file as the first release left it: schema 1 with a conversation and a request."""
-    con = sqlite3.connect(path, isolation_level=None)
-    assert apply_migrations(con, upto=1) == 1
+def _v1_database(backend: Backend, db: str) -> None:
+    """A database as the first release left it: schema 1 with a conversation and a request."""
+    backend.migrate(db, upto=1)
+    with backend.connect(db) as con:
+        _v1_rows(con)
+
+
+def _v1_rows(con: Any) -> None:
     con.execute("INSERT INTO conversations (id, title, model, surface, params, created_at,"
                 " updated_at) VALUES ('c1', 'Old chat', 'm', 'chat', '{}',"
                 " '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z')")
@@ -36,20 +45,15 @@ def _v1_database(path: Path) -> None:
                 " status, prompt_tokens, completion_tokens, cost_usd) VALUES ('r1',"
                 " '2026-01-01T00:00:01.000000Z', 'c1', 'm', 'https://x/v1', 'chat', '{}', 'done',"
                 " 10, 5, '0.0001')")
-    con.close()
 
 
-def test_migrates_old_schema_and_keeps_data(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    _v1_database(path)
-    con = sqlite3.connect(path)
-    cols = {r[1] for r in con.execute("PRAGMA table_info(requests)")}
-    assert "cached_tokens" not in cols  # really the old shape
-    con.close()
+def test_migrates_old_schema_and_keeps_data(backend: Backend) -> None:
+    _v1_database(backend, "old")
+    assert "cached_tokens" not in backend.columns("old", "requests")  # really the old shape
 
-    s = SQLiteStore(path)
+    s = backend.open("old")
     assert s.schema_version == SCHEMA_VERSION == 5
-    assert s._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert backend.version("old") == SCHEMA_VERSION
     rec = s.get_request("r1")
     assert rec is not None and (rec.prompt_tokens, rec.cached_tokens) == (10, None)
     assert [t.content for t in s.list_turns("c1")] == ["hi"]
@@ -62,23 +66,21 @@ def test_migrates_old_schema_and_keeps_data(tmp_path: Path) -> None:
     assert s.for_owner("0123456789abcdef").get_request("r1") is None
     s.close()
     # reopening is a no-op
-    assert SQLiteStore(path).schema_version == SCHEMA_VERSION
+    assert backend.open("old").schema_version == SCHEMA_VERSION
 
 
-def test_v4_library_moves_to_the_keyless_owner(tmp_path: Path) -> None:
+def test_v4_library_moves_to_the_keyless_owner(backend: Backend) -> None:
     """v5 rebuilds presets/prompts/grammars with an owner; old rows stay, keyless."""
-    path = tmp_path / "v4.db"
-    con = sqlite3.connect(path, isolation_level=None)
-    assert apply_migrations(con, upto=4) == 4
+    backend.migrate("v4", upto=4)
     ts = "2026-01-01T00:00:00.000000Z"
-    con.execute("INSERT INTO presets (id, name, surface, params, updated_at)"
-                f" VALUES ('p1', 'hot', 'chat', '{{\"temperature\": 1.5}}', '{ts}')")
-    con.execute(f"INSERT INTO prompts (id, name, text, updated_at) VALUES ('q1', 'hi', 'Hi',"
-                f" '{ts}')")
-    con.execute("INSERT INTO grammars (id, name, ebnf, updated_at) VALUES ('g1', 'yn',"
-                f" 'root ::= \"y\" | \"n\"', '{ts}')")
-    con.close()
-    s = SQLiteStore(path)
+    with backend.connect("v4") as con:
+        con.execute("INSERT INTO presets (id, name, surface, params, updated_at)"
+                    f" VALUES ('p1', 'hot', 'chat', '{{\"temperature\": 1.5}}', '{ts}')")
+        con.execute(f"INSERT INTO prompts (id, name, text, updated_at) VALUES ('q1', 'hi',"
+                    f" 'Hi', '{ts}')")
+        con.execute("INSERT INTO grammars (id, name, ebnf, updated_at) VALUES ('g1', 'yn',"
+                    f" 'root ::= \"y\" | \"n\"', '{ts}')")
+    s = backend.open("v4")
     assert s.schema_version == 5
     preset, prompt, gram = s.get_preset("hot"), s.get_prompt("hi"), s.get_grammar("yn")
     assert preset is not None and preset.params == {"temperature": 1.5}
@@ -95,18 +97,18 @@ def test_v4_library_moves_to_the_keyless_owner(tmp_path: Path) -> None:
     s.close()
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "future.db"
-    con = sqlite3.connect(path)
-    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    con.close()
+def test_newer_schema_is_refused(backend: Backend) -> None:
+    backend.migrate("future", upto=SCHEMA_VERSION)
+    with backend.connect("future") as con:
+        con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}" if backend.name == "sqlite"
+                    else f"UPDATE schema_version SET version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="newer than this app"):
-        SQLiteStore(path)
+        backend.open("future")
+    assert backend.version("future") == SCHEMA_VERSION + 1  # refused, not touched
 
 
-def test_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "m.db"
-    _v1_database(path)
+def test_failed_migration_rolls_back(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    _v1_database(backend, "m")
 
     def half_broken(db: Schema) -> None:
         db.execute("ALTER TABLE requests ADD COLUMN cached_tokens INTEGER")
@@ -115,22 +117,19 @@ def test_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyP
     broken = [*migrations.MIGRATIONS[:1], Migration(2, "m002_half_broken", "", half_broken)]
     monkeypatch.setattr(migrations, "MIGRATIONS", broken)
     monkeypatch.setattr(migrations, "SCHEMA_VERSION", 2)
-    with pytest.raises(sqlite3.OperationalError):
-        SQLiteStore(path)
-    con = sqlite3.connect(path)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 1
-    assert "cached_tokens" not in {r[1] for r in con.execute("PRAGMA table_info(requests)")}
-    con.close()
+    with pytest.raises((sqlite3.OperationalError, psycopg.errors.SyntaxError)):
+        backend.open("m")
+    assert backend.version("m") == 1
+    assert "cached_tokens" not in backend.columns("m", "requests")
 
 
-def test_threads_share_one_store_and_two_stores_on_one_file(tmp_path: Path) -> None:
+def test_threads_share_one_store_and_two_stores_on_one_file(backend: Backend) -> None:
     """Four threads on one store plus two threads on a second store (another 'session')."""
-    path = tmp_path / "c.db"
-    a, b = SQLiteStore(path), SQLiteStore(path)
+    a, b = backend.open("c"), backend.open("c")
     cid = a.create_conversation("shared")
     errors: list[BaseException] = []
 
-    def work(s: SQLiteStore, n: int) -> None:
+    def work(s: SQLStore, n: int) -> None:
         try:
             for i in range(n):
                 t = s.start_turn(cid, "assistant")
@@ -155,8 +154,9 @@ def test_threads_share_one_store_and_two_stores_on_one_file(tmp_path: Path) -> N
     assert len(b.list_requests(limit=10_000)) == 240
 
 
-def _process_writer(path: str, cid: str, n: int, start: mp.synchronize.Event) -> None:
-    s = SQLiteStore(path, busy_timeout_ms=30_000)
+def _process_writer(target: str, cid: str, n: int, start: mp.synchronize.Event) -> None:
+    s = (open_store(target) if is_postgres_url(target)
+         else SQLiteStore(target, busy_timeout_ms=30_000))
     start.wait()
     for i in range(n):
         t = s.start_turn(cid, "assistant", meta={"pid_turn": i})
@@ -164,17 +164,17 @@ def _process_writer(path: str, cid: str, n: int, start: mp.synchronize.Event) ->
     s.close()
 
 
-def test_two_processes_write_concurrently(tmp_path: Path,
+def test_two_processes_write_concurrently(backend: Backend,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     # spawn re-runs __main__ in the child; after an AppTest in this process that is a
     # temporary page script, so the children must not import it
     monkeypatch.delattr(sys.modules["__main__"], "__file__", raising=False)
-    path = tmp_path / "p.db"
-    s = SQLiteStore(path)
+    target = backend.target("p")
+    s = backend.open("p")
     cid = s.create_conversation("two writers")
     ctx = mp.get_context("spawn")
     start = ctx.Event()
-    procs = [ctx.Process(target=_process_writer, args=(str(path), cid, 60, start))
+    procs = [ctx.Process(target=_process_writer, args=(target, cid, 60, start))
              for _ in range(2)]
     for p in procs:
         p.start()
@@ -187,27 +187,25 @@ def test_two_processes_write_concurrently(tmp_path: Path,
     assert all(t.status == "done" for t in turns)
 
 
-def test_live_writers_streaming_turns_are_not_recovered(tmp_path: Path) -> None:
-    path = tmp_path / "live.db"
-    a = SQLiteStore(path)
+def test_live_writers_streaming_turns_are_not_recovered(backend: Backend) -> None:
+    a = backend.open("live")
     cid = a.create_conversation("live")
     t = a.start_turn(cid, "assistant", "Hel")
-    b = SQLiteStore(path)  # another session opening the file while `a` streams
+    b = backend.open("live")  # another session opening the database while `a` streams
     assert b.recovered_on_open == 0
     assert b.get_turn(t).status == "streaming"  # type: ignore[union-attr]
 
 
-def test_dead_writer_is_recovered(tmp_path: Path) -> None:
-    path = tmp_path / "dead.db"
-    a = SQLiteStore(path)
+def test_dead_writer_is_recovered(backend: Backend) -> None:
+    a = backend.open("dead")
     cid = a.create_conversation("x")
     t = a.start_turn(cid, "assistant", "partial")
     rid = a.log_request(model="m", base_url="https://x/v1", surface="chat", params={})
-    # pretend the row came from a process that no longer exists (pid 0 is never a writer)
-    a._conn.execute("UPDATE turns SET writer = 'other-host:123:456'")
-    a._conn.execute("UPDATE requests SET writer = ?",
-                    (f"{socket.gethostname()}:0:1",))
-    b = SQLiteStore(path)
+    # pretend the rows came from processes that no longer exist: pid 0 is never a writer,
+    # and neither backend takes an SQLite-style token from another host for a live one
+    backend.execute("dead", "UPDATE turns SET writer = 'other-host:123:456'")
+    backend.execute("dead", "UPDATE requests SET writer = ?", (f"{socket.gethostname()}:0:1",))
+    b = backend.open("dead")
     assert b.recovered_on_open == 1
     turn = b.get_turn(t)
     assert turn is not None and (turn.status, turn.content) == ("interrupted", "partial")

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
+from tests.pg import Backend
 from wafer_playground.client import key_fingerprint
-from wafer_playground.store import ANONYMOUS, SQLiteStore, StoreError
+from wafer_playground.store import ANONYMOUS, SQLiteStore, SQLStore, StoreError
 
 A, B = key_fingerprint("wfr_alpha_key"), key_fingerprint("wfr_bravo_key")
 
 
 @pytest.fixture
-def stores(tmp_path: Path) -> tuple[SQLiteStore, SQLiteStore]:
-    base = SQLiteStore(tmp_path / "h.db")
+def stores(backend: Backend) -> tuple[SQLStore, SQLStore]:
+    base = backend.open("h")
     return base.for_owner(A), base.for_owner(B)
 
 
@@ -23,7 +23,7 @@ def test_anonymous_is_the_keyless_fingerprint() -> None:
     assert key_fingerprint(None) == ANONYMOUS == SQLiteStore(":memory:").owner
 
 
-def test_owners_never_see_each_others_history(stores: tuple[SQLiteStore, SQLiteStore]) -> None:
+def test_owners_never_see_each_others_history(stores: tuple[SQLStore, SQLStore]) -> None:
     a, b = stores
     cid = a.create_conversation("alpha plan")
     tid = a.start_turn(cid, "user", "alpha question")
@@ -42,7 +42,7 @@ def test_owners_never_see_each_others_history(stores: tuple[SQLiteStore, SQLiteS
 
 
 def test_owners_cannot_change_each_others_history(
-        stores: tuple[SQLiteStore, SQLiteStore]) -> None:
+        stores: tuple[SQLStore, SQLStore]) -> None:
     a, b = stores
     cid = a.create_conversation("alpha plan")
     tid = a.start_turn(cid, "user", "alpha question")
@@ -64,7 +64,7 @@ def test_owners_cannot_change_each_others_history(
     assert rec is not None and rec.status == "streaming"
 
 
-def test_import_belongs_to_the_importer(stores: tuple[SQLiteStore, SQLiteStore]) -> None:
+def test_import_belongs_to_the_importer(stores: tuple[SQLStore, SQLStore]) -> None:
     from wafer_playground.transcript import export_json, import_json
 
     a, b = stores
@@ -75,12 +75,12 @@ def test_import_belongs_to_the_importer(stores: tuple[SQLiteStore, SQLiteStore])
     assert len(a.list_conversations()) == 1
 
 
-def test_an_owner_is_never_empty(tmp_path: Path) -> None:
+def test_an_owner_is_never_empty(backend: Backend) -> None:
     with pytest.raises(StoreError, match="cannot be empty"):
-        SQLiteStore(tmp_path / "x.db").for_owner("")
+        backend.open("x").for_owner("")
 
 
-def test_the_library_is_per_owner_too(stores: tuple[SQLiteStore, SQLiteStore]) -> None:
+def test_the_library_is_per_owner_too(stores: tuple[SQLStore, SQLStore]) -> None:
     a, b = stores
     a.save_prompt("plan", "The alpha launch plan is {{secret}}")
     a.save_preset("hot", {"temperature": 1.5})

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
+from tests.pg import Backend
 from wafer_playground import transcript
-from wafer_playground.store import SQLiteStore, StoreError
+from wafer_playground.store import SQLStore, StoreError
 from wafer_playground.transcript import TranscriptError, export_json, export_markdown, import_json
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> SQLiteStore:
-    s = SQLiteStore(tmp_path / "t.db")
-    yield s
-    s.close()
+def db(backend: Backend) -> SQLStore:
+    return backend.open()
 
 
-def _rich_conversation(db: SQLiteStore) -> str:
+def _rich_conversation(db: SQLStore) -> str:
     cid = db.create_conversation("Unicode ✓ \"quotes\"", model="glm-5.2",
                                  params={"temperature": 0.7, "stop": ["\n\n"], "seed": 3})
     db.start_turn(cid, "system", "Be brief.")
@@ -42,7 +40,7 @@ def _rich_conversation(db: SQLiteStore) -> str:
     return cid
 
 
-def test_round_trip_is_byte_identical(db: SQLiteStore) -> None:
+def test_round_trip_is_byte_identical(db: SQLStore) -> None:
     cid = _rich_conversation(db)
     first = export_json(db, cid)
     cid2 = import_json(db, first)
@@ -59,7 +57,7 @@ def test_round_trip_is_byte_identical(db: SQLiteStore) -> None:
     assert db.list_turns(cid2)[2].meta["ttft_s"] == 0.123456789
 
 
-def test_export_contains_no_ids_or_keys(db: SQLiteStore) -> None:
+def test_export_contains_no_ids_or_keys(db: SQLStore) -> None:
     cid = _rich_conversation(db)
     text = export_json(db, cid)
     assert cid not in text
@@ -67,7 +65,7 @@ def test_export_contains_no_ids_or_keys(db: SQLiteStore) -> None:
         assert t.id not in text
 
 
-def test_streaming_turn_imports_as_interrupted(db: SQLiteStore) -> None:
+def test_streaming_turn_imports_as_interrupted(db: SQLStore) -> None:
     cid = db.create_conversation("live")
     db.start_turn(cid, "assistant", "half")
     doc = json.loads(export_json(db, cid))
@@ -76,7 +74,7 @@ def test_streaming_turn_imports_as_interrupted(db: SQLiteStore) -> None:
     assert db.list_turns(new)[0].status == "interrupted"
 
 
-def test_markdown(db: SQLiteStore) -> None:
+def test_markdown(db: SQLStore) -> None:
     md = export_markdown(db, _rich_conversation(db))
     assert md.startswith('# Unicode ✓ "quotes"\n')
     assert "- Model: `glm-5.2`" in md
@@ -86,7 +84,7 @@ def test_markdown(db: SQLiteStore) -> None:
     assert "Line 1\nLine 2 — ünïcødé 🚀" in md
 
 
-def _valid(db: SQLiteStore) -> dict:
+def _valid(db: SQLStore) -> dict:
     return json.loads(export_json(db, _rich_conversation(db)))
 
 
@@ -117,7 +115,7 @@ def _set(doc: dict, path: list, value: object) -> dict:
      "credential-like data at turns[0].k"),
     (lambda d: {k: v for k, v in d.items() if k != "turns"}, "'turns' is a required property"),
 ])
-def test_bad_files_are_rejected_and_change_nothing(db: SQLiteStore, mutate, message) -> None:
+def test_bad_files_are_rejected_and_change_nothing(db: SQLStore, mutate, message) -> None:
     doc = mutate(_valid(db))
     before = (len(db.list_conversations()), len(db.list_requests()))
     payload = doc if isinstance(doc, str) else json.dumps(doc)
@@ -127,18 +125,18 @@ def test_bad_files_are_rejected_and_change_nothing(db: SQLiteStore, mutate, mess
     assert (len(db.list_conversations()), len(db.list_requests())) == before
 
 
-def test_failure_during_insert_rolls_back(db: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failure_during_insert_rolls_back(db: SQLStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """Fault injection: the DB write fails after the conversation row is in."""
     good = export_json(db, _rich_conversation(db))
     before = len(db.list_conversations())
-    real = SQLiteStore._request_columns
+    real = type(db)._request_columns
 
-    def boom(self: SQLiteStore, fields: dict) -> dict:
+    def boom(self: SQLStore, fields: dict) -> dict:
         if "turn_index" not in fields and fields.get("status") == "error":
             raise StoreError("disk on fire")
         return real(self, fields)
 
-    monkeypatch.setattr(SQLiteStore, "_request_columns", boom)
+    monkeypatch.setattr(type(db), "_request_columns", boom)
     with pytest.raises(TranscriptError, match="nothing was saved: disk on fire"):
         import_json(db, good)
     monkeypatch.undo()
@@ -147,14 +145,14 @@ def test_failure_during_insert_rolls_back(db: SQLiteStore, monkeypatch: pytest.M
     assert n_turns == 5
 
 
-def test_timestamps_are_normalised_on_import(db: SQLiteStore) -> None:
+def test_timestamps_are_normalised_on_import(db: SQLStore) -> None:
     doc = _valid(db)
     doc["conversation"]["created_at"] = "2026-01-02T03:04:05+02:00"
     cid = import_json(db, doc)
     assert db.get_conversation(cid).created_at == "2026-01-02T01:04:05.000000Z"  # type: ignore[union-attr]
 
 
-def test_oversized_file(db: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oversized_file(db: SQLStore, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transcript, "MAX_IMPORT_BYTES", 100)
     with pytest.raises(TranscriptError, match="the limit is"):
         import_json(db, b"{" + b" " * 200 + b"}")

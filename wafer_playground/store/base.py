@@ -92,6 +92,7 @@ class SQLStore:
     _like = "LIKE"  # case-insensitive match (ASCII in SQLite)
     _concat = "group_concat"  # text aggregate with a separator
     _same = "IS"  # NULL-safe equality
+    _bytewise = ""  # names sort byte by byte (SQLite's default), whatever the database locale
     _row_locks = False  # SQLite's BEGIN IMMEDIATE locks the whole file; others lock rows
 
     def for_owner(self, owner: str) -> Self:
@@ -322,13 +323,15 @@ class SQLStore:
         """
         # Read first (partial indexes make this cheap): the History page calls this on every
         # draw, and it should not take the write lock when there is nothing to do.
+        turns = self._query("SELECT id, writer FROM turns WHERE status = 'streaming'")
+        reqs = self._query("SELECT id, writer FROM requests WHERE status = 'streaming'")
+        if not turns and not reqs:
+            return 0
+        # Asked after the rows were read: a writer is registered before it writes a row, so
+        # a row that was read has a writer that is either still registered now or gone.
         alive = self._writer_check()
-        dead_turns = [(r["id"], r["writer"]) for r in self._query(
-            "SELECT id, writer FROM turns WHERE status = 'streaming'")
-            if not alive(r["writer"])]
-        dead_reqs = [(r["id"], r["writer"]) for r in self._query(
-            "SELECT id, writer FROM requests WHERE status = 'streaming'")
-            if not alive(r["writer"])]
+        dead_turns = [(r["id"], r["writer"]) for r in turns if not alive(r["writer"])]
+        dead_reqs = [(r["id"], r["writer"]) for r in reqs if not alive(r["writer"])]
         if not dead_turns and not dead_reqs:
             return 0
         ts = now_iso()
@@ -477,10 +480,10 @@ class SQLStore:
     def list_presets(self, surface: Surface | None = None) -> list[Preset]:
         if surface:
             rows = self._query("SELECT * FROM presets WHERE owner = ? AND surface = ?"
-                               " ORDER BY name", (self.owner, surface))
+                               f" ORDER BY name{self._bytewise}", (self.owner, surface))
         else:
-            rows = self._query("SELECT * FROM presets WHERE owner = ? ORDER BY name",
-                               (self.owner,))
+            rows = self._query("SELECT * FROM presets WHERE owner = ?"
+                               f" ORDER BY name{self._bytewise}", (self.owner,))
         return [_preset(r) for r in rows]
 
     def get_preset(self, name: str) -> Preset | None:
@@ -499,7 +502,8 @@ class SQLStore:
 
     def list_prompts(self) -> list[SavedPrompt]:
         return [_prompt(r) for r in self._query(
-            "SELECT * FROM prompts WHERE owner = ? ORDER BY name", (self.owner,))]
+            f"SELECT * FROM prompts WHERE owner = ? ORDER BY name{self._bytewise}",
+            (self.owner,))]
 
     def get_prompt(self, name: str) -> SavedPrompt | None:
         rows = self._query("SELECT * FROM prompts WHERE owner = ? AND name = ?",
@@ -514,7 +518,8 @@ class SQLStore:
 
     def list_grammars(self) -> list[SavedGrammar]:
         return [_grammar(r) for r in self._query(
-            "SELECT * FROM grammars WHERE owner = ? ORDER BY name", (self.owner,))]
+            f"SELECT * FROM grammars WHERE owner = ? ORDER BY name{self._bytewise}",
+            (self.owner,))]
 
     def get_grammar(self, name: str) -> SavedGrammar | None:
         rows = self._query("SELECT * FROM grammars WHERE owner = ? AND name = ?",
