@@ -15,7 +15,11 @@ st.set_page_config(
 
 PAGES = [
     st.Page("pages/catalog.py", title="Model catalog", icon=":material/view_list:",
-            url_path="catalog", default=True),
+            url_path="models", default=True),
+    # The default page is served at "/" only; this hidden twin makes /catalog a real URL
+    # (a shared filter link) instead of "Page not found" (issue 16).
+    st.Page("pages/catalog.py", title="Model catalog", icon=":material/view_list:",
+            url_path="catalog", visibility="hidden"),
     st.Page("pages/chat.py", title="Chat", icon=":material/chat:", url_path="chat"),
     st.Page("pages/tokens.py", title="Token & grammar", icon=":material/data_array:",
             url_path="tokens"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import html
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -42,6 +43,7 @@ from components.catalog_frame import (
 )
 from components.errors import show_error
 from components.state import select_model
+from components.untrusted import NAME_LIMIT, TEXT_LIMIT, long_text, md_code, md_text, raw_json
 from wafer_playground.catalog import Model, snapshot_note, snapshot_source
 from wafer_playground.costs import (
     DAYS_PER_MONTH,
@@ -52,6 +54,7 @@ from wafer_playground.costs import (
 )
 
 DETAIL_KEY = "_catalog_detail"  # durable: the model whose detail panel is open
+DIALOG_KEY = "_catalog_dialog"  # one run: a row or point was just picked, open its dialog
 SAVED_KEY = "_catalog_saved"  # durable: filters + workload across page switches
 TABLE_KEY = "_catalog_table_key"  # the live table widget's key (tests read it)
 DERIVED_KEY = "_catalog_derived"
@@ -59,9 +62,11 @@ CHART_KEY = "_catalog_chart"  # (widget key, point ids per trace) of the chart l
 PICKS_KEY = "_catalog_picks"  # bumps on every chart pick: the table redraws with it selected
 EXTRA_PARAMS = ("model", "chart")
 NP = 112  # px: room for the "not published" placeholder, never truncated
-TABLE_COLUMNS = ["display_name", "id", "provider", "tier_label", "context_length",
-                 "max_output_tokens", "caps", "zdr", "input_usd_per_m", "output_usd_per_m",
-                 "cache_read_usd_per_m", "per_request", "per_month", "source"]
+# Price first (issue 16): name, id, the four prices fit 1440 px without scrolling sideways.
+TABLE_COLUMNS = ["display_name", "id", "input_usd_per_m", "output_usd_per_m", "per_request",
+                 "per_month", "context_length", "tier_label", "caps", "zdr",
+                 "cache_read_usd_per_m", "max_output_tokens", "provider", "source"]
+PRICE_W = 96  # px: "$999.99", "$30,000.00" and "not published" stay whole
 
 
 @dataclass
@@ -214,44 +219,45 @@ def _range_value(key: str, hi: float) -> tuple[float, float] | None:
 
 
 def _controls(d: _Derived) -> tuple[Filters, WorkloadInput]:
-    with st.container(border=True):
-        c = st.columns([3, 2, 2, 1.4], vertical_alignment="bottom")
+    """One line: search, the workload (it prices every row), and the filters in a popover,
+    so the first screen is the table (issue 16: the filters used to fill it)."""
+    with st.container(border=True, key="cat_controls"):
+        c = st.columns([2.6, 1.25, 1.25, 1.1, 1.25, 1.15], vertical_alignment="bottom")
         c[0].text_input("Search", key="cat_q", placeholder="id, name, provider, description…",
                         icon=":material/search:")
-        c[1].multiselect("Capabilities", CAPABILITIES, key="cat_caps",
-                         placeholder="any", help="Models that state every chosen capability")
-        c[2].multiselect("Tier", list(TIERS), key="cat_tiers", format_func=TIERS.__getitem__,
-                         placeholder="any", help=PASS_EXPLAINER)
-        if st.session_state["cat_ctx"] not in CONTEXT_STEPS:
-            st.session_state["cat_ctx"] = 0
-        c[3].selectbox("Min context", CONTEXT_STEPS, key="cat_ctx",
-                       format_func=lambda n: "any" if n == 0 else f"≥ {compact_tokens(n)}")
-        c = st.columns([2, 2, 1.4, 1.2], vertical_alignment="bottom")
-        _fit_slider("cat_in", d.in_max)
-        _fit_slider("cat_out", d.out_max)
-        step_in = max(d.in_max / 200, 0.01)
-        step_out = max(d.out_max / 200, 0.01)
-        c[0].slider("Input $ / 1M tokens", 0.0, d.in_max, key="cat_in", step=step_in,
-                    format="$%.2f")
-        c[1].slider("Output $ / 1M tokens", 0.0, d.out_max, key="cat_out", step=step_out,
-                    format="$%.2f")
-        c[2].selectbox("Sort by", list(SORTS), key="cat_sort", format_func=SORTS.__getitem__)
-        c[3].toggle("ZDR only", key="cat_zdr",
-                    help="Models that accept `Wafer-ZDR: required` (zero data retention)")
-        c[3].toggle("Priced only", key="cat_priced",
-                    help="Hide models whose price is not published")
-    with st.container(border=True):
-        st.markdown("**Your workload** · adds $/request and $/month to every row "
-                    f"(a month is {DAYS_PER_MONTH} days; estimates from the cost engine)")
-        c = st.columns(4)
-        c[0].number_input("Input tokens / request", 0, WORKLOAD_LIMITS["input_tokens"],
-                          key="cat_wl_in", step=100)
-        c[1].number_input("Output tokens / request", 0, WORKLOAD_LIMITS["output_tokens"],
+        c[1].number_input("Input tokens / req", 0, WORKLOAD_LIMITS["input_tokens"],
+                          key="cat_wl_in", step=100,
+                          help="Your workload: adds $/request and $/month to every row (a "
+                               f"month is {DAYS_PER_MONTH} days; estimates from the cost "
+                               "engine)")
+        c[2].number_input("Output tokens / req", 0, WORKLOAD_LIMITS["output_tokens"],
                           key="cat_wl_out", step=100)
-        c[2].number_input("Cache hit % of input", 0, 100, key="cat_wl_cache", step=5,
+        c[3].number_input("Cache hit %", 0, 100, key="cat_wl_cache", step=5,
                           help="Share of input tokens read from the prefix cache")
-        c[3].number_input("Requests / day", 0, WORKLOAD_LIMITS["requests_per_day"],
+        c[4].number_input("Requests / day", 0, WORKLOAD_LIMITS["requests_per_day"],
                           key="cat_wl_rpd", step=100)
+        active = _active_filters(d)
+        with c[5].popover(f"Filters · {active}" if active else "Filters",
+                          icon=":material/tune:", width="stretch"):
+            st.multiselect("Capabilities", CAPABILITIES, key="cat_caps",
+                           placeholder="any", help="Models that state every chosen capability")
+            st.multiselect("Tier", list(TIERS), key="cat_tiers", format_func=TIERS.__getitem__,
+                           placeholder="any", help=PASS_EXPLAINER)
+            if st.session_state["cat_ctx"] not in CONTEXT_STEPS:
+                st.session_state["cat_ctx"] = 0
+            st.selectbox("Min context", CONTEXT_STEPS, key="cat_ctx",
+                         format_func=lambda n: "any" if n == 0 else f"≥ {compact_tokens(n)}")
+            _fit_slider("cat_in", d.in_max)
+            _fit_slider("cat_out", d.out_max)
+            st.slider("Input $ / 1M tokens", 0.0, d.in_max, key="cat_in",
+                      step=max(d.in_max / 200, 0.01), format="$%.2f")
+            st.slider("Output $ / 1M tokens", 0.0, d.out_max, key="cat_out",
+                      step=max(d.out_max / 200, 0.01), format="$%.2f")
+            st.selectbox("Sort by", list(SORTS), key="cat_sort", format_func=SORTS.__getitem__)
+            st.toggle("ZDR only", key="cat_zdr",
+                      help="Models that accept `Wafer-ZDR: required` (zero data retention)")
+            st.toggle("Priced only", key="cat_priced",
+                      help="Hide models whose price is not published")
     ss = st.session_state
     f = Filters(
         q=str(ss["cat_q"] or ""), caps=tuple(ss["cat_caps"]), tiers=tuple(ss["cat_tiers"]),
@@ -262,6 +268,16 @@ def _controls(d: _Derived) -> tuple[Filters, WorkloadInput]:
     wl = WorkloadInput(int(ss["cat_wl_in"]), int(ss["cat_wl_out"]), int(ss["cat_wl_cache"]),
                        int(ss["cat_wl_rpd"]))
     return f, wl
+
+
+def _active_filters(d: _Derived) -> int:
+    """How many filters narrow the view (shown on the Filters button)."""
+    ss = st.session_state
+    lo_in, hi_in = ss["cat_in"]
+    lo_out, hi_out = ss["cat_out"]
+    return sum((bool(ss["cat_caps"]), bool(ss["cat_tiers"]), bool(ss["cat_ctx"]),
+                lo_in > 0 or hi_in < d.in_max, lo_out > 0 or hi_out < d.out_max,
+                bool(ss["cat_zdr"]), bool(ss["cat_priced"])))
 
 
 def _sync_url(f: Filters, wl: WorkloadInput, chart: str, selected: str | None) -> None:
@@ -289,8 +305,9 @@ def _column_config(view: pd.DataFrame) -> dict[str, object]:
         view[c].to_numpy(dtype="float64") for c in
         ("input_usd_per_m", "output_usd_per_m", "cache_read_usd_per_m")]), exact=True)
     return {
-        "display_name": cc.TextColumn("Model", pinned=True, width="medium"),
-        "id": None,  # kept in the data for lookups; the name is shown, the id in the detail
+        "display_name": cc.TextColumn("Model", pinned=True, width=150),
+        "id": cc.TextColumn("Model id", width=170,
+                            help="What goes into code: select the cell and copy (Ctrl+C)"),
         "provider": cc.TextColumn("Provider"),
         "tier_label": cc.TextColumn("Tier", width=NP, help=PASS_EXPLAINER),
         "context_length": cc.NumberColumn("Context", format="compact", width=NP,
@@ -299,15 +316,15 @@ def _column_config(view: pd.DataFrame) -> dict[str, object]:
         "caps": cc.ListColumn("Capabilities", help="As stated on the model card"),
         "zdr": cc.CheckboxColumn("ZDR", width="small",
                                  help="Accepts Wafer-ZDR: required (zero data retention)"),
-        "input_usd_per_m": cc.NumberColumn("In $/1M", format=price_fmt, width=NP),
-        "output_usd_per_m": cc.NumberColumn("Out $/1M", format=price_fmt, width=NP),
+        "input_usd_per_m": cc.NumberColumn("In $/1M", format=price_fmt, width=PRICE_W),
+        "output_usd_per_m": cc.NumberColumn("Out $/1M", format=price_fmt, width=PRICE_W),
         "cache_read_usd_per_m": cc.NumberColumn("Cache $/1M", format=price_fmt, width=NP,
                                                 help="Cache-read input tokens"),
         "per_request": cc.NumberColumn("$/request", format=dollar_format(view["per_request"]),
-                                       width=NP,
+                                       width=PRICE_W,
                                        help="Your workload, one request (estimate)"),
         "per_month": cc.NumberColumn("$/month", format=dollar_format(view["per_month"]),
-                                     width=NP,
+                                     width=PRICE_W,
                                      help=f"Your workload × requests/day × {DAYS_PER_MONTH}"),
         "source": cc.TextColumn("Price source", width=NP,
                                 help="live = this endpoint's card; snapshot = the bundled "
@@ -318,8 +335,12 @@ def _column_config(view: pd.DataFrame) -> dict[str, object]:
 def _table(d: _Derived, view: pd.DataFrame, f: Filters, wl: WorkloadInput) -> str | None:
     """Draw the table; return the model id whose detail should show."""
     picks = st.session_state.get(PICKS_KEY, 0)
-    sig = hashlib.sha256(repr((d.ident, f, wl, picks)).encode()).hexdigest()[:12]
-    key = f"catalog_table_{sig}"  # a new view is a new widget: stale row positions never leak
+    # A new set or order of rows is a new widget, so stale row positions never leak. The
+    # workload only changes two columns' values: same widget, so the grid keeps its scroll
+    # and selection (issue 16), unless the rows are sorted by the workload's $/month.
+    order_wl = wl if f.sort == "month" else None
+    sig = hashlib.sha256(repr((d.ident, f, order_wl, picks)).encode()).hexdigest()[:12]
+    key = f"catalog_table_{sig}"
     st.session_state[TABLE_KEY] = key
     selected: str | None = st.session_state.get(DETAIL_KEY)
     ids = view["id"].tolist()
@@ -340,6 +361,7 @@ def _table(d: _Derived, view: pd.DataFrame, f: Filters, wl: WorkloadInput) -> st
         if rows and rows[0] < len(ids):
             selected = ids[rows[0]]
             st.session_state[DETAIL_KEY] = selected
+            st.session_state[DIALOG_KEY] = selected  # a click opens the detail in view
         elif not rows:  # the user cleared the selection on this very view
             selected = None
             st.session_state.pop(DETAIL_KEY, None)
@@ -399,38 +421,46 @@ _LOCAL_LABELS = {"engine": "Engine", "package": "PyPI package", "n_vocab": "Voca
 def _local_extras(local: dict[str, object]) -> None:
     """The local engine's card extras: licence, package, endpoints, notes (raw JSON has all)."""
     lines = ["**Local engine** · runs on this machine, no per-token charge"]
+    # The `local` block is card text like any other: any upstream can send one.
     licence, url = local.get("licence"), local.get("licence_url")
     if licence:
-        lines.append(f"Licence: [{licence}]({url})" if isinstance(url, str) and
-                     url.startswith("https://") else f"Licence: {licence}")
+        lines.append(f"Licence: [{md_text(licence)}]({url})" if isinstance(url, str) and
+                     re.fullmatch(r"https://[^\s()<>\\]{1,300}", url) else
+                     f"Licence: {md_text(licence)}")
     for key, label in _LOCAL_LABELS.items():
         value = local.get(key)
         if value is not None and not isinstance(value, dict | list):
             lines.append(f"{label}: `{value:,}`" if isinstance(value, int) else
-                         f"{label}: `{value}`")
+                         f"{label}: {md_code(value)}")
     if local.get("chat_template") is False:
         lines.append(":orange[No chat template: use token-ID completions]")
     endpoints = local.get("endpoints")
     if isinstance(endpoints, list) and endpoints:
-        lines.append("Endpoints: " + ", ".join(f"`{e}`" for e in endpoints))
+        lines.append("Endpoints: " + ", ".join(md_code(e) for e in endpoints[:20]))
     st.markdown("  \n".join(lines))
     notes = local.get("notes")
     if isinstance(notes, list) and notes:
-        st.caption("  \n".join(str(n) for n in notes))
+        st.caption("  \n".join(md_text(n, TEXT_LIMIT) for n in notes[:20]))
 
 
-def _detail(m: Model, wl: WorkloadInput) -> None:
-    with st.container(border=True, key="cat_detail"):
-        st.subheader(m.display_name, anchor=False)
-        st.caption(f"`{m.id}` · provider {m.provider or 'not published'}"
-                   + (f" · owned by {m.owned_by}" if m.owned_by else "")
+def _detail(m: Model, wl: WorkloadInput, where: str = "") -> None:
+    """The model's detail; `where` tells the dialog's copy ("_dlg") from the side panel's."""
+    with st.container(border=True, key=f"cat_detail{where}"):
+        st.subheader(md_text(m.display_name), anchor=False)
+        st.code(m.id, language=None)  # the id that goes into code, with a copy button
+        if len(m.display_name) > NAME_LIMIT:
+            long_text(m.display_name, key=f"cat_name{where}_{m.id[:64]}", limit=NAME_LIMIT)
+        st.caption("Provider "
+                   + (md_text(m.provider) if m.provider else "not published")
+                   + (f" · owned by {md_text(m.owned_by)}" if m.owned_by else "")
                    + (f" · created {datetime.fromtimestamp(m.created, UTC):%Y-%m-%d}"
                       if m.created else ""))
         st.markdown(_badges(m))
         if m.disabled_reason:
-            st.warning(f"Disabled: `{m.disabled_reason}`", icon=":material/block:")
+            st.warning(f"Disabled: {md_code(m.disabled_reason, TEXT_LIMIT)}",
+                       icon=":material/block:")
         if m.description:
-            st.markdown(m.description)
+            long_text(m.description, key=f"cat_desc{where}_{m.id[:64]}")
         p = m.pricing
         row = plan_model(wl.to_workload(), m)
         _stats([(f"{label} / 1M", format_usd(None if cpm is None else cpm / Decimal(100)))
@@ -457,13 +487,13 @@ def _detail(m: Model, wl: WorkloadInput) -> None:
         if not m.has_wafer_block:
             st.caption("This card has no `wafer` block: capabilities, tier and price are "
                        "unknown.")
-        if st.button("Try in chat", type="primary", icon=":material/chat:", key="cat_try",
+        if st.button("Try in chat", type="primary", icon=":material/chat:", key=f"cat_try{where}",
                      disabled=not m.chat_template,
                      help=None if m.chat_template else "No chat template: use completions"):
             select_model(m.id)
             st.switch_page("pages/chat.py", query_params={"model": m.id})
         with st.expander("Raw card JSON"):
-            st.json(m.raw, expanded=True)
+            raw_json(m.raw, key=f"cat_raw{where}_{m.id[:64]}", file_name="model-card.json")
 
 
 # ---- the page --------------------------------------------------------------------------
@@ -511,9 +541,18 @@ def render_catalog_page() -> None:
                     "and its raw card.", icon=":material/touch_app:")
         else:
             _detail(d.by_id[selected], wl)
+    opened = st.session_state.pop(DIALOG_KEY, None)
+    if opened is not None and opened == selected:
+        _detail_dialog(d.by_id[selected], wl)
     _problems(models.catalog.problems)
     st.session_state[SAVED_KEY] = (f, wl, mode)
     _sync_url(f, wl, mode, selected)
+
+
+@st.dialog("Model details", width="large")
+def _detail_dialog(m: Model, wl: WorkloadInput) -> None:
+    """Opens where the click was (the side panel below the chart keeps the same detail)."""
+    _detail(m, wl, "_dlg")
 
 
 def _chart_pick(d: _Derived) -> None:
@@ -530,6 +569,7 @@ def _chart_pick(d: _Derived) -> None:
     st.session_state["_catalog_pick_seen"] = (chart_key, model_id)
     if model_id in d.by_id and model_id != st.session_state.get(DETAIL_KEY):
         st.session_state[DETAIL_KEY] = model_id
+        st.session_state[DIALOG_KEY] = model_id
         st.session_state[PICKS_KEY] = st.session_state.get(PICKS_KEY, 0) + 1
 
 
@@ -537,4 +577,4 @@ def _problems(problems: list[str]) -> None:
     if problems:
         with st.expander(f":material/warning: {len(problems)} model card(s) had problems "
                          "and were skipped or read partially"):
-            st.markdown("\n".join(f"- {p}" for p in problems))
+            st.markdown("\n".join(f"- {md_text(p, TEXT_LIMIT)}" for p in problems[:200]))

@@ -7,6 +7,7 @@ vectorised workload pricing (`costs.row_costs`, the cost engine's own table func
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -15,8 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wafer_playground.catalog import Model, to_frame
+from wafer_playground.catalog import Model, format_tokens, to_frame
 from wafer_playground.costs import DAYS_PER_MONTH, Workload, row_costs
+from wafer_playground.untrusted import clean
 
 CAPABILITIES = ("vision", "tools", "reasoning")
 TIERS = {"pass_included": "Pass", "serverless_only": "Serverless"}
@@ -32,15 +34,8 @@ SORTS = {
 
 
 def compact_tokens(n: int | float | None) -> str:
-    """202752 -> '203K', 1048576 -> '1M' (how people talk about context windows)."""
-    if n is None or (isinstance(n, float) and math.isnan(n)):
-        return "not published"
-    n = float(n)
-    if n >= 1_000_000:
-        return f"{n / 1_000_000:.3g}M"
-    if n >= 1_000:
-        return f"{n / 1_000:.3g}K"
-    return f"{n:.0f}"
+    """202752 -> '203K', 1048576 -> '1M': the core's one token-count formatter."""
+    return format_tokens(n)
 
 
 # ---- the display frame (built once per fetched catalog) ------------------------------
@@ -49,6 +44,10 @@ def compact_tokens(n: int | float | None) -> str:
 def display_frame(models: Sequence[Model]) -> pd.DataFrame:
     """`catalog.to_frame` plus what the table and filters need; one row per model."""
     frame = to_frame(models)
+    # Card text is untrusted: names and providers are cut and their bidi controls shown
+    # (wafer_playground/untrusted.py); a 1 MB name would otherwise go to the browser whole.
+    for col in ("display_name", "provider"):
+        frame[col] = [None if v is None else clean(v) for v in frame[col]]
     frame["caps"] = [[c for c in CAPABILITIES if getattr(m, c)] for m in models]
     frame["tier_label"] = frame["tier"].map(TIERS)  # unknown tiers -> NaN -> "not published"
     frame["source"] = [
@@ -66,8 +65,9 @@ def display_frame(models: Sequence[Model]) -> pd.DataFrame:
     # computed once makes it an integer sort.
     names = frame["display_name"].astype(str).str.lower().to_numpy(dtype=object)
     frame["name_rank"] = np.argsort(np.argsort(names, kind="stable"), kind="stable")
-    frame["hover_name"] = [f"{m.display_name} · {m.provider}" if m.provider else m.display_name
-                           for m in models]
+    # plotly reads <b>, <a href>, <br> in hover text: escaped as well as cleaned
+    frame["hover_name"] = [html.escape(f"{n} · {p}" if p else n)
+                           for n, p in zip(frame["display_name"], frame["provider"], strict=True)]
     for cap in CAPABILITIES:
         frame[cap] = frame[cap].astype("boolean")  # None (not stated) stays <NA>, not False
     return frame

@@ -11,8 +11,9 @@ from decimal import Decimal
 import streamlit as st
 
 from components import state
-from wafer_playground.catalog import Catalog, Model
+from wafer_playground.catalog import Catalog, Model, format_tokens
 from wafer_playground.costs import format_usd
+from wafer_playground.untrusted import clean, md_text
 
 _KEY = "chat_model_pick"
 
@@ -29,13 +30,8 @@ def price_text(model: Model) -> str:
 
 
 def context_text(n: int | None) -> str:
-    if not n:
-        return "ctx ?"
-    # power-of-two sizes read as 4k/128k/1M (as model cards say), others as decimal
-    unit = 1024 if n % 1024 == 0 else 1000
-    if n >= unit * unit:
-        return f"{round(n / unit / unit, 1):g}M ctx"
-    return f"{round(n / unit):g}k ctx" if n >= unit else f"{n} ctx"
+    # the same words as the catalog and Costs (wafer_playground/catalog.format_tokens)
+    return f"{format_tokens(n)} context" if n else "context ?"
 
 
 def chat_block_reason(model: Model) -> str | None:
@@ -60,7 +56,7 @@ def option_label(model: Model) -> str:
         badges.append("🔒 ZDR")
     if chat_block_reason(model):
         badges.append("⛔ no chat")
-    parts = [model.display_name, price_text(model), context_text(model.context_length)]
+    parts = [clean(model.display_name), price_text(model), context_text(model.context_length)]
     return " · ".join(parts + badges)
 
 
@@ -79,7 +75,7 @@ def badges_markdown(model: Model) -> str:
     if model.zdr_supported:
         out.append(":green-badge[:material/lock: ZDR]")
     if model.tier:
-        out.append(f":gray-badge[{model.tier.replace('_', ' ')}]")
+        out.append(f":gray-badge[{md_text(model.tier.replace('_', ' '))}]")
     if model.local:
         out.append(":gray-badge[local engine]")
     return " ".join(out)

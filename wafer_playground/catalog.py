@@ -276,6 +276,26 @@ def fill_from_snapshot(models: Sequence[Model]) -> list[Model]:
     return out
 
 
+def format_tokens(n: int | float | None) -> str:
+    """THE way a token count (a context window, a max output) is written on every page.
+
+    Decimal units rounded like the catalog table's compact numbers (the browser's
+    `Intl.NumberFormat` compact notation): 262,144 -> "262K", 8,192 -> "8.2K",
+    1,048,576 -> "1M", 512 -> "512". None or NaN -> "not published".
+    """
+    if n is None or n != n:  # NaN is the frame's "not published"
+        return "not published"
+    value = float(n)
+    for unit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if value >= unit * 0.9995:
+            scaled = value / unit
+            if scaled < 9.95:
+                return f"{scaled:.1f}".rstrip("0").rstrip(".") + suffix
+            if scaled < 999.5 or suffix == "B":
+                return f"{scaled:.0f}{suffix}"
+    return f"{value:.0f}"
+
+
 def cents_to_dollars(cpm: Decimal | None) -> float | None:
     return None if cpm is None else float(cpm / 100)
 

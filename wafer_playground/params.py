@@ -18,7 +18,7 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from .catalog import Model
+from .catalog import Model, format_tokens
 
 Kind = Literal["float", "int", "bool", "text", "list", "choice", "json"]
 Capability = Literal["tools", "reasoning"]
@@ -137,7 +137,7 @@ def unsupported_reason(spec: ParamSpec, model: Model | None) -> str | None:
         return f"{model.display_name}'s card says it does not support {what}"
     if flag is None and spec.needs == "reasoning":
         # Reasoning knobs only where the card says so: unsupported effort values are a 400
-        # and one route hung on them (spec §3). A silent card on tools is let through.
+        # and one route hung on them. A silent card on tools is let through.
         return f"{model.display_name}'s card does not list {what}"
     return None
 
@@ -245,8 +245,9 @@ def validate(values: Mapping[str, Any], model: Model | None) -> list[ParamIssue]
             issues.append(ParamIssue("max_tokens", f"{max_tokens} exceeds the model's max "
                                                    f"output of {model.max_output_tokens}"))
         elif model.context_length and max_tokens >= model.context_length:
+            window = format_tokens(model.context_length)
             issues.append(ParamIssue("max_tokens", f"{max_tokens} does not fit the "
-                                                   f"{model.context_length}-token context"))
+                                                   f"{window}-token context"))
     stops = [s for s in (values.get("stop") or ()) if s != ""]
     if len(stops) > MAX_STOP:
         issues.append(ParamIssue("stop", f"at most {MAX_STOP} sequences ({len(stops)} given)"))
@@ -510,7 +511,7 @@ def context_check(body: Mapping[str, Any], model: Model | None) -> ContextCheck:
     used = prompt + out
     pct = used / limit * 100
     what = f"≈{prompt:,} prompt" + (f" + {out:,} max_tokens" if out else "") + \
-        f" of {limit:,} tokens ({pct:.0f} %, estimated)"
+        f" of the {format_tokens(limit)} context ({pct:.0f} %, estimated)"
     if used > limit:
         return ContextCheck(prompt, out, limit, "over",
                             f"{what}: the server will likely reject this "

@@ -464,11 +464,11 @@ def test_picker_labels_carry_price_context_and_badges(env: HTTPXMock) -> None:
     from components.model_picker import context_text
 
     assert [context_text(n) for n in (4096, 131072, 1048576, 200000, None)] == [
-        "4k ctx", "128k ctx", "1M ctx", "200k ctx", "ctx ?"]
+        "4.1K context", "131K context", "1M context", "200K context", "context ?"]
     at = chat_app().run()
     box = at.selectbox(key="chat_model_pick")
     labels = list(box.options)  # AppTest exposes the formatted option labels
-    assert any("$1.00 in / $4.00 out per 1M" in lbl and "8k ctx" in lbl and "tools" in lbl
+    assert any("$1.00 in / $4.00 out per 1M" in lbl and "8.2K context" in lbl and "tools" in lbl
                and "reasoning" in lbl for lbl in labels), labels
 
 

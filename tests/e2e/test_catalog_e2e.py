@@ -109,9 +109,13 @@ def test_catalog_filter_select_detail(page, fake_wafer: FakeWafer,  # type: igno
     box = grid.bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + 18, box["y"] + 35 + 17)
-    detail = page.locator(".st-key-cat_detail")
-    detail.wait_for()
+    dialog = page.locator(".st-key-cat_detail_dlg")  # the click opens the detail in view
+    dialog.wait_for()
     wait_for_app(page, timeout=SLOW)
+    assert "Kimi-K3" in dialog.inner_text()
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="detached")
+    detail = page.locator(".st-key-cat_detail")  # and the side panel keeps it
     assert "Kimi-K3" in detail.inner_text()
     assert "snapshot of 2026-09-02" in detail.inner_text()
     assert "model=Kimi-K3" in page.url
@@ -154,6 +158,9 @@ def test_catalog_filter_select_detail(page, fake_wafer: FakeWafer,  # type: igno
             if attempt == 2:
                 raise
     wait_for_app(page, timeout=SLOW)
+    assert "GLM-5.1" in page.locator(".st-key-cat_detail_dlg").inner_text()
+    page.keyboard.press("Escape")
+    page.locator(".st-key-cat_detail_dlg").wait_for(state="detached")
     assert "GLM-5.1" in page.locator(".st-key-cat_detail").inner_text()
 
     # Try in chat opens the chat page with the model in the URL.

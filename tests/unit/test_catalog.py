@@ -307,7 +307,8 @@ def test_dollar_format_never_hides_a_small_price() -> None:
 
 def test_compact_tokens() -> None:
     assert compact_tokens(202_752) == "203K"
-    assert compact_tokens(1_048_576) == "1.05M"
+    assert compact_tokens(1_048_576) == "1M"
+    assert compact_tokens(8_192) == "8.2K" and compact_tokens(262_144) == "262K"
     assert compact_tokens(512) == "512"
     assert compact_tokens(None) == "not published"
 
@@ -327,13 +328,37 @@ def test_price_figure_traces_and_hover() -> None:
                      ids) is None
     assert picked_id({"selection": {"points": []}}, ids) is None
     assert picked_id(None, ids) is None
-    assert list(fig.data[0].text) == ["GLM-5.1 · zai"]
+    assert list(fig.data[0].text) == ["GLM-5.1"]  # the label beside the point
+    assert list(fig.data[0].hovertext) == ["GLM-5.1 · zai"]
     assert fig.data[0].customdata[0][3] == pytest.approx(0.0036)
     assert fig.layout.xaxis.type == "log"
     assert unplotted_count(view, pr, "context") == 1
     io, _ = price_figure(view, pr, view["per_month"].to_numpy(), "io")
     assert sorted(float(x) for t in io.data for x in t.x) == [1.0, 3.0]
     assert unplotted_count(view, pr, "io") == 1
+
+
+def test_price_figure_outlier_goes_log_and_unpriced_is_counted() -> None:
+    from tests.fixtures.demo_catalog import CARDS, OUTLIER, UNPRICED
+
+    models = parse_models({"object": "list", "data": CARDS}, source=LIVE).models
+    frame = display_frame(models)
+    req, month = workload_costs(models, WorkloadInput())
+    view = apply_filters(frame.assign(per_request=req, per_month=month), Filters())
+    pr = view["per_request"].to_numpy()
+    fig, ids = price_figure(view, pr, view["per_month"].to_numpy(), "io")
+    # $999.99 next to $0.20: log axes, so the cheap models do not collapse onto $0
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    assert "log scale" in fig.layout.title.text and fig.layout.title.font.size >= 18
+    plotted = {i for trace in ids for i in trace}
+    assert OUTLIER in plotted and UNPRICED not in plotted
+    assert all(label for t in fig.data for label in t.text)  # every point names its model
+    assert unplotted_count(view, pr, "io") == 1
+    # one decade of prices stays linear (a log axis would only make it harder to read)
+    narrow = view[view["id"].isin(["fake-glm", "fake-kimi"])]
+    lin, _ = price_figure(narrow, narrow["per_request"].to_numpy(),
+                          narrow["per_month"].to_numpy(), "io")
+    assert lin.layout.yaxis.type != "log"
 
 
 def test_price_figure_empty_view() -> None:
