@@ -11,6 +11,7 @@ plain Python objects (the accumulator, the turn dict, the store) to keep the par
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import streamlit as st
 from components import chat_store, presentation
 from components.errors import show_error
 from components.streaming import LiveTurn
+from components.untrusted import md_code, md_text, model_output
 from wafer_playground import errors as wafer_errors
 from wafer_playground import guard
 from wafer_playground.assembly import (
@@ -35,7 +37,7 @@ from wafer_playground.assembly import (
 )
 from wafer_playground.catalog import Model
 from wafer_playground.client import Stream, WaferClient
-from wafer_playground.costs import SessionTotal, Usage, cost_of, worst_case
+from wafer_playground.costs import MAX_REQUEST_TOKENS, SessionTotal, Usage, cost_of, worst_case
 from wafer_playground.errors import WaferError
 from wafer_playground.params import (
     ContextCheck,
@@ -166,34 +168,43 @@ def _rebuild_error(d: dict[str, Any]) -> WaferError:
                request_id=d.get("request_id"), retry_after=d.get("retry_after"))
 
 
+def _count(value: Any) -> float | None:
+    """A figure from turn facts (an import can hold anything): finite and >= 0, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value if math.isfinite(value) and 0 <= value <= MAX_REQUEST_TOKENS else None
+
+
 def facts_line(f: dict[str, Any]) -> str:
     """One compact caption: speed, tokens, finish, cost (actual/estimate), request id."""
     parts: list[str] = []
-    if f.get("ttft_s") is not None:
-        ttft = f["ttft_s"]
+    if (ttft := _count(f.get("ttft_s"))) is not None:
         parts.append(f"TTFT {ttft * 1000:.0f} ms" if ttft < 1 else f"TTFT {ttft:.2f} s")
-    if f.get("tokens_per_s") is not None:
-        parts.append(f"{f['tokens_per_s']:.1f} tok/s")
+    if (tps := _count(f.get("tokens_per_s"))) is not None:
+        parts.append(f"{tps:.1f} tok/s")
     est = f.get("prompt_source") == "estimate"
     tilde = "≈" if est else ""
-    prompt = f.get("prompt_tokens")
+    prompt = _count(f.get("prompt_tokens"))
     if prompt is not None:
-        cached = f" ({f['cached_tokens']:,} cached)" if f.get("cached_tokens") else ""
-        parts.append(f"{tilde}{prompt:,} prompt{cached}")
-    comp = f.get("completion_tokens")
+        cached = _count(f.get("cached_tokens"))
+        parts.append(f"{tilde}{prompt:,.0f} prompt" + (f" ({cached:,.0f} cached)" if cached
+                                                        else ""))
+    comp = _count(f.get("completion_tokens"))
     if comp is not None:
         how = {"chunks": " (counted chunks)", "chars/4": " (chars/4)"}.get(
             str(f.get("completion_source")), "")
-        reasoning = f" incl. {f['reasoning_tokens']:,} reasoning" if f.get(
-            "reasoning_tokens") else ""
-        parts.append(f"{'≈' if how else ''}{comp:,} completion{reasoning}{how}")
+        reasoning = _count(f.get("reasoning_tokens"))
+        parts.append(f"{'≈' if how else ''}{comp:,.0f} completion"
+                     + (f" incl. {reasoning:,.0f} reasoning" if reasoning else "") + how)
     if f.get("finish_reason"):
-        parts.append(f"finish `{f['finish_reason']}`")
+        parts.append(f"finish {md_code(f['finish_reason'], 40)}")
     kind = f.get("cost_kind")
     badge = ":green-badge[actual]" if kind == "actual" else ":orange-badge[estimate]"
-    parts.append(f"**{f.get('cost_label', '?')}** {badge}")
+    parts.append(f"**{md_text(f.get('cost_label', '?'), 40)}** {badge}")
     if f.get("request_id"):
-        parts.append(f"`{f['request_id']}`")
+        parts.append(md_code(f["request_id"], 80))
+    if f.get("usage_note"):
+        parts.append(f":orange-badge[usage ignored] {md_text(f['usage_note'], 300)}")
     return " · ".join(parts)
 
 
@@ -206,7 +217,8 @@ def _tool_calls_view(calls: list[dict[str, Any]]) -> None:
         except ValueError:
             text = str(fn.get("arguments"))
         with st.container(border=True):
-            st.markdown(f":material/build: **{fn.get('name')}** `{call.get('id')}`")
+            st.markdown(f":material/build: **{md_text(fn.get('name'))}** "
+                        f"{md_code(call.get('id'))}")
             st.code(text, language="json")
 
 
@@ -239,8 +251,8 @@ def render_history(*, busy: bool = False) -> None:
                   "tool": ":material/build:"}.get(role)
         with st.chat_message("user" if role == "tool" else role, avatar=avatar):
             if role == "tool":
-                st.caption(f"Tool result for `{turn.get('name') or ''}` "
-                           f"(`{turn.get('tool_call_id')}`)")
+                st.caption(f"Tool result for {md_code(turn.get('name') or '-')} "
+                           f"({md_code(turn.get('tool_call_id'))})")
                 st.code(turn.get("content") or "", language="json")
                 _actions(i, turn, busy)
                 continue
@@ -255,9 +267,9 @@ def render_history(*, busy: bool = False) -> None:
             if turn.get("reasoning"):
                 with st.expander(f"Thinking ({len(turn['reasoning']):,} chars)",
                                  icon=":material/psychology:"):
-                    st.markdown(turn["reasoning"])
+                    model_output(turn["reasoning"], key=f"{turn['id']}_r")
             if turn.get("content"):
-                st.markdown(turn["content"])
+                model_output(turn["content"], key=turn["id"])
             if turn.get("tool_calls"):
                 _tool_calls_view(turn["tool_calls"])
             if turn.get("logprobs"):
@@ -287,7 +299,8 @@ def tool_result_forms() -> None:
         fn = call.get("function") or {}
         cid = str(call.get("id"))
         with st.form(f"chat_tool_form_{cid}", border=True):
-            st.markdown(f":material/build: Answer tool call **{fn.get('name')}** `{cid}`")
+            st.markdown(f":material/build: Answer tool call **{md_text(fn.get('name'))}** "
+                        f"{md_code(cid)}")
             st.text_area("Tool result", key=f"chat_tool_{cid}", height=80,
                          placeholder='{"temperature": 18, "sky": "clear"}')
             st.form_submit_button("Send tool result", on_click=_submit_tool_result,

@@ -23,6 +23,7 @@ from components.connection import Connection, get_client
 from components.errors import show_error
 from components.history import get_store, share_panel, shared_state
 from components.streaming import yield_point
+from components.untrusted import md_code, md_text
 from wafer_playground import grammar as grammar_mod
 from wafer_playground import share
 from wafer_playground.catalog import Catalog, Pricing
@@ -67,6 +68,7 @@ from wafer_playground.scenarios import get as get_scenario
 from wafer_playground.throttle import Throttle
 from wafer_playground.tokenizers import TokenizerUnavailable, tokenizer_for
 from wafer_playground.tokens import IdParseError, Verdict, parse_ids, verify_output
+from wafer_playground.untrusted import model_markdown
 
 PANE_HEIGHT = 300
 POLL_S = 0.04  # how often the script thread looks at the panes (renders are throttled)
@@ -101,7 +103,7 @@ def pane_badges(snap: PaneSnapshot, cost: Cost | None, *, grammar: str | None = 
              f":gray-badge[{tokens} tokens]",
              f":violet-badge[{money}]"]
     if snap.finish_reason:
-        parts.append(f":gray-badge[finish: {snap.finish_reason}]")
+        parts.append(f":gray-badge[finish: {md_text(snap.finish_reason, 40)}]")
     if grammar is not None:
         parts.append(":green-badge[:material/check: grammar]" if grammar == "ok"
                      else ":red-badge[:material/close: grammar]")
@@ -128,9 +130,9 @@ class PaneView:
         self._last_text: str | None = None
         self._last_badges: str | None = None
         with st.container(border=True, key=f"pane_{key}"):
-            st.markdown(f"#### {spec_label}")
+            st.markdown(f"#### {md_text(spec_label)}")  # a label can carry a model id
             if subtitle:
-                st.caption(subtitle)
+                st.caption(md_text(subtitle))
             if pieces:
                 chips = "".join(f'<span class="wp-tok">{escape(p) or "∅"}</span>'
                                 for p in pieces[:80])
@@ -158,7 +160,7 @@ class PaneView:
             if not text and snap.streaming:
                 self.text.caption("waiting for the first token…")
             elif self.surface == "chat":
-                self.text.markdown(shown)
+                self.text.markdown(model_markdown(shown))
             else:
                 self.text.text(shown)
             self.throttle.mark(now)
@@ -173,7 +175,7 @@ class PaneView:
                     show_error(snap.error)
                 notes = [n for n in (_timing_caption(snap), grammar_detail) if n]
                 if snap.request_id and show_request_id and not presentation.is_presenting():
-                    notes.append(f"request id `{snap.request_id}`")
+                    notes.append(f"request id {md_code(snap.request_id, 80)}")
                 if notes:
                     st.caption(" · ".join(notes))
                 if show_raw and not presentation.is_presenting():
@@ -761,7 +763,7 @@ def _vote(sess: CompareSession, choice: str) -> None:
 
 
 def _reveal_banner(sess: CompareSession) -> None:
-    mapping = ", ".join(f"**{s.label}** = {s.model}" for s in sess.specs)
+    mapping = ", ".join(f"**{md_text(s.label)}** = {md_text(s.model)}" for s in sess.specs)
     if sess.winner:
         st.success(f"You picked **{sess.winner}**. Revealed: {mapping}. Vote saved.",
                    icon=":material/how_to_vote:")
@@ -780,7 +782,7 @@ def _scenario_banner(sess: CompareSession, summary: Summary) -> None:
             st.warning("No model answered correctly this time.", icon=":material/help:")
         else:
             r = results[idx]
-            st.success(f"Cheapest model that answered correctly: **{r.label}** "
+            st.success(f"Cheapest model that answered correctly: **{md_text(r.label)}** "
                        f"({format_usd(r.cost_usd)}, first token in {_secs(r.ttft_s)}).",
                        icon=":material/savings:")
     elif sc.id == "json":
@@ -793,7 +795,7 @@ def _scenario_banner(sess: CompareSession, summary: Summary) -> None:
             st.warning(f"{ok} of {total} finished outputs match the grammar.",
                        icon=":material/data_object:")
     elif sc.id == "xray":
-        counts = ", ".join(f"**{r.label}**: {r.prompt_tokens} tokens" for r in results)
+        counts = ", ".join(f"**{md_text(r.label)}**: {r.prompt_tokens} tokens" for r in results)
         st.info(f"The same sentence costs a different number of tokens per model — {counts}.",
                 icon=":material/biotech:")
 

@@ -15,6 +15,7 @@ from datetime import datetime
 import httpx
 import streamlit as st
 
+from components.errors import error_markdown
 from wafer_playground.catalog import (
     Catalog,
     PriceSource,
@@ -352,4 +353,4 @@ def _connection_check(conn: Connection) -> None:
             st.caption(f":material/check_circle: {host} · {models.latency_ms:.0f} ms · "
                        f"{len(models.catalog.models)} models · {models.stamp}")
         else:
-            st.caption(f":material/warning: {host}: {models.error.human()}")
+            st.caption(f":material/warning: {host}: {error_markdown(models.error)}")

@@ -26,6 +26,7 @@ from wafer_playground.costs import (
     plan,
     plan_frame,
 )
+from wafer_playground.untrusted import frame_csv
 from wafer_playground.usage import parse_usage_file, token_means
 
 # widget key -> (Scenario field, cast)
@@ -233,7 +234,7 @@ def render_planner(models: list[Model], where: dict[str, str]) -> None:
     with s2:
         export = frame.drop(columns=["per_request", "per_month"]).assign(
             **{f"scenario_{k}": v for k, v in scenario.to_params().items()})
-        st.download_button("Download CSV", export.to_csv(index=False).encode(),
+        st.download_button("Download CSV", frame_csv(export).encode(),
                            file_name="wafer-cost-plan.csv", mime="text/csv",
                            key="costs_csv", icon=":material/download:")
 

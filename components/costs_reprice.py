@@ -11,6 +11,7 @@ import streamlit as st
 from components import costs_charts as charts
 from wafer_playground.catalog import Model
 from wafer_playground.costs import daily_costs, format_usd, reprice
+from wafer_playground.untrusted import frame_csv
 from wafer_playground.usage import ParsedUsage, from_request_log, parse_usage_file
 
 FORMATS_HELP = (
@@ -131,6 +132,6 @@ def render_reprice(models: list[Model]) -> None:
         st.plotly_chart(charts.daily_cost(days), key="costs_fig_rp_days")
     st.plotly_chart(charts.reprice_by_model(
         result.per_model, None if as_logged is None else float(as_logged)), key="costs_fig_rp")
-    st.download_button("Download CSV", per.to_csv(index=False).encode(),
+    st.download_button("Download CSV", frame_csv(per).encode(),
                        file_name="wafer-repriced-usage.csv", mime="text/csv", key="costs_rp_csv",
                        icon=":material/download:")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from components.untrusted import TEXT_LIMIT, md_code, md_text
 from wafer_playground.errors import (
     APIConnectionError,
     AuthenticationError,
@@ -31,13 +32,26 @@ def hint_for(err: WaferError) -> str | None:
     return None
 
 
+def error_markdown(err: WaferError) -> str:
+    """`err.human()` for a markdown sink: every field an upstream sent is drawn inert."""
+    parts = [f"HTTP {err.status}" if err.status else ""]
+    if err.code:
+        parts.append(md_code(err.code, 80))
+    text = " ".join(p for p in parts if p)
+    text = (f"{text}: " if text else "") + md_text(err.message, TEXT_LIMIT)
+    if err.param:
+        text += f" (param {md_code(err.param, 80)})"
+    if err.retry_after is not None:
+        text += f" Retry after {err.retry_after:g} s."
+    if err.request_id:
+        text += f" \\[request id {md_code(err.request_id, 80)}\\]"
+    return text
+
+
 def show_error(err: WaferError, *, where: str | None = None) -> None:
     """Draw one error box: title, code, message, request id and a hint."""
     title = f"**{err.title}**" + (f" — {where}" if where else "")
-    body = err.human()
-    if body.startswith(f"{err.title}: "):  # no HTTP status: the title already says it
-        body = body[len(err.title) + 2 :]
-    lines = [title, body]
+    lines = [title, error_markdown(err)]
     hint = hint_for(err)
     if hint:
         lines.append(f"_{hint}_")

@@ -35,6 +35,7 @@ from wafer_playground.transcript import (
     export_markdown,
     import_json,
 )
+from wafer_playground.untrusted import TEXT_LIMIT, frame_csv, md_code, md_text
 
 CHAT_CONVERSATION_ID = "chat_conversation_id"
 TOKENS_RUN_ID = "tokens_run_id"
@@ -159,7 +160,7 @@ def render_history_page(store: Store) -> None:
     store.recover_interrupted()
     flash = st.session_state.pop(_FLASH, None)
     if flash:
-        st.success(flash)
+        st.success(md_text(flash, TEXT_LIMIT))  # flashes quote titles: imported text
     if store.owner == ANONYMOUS:
         st.caption("History made without an API key. Each key has its own history on this "
                    "install, and this page never shows another key's.")
@@ -204,11 +205,11 @@ def _conversation_row(store: Store, row: ConversationSummary) -> None:
     with st.container(border=True, key=f"hist_row_{row.id}"):
         left, mid, right = st.columns([6, 3, 2], vertical_alignment="center")
         with left:
-            st.markdown(f"**{_escape(row.title or 'Untitled conversation')}**")
+            st.markdown(f"**{md_text(row.title or 'Untitled conversation')}**")
             if row.preview:
-                st.caption(_escape(row.preview[:120]))
+                st.caption(md_text(row.preview, 120))
         with mid:
-            st.caption(f"{row.model or 'no model'} · {row.surface}  \n"
+            st.caption(f"{md_text(row.model or 'no model', 80)} · {md_text(row.surface, 20)}  \n"
                        f"updated {_when(row.updated_at)}  \n"
                        f"{row.turn_count} turn(s) · cost {_cost(row.cost_usd)}")
         with right:
@@ -247,7 +248,7 @@ def _manage_panel(store: Store, row: ConversationSummary) -> None:
             st.session_state[_CONFIRM] = row.id
             st.rerun()
         return
-    st.warning(f"Delete “{_escape(row.title or 'Untitled conversation')}” and its "
+    st.warning(f"Delete “{md_text(row.title or 'Untitled conversation')}” and its "
                f"{row.turn_count} turn(s)? This cannot be undone. Its requests stay in the "
                "request log.")
     yes, no = st.columns(2)
@@ -278,9 +279,9 @@ def _completion_runs(store: Store) -> None:
     for r in runs:
         with st.container(border=True, key=f"hist_run_{r.id}"):
             text, button = st.columns([8, 2], vertical_alignment="center")
-            text.markdown(_escape(_run_label(r)))
+            text.markdown(md_text(_run_label(r), 400))
             if r.error_code:
-                text.caption(f"error: {r.error_code}")
+                text.caption(f"error: {md_code(r.error_code, 80)}")
             if button.button("Open", key=f"hist_open_run_{r.id}",
                              help="Reopen this run on the Token & grammar page"):
                 open_run(r.id)
@@ -334,7 +335,7 @@ def _request_log(store: Store) -> None:
 def _csv(df: pd.DataFrame) -> str:
     out = df.copy()
     out["cost_usd"] = [None if c is None else format(c, "f") for c in out["cost_usd"]]
-    return out.to_csv(index=False)
+    return frame_csv(out)
 
 
 def _library(store: Store) -> None:
@@ -383,12 +384,7 @@ def _import(store: Store) -> None:
     if up is not None and st.button("Import", key="history_import_go"):
         cid, message = import_upload(store, up.getvalue())
         if cid is None:
-            st.error(message)
+            st.error(md_text(message, TEXT_LIMIT))
         else:
             st.session_state[_FLASH] = message
             st.rerun()
-
-
-def _escape(text: str) -> str:
-    """User text into st.markdown without it turning into markup."""
-    return re.sub(r"([\\`*_{}\[\]<>()#+\-.!|~$])", r"\\\1", text)

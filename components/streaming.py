@@ -24,6 +24,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from wafer_playground.assembly import AnthropicAccumulator, ChatAccumulator
 from wafer_playground.throttle import Throttle, freeze_point
+from wafer_playground.untrusted import model_markdown
 
 CURSOR = "▌"
 
@@ -54,8 +55,8 @@ class ThrottledText:
     def _draw(self, text: str) -> None:
         if self.code_language is not None:
             self.slot.code(text, language=self.code_language)
-        else:
-            self.slot.markdown(text)
+        else:  # model output: formatting kept, nothing loads (wafer_playground/untrusted.py)
+            self.slot.markdown(model_markdown(text))
 
     def _freeze(self, text: str) -> None:
         if self.code_language is not None:
@@ -63,7 +64,7 @@ class ThrottledText:
         start = len(self.frozen_text)
         cut = freeze_point(text, start)
         if cut > start:
-            self.slot.markdown(text[start:cut])
+            self.slot.markdown(model_markdown(text[start:cut]))
             self._blocks.append(self.slot)
             self.slot = self._parent.empty()
             self.frozen_text = text[:cut]

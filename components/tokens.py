@@ -38,6 +38,7 @@ from wafer_playground.tokenizers import (
     plan_for,
     tokenizer_for,
 )
+from wafer_playground.untrusted import clean
 
 # session keys (widget keys are prefixed tok_; plain state tokens_)
 MODEL = "tok_model"
@@ -163,7 +164,8 @@ def _model_picker(models: Sequence[Model], *, catalog_ids: list[str], catalog: A
 def _model_label(model: Model | None) -> str:
     if model is None:
         return "?"
-    return f"{model.display_name} ({model.id})" if model.display_name != model.id else model.id
+    name, mid = clean(model.display_name), clean(model.id)
+    return f"{name} ({mid})" if name != mid else mid
 
 
 def _cpm(cents: Any) -> str:

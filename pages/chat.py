@@ -10,6 +10,7 @@ from components.code_view import code_view
 from components.history import shared_state
 from components.model_picker import badges_markdown, chat_block_reason, model_picker
 from components.router import ensure_router
+from components.untrusted import clean, md_text
 from wafer_playground.costs import format_usd
 
 ensure_router()  # a share link opened first on a fresh server still goes through app.py
@@ -62,7 +63,7 @@ if model is None:
     st.stop()
 
 block = chat_block_reason(model)
-prompt = st.chat_input(f"Message {model.display_name}", submit_mode="stop",
+prompt = st.chat_input(f"Message {clean(model.display_name, 80)}", submit_mode="stop",
                        disabled=bool(block), key="chat_prompt")
 
 price_note = model.pricing.source.describe() if model.pricing.source else "no published price"
@@ -95,7 +96,7 @@ with left:
         st.caption(f":material/warning: {problem}")
     if not chat.turns() and not action:
         with st.container(border=True):
-            st.markdown(f"#### Talk to **{model.display_name}**")
+            st.markdown(f"#### Talk to **{md_text(model.display_name)}**")
             st.caption("Streams token by token. **Stop** keeps the partial answer with its "
                        "estimated cost. Every answer lists TTFT, tokens/s, tokens, finish "
                        "reason, request id and cost.")

@@ -13,8 +13,6 @@ Three parts, all free of Streamlit:
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import threading
 import time
@@ -33,6 +31,7 @@ from .client import WaferClient
 from .costs import Cost, Usage, UsageError, cost_of, format_usd
 from .errors import WaferError
 from .guard import Caps, check_request, estimate_prompt_tokens
+from .untrusted import csv_text
 
 Surface = Literal["chat", "completions"]
 PaneStatus = Literal["pending", "streaming", "done", "stopped", "error"]
@@ -578,24 +577,17 @@ DISPLAY_METRIC_COLUMN = {"cost_usd": "Cost", "ttft_s": "TTFT (s)", "tokens_per_s
 
 def to_csv(summary: Summary) -> str:
     """Machine-readable: raw numbers (cost as exact decimal dollars) + which bests a row holds."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["pane", "model", "status", "ttft_s", "tokens_per_s", "total_s",
-                     "prompt_tokens", "completion_tokens", "cost_usd", "cost_kind",
-                     "finish_reason", "grammar_match", "best_at", "error"])
-
-    def n(v: Any) -> str:
-        return "" if v is None else str(v)
-
-    for i, r in enumerate(summary.results):
-        writer.writerow([
-            r.label, r.model, r.status, n(r.ttft_s), n(r.tokens_per_s), n(r.total_s),
-            n(r.prompt_tokens), n(r.completion_tokens),
-            "" if r.cost_usd is None else format(r.cost_usd, "f"), r.cost_kind or "",
-            r.finish_reason or "", "" if r.grammar_ok is None else str(r.grammar_ok).lower(),
-            "; ".join(summary.wins(i)), r.error or "",
-        ])
-    return buf.getvalue()
+    header = ["pane", "model", "status", "ttft_s", "tokens_per_s", "total_s",
+              "prompt_tokens", "completion_tokens", "cost_usd", "cost_kind",
+              "finish_reason", "grammar_match", "best_at", "error"]
+    # numbers stay numbers; text an upstream chose (model, finish, error) is formula-safe
+    return csv_text(header, ([
+        r.label, r.model, r.status, r.ttft_s, r.tokens_per_s, r.total_s,
+        r.prompt_tokens, r.completion_tokens,
+        "" if r.cost_usd is None else format(r.cost_usd, "f"), r.cost_kind or "",
+        r.finish_reason or "", "" if r.grammar_ok is None else str(r.grammar_ok).lower(),
+        "; ".join(summary.wins(i)), r.error or "",
+    ] for i, r in enumerate(summary.results)))
 
 
 def _md_escape(text: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import jsonschema
 
+from .costs import MAX_REQUEST_TOKENS
 from .store import (
     ROLES,
     SURFACES,
@@ -32,8 +33,10 @@ MAX_IMPORT_BYTES = 20 * 1024 * 1024
 
 _TS = {"type": "string", "minLength": 10, "maxLength": 40}
 _OBJ = {"type": "object"}
-_INT = {"type": ["integer", "null"], "minimum": 0}
-_NUM = {"type": ["number", "null"]}
+# Numbers in a file are untrusted (issue 14): counts and timings are bounded, costs are plain
+# non-negative decimals, and NaN/Infinity literals are refused by the parser itself.
+_INT = {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_REQUEST_TOKENS}
+_NUM = {"type": ["number", "null"], "minimum": 0, "maximum": 1e9}
 _STR = {"type": ["string", "null"]}
 
 SCHEMA: dict[str, Any] = {
@@ -94,7 +97,8 @@ SCHEMA: dict[str, Any] = {
                     "completion_tokens": _INT,
                     "cached_tokens": _INT,
                     "reasoning_tokens": _INT,
-                    "cost_usd": {"type": ["string", "null"], "pattern": r"^-?[0-9]+(\.[0-9]+)?$"},
+                    "cost_usd": {"type": ["string", "null"],
+                                 "pattern": r"^[0-9]{1,12}(\.[0-9]{1,30})?$"},
                     "cost_kind": {"enum": ["actual", "estimate", None]},
                     "ttft_s": _NUM,
                     "tokens_per_s": _NUM,
@@ -197,6 +201,10 @@ def _where(path: Any) -> str:
     return out or "the file"
 
 
+def _no_constant(name: str) -> Any:
+    raise TranscriptError(f"The file holds {name}, which is not a number an export can hold.")
+
+
 def parse_transcript(data: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
     """Validate an export without touching storage; returns the normalised document."""
     if isinstance(data, bytes | bytearray):
@@ -210,7 +218,7 @@ def parse_transcript(data: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
             raise TranscriptError(f"The file is not UTF-8 text (byte {exc.start}).") from exc
     if isinstance(data, str):
         try:
-            doc = json.loads(data)
+            doc = json.loads(data, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             raise TranscriptError(
                 f"The file is not valid JSON: {exc.msg} at line {exc.lineno}, "
@@ -219,7 +227,8 @@ def parse_transcript(data: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
             raise TranscriptError("The file's JSON is nested too deeply to be an "
                                   "export.") from exc
     else:
-        doc = json.loads(json.dumps(data))  # detach from the caller's objects
+        # detach from the caller's objects
+        doc = json.loads(json.dumps(data), parse_constant=_no_constant)
     if not isinstance(doc, dict):
         raise TranscriptError("The file is not a Wafer Playground conversation export "
                               "(expected a JSON object).")
@@ -236,7 +245,8 @@ def parse_transcript(data: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
         err = jsonschema.exceptions.best_match(errors) or errors[0]
         msg = err.message
         if err.validator == "pattern":
-            msg = f"{err.instance!r} is not a plain decimal number (e.g. \"0.0012\")"
+            msg = (f"{str(err.instance)[:40]!r} is not a plain, non-negative decimal number "
+                   "(e.g. \"0.0012\")")
         elif err.validator == "additionalProperties":
             msg = f"unexpected field(s): {msg.split('(', 1)[-1].rstrip(')')}"
         raise TranscriptError(f"{_where(err.absolute_path)}: {msg}")

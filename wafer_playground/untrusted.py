@@ -69,9 +69,31 @@ def truncated(value: Any, limit: int) -> tuple[str, int]:
     return text[:limit], max(0, len(text) - limit)
 
 
+# A colon (not escaped by an odd number of backslashes) that starts a directive Streamlit
+# acts on: `:name[label]` / `:name{attrs}` (colours, badges, small, help), the bare ones it
+# turns into elements, and icons. A colon in a URL (`a.test/a:b`) stays as it is.
+# (`md_escape` has escaped the bracket by then, hence the optional backslash before it.)
+_DIRECTIVE = re.compile(r"(?<!\\)((?:\\\\)*):(?=[A-Za-z][\w-]*\\?[\[{]"
+                        r"|(?:material|streamlit)[/_]|(?:shimmer|small|help)\b)")
+_ALWAYS = re.compile(r"([\\`*\[\]<&$|~])")  # code, emphasis, links/images, HTML, entities, math
+_LONE_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")  # a_b_c is not emphasis
+_LINE_START = re.compile(r"^([ \t]*)([#>+=-]|\d{1,9}(?=[.)]))", re.MULTILINE)
+
+
 def md_escape(text: str) -> str:
-    """Backslash-escape every ASCII punctuation character (CommonMark shows it literally)."""
-    return "".join("\\" + ch if ch in _PUNCT else ch for ch in text)
+    """Backslash-escape what could form markdown or a Streamlit directive in `text`.
+
+    CommonMark shows an escaped punctuation character as itself. Escaped: code, emphasis,
+    brackets (so no link or image), `<` (HTML, autolinks), `&` (an entity like `&#x202e;`
+    would decode to a bidi override), `$` (math), tables, strikethrough, a directive's colon,
+    and block markers at a line start (headings, quotes, lists). Other punctuation is left
+    alone so ids and names read as they are ("Kimi-K2.5", "req_1").
+    """
+    text = _ALWAYS.sub(r"\\\1", text)
+    text = _LONE_UNDERSCORE.sub(r"\\_", text)
+    text = _DIRECTIVE.sub(lambda m: m.group(1) + "\\:", text)
+    return _LINE_START.sub(lambda m: m.group(1) + (
+        m.group(2) + "\\" if m.group(2)[0].isdigit() else "\\" + m.group(2)), text)
 
 
 def md_text(value: Any, limit: int | None = NAME_LIMIT, *, multiline: bool = False) -> str:
@@ -103,11 +125,6 @@ _DEST = r"\(\s*<?([^\s()<>]*)>?(?:\s+(?:\"[^\"\n]*\"|'[^'\n]*'))?\s*\)"  # (url 
 _IMAGE = re.compile(r"!\[([^\[\]\n]*)\]" + _DEST)
 _LINK = re.compile(r"(?<![!\\])\[([^\[\]\n]*)\]" + _DEST)
 _REF_DEF = re.compile(r"^( {0,3})\[([^\]\n]+)\]:", re.MULTILINE)
-# A colon (not escaped by an odd number of backslashes) that starts a directive Streamlit
-# acts on: `:name[label]` / `:name{attrs}` (colours, badges, small, help), the bare ones it
-# turns into elements, and icons. A colon in a URL (`a.test/a:b`) stays as it is.
-_DIRECTIVE = re.compile(r"(?<!\\)((?:\\\\)*):(?=[A-Za-z][\w-]*[\[{]|(?:material|streamlit)[/_]"
-                        r"|(?:shimmer|small|help)\b)")
 
 
 @dataclass(frozen=True)
@@ -227,6 +244,22 @@ def image_sources(value: Any) -> list[str]:
     return seen
 
 
+def bounded_json(value: Any, limit: int = 1_000, items: int = 200) -> Any:
+    """A JSON value for display: every string `clean`ed and cut, long arrays shortened."""
+    if isinstance(value, str):
+        shown, hidden = truncated(value, limit)
+        return clean(shown, None) + (f"… [{hidden:,} more characters]" if hidden else "")
+    if isinstance(value, dict):
+        return {bounded_json(str(k), 200): bounded_json(v, limit, items)
+                for k, v in list(value.items())[:items]}
+    if isinstance(value, list | tuple):
+        out = [bounded_json(v, limit, items) for v in value[:items]]
+        if len(value) > items:
+            out.append(f"… [{len(value) - items:,} more items]")
+        return out
+    return value
+
+
 # ---- CSV ---------------------------------------------------------------------------------
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
@@ -253,5 +286,12 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return buf.getvalue()
 
 
-__all__ = ["MODEL_TEXT_LIMIT", "NAME_LIMIT", "TEXT_LIMIT", "clean", "csv_cell", "csv_text",
-           "image_sources", "md_code", "md_escape", "md_text", "model_markdown", "truncated"]
+def frame_csv(frame: Any) -> str:
+    """A pandas DataFrame through `csv_text` (missing values as empty cells)."""
+    out = frame.astype(object).where(frame.notna(), None)
+    return csv_text([str(c) for c in out.columns], out.itertuples(index=False))
+
+
+__all__ = ["MODEL_TEXT_LIMIT", "NAME_LIMIT", "TEXT_LIMIT", "bounded_json", "clean", "csv_cell",
+           "csv_text", "frame_csv", "image_sources", "md_code", "md_escape", "md_text",
+           "model_markdown", "truncated"]

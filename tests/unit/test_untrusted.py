@@ -34,18 +34,30 @@ def _images(md: str) -> list[str]:
 # ---- plain text for markdown sinks --------------------------------------------------------
 
 
-@pytest.mark.parametrize("hostile", [
-    f"![]({TRACK})", f"[click]({TRACK})", ":red[alarm]", ":material/warning: hi",
-    ":violet-badge[Pass]", "<img src=x onerror=alert(1)>", "**bold** _it_ `code`",
-    "$x^2$", "# heading", "| a | b |", "&lt;b&gt;", "<http://x.test>",
+@pytest.mark.parametrize(("hostile", "inert"), [
+    (f"![]({TRACK})", f"!\\[\\]({TRACK})"),
+    (f"[click]({TRACK})", f"\\[click\\]({TRACK})"),
+    (":red[alarm]", "\\:red\\[alarm\\]"),
+    (":material/warning: hi", "\\:material/warning: hi"),
+    (":violet-badge[Pass]", "\\:violet-badge\\[Pass\\]"),
+    (":color[x]{foreground=red}", "\\:color\\[x\\]{foreground=red}"),
+    (":small[tiny]", "\\:small\\[tiny\\]"),
+    ("<img src=x onerror=alert(1)>", "\\<img src=x onerror=alert(1)>"),
+    ("&#x202e;evil", "\\&#x202e;evil"),
+    ("**bold** _it_ `code`", "\\*\\*bold\\*\\* \\_it\\_ \\`code\\`"),
+    ("$x^2$", "\\$x^2\\$"),
+    ("# heading", "\\# heading"),
+    ("- item", "\\- item"),
+    ("1. first", "1\\. first"),
+    ("> quote", "\\> quote"),
+    ("| a | b |", "\\| a \\| b \\|"),
+    ("~~gone~~", "\\~\\~gone\\~\\~"),
+    ("back\\slash", "back\\\\slash"),
+    # ordinary ids and names read as they are
+    ("Kimi-K2.5", "Kimi-K2.5"), ("req_fake_404", "req_fake_404"), ("a -> b: ok", "a -> b: ok"),
 ])
-def test_md_text_escapes_every_markdown_punctuation(hostile: str) -> None:
-    out = md_text(hostile)
-    # every ASCII punctuation character is preceded by a backslash: nothing can form
-    for i, ch in enumerate(out):
-        if ch in "!\"#$%&'()*+,-./:;<=>?@[]^_`{|}~":
-            assert out[i - 1] == "\\", (hostile, out, i)
-    assert out.replace("\\", "") == hostile.replace("\\", "")
+def test_md_text_escapes_what_could_form_markup(hostile: str, inert: str) -> None:
+    assert md_text(hostile) == inert
 
 
 def test_bidi_and_controls_are_made_visible() -> None:
@@ -116,7 +128,7 @@ def test_code_is_left_alone_except_the_image_net() -> None:
 def test_links_show_their_real_target() -> None:
     out = model_markdown("see [the docs](http://evil.test/steal?x=1)")
     assert "[the docs](http://evil.test/steal?x=1)" in out
-    assert "evil\\.test" in out.split(")", 1)[1]  # the target, shown as text after the link
+    assert out.endswith(" \\(http://evil.test/steal?x=1\\)")  # the target, after the link
     assert model_markdown("[http://a.test](http://a.test)") == "[http://a.test](http://a.test)"
     ref = model_markdown("[docs][r]\n\n[r]: http://evil.test/x")
     assert "\\[r\\]: http://evil.test/x" in ref  # the definition is text: its URL is visible
