@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from urllib.parse import urlencode
 
+import pandas as pd
 import streamlit as st
 
 from components import connection
@@ -18,6 +19,7 @@ from wafer_playground.catalog import Model, load_snapshot
 from wafer_playground.costs import (
     DAYS_PER_MONTH,
     PASS_EXPLAINER,
+    PlanRow,
     Scenario,
     describe_sources,
     format_usd,
@@ -26,7 +28,7 @@ from wafer_playground.costs import (
     plan,
     plan_frame,
 )
-from wafer_playground.untrusted import frame_csv
+from wafer_playground.untrusted import frame_csv, md_text
 from wafer_playground.usage import parse_usage_file, token_means
 
 # widget key -> (Scenario field, cast)
@@ -144,6 +146,61 @@ def _inputs() -> None:
                 st.dataframe(report.bad_frame(), hide_index=True, height=160)
 
 
+SCOPE_KEY = "costs_snapshot_too"
+SERVED = "listed by this endpoint"  # wafer_playground/costs.models_for_pricing's label
+
+
+def _scope(models: list[Model], where: dict[str, str]) -> tuple[list[Model], bool]:
+    """Only the models the endpoint serves, unless the toggle adds the snapshot-only ones.
+
+    Returns (models to plan, whether the endpoint lists any). With nothing listed (down,
+    provisioning) the labelled snapshot is all there is, and the headline says so.
+    """
+    served = [m for m in models if where.get(m.id) == SERVED]
+    if not served:
+        return models, False
+    extra = len(models) - len(served)
+    if extra:
+        st.toggle(f"Include {extra} snapshot-only models", key=SCOPE_KEY,
+                  help="Models of the bundled dated catalog that this endpoint does not "
+                       "serve: marked 'snapshot only', never in the headline.")
+    return (models if st.session_state.get(SCOPE_KEY) else served), True
+
+
+def _headline(priced: pd.DataFrame, rows: list[PlanRow], scenario: Scenario, *,
+              served_only: bool) -> None:
+    """The answers, large: the cheapest model this endpoint serves, and what the budget buys."""
+    if served_only:
+        priced = priced[priced["listed"] == SERVED]
+        where = "served here"
+    else:
+        where = "in the bundled snapshot (this endpoint lists no models)"
+    with st.container(border=True, key="costs_headline"):
+        if priced.empty:
+            st.markdown(f"#### No priced model {where}: nothing to plan.")
+            return
+        best = priced.iloc[0]
+        st.markdown(f"### Cheapest {where}: **{md_text(best['model'])}** · "
+                    f"{best['per_month']} / month")
+        if scenario.budget is not None and pd.notna(best["affordable_per_day"]):
+            st.markdown(f"### {format_usd(scenario.budget)} / month buys "
+                        f"**{int(best['affordable_per_day']):,} requests/day** on "
+                        f"**{md_text(best['model'])}**")
+        else:
+            st.caption("Set *Budget $/month* above to see how many requests a day it buys.")
+        m2, m3 = st.columns(2)
+        passes = priced[priced["pass_included"]]
+        if not passes.empty:
+            m2.metric(f"Cheapest covered by Wafer Pass: {passes.iloc[0]['model']}",
+                      f"{passes.iloc[0]['per_month']} / month",
+                      help="At Serverless prices; on a Pass key it is covered within the "
+                           "included requests.")
+        row = next(r for r in rows if r.model.id == best["model"])
+        year = sum((v for v in row.months if v is not None), Decimal(0))
+        m3.metric("First 12 months with growth", format_usd(year),
+                  help=f"{best['model']}, month by month with the growth rate above.")
+
+
 def _share_link(scenario: Scenario) -> str:
     query = urlencode(scenario.to_params())
     base = st.context.url or ""
@@ -154,11 +211,14 @@ def render_planner(models: list[Model], where: dict[str, str]) -> None:
     problems = _restore_scenario()
     if problems:
         st.warning("Some values in the link were ignored: " + "; ".join(problems))
+    head = st.container()  # the answers first (issue 16), computed from the inputs below
     _inputs()
     scenario = _scenario_from_widgets()
     st.session_state[_DURABLE] = scenario
     st.query_params.from_dict(scenario.to_params())  # the URL is the share link
     workload = scenario.workload()
+    with head:
+        models, served_only = _scope(models, where)
     rows = plan(workload, models, budget_month=scenario.budget)
     frame = plan_frame(rows)
     frame.insert(3, "listed", [where.get(m, "") for m in frame["model"]])
@@ -170,21 +230,8 @@ def render_planner(models: list[Model], where: dict[str, str]) -> None:
         f"requests a day with retries; a month is {DAYS_PER_MONTH} days. All figures are "
         "estimates.")
     priced = frame[frame["per_month_usd"].notna()]
-    m1, m2, m3 = st.columns(3)
-    if not priced.empty:
-        # model names are long: they go in the label, the dollar figure is the value
-        best = priced.iloc[0]
-        m1.metric(f"Cheapest: {best['model']}", f"{best['per_month']} / month",
-                  help=f"{best['tier']}; {best['price_source']}")
-        passes = priced[priced["pass_included"]]
-        if not passes.empty:
-            m2.metric(f"Cheapest covered by Wafer Pass: {passes.iloc[0]['model']}",
-                      f"{passes.iloc[0]['per_month']} / month",
-                      help="At Serverless prices; on a Pass key it is covered within the "
-                           "included requests.")
-        year = sum((v for v in rows[0].months if v is not None), Decimal(0))
-        m3.metric("First 12 months with growth (cheapest)", format_usd(year),
-                  help=f"{best['model']}, month by month with the growth rate above.")
+    with head:
+        _headline(priced, rows, scenario, served_only=served_only)
     unpriced = frame.loc[frame["per_month_usd"].isna(), "model"].tolist()
     if unpriced:
         st.caption(f"Not published (not priced, never counted as $0): {', '.join(unpriced)}")
@@ -192,12 +239,16 @@ def render_planner(models: list[Model], where: dict[str, str]) -> None:
     budget = scenario.budget is not None
     st.dataframe(
         frame, hide_index=True, key="costs_plan_table", placeholder="—",
-        column_order=["rank", "model", "tier", "per_request", "per_day_usd", "per_month_usd",
-                      "year_usd", *(["affordable_per_day"] if budget else []),
-                      "context_length", "fits_context", "listed", "price_source", "notes"],
+        column_order=["rank", "model", "listed", "per_request", "per_month_usd",
+                      *(["affordable_per_day"] if budget else []), "per_day_usd", "year_usd",
+                      "tier", "context_length", "fits_context", "price_source", "notes"],
         column_config={
             "rank": st.column_config.NumberColumn("#", width="small"),
             "model": st.column_config.TextColumn("Model", width="medium", pinned=True),
+            "listed": st.column_config.TextColumn(
+                "Served here?", width=150,
+                help="'listed by this endpoint', or 'snapshot only': a model of the bundled "
+                     "dated catalog that the connected endpoint does not serve"),
             "tier": st.column_config.TextColumn("Pass / Serverless"),
             "per_request": st.column_config.TextColumn("$ / request"),
             "per_day_usd": st.column_config.NumberColumn("$ / day", format="$%.2f"),
@@ -208,7 +259,7 @@ def render_planner(models: list[Model], where: dict[str, str]) -> None:
                 "Requests/day in budget", format="localized",
                 help=f"How many requests a day {format_usd(scenario.budget)} a month affords "
                      "(retries included)."),
-            "context_length": st.column_config.NumberColumn("Context", format="localized"),
+            "context_length": st.column_config.NumberColumn("Context", format="compact"),
             "fits_context": st.column_config.CheckboxColumn(
                 "Fits", help="The longest turn (history + input + output) fits the context"),
             "price_source": st.column_config.TextColumn("Price source"),

@@ -59,6 +59,14 @@ def _costs_page(httpx_mock: HTTPXMock) -> AppTest:
 def test_default_workload_priced_on_every_model(app_env: str, httpx_mock: HTTPXMock) -> None:
     at = _costs_page(httpx_mock)
     assert at.title[0].value == "Costs"
+    # by default only what the endpoint serves; the headline names a served model
+    assert not any(_plan(at)["listed"].str.startswith("snapshot only"))
+    head = " ".join(m.value for m in at.markdown if m.value.startswith("###"))
+    assert "Cheapest served here: **Kimi-K2.6**" in head
+    at.toggle(key="costs_snapshot_too").set_value(True)
+    _run(at)
+    head = " ".join(m.value for m in at.markdown if m.value.startswith("###"))
+    assert "Cheapest served here: **Kimi-K2.6**" in head  # never a snapshot-only model
     t = _plan(at)
     # 1000 req/day, 2000 in, 500 out, no cache: GLM 2000*100 + 500*320 = 360000 / 1e8 = $0.0036
     assert t.loc["GLM-5.1", "per_request"] == "$0.0036"
@@ -152,6 +160,8 @@ def test_switching_endpoint_never_keeps_stale_live_prices(app_env: str,
     _serve(httpx_mock, OTHER_BASE, {"object": "list", "data": [
         card("GLM-5.1", "pass_included", (200, 640, 20))]})
     at.session_state["conn_custom_url"] = OTHER_BASE
+    _run(at)
+    at.toggle(key="costs_snapshot_too").set_value(True)
     _run(at)
     t = _plan(at)
     assert t.loc["GLM-5.1", "per_request"] == "$0.0072"
