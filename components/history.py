@@ -35,7 +35,7 @@ from wafer_playground.transcript import (
     export_markdown,
     import_json,
 )
-from wafer_playground.untrusted import TEXT_LIMIT, frame_csv, md_code, md_text
+from wafer_playground.untrusted import TEXT_LIMIT, clean, frame_csv, md_code, md_text, truncated
 
 CHAT_CONVERSATION_ID = "chat_conversation_id"
 TOKENS_RUN_ID = "tokens_run_id"
@@ -93,6 +93,8 @@ def import_upload(store: Store, data: bytes) -> tuple[str | None, str]:
 # --------------------------------------------------------------------------- share links
 
 _SHARE_APPLIED = "share_applied"
+_SHARE_PENDING = "share_pending"  # page -> a link's state waiting for the user's yes
+_SHARE_CONFIRMED = "share_confirmed"  # page -> the state the user said yes to
 
 
 def share_panel(state: share.ShareState, *, key: str) -> share.EncodeResult:
@@ -120,20 +122,59 @@ def shared_state(page: str) -> share.ShareState | None:
     """The state a share link carries for `page`, once per session (then the user's edits win).
 
     Pages apply the returned fields to their own widgets; notices about dropped fields are
-    shown here.
+    shown here. A link that sets a system prompt, tools or a grammar is held back: its
+    content is shown as plain text and applied only when the user confirms (once).
     """
+    pending: dict[str, share.ShareState] = st.session_state.setdefault(_SHARE_PENDING, {})
+    confirmed: dict[str, share.ShareState] = st.session_state.setdefault(_SHARE_CONFIRMED, {})
+    if page in confirmed:
+        return confirmed.pop(page)
+    if page in pending:
+        _confirm_box(page, pending[page])
+        return None
     applied: set[str] = st.session_state.setdefault(_SHARE_APPLIED, set())
     if page in applied:
         return None
     applied.add(page)
     result = share.decode(st.query_params.to_dict())
     if result.notice:
-        st.warning(result.notice)
+        st.warning(md_text(result.notice, TEXT_LIMIT))
     if result.state is None or result.state.page != page:
         return None
     if result.ignored:
-        st.caption("Some shared settings were not applied: " + ", ".join(result.ignored))
+        st.caption("Some shared settings were not applied: "
+                   + md_text(", ".join(result.ignored), TEXT_LIMIT))
+    if share.instructions(result.state):
+        pending[page] = result.state
+        _confirm_box(page, result.state)
+        return None
     return result.state
+
+
+def _decide(page: str, apply: bool) -> None:
+    state = st.session_state[_SHARE_PENDING].pop(page, None)
+    if apply and state is not None:
+        st.session_state[_SHARE_CONFIRMED][page] = state
+
+
+def _confirm_box(page: str, state: share.ShareState) -> None:
+    with st.container(border=True, key=f"share_confirm_{page}"):
+        st.warning("**This link sets instructions for the model.** Read them before applying: "
+                   "a link can carry text you did not write, for example telling the model to "
+                   "send your conversation to another site. Nothing is applied until you "
+                   "choose.", icon=":material/link:")
+        for label, text in share.instructions(state):
+            shown, hidden = truncated(text, 20_000)
+            st.markdown(f"**{label}**" + (f" (first 20,000 of {len(text):,} characters)"
+                                          if hidden else ""))
+            st.code(clean(shown, None), language=None, wrap_lines=True)
+        with st.container(horizontal=True):
+            st.button("Apply the shared settings", key=f"share_apply_{page}", type="primary",
+                      icon=":material/check:", on_click=_decide, args=(page, True))
+            st.button("Ignore them", key=f"share_ignore_{page}", icon=":material/close:",
+                      on_click=_decide, args=(page, False))
+
+
 
 
 # --------------------------------------------------------------------------- formatting

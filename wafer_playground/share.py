@@ -87,6 +87,29 @@ class DecodeResult:
     notice: str | None = None
 
 
+# What a link can make the model do, beyond sampling: shown and confirmed before applying
+# (issue 14: a link that silently sets a system prompt is an exfiltration vector).
+_INSTRUCTION_PARAMS = {"system": "System prompt", "tools": "Tools",
+                       "json_schema": "JSON schema"}
+
+
+def instructions(state: ShareState) -> list[tuple[str, str]]:
+    """(label, text) for every system prompt, tool list or grammar `state` would set."""
+    out: list[tuple[str, str]] = []
+    if state.page == "chat" and state.prompt:
+        out.append(("System prompt", state.prompt))
+    out += [("System prompt", str(m.get("content"))) for m in state.messages
+            if m.get("role") == "system" and m.get("content")]
+    for name, label in _INSTRUCTION_PARAMS.items():
+        value = state.params.get(name)
+        if value not in (None, "", [], {}):
+            out.append((label, value if isinstance(value, str) else
+                        json.dumps(value, indent=2, ensure_ascii=False)))
+    if state.grammar:
+        out.append(("Grammar (EBNF)", state.grammar))
+    return out
+
+
 def is_personal_name(name: str) -> bool:
     return re.sub(r"[^a-z0-9]", "", name.lower()) in _PERSONAL_NAMES
 

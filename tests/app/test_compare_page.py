@@ -339,6 +339,8 @@ def test_share_link_reproduces_the_comparison(db: Path, httpx_mock: HTTPXMock) -
     assert "CANARY" not in url
 
     fresh = _open_link(httpx_mock, url)
+    assert "Be terse." in [c.value for c in fresh.code]  # the system prompt, shown first
+    fresh.button(key="share_apply_compare").click().run()
     assert fresh.segmented_control(key="cmp_n").value == 3
     assert [fresh.selectbox(key=f"cmp_model_{i}").value for i in range(3)] == [
         "Kimi-K3", "GLM-5.1", "Qwen3.5-397B-A17B"]

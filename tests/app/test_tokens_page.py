@@ -524,6 +524,8 @@ def test_share_link_reproduces_the_setup_once(api: HTTPXMock) -> None:
                 "mode": "constrained"}))
     assert link.ok
     at = _open_link(link.query)
+    assert GRAMMAR in [c.value for c in at.code]  # the grammar, shown before it applies
+    at.button(key="share_apply_tokens").click().run()
     assert at.selectbox(key="tok_model").value == GLM
     assert at.text_area(key="tok_grammar").value == GRAMMAR
     assert at.text_area(key="tok_ids").value == "12, 13, 14"

@@ -226,3 +226,23 @@ def test_real_prices_pass() -> None:
     cat = parse_models({"data": [{"id": "m", "wafer": {"pricing": {
         "input_cents_per_million": "0.5", "output_cents_per_million": 60000}}}]}, source=None)
     assert cat.models[0].pricing.output_cpm == Decimal(60000) and not cat.problems
+
+
+# ---- share links say what they change ------------------------------------------------------
+
+
+def test_share_instructions_name_prompt_tools_and_grammar() -> None:
+    from wafer_playground.share import ShareState, decode, encode, instructions
+
+    assert instructions(ShareState(page="chat", params={"temperature": 0.2})) == []
+    tools = [{"type": "function", "function": {"name": "send", "parameters": {}}}]
+    state = ShareState(page="chat", prompt="Be terse.", params={"tools": tools})
+    got = dict(instructions(state))
+    assert got["System prompt"] == "Be terse." and '"send"' in got["Tools"]
+    compare = ShareState(page="compare", prompt="user prompt", grammar='root ::= "x"',
+                         messages=[{"role": "system", "content": "Obey the link."}])
+    assert instructions(compare) == [("System prompt", "Obey the link."),
+                                     ("Grammar (EBNF)", 'root ::= "x"')]
+    # what a link carries after the round trip is what is shown
+    decoded = decode(encode(state).query).state
+    assert decoded is not None and dict(instructions(decoded))["System prompt"] == "Be terse."
