@@ -22,6 +22,7 @@ from components import presentation
 from components.connection import Connection, get_client
 from components.errors import show_error
 from components.history import get_store, share_panel, shared_state
+from components.model_picker import option_label
 from components.streaming import yield_point
 from components.untrusted import md_code, md_text
 from wafer_playground import grammar as grammar_mod
@@ -89,8 +90,11 @@ def _secs(v: float | None) -> str:
 
 
 def pane_badges(snap: PaneSnapshot, cost: Cost | None, *, grammar: str | None = None,
-                passed: bool | None = None) -> str:
-    """One line of badges: TTFT, tok/s, tokens, cost (actual/estimate), finish, grammar."""
+                passed: bool | None = None, blind: bool = False) -> str:
+    """One line of badges: TTFT, tok/s, tokens, cost (actual/estimate), finish, grammar.
+
+    `blind` (before the vote): no tokens and no cost, which would give the model away.
+    """
     tps = "–" if snap.tokens_per_s is None else f"{snap.tokens_per_s:.1f}"
     estimated = snap.completion_source != "usage" and snap.completion_tokens > 0
     tokens = f"{snap.completion_tokens}" + ("~" if estimated else "")
@@ -99,9 +103,9 @@ def pane_badges(snap: PaneSnapshot, cost: Cost | None, *, grammar: str | None = 
         money = format_usd(cost.total) + ("" if cost.kind == "actual" else " est.")
     parts = [STATUS_BADGE[snap.status],
              f":blue-badge[TTFT {_secs(snap.ttft_s)}]",
-             f":blue-badge[{tps} tok/s]",
-             f":gray-badge[{tokens} tokens]",
-             f":violet-badge[{money}]"]
+             f":blue-badge[{tps} tok/s]"]
+    if not blind:
+        parts += [f":gray-badge[{tokens} tokens]", f":violet-badge[{money}]"]
     if snap.finish_reason:
         parts.append(f":gray-badge[finish: {md_text(snap.finish_reason, 40)}]")
     if grammar is not None:
@@ -124,11 +128,13 @@ class PaneView:
     """One pane's placeholders; `update()` redraws text at the throttle's pace."""
 
     def __init__(self, spec_label: str, subtitle: str, *, surface: str,
-                 pieces: Sequence[str] = (), key: str) -> None:
+                 pieces: Sequence[str] = (), key: str, blind: bool = False) -> None:
         self.surface = surface
+        self.blind = blind
         self.throttle = Throttle()
         self._last_text: str | None = None
         self._last_badges: str | None = None
+        self._key = f"pane_{key}"
         with st.container(border=True, key=f"pane_{key}"):
             st.markdown(f"#### {md_text(spec_label)}")  # a label can carry a model id
             if subtitle:
@@ -144,9 +150,11 @@ class PaneView:
                     f'<div data-testid="wp-pieces"><b>{len(pieces)} prompt tokens</b> '
                     f"{chips}{more}</div>")
             self.badges = st.empty()
-            self.body = st.container(height=PANE_HEIGHT, border=False, autoscroll=True)
-            with self.body:
-                self.text = st.empty()
+            # While streaming: a fixed box that follows the newest line. Once final: the
+            # whole answer from its first line (a box left scrolled to its end made answers
+            # seem to start mid-sentence, issue 16).
+            self.body = st.empty()
+            self.text: Any = None
             self.footer = st.empty()
 
     def update(self, snap: PaneSnapshot, cost: Cost | None, *, final: bool = False,
@@ -157,6 +165,11 @@ class PaneView:
         text = snap.content
         if final or (text != self._last_text and self.throttle.due(now, len(text))):
             shown = text if (final or not snap.streaming) else text + "▌"
+            if final:
+                self.text = self.body.container(border=False, key=f"{self._key}_final")
+            elif self.text is None:
+                with self.body.container(height=PANE_HEIGHT, border=False, autoscroll=True):
+                    self.text = st.empty()
             if not text and snap.streaming:
                 self.text.caption("waiting for the first token…")
             elif self.surface == "chat":
@@ -165,7 +178,7 @@ class PaneView:
                 self.text.text(shown)
             self.throttle.mark(now)
             self._last_text = text
-        badges = pane_badges(snap, cost, grammar=grammar, passed=passed)
+        badges = pane_badges(snap, cost, grammar=grammar, passed=passed, blind=self.blind)
         if badges != self._last_badges:
             self.badges.markdown(badges)
             self._last_badges = badges
@@ -231,15 +244,24 @@ def final_elapsed(snaps: Sequence[PaneSnapshot]) -> float:
     return max(ends) if ends else 0.0
 
 
-def summary_table(summary: Summary) -> None:
-    """The summary as a real table; each column's best cell highlighted and marked ★."""
+BLIND_HIDDEN = ("Prompt tokens", "Output tokens", "Cost")  # each can name the model
+
+
+def summary_table(summary: Summary, *, blind: bool = False) -> None:
+    """The summary as a real table; each column's best cell highlighted and marked ★.
+
+    `blind` (before the vote) leaves out cost and token counts."""
     rows = display_rows(summary)
     if not rows:
         return
     frame = pd.DataFrame(rows)
+    if blind:
+        frame = frame.drop(columns=list(BLIND_HIDDEN))
     best_cells: set[tuple[int, str]] = set()
     for m in METRICS:
         col = DISPLAY_METRIC_COLUMN[m.key]
+        if col not in frame.columns:
+            continue
         for i in summary.best.get(m.key, set()):
             best_cells.add((i, col))
             frame.at[i, col] = f"★ {frame.at[i, col]}"
@@ -502,6 +524,12 @@ def controls(catalog: Catalog, *, presenting: bool) -> Setup | None:
         st.caption(f"{len(catalog.models) - len(options)} model(s) without a chat template "
                    "are only offered for token-ID completion.")
     per_pane = bool(ss.get("cmp_perpane"))
+    by_id = {m.id: m for m in catalog.models}
+
+    def label_of(model_id: str) -> str:  # display name, $ in / out per 1M, context
+        m = by_id.get(model_id)
+        return option_label(m) if m is not None else model_id
+
     ss.setdefault("cmp_temp", 0.7)
     ss.setdefault("cmp_top_p", 1.0)
     ss.setdefault("cmp_max", 128)
@@ -514,7 +542,8 @@ def controls(catalog: Catalog, *, presenting: bool) -> Setup | None:
         ss.setdefault(f"cmp_temp_{i}", float(ss["cmp_temp"]))
         ss.setdefault(f"cmp_max_{i}", int(ss["cmp_max"]))
         with col:
-            model = st.selectbox(f"Pane {i + 1}", options, key=key, persist_state=PERSIST)
+            model = st.selectbox(f"Pane {i + 1}", options, key=key, persist_state=PERSIST,
+                                 format_func=label_of)
             if per_pane:
                 temp = st.slider("temperature", 0.0, 2.0, step=0.05, key=f"cmp_temp_{i}",
                                  persist_state=PERSIST)
@@ -697,7 +726,7 @@ def show(sess: CompareSession, catalog: Catalog, *, presenting: bool) -> None:
             views.append(PaneView(labels[i], _subtitle(spec, hidden=sess.hidden),
                                   surface=spec.surface,
                                   pieces=() if sess.hidden else spec.prompt_pieces,
-                                  key=str(i)))
+                                  key=str(i), blind=sess.hidden))
     if sess.results is None:
         if not sess.run.done:
             stop_slot.button("Stop", key="cmp_stop", icon=":material/stop_circle:")
@@ -741,7 +770,11 @@ def show(sess: CompareSession, catalog: Catalog, *, presenting: bool) -> None:
     elif sess.blind:
         _reveal_banner(sess)
     st.subheader("Summary")
-    summary_table(summary)
+    summary_table(summary, blind=sess.hidden)
+    if sess.hidden:
+        st.caption("Cost, tokens, the exports and the charts appear after your vote: they "
+                   "would give the models away.")
+        return
     exports(summary, title=f"Compare: {sess.prompt[:60]}", key="cmp_export")
     charts(summary, sess.snaps, key="cmp_chart")
 
