@@ -1,0 +1,115 @@
+"""Two app replicas on one PostgreSQL (issue 19), in headless Chromium: a conversation saved
+through replica A shows in replica B's History and reopens there; a turn that streams on A
+while B is killed -9 (and a new replica starts and runs recovery) finishes untouched."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import ROOT, wait_for_app
+from tests.reliability.fake_server import FakeWafer, Reply, answer_stream, serve
+from wafer_playground.client import key_fingerprint
+from wafer_playground.store.postgres import PostgresStore
+
+pytestmark = pytest.mark.e2e
+
+KEY = "wfr_team_" + "7e57" * 6  # the operator's key, held by both replicas
+SHOTS = ROOT / ".pytest_cache" / "replicas"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeWafer]:
+    yield from serve()
+
+
+def _open(page: Page, url: str, path: str = "") -> None:
+    page.set_viewport_size({"width": 1440, "height": 1300})
+    page.goto(url)  # the root first: a fresh server runs st.navigation once
+    wait_for_app(page, timeout=120_000)
+    if path:
+        page.goto(url + path)
+        wait_for_app(page, timeout=120_000)
+
+
+def _history(page: Page) -> None:
+    page.get_by_test_id("stSidebarNavLink").filter(has_text="History").click()
+    wait_for_app(page)
+    expect(page.get_by_role("heading", name="History")).to_be_visible()
+
+
+def _send(page: Page, text: str) -> None:
+    box = page.get_by_test_id("stChatInputTextArea")
+    expect(box).to_be_enabled(timeout=60_000)
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_two_replicas_share_history(page: Page, streamlit_server_factory, postgres_url: str,
+                                    fake: FakeWafer) -> None:
+    env = {"WAFER_PLAYGROUND_DB": postgres_url, "WAFER_ENDPOINT": "wafer",
+           "WAFER_BASE_URL": fake.url, "WAFER_API_KEY": KEY, "WAFER_ALLOWED_ENDPOINTS": "wafer"}
+    a = streamlit_server_factory(env=env)
+    b = streamlit_server_factory(env=env)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+    # a chat on replica A
+    _open(page, a.url, "/chat?model=fake-glm")
+    _send(page, "Which museums open on Monday?")
+    expect(page.get_by_text("Hello from the fake server.")).to_be_visible(timeout=30_000)
+    wait_for_app(page)
+
+    # replica B, another tab: the conversation is in its History, and reopens with the answer
+    other = page.context.new_page()
+    _open(other, b.url)
+    _history(other)
+    row = other.locator("[class*='st-key-hist_row_']").filter(
+        has_text="Which museums open on Monday?")
+    expect(row).to_have_count(1)
+    other.screenshot(path=str(SHOTS / "replica_b_history.png"), full_page=True)
+    row.get_by_role("button", name="Open").click()
+    wait_for_app(other)
+    expect(other.get_by_text("Hello from the fake server.")).to_be_visible(timeout=30_000)
+    expect(other.get_by_text("Which museums open on Monday?").first).to_be_visible()
+    other.screenshot(path=str(SHOTS / "replica_b_reopened.png"), full_page=True)
+
+    # A streams slowly; B dies (kill -9) mid-stream and a new replica C starts and draws
+    # History, which runs recovery: A's turn is alive (its writer lock is held), so untouched
+    words = [f" w{i}" for i in range(250)]  # 25 s: longer than a replica takes to start
+    fake.script("POST", "/chat/completions",
+                Reply(sse=list(answer_stream(words)), tokens_per_s=10))
+    _send(page, "Count slowly")
+    expect(page.get_by_text("w5", exact=False).first).to_be_visible(timeout=30_000)
+    os.kill(b.proc.pid, signal.SIGKILL)
+    b.proc.wait(timeout=10)
+    c = streamlit_server_factory(env=env)
+    _open(other, c.url)
+    _history(other)
+    store = PostgresStore(postgres_url, recover=False).for_owner(key_fingerprint(KEY))
+    try:
+        conv = store.list_conversations("Count slowly")[0]
+        last = store.list_turns(conv.id)[-1]
+        assert last.role == "assistant" and last.status == "streaming", last
+        assert store.recover_interrupted() == 0
+        expect(page.get_by_text("w249", exact=False).first).to_be_visible(timeout=60_000)
+        wait_for_app(page)
+        deadline = time.monotonic() + 10
+        while store.get_turn(last.id).status == "streaming":  # type: ignore[union-attr]
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        done = store.get_turn(last.id)
+        assert done is not None and done.status == "done"
+        assert done.content.strip().endswith("w249")
+        assert [r.status for r in store.list_requests(conversation_id=conv.id)
+                if r.turn_id == last.id] == ["done"]
+    finally:
+        store.close()
+    page.screenshot(path=str(SHOTS / "replica_a_after_b_killed.png"), full_page=True)
+    for server in (a, c):
+        assert "Traceback" not in server.log()
+
