@@ -479,17 +479,12 @@ class SQLStore:
 
     def list_presets(self, surface: Surface | None = None) -> list[Preset]:
         if surface:
-            rows = self._query("SELECT * FROM presets WHERE owner = ? AND surface = ?"
-                               f" ORDER BY name{self._bytewise}", (self.owner, surface))
-        else:
-            rows = self._query("SELECT * FROM presets WHERE owner = ?"
-                               f" ORDER BY name{self._bytewise}", (self.owner,))
-        return [_preset(r) for r in rows]
+            return [_preset(r) for r in self._list_named("presets", "surface", surface)]
+        return [_preset(r) for r in self._list_named("presets")]
 
     def get_preset(self, name: str) -> Preset | None:
-        rows = self._query("SELECT * FROM presets WHERE owner = ? AND name = ?",
-                           (self.owner, name))
-        return _preset(rows[0]) if rows else None
+        row = self._get_named("presets", name)
+        return _preset(row) if row else None
 
     def delete_preset(self, name: str) -> None:
         self._delete_named("presets", name)
@@ -501,14 +496,11 @@ class SQLStore:
         return self._upsert_named("prompts", name, {"text": text})
 
     def list_prompts(self) -> list[SavedPrompt]:
-        return [_prompt(r) for r in self._query(
-            f"SELECT * FROM prompts WHERE owner = ? ORDER BY name{self._bytewise}",
-            (self.owner,))]
+        return [_prompt(r) for r in self._list_named("prompts")]
 
     def get_prompt(self, name: str) -> SavedPrompt | None:
-        rows = self._query("SELECT * FROM prompts WHERE owner = ? AND name = ?",
-                           (self.owner, name))
-        return _prompt(rows[0]) if rows else None
+        row = self._get_named("prompts", name)
+        return _prompt(row) if row else None
 
     def delete_prompt(self, name: str) -> None:
         self._delete_named("prompts", name)
@@ -517,17 +509,29 @@ class SQLStore:
         return self._upsert_named("grammars", name, {"ebnf": ebnf})
 
     def list_grammars(self) -> list[SavedGrammar]:
-        return [_grammar(r) for r in self._query(
-            f"SELECT * FROM grammars WHERE owner = ? ORDER BY name{self._bytewise}",
-            (self.owner,))]
+        return [_grammar(r) for r in self._list_named("grammars")]
 
     def get_grammar(self, name: str) -> SavedGrammar | None:
-        rows = self._query("SELECT * FROM grammars WHERE owner = ? AND name = ?",
-                           (self.owner, name))
-        return _grammar(rows[0]) if rows else None
+        row = self._get_named("grammars", name)
+        return _grammar(row) if row else None
 
     def delete_grammar(self, name: str) -> None:
         self._delete_named("grammars", name)
+
+    def _list_named(self, table: str, column: str | None = None,
+                    value: Any = None) -> list[Row]:
+        """This owner's rows of a library table by name (optionally where column = value)."""
+        where, args = "owner = ?", [self.owner]
+        if column:
+            where += f" AND {column} = ?"
+            args.append(value)
+        return self._query(f"SELECT * FROM {table} WHERE {where} ORDER BY name{self._bytewise}",
+                           args)
+
+    def _get_named(self, table: str, name: str) -> Row | None:
+        rows = self._query(f"SELECT * FROM {table} WHERE owner = ? AND name = ?",
+                           (self.owner, name))
+        return rows[0] if rows else None
 
     def _upsert_named(self, table: str, name: str, values: dict[str, Any]) -> str:
         name = name.strip()
