@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import connection, engine_panel, presentation
+from components import connection, engine_panel, presentation, team
 
 st.set_page_config(
     page_title="Wafer Playground",
@@ -31,6 +31,7 @@ PAGES = [
 connection.boot()  # the local engine starts with the server when it is the starting endpoint
 presentation.sync_query_param()  # ?present=1 switches presentation mode on for this session
 nav = st.navigation(PAGES)
+team.gate()  # a team server with sign-in: a signed-out visitor stops here
 conn = connection.sidebar()
 with st.sidebar:
     engine_panel.sidebar_line(conn)

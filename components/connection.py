@@ -112,8 +112,11 @@ def resolve_api_key() -> tuple[str | None, str]:
 def history_owner() -> str:
     """Whose history this session sees: the fingerprint of the key it holds (sidebar,
     secrets or environment), whichever endpoint is selected, so a user's history does not
-    vanish when they try the local engine, and two keys never see each other's."""
-    return key_fingerprint(resolve_api_key()[0])
+    vanish when they try the local engine, and two keys never see each other's. On a team
+    server with sign-in (components/team.py) the person's identity owns it instead."""
+    from components.team import identity_owner
+
+    return identity_owner() or key_fingerprint(resolve_api_key()[0])
 
 
 def configured_base_url() -> str:
@@ -225,7 +228,9 @@ def get_client(conn: Connection | None = None) -> WaferClient:
         return held[1]  # type: ignore[no-any-return]
     if held is not None:
         held[1].close()
-    client = WaferClient(conn.base_url, conn.api_key, zdr=conn.zdr, timeout=_timeout())
+    from components.team import make_client  # a per-person budget, when one is set
+
+    client = make_client(conn, _timeout())
     st.session_state["_client"] = (ident, client)
     return client
 

@@ -443,6 +443,13 @@ class SQLStore:
                            (*args, int(limit)))
         return [_request(r) for r in rows]
 
+    def spend_since(self, since: str) -> Decimal:
+        """This owner's recorded cost in dollars of the requests logged at or after `since`
+        (an ISO timestamp): what a budget counts, on every replica alike."""
+        rows = self._query("SELECT cost_usd FROM requests WHERE owner = ? AND ts >= ?"
+                           " AND cost_usd IS NOT NULL", (self.owner, since))
+        return sum((Decimal(r[0]) for r in rows), Decimal(0))
+
     def request_log_frame(self, *, limit: int = 100_000) -> pd.DataFrame:
         """The request log as a DataFrame for the Costs page's reprice (newest first).
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .records import (
@@ -62,6 +63,7 @@ class Store(Protocol):
                       conversation_id: str | None = None,
                       limit: int = 1000) -> list[RequestRecord]: ...
     def request_log_frame(self, *, limit: int = 100_000) -> pd.DataFrame: ...
+    def spend_since(self, since: str) -> Decimal: ...
 
     # presets, prompts, grammars, votes
     def save_preset(self, name: str, params: Mapping[str, Any], *,

@@ -1,0 +1,102 @@
+"""Team-server plumbing: who the visitor is (trusted header or OIDC sign-in), the signed-out
+view, and the per-person budget on every client. The rules are in wafer_playground/identity.py
+and wafer_playground/budgets.py; with none of their settings on, nothing here changes
+anything (`identity_owner()` is None, `make_client` returns a plain WaferClient)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import streamlit as st
+
+from wafer_playground import identity
+from wafer_playground.budgets import Budget, BudgetedClient
+from wafer_playground.catalog import Pricing
+from wafer_playground.client import WaferClient
+from wafer_playground.store import format_ts
+
+if TYPE_CHECKING:
+    from components.connection import Connection
+
+
+def _auth_section() -> Any:
+    try:
+        return st.secrets.get("auth")
+    except (FileNotFoundError, KeyError):  # no secrets.toml at all
+        return None
+
+
+def oidc_providers() -> list[str | None] | None:
+    return identity.oidc_providers(_auth_section())
+
+
+def identity_owner() -> str | None:
+    """This visitor's owner from the trusted header (when that setting is on: only it counts)
+    or from their OIDC sign-in; None when neither is configured or they are signed out."""
+    header = identity.trusted_header()
+    if header:
+        return identity.owner_from_headers(dict(st.context.headers), header)
+    if oidc_providers():
+        return identity.owner_from_user(st.user.to_dict())
+    return None
+
+
+def gate() -> None:
+    """Called by app.py before the page runs. When identity is configured, a visitor without
+    one sees the signed-out view and nothing else; a signed-in one sees who they are."""
+    try:
+        Budget.from_env()
+    except ValueError as exc:
+        st.error(f"Budget setting: {exc}")
+        st.stop()
+    header, providers = identity.trusted_header(), oidc_providers()
+    if not header and not providers:
+        return
+    owner = identity_owner()
+    if owner:
+        with st.sidebar:
+            st.caption(f"Signed in as **{owner.split(':', 1)[1]}**")
+            if not header and st.button("Sign out", key="team_logout"):
+                st.logout()
+        return
+    st.title("Wafer Playground")
+    if header:
+        st.error(f"Signed out: this server takes visitors only through its sign-in proxy, and "
+                 f"this request has no valid `{header}` header.")
+    else:
+        st.info("Sign in to use this playground. Your history, saved prompts and budget "
+                "are your own.")
+        for provider in providers or []:
+            label = f"Sign in with {provider}" if provider else "Sign in"
+            if st.button(label, key=f"team_login_{provider or 'default'}", type="primary"):
+                if provider:
+                    st.login(provider)
+                else:
+                    st.login()
+    st.stop()
+
+
+def make_client(conn: Connection, timeout: httpx.Timeout) -> WaferClient:
+    """The session's client: a BudgetedClient when a budget is set, else a plain one."""
+    budget = Budget.from_env()
+    if budget is None:
+        return WaferClient(conn.base_url, conn.api_key, zdr=conn.zdr, timeout=timeout)
+
+    def spent(since: datetime) -> Decimal:
+        from components.history import get_store
+
+        return get_store().spend_since(format_ts(since))
+
+    def model_info(model_id: str) -> tuple[Pricing | None, int | None]:
+        from components.connection import load_models
+
+        for m in load_models(conn).catalog.models:
+            if m.id == model_id:
+                return m.pricing, m.max_output_tokens
+        return None, None
+
+    return BudgetedClient(conn.base_url, conn.api_key, zdr=conn.zdr, timeout=timeout,
+                          budget=budget, spent=spent, model_info=model_info)
