@@ -449,7 +449,8 @@ def _detail(m: Model, wl: WorkloadInput, where: str = "") -> None:
         st.subheader(md_text(m.display_name), anchor=False)
         st.code(m.id, language=None)  # the id that goes into code, with a copy button
         if len(m.display_name) > NAME_LIMIT:
-            long_text(m.display_name, key=f"cat_name{where}_{m.id[:64]}", limit=NAME_LIMIT)
+            long_text(m.display_name, key=f"cat_name{where}_{m.id[:64]}", limit=NAME_LIMIT,
+                      preview=False)
         st.caption("Provider "
                    + (md_text(m.provider) if m.provider else "not published")
                    + (f" · owned by {md_text(m.owned_by)}" if m.owned_by else "")
@@ -480,7 +481,7 @@ def _detail(m: Model, wl: WorkloadInput, where: str = "") -> None:
                  f"**ZDR:** {'supported' if m.zdr_supported else 'not supported'}"]
         if row.fits_context is False:
             facts.append(":orange[the workload's prompt + output does not fit the context]")
-        facts.extend(f"*{note}*" for note in row.per_request.notes)
+        facts.extend(f"*{md_text(note, TEXT_LIMIT)}*" for note in row.per_request.notes)
         st.markdown("  \n".join(facts))
         if m.local:
             _local_extras(m.local)

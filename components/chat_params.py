@@ -31,6 +31,7 @@ from wafer_playground.params import (
     validate,
 )
 from wafer_playground.share import ShareState
+from wafer_playground.untrusted import md_text
 
 PARAMS = "chat_params"
 COST_CAP = "chat_cost_cap"  # durable: the user's "max $ per request" (None = no cap)
@@ -204,7 +205,7 @@ def _insert_example_schema() -> None:
 
 
 def _help(spec: ParamSpec, reason: str | None) -> str:
-    return spec.help + (f"\n\n**Disabled:** {reason}." if reason else "")
+    return spec.help + (f"\n\n**Disabled:** {md_text(reason, 300)}." if reason else "")
 
 
 def _slider(spec: ParamSpec, model: Model | None) -> None:
@@ -277,7 +278,7 @@ def params_panel(model: Model | None) -> None:
     with tabs[3]:
         reason = unsupported_reason(BY_NAME["tools"], model)
         if reason:
-            st.caption(f":material/block: Tools disabled: {reason}.")
+            st.caption(f":material/block: Tools disabled: {md_text(reason, 300)}.")
         st.text_area("Tools (JSON array)", key=_k("tools"), height=180, disabled=bool(reason),
                      help=_help(BY_NAME["tools"], reason), placeholder='[{"type": "function", …}]')
         names = tool_names(str(st.session_state.get(_k("tools")) or ""))
@@ -292,7 +293,7 @@ def params_panel(model: Model | None) -> None:
     with tabs[4]:
         reason = unsupported_reason(BY_NAME["reasoning_effort"], model)
         if reason:
-            st.caption(f":material/block: Reasoning controls disabled: {reason}.")
+            st.caption(f":material/block: Reasoning controls disabled: {md_text(reason, 300)}.")
         st.selectbox("Reasoning effort", (DEFAULT, *REASONING_EFFORTS),
                      key=_k("reasoning_effort"),
                      format_func=lambda v: "model default" if v == DEFAULT else v,

@@ -107,7 +107,7 @@ def pane_badges(snap: PaneSnapshot, cost: Cost | None, *, grammar: str | None = 
     if not blind:
         parts += [f":gray-badge[{tokens} tokens]", f":violet-badge[{money}]"]
     if snap.finish_reason:
-        parts.append(f":gray-badge[finish: {md_text(snap.finish_reason, 40)}]")
+        parts.append(f":gray-badge[finish: {md_text(snap.finish_reason, 80)}]")
     if grammar is not None:
         parts.append(":green-badge[:material/check: grammar]" if grammar == "ok"
                      else ":red-badge[:material/close: grammar]")

@@ -48,9 +48,11 @@ def _host(url: str) -> str:
     return rest.split("/", 1)[0] or "(relative URL)"
 
 
-def long_text(value: Any, *, key: str, limit: int = TEXT_LIMIT,
+def long_text(value: Any, *, key: str, limit: int = TEXT_LIMIT, preview: bool = True,
               where: DeltaGenerator | None = None) -> None:
-    """Card text shown literally; past `limit` characters cut, with a "show all" toggle."""
+    """Card text shown literally; past `limit` characters cut, with a "show all" toggle.
+
+    `preview=False`: the cut text is already on the page (a heading), only the toggle."""
     box = where or st
     shown, hidden = truncated(value, limit)
     if not hidden:
@@ -58,7 +60,7 @@ def long_text(value: Any, *, key: str, limit: int = TEXT_LIMIT,
         return
     if box.toggle(f"Show all ({hidden:,} more characters)", key=f"all_{key}"):
         box.code(clean(value, None), language=None, wrap_lines=True, height=300)
-    else:
+    elif preview:
         box.markdown(md_text(shown, None, multiline=True) + " …")
 
 

@@ -141,6 +141,16 @@ def _bool(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+def _currency(value: Any, issues: list[str] | None) -> str:
+    """An ISO 4217 code, lower case; card text that is not one is reported, not shown."""
+    code = str(value or "usd").strip().lower()
+    if len(code) == 3 and code.isascii() and code.isalpha():
+        return code
+    if issues is not None:
+        issues.append(f"currency {str(value)[:40]!r} is not a currency code")
+    return "unknown"
+
+
 def parse_pricing(block: Any, source: PriceSource | None,
                   issues: list[str] | None = None) -> Pricing:
     if not isinstance(block, dict):
@@ -150,7 +160,7 @@ def parse_pricing(block: Any, source: PriceSource | None,
             ("input_cpm", "input_cents_per_million"),
             ("output_cpm", "output_cents_per_million"),
             ("cache_read_cpm", "cache_read_cents_per_million"))},
-        currency=str(block.get("currency") or "usd").lower(),
+        currency=_currency(block.get("currency"), issues),
         source=source,
     )
     if pricing.input_cpm is None and pricing.output_cpm is None:

@@ -31,7 +31,7 @@ from .client import WaferClient
 from .costs import Cost, Usage, UsageError, cost_of, format_usd
 from .errors import WaferError
 from .guard import Caps, check_request, estimate_prompt_tokens
-from .untrusted import csv_text
+from .untrusted import csv_text, md_text
 
 Surface = Literal["chat", "completions"]
 PaneStatus = Literal["pending", "streaming", "done", "stopped", "error"]
@@ -557,7 +557,8 @@ def display_rows(summary: Summary) -> list[dict[str, str]]:
     out = []
     for r in summary.results:
         out.append({
-            "Pane": r.label,
+            # markdown cells (st.table and the export): upstream text is drawn inert
+            "Pane": md_text(r.label, None),
             "Status": r.status,
             "TTFT (s)": _cell(r, "ttft_s"),
             "Tokens/s": _cell(r, "tokens_per_s"),
@@ -565,7 +566,7 @@ def display_rows(summary: Summary) -> list[dict[str, str]]:
             "Prompt tokens": "–" if r.prompt_tokens is None else str(r.prompt_tokens),
             "Output tokens": "–" if r.completion_tokens is None else str(r.completion_tokens),
             "Cost": _cell(r, "cost_usd"),
-            "Finish": r.finish_reason or "–",
+            "Finish": md_text(r.finish_reason, 80) if r.finish_reason else "–",
             "Grammar": {None: "–", True: "✓ matches", False: "✗ no match"}[r.grammar_ok],
         })
     return out
@@ -590,10 +591,6 @@ def to_csv(summary: Summary) -> str:
     ] for i, r in enumerate(summary.results)))
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def to_markdown(summary: Summary, *, title: str | None = None) -> str:
     """A GitHub table with each column's best value in bold."""
     rows = display_rows(summary)
@@ -603,14 +600,14 @@ def to_markdown(summary: Summary, *, title: str | None = None) -> str:
     bold_cols = {DISPLAY_METRIC_COLUMN[m.key]: summary.best.get(m.key, set()) for m in METRICS}
     lines = []
     if title:
-        lines += [f"### {_md_escape(title)}", ""]
+        lines += [f"### {md_text(title, None)}", ""]
     lines.append("| " + " | ".join(headers) + " |")
     lines.append("|" + "|".join("---" if h in ("Pane", "Status", "Finish", "Grammar")
                                 else "---:" for h in headers) + "|")
     for i, row in enumerate(rows):
         cells = []
         for h in headers:
-            text = _md_escape(row[h])
+            text = row[h]  # display_rows made every cell markdown-safe
             if i in bold_cols.get(h, set()):
                 text = f"**{text}**"
             cells.append(text)

@@ -75,9 +75,15 @@ def truncated(value: Any, limit: int) -> tuple[str, int]:
 # (`md_escape` has escaped the bracket by then, hence the optional backslash before it.)
 _DIRECTIVE = re.compile(r"(?<!\\)((?:\\\\)*):(?=[A-Za-z][\w-]*\\?[\[{]"
                         r"|(?:material|streamlit)[/_]|(?:shimmer|small|help)\b)")
+# Streamlit rewrites the source text ":material/" into an icon before markdown is parsed, so
+# no backslash stops it: an invisible word joiner between the colon and the name does.
+_ICON = re.compile(r":(?=(?:material|streamlit)[/_:])")
+_JOINER = "\u2060"
 _ALWAYS = re.compile(r"([\\`*\[\]<&$|~])")  # code, emphasis, links/images, HTML, entities, math
 _LONE_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")  # a_b_c is not emphasis
-_LINE_START = re.compile(r"^([ \t]*)([#>+=-]|\d{1,9}(?=[.)]))", re.MULTILINE)
+# block markers at a line start: headings, quotes, list items, rules and setext underlines
+_LINE_START = re.compile(r"^([ \t]*)(#{1,6}(?=\s|$)|>|[-+=](?=\s|$|[-+=]*\s*$)"
+                         r"|\d{1,9}(?=[.)](?:\s|$)))", re.MULTILINE)
 
 
 def md_escape(text: str) -> str:
@@ -91,7 +97,7 @@ def md_escape(text: str) -> str:
     """
     text = _ALWAYS.sub(r"\\\1", text)
     text = _LONE_UNDERSCORE.sub(r"\\_", text)
-    text = _DIRECTIVE.sub(lambda m: m.group(1) + "\\:", text)
+    text = _ICON.sub(":" + _JOINER, _DIRECTIVE.sub(lambda m: m.group(1) + "\\:", text))
     return _LINE_START.sub(lambda m: m.group(1) + (
         m.group(2) + "\\" if m.group(2)[0].isdigit() else "\\" + m.group(2)), text)
 
@@ -186,7 +192,8 @@ def _inline_segments(text: str) -> list[Segment]:
 
 
 def _target(url: str) -> str:
-    return md_escape(clean(url, 300)) or "(empty link)"
+    # a code span: shown exactly, and no autolink swallows the escaped bracket after it
+    return md_code(url, 300) or "(empty link)"
 
 
 def _prose(text: str, images: bool) -> str:
@@ -203,7 +210,7 @@ def _prose(text: str, images: bool) -> str:
 
     text = _LINK.sub(link, text)
     text = _REF_DEF.sub(lambda m: f"{m.group(1)}\\[{m.group(2)}\\]:", text)
-    return _DIRECTIVE.sub(lambda m: m.group(1) + "\\:", text)
+    return _ICON.sub(":" + _JOINER, _DIRECTIVE.sub(lambda m: m.group(1) + "\\:", text))
 
 
 def _break_images(text: str) -> str:

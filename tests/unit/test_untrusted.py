@@ -38,7 +38,9 @@ def _images(md: str) -> list[str]:
     (f"![]({TRACK})", f"!\\[\\]({TRACK})"),
     (f"[click]({TRACK})", f"\\[click\\]({TRACK})"),
     (":red[alarm]", "\\:red\\[alarm\\]"),
-    (":material/warning: hi", "\\:material/warning: hi"),
+    # Streamlit turns the source text ":material/" into an icon before parsing: broken by
+    # an invisible word joiner, since no backslash stops it
+    (":material/warning: hi", "\\:\u2060material/warning: hi"),
     (":violet-badge[Pass]", "\\:violet-badge\\[Pass\\]"),
     (":color[x]{foreground=red}", "\\:color\\[x\\]{foreground=red}"),
     (":small[tiny]", "\\:small\\[tiny\\]"),
@@ -128,7 +130,7 @@ def test_code_is_left_alone_except_the_image_net() -> None:
 def test_links_show_their_real_target() -> None:
     out = model_markdown("see [the docs](http://evil.test/steal?x=1)")
     assert "[the docs](http://evil.test/steal?x=1)" in out
-    assert out.endswith(" \\(http://evil.test/steal?x=1\\)")  # the target, after the link
+    assert out.endswith(" \\(`http://evil.test/steal?x=1`\\)")  # the target, after the link
     assert model_markdown("[http://a.test](http://a.test)") == "[http://a.test](http://a.test)"
     ref = model_markdown("[docs][r]\n\n[r]: http://evil.test/x")
     assert "\\[r\\]: http://evil.test/x" in ref  # the definition is text: its URL is visible
@@ -138,10 +140,12 @@ def test_links_show_their_real_target() -> None:
                                        ":orange-background[z]", ":small[s]"])
 def test_model_directives_are_escaped(directive: str) -> None:
     out = model_markdown(f"text {directive} text")
-    assert out == f"text \\{directive} text"
+    assert out == f"text \\{directive} text".replace(":material", ":\u2060material")
+    assert ":material/" not in out
     # an escaped backslash before the colon does not unescape it
-    assert model_markdown(f"\\\\{directive}") == f"\\\\\\{directive}"
-    assert model_markdown(f"\\{directive}") == f"\\{directive}"  # already escaped
+    if "material" not in directive:
+        assert model_markdown(f"\\\\{directive}") == f"\\\\\\{directive}"
+        assert model_markdown(f"\\{directive}") == f"\\{directive}"  # already escaped
 
 
 def test_model_markdown_keeps_formatting_and_urls() -> None:
