@@ -28,7 +28,7 @@ def auth_engine() -> Iterator[str]:
     from wafer_playground.local.engine import start_engine
 
     handle = start_engine(port=free_port(), api_key="sk-local-test", models=[SMOL],
-                          extra_args=["--queue-size", "2"])
+                          extra_args=["--queue-size", "2", "--parallel", "1"])
     try:
         yield handle.base_url
     finally:

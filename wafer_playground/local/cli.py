@@ -74,13 +74,15 @@ class Children:
         self._lock = threading.Lock()
 
     def start(self, binary: Path, spec: cards.LocalModelSpec, model: Path, *, ctx: int,
-              threads: int, max_output: int) -> Child:
+              threads: int, max_output: int, parallel: int = 1) -> Child:
         port = free_port()
         logs = provision.cache_root() / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"llama-server-{spec.id}-{port}.log"
         cmd = [str(binary), "-m", str(model), "--host", HOST, "--port", str(port),
-               "--alias", spec.id, "-c", str(ctx), "-np", "1", "-t", str(threads),
+               # each of the `parallel` slots gets the full context (llama-server splits -c)
+               "--alias", spec.id, "-c", str(ctx * parallel), "-np", str(parallel),
+               "-t", str(threads),
                "--no-webui", "-n", str(max_output)]
         with open(log_path, "wb") as log_file:
             proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
@@ -153,6 +155,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--queue-size", type=int, default=8,
                    help="requests allowed to wait per model before 429")
+    p.add_argument("--parallel", type=int, default=4,
+                   help="requests decoded at once per model (llama-server slots, continuous "
+                        "batching); 1 = one at a time")
     p.add_argument("--max-output-tokens", type=int, default=cards.DEFAULT_MAX_OUTPUT)
     p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -217,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             phase(f"starting llama-server for {spec.id}")
             started.append(children.start(binary, spec, files[spec.id], ctx=args.ctx,
                                           threads=args.threads,
-                                          max_output=args.max_output_tokens))
+                                          max_output=args.max_output_tokens,
+                                          parallel=args.parallel))
         backends = []
         for child in started:
             meta = wait_healthy(child)
@@ -228,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                 meta=dict(meta), pid=child.proc.pid))
         api_key = args.api_key or os.environ.get("WAFER_LOCAL_API_KEY") or None
         app = create_app(backends, EngineConfig(api_key=api_key, queue_size=args.queue_size,
+                                                parallel=args.parallel,
                                                 max_output_tokens=args.max_output_tokens))
         phase(f"serving on http://{HOST}:{args.port}/v1")
         import uvicorn

@@ -87,7 +87,8 @@ class Backend:
 @dataclass
 class EngineConfig:
     api_key: str | None = None
-    queue_size: int = 8  # waiting requests per model beyond the one running
+    queue_size: int = 8  # waiting requests per model beyond the ones running
+    parallel: int = 1  # requests running at once per model (llama-server's -np slots)
     max_output_tokens: int = cards.DEFAULT_MAX_OUTPUT
     # tests inject faults here (a transport that refuses, breaks mid-stream, answers junk)
     upstream_transport: httpx.AsyncBaseTransport | None = None
@@ -322,11 +323,12 @@ class LocalEngineApp:
                            "ZDR model", param="model")
 
     def admit(self, b: Backend) -> Ticket:
-        if b.admitted >= 1 + self.config.queue_size:
+        if b.admitted >= self.config.parallel + self.config.queue_size:
             retry = max(1, b.admitted)
             raise ApiError(429, "rate_limit_exceeded",
                            f"Model '{b.spec.id}' is busy: {b.admitted} requests running or "
-                           f"queued (limit {1 + self.config.queue_size}). Retry later.",
+                           f"queued (limit {self.config.parallel + self.config.queue_size}). "
+                           "Retry later.",
                            headers={"Retry-After": str(retry)})
         b.admitted += 1
         return Ticket(b)
@@ -1117,7 +1119,7 @@ class LocalEngineApp:
                     limits=httpx.Limits(max_connections=64, max_keepalive_connections=16,
                                         keepalive_expiry=2.0),
                     transport=self.config.upstream_transport)
-                b.slot = asyncio.Semaphore(1)
+                b.slot = asyncio.Semaphore(max(1, self.config.parallel))
             try:
                 yield
             finally:

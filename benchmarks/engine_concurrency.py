@@ -1,0 +1,123 @@
+"""Concurrent streams on the local engine: llama-server's parallel slots (continuous batching)
+against the one-slot engine, in the same run.
+
+Two engines on the same binary and model (SmolLM2-135M): `--parallel 1` (the old engine:
+one request decodes, the others wait in the adapter's queue) and `--parallel 4`. Each round
+sends N concurrent streamed completions (greedy, `min_tokens` = `max_tokens`, so every
+request generates the same number of tokens) to one engine, then to the other, alternating
+which goes first. Prints the median TTFT over all requests, total tokens/s (all tokens / the
+round's wall time) and the ratios. Targets (issue: performance round 2): median TTFT with 4
+streams <= 0.3x the one-slot engine's, total tokens/s >= 1x.
+
+    uv run python benchmarks/engine_concurrency.py [--streams 4] [--rounds 3] [--tokens 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._apps.harness import load_line  # noqa: E402
+from wafer_playground.local.engine import EngineHandle, start_engine  # noqa: E402
+
+MODEL = "smollm2-135m-instruct"
+PROMPTS = ["Write a short paragraph about the sea.",
+           "List five colours and describe each one in a sentence.",
+           "Explain what a compiler does, for a child.",
+           "Describe a busy railway station at noon."]
+
+
+def _ids(url: str, prompt: str) -> list[int]:
+    """Completions take token ids: the chat-templated prompt, tokenized by the engine."""
+    with httpx.Client(timeout=60) as c:
+        text = c.post(url + "/apply-template", json={
+            "model": MODEL, "messages": [{"role": "user", "content": prompt}]}).json()["prompt"]
+        tokens = c.post(url + "/tokenize", json={"model": MODEL, "content": text,
+                                                 "add_special": True}).json()["tokens"]
+    return [int(t["id"]) if isinstance(t, dict) else int(t) for t in tokens]
+
+
+def _stream(url: str, prompt: list[int], tokens: int, t_start: float,
+            out: list[tuple[float, int]]) -> None:
+    body = {"model": MODEL, "stream": True, "max_tokens": tokens, "min_tokens": tokens,
+            "temperature": 0, "prompt": prompt}
+    first: float | None = None
+    n = 0
+    with httpx.Client(timeout=600) as client, \
+            client.stream("POST", url + "/completions", json=body) as r:
+        r.raise_for_status()
+        for line in r.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            ch = json.loads(line[6:]).get("choices") or []
+            if ch and ch[0].get("text"):
+                first = first or time.perf_counter()
+                n += 1
+    assert first is not None
+    out.append(((first - t_start) * 1000, n))
+
+
+def _round(handle: EngineHandle, streams: int, tokens: int) -> tuple[list[float], float]:
+    results: list[tuple[float, int]] = []
+    prompts = [_ids(handle.base_url, p) for p in PROMPTS]
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=_stream, args=(handle.base_url, prompts[i % 4], tokens,
+                                                      t0, results)) for i in range(streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    assert len(results) == streams
+    return [ttft for ttft, _ in results], sum(n for _, n in results) / wall
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--streams", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--tokens", type=int, default=64)
+    args = ap.parse_args()
+    print(load_line("before"))
+    engines = {"one slot": start_engine(models=[MODEL], extra_args=["--parallel", "1"]),
+               f"{args.streams} slots": start_engine(models=[MODEL],
+                                                    extra_args=["--parallel", str(args.streams)])}
+    ttfts: dict[str, list[float]] = {k: [] for k in engines}
+    tps: dict[str, list[float]] = {k: [] for k in engines}
+    try:
+        for h in engines.values():
+            _round(h, 1, 8)  # warm-up
+        for i in range(args.rounds):
+            order = list(engines.items())
+            for name, h in (order if i % 2 == 0 else order[::-1]):
+                t, rate = _round(h, args.streams, args.tokens)
+                ttfts[name] += t
+                tps[name].append(rate)
+    finally:
+        for h in engines.values():
+            h.stop()
+    print(f"{args.streams} concurrent streams x {args.tokens} tokens, {args.rounds} rounds, "
+          "alternating")
+    for name in engines:
+        print(f"  {name:9s} median TTFT {statistics.median(ttfts[name]):7.0f} ms · "
+              f"max {max(ttfts[name]):7.0f} ms · total {statistics.median(tps[name]):6.1f} tok/s")
+    base, multi = list(engines)
+    r_ttft = statistics.median(ttfts[multi]) / statistics.median(ttfts[base])
+    r_tps = statistics.median(tps[multi]) / statistics.median(tps[base])
+    print(f"  ratio {multi} / {base}: TTFT {r_ttft:.2f}x (target <= 0.3), "
+          f"total tok/s {r_tps:.2f}x (target >= 1.0)")
+    print(load_line("after"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
