@@ -28,7 +28,7 @@ from wafer_playground.costs import (
     plan,
     plan_frame,
 )
-from wafer_playground.untrusted import frame_csv, md_text
+from wafer_playground.untrusted import TEXT_LIMIT, frame_csv, md_text
 from wafer_playground.usage import parse_usage_file, token_means
 
 # widget key -> (Scenario field, cast)
@@ -141,7 +141,8 @@ def _inputs() -> None:
                          on_change=_use_file_means)
         report = st.session_state.get("_costs_token_file_report")
         if report is not None:
-            st.caption(f"{report.summary()}; input/output/cache-hit set from its means.")
+            st.caption(f"{md_text(report.summary(), TEXT_LIMIT)}; input/output/cache-hit set "
+                       "from its means.")
             if report.n_bad:
                 st.dataframe(report.bad_frame(), hide_index=True, height=160)
 
@@ -234,7 +235,8 @@ def render_planner(models: list[Model], where: dict[str, str]) -> None:
         _headline(priced, rows, scenario, served_only=served_only)
     unpriced = frame.loc[frame["per_month_usd"].isna(), "model"].tolist()
     if unpriced:
-        st.caption(f"Not published (not priced, never counted as $0): {', '.join(unpriced)}")
+        st.caption("Not published (not priced, never counted as $0): "
+                   + md_text(", ".join(unpriced), TEXT_LIMIT))
 
     budget = scenario.budget is not None
     st.dataframe(

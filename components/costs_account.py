@@ -17,6 +17,7 @@ from components.errors import show_error
 from wafer_playground.catalog import Model
 from wafer_playground.costs import format_usd
 from wafer_playground.errors import WaferError
+from wafer_playground.untrusted import TEXT_LIMIT, md_text
 from wafer_playground.usage import daily_spend, metrics_view, price_usage_me, usage_me_view
 
 RANGES = {5: "5 min", 15: "15 min", 30: "30 min", 60: "1 hour", 360: "6 hours",
@@ -73,7 +74,7 @@ def _usage(data: Any, models: list[Model]) -> None:
     try:
         view = usage_me_view(data)
     except ValueError as exc:
-        st.error(f"The usage answer could not be read: {exc}")
+        st.error(f"The usage answer could not be read: {md_text(exc, TEXT_LIMIT)}")
         return
     priced = price_usage_me(view, models)
     m1, m2, m3, m4 = st.columns(4)
@@ -85,9 +86,9 @@ def _usage(data: Any, models: list[Model]) -> None:
               else "not published",
               f"Endpoint's estimate {format_usd(view.reported_cost_usd)}"
               if view.reported_cost_usd is not None else None, delta_color="off", delta_arrow="off")
-    st.caption(f"Period {view.period}. Model names are Wafer's resolved backend names; a name "
-               "not in the catalog is not priced here. Daily spend is an estimate at the "
-               "period's average rates.")
+    st.caption(f"Period {md_text(view.period, 40)}. Model names are Wafer's resolved "
+               "backend names; a name not in the catalog is not priced here. Daily spend is "
+               "an estimate at the period's average rates.")
     st.plotly_chart(charts.daily_usage(daily_spend(view, priced)), key="costs_fig_days")
     if not priced.empty:
         st.plotly_chart(charts.model_spend(priced), key="costs_fig_models")
@@ -101,7 +102,7 @@ def _metrics(data: Any) -> None:
     try:
         view = metrics_view(data)
     except ValueError as exc:
-        st.error(f"The metrics answer could not be read: {exc}")
+        st.error(f"The metrics answer could not be read: {md_text(exc, TEXT_LIMIT)}")
         return
     s = view.summary
     m1, m2, m3, m4 = st.columns(4)

@@ -11,7 +11,7 @@ import streamlit as st
 from components import costs_charts as charts
 from wafer_playground.catalog import Model
 from wafer_playground.costs import daily_costs, format_usd, reprice
-from wafer_playground.untrusted import frame_csv
+from wafer_playground.untrusted import TEXT_LIMIT, frame_csv, md_text
 from wafer_playground.usage import ParsedUsage, from_request_log, parse_usage_file
 
 FORMATS_HELP = (
@@ -44,9 +44,10 @@ def _request_log() -> tuple[pd.DataFrame | None, str | None]:
 
 
 def _report(parsed: ParsedUsage) -> None:
-    st.caption(parsed.summary())
+    # an uploaded file is untrusted text: its notes can quote model names and values
+    st.caption(md_text(parsed.summary(), TEXT_LIMIT))
     for note in parsed.notes:
-        st.caption(f"ℹ️ {note}")
+        st.caption(f"ℹ️ {md_text(note, TEXT_LIMIT)}")
     if parsed.n_bad:
         shown = len(parsed.bad)
         more = f" (first {shown:,} listed)" if shown < parsed.n_bad else ""
@@ -108,7 +109,7 @@ def render_reprice(models: list[Model]) -> None:
     if extra:
         st.caption("; ".join(extra))
     if result.as_logged and result.as_logged.notes:
-        st.caption("ℹ️ " + "; ".join(result.as_logged.notes))
+        st.caption("ℹ️ " + md_text("; ".join(result.as_logged.notes), TEXT_LIMIT))
 
     per = result.per_model.drop(columns=["_exact"])
     if as_logged is not None and as_logged > 0:

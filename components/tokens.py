@@ -19,6 +19,7 @@ import streamlit as st
 
 from components import connection, engine_panel, grammar_editor
 from components.connection import Connection
+from components.errors import error_markdown
 from components.history import TOKENS_RUN_ID, get_store, share_panel, shared_state
 from components.state import select_model, selected_model_id
 from components.tokens_view import chips_html, generated_html
@@ -38,7 +39,7 @@ from wafer_playground.tokenizers import (
     plan_for,
     tokenizer_for,
 )
-from wafer_playground.untrusted import clean
+from wafer_playground.untrusted import TEXT_LIMIT, clean, md_code, md_text
 
 # session keys (widget keys are prefixed tok_; plain state tokens_)
 MODEL = "tok_model"
@@ -227,7 +228,8 @@ def _tokenizer_banner(model: Model, plan: TokenizerPlan, tok: Tokenizer | None,
                        width="stretch")
         return
     reason = error or plan.description
-    st.warning(f"**No tokenizer for {model.id}:** {reason}. You can still paste token ids "
+    st.warning(f"**No tokenizer for {md_text(model.id)}:** {md_text(reason, TEXT_LIMIT)}. "
+               "You can still paste token ids "
                "and send them; text ↔ id conversion is unavailable.", icon=":material/warning:")
 
 
@@ -339,7 +341,8 @@ def _peek(conn: Connection, client: WaferClient, model: Model, ids: list[int]) -
             return
         run = tokens.CompletionRun.from_dict(peek["run"])
         if run.error:
-            st.error(f"**{run.error.title}** — {run.error.message}", icon=":material/warning:")
+            st.error(f"**{run.error.title}** — {md_text(run.error.message, TEXT_LIMIT)}",
+                     icon=":material/warning:")
             return
         gen = run.tokens()
         if not gen or not gen[0].alternatives:
@@ -379,7 +382,7 @@ def _text_tab(tok: Tokenizer | None) -> None:
     try:
         pieces = tok.encode(text, add_special=bool(st.session_state.get(ADD_SPECIAL)))
     except WaferError as err:
-        st.error(f"Tokenizing failed: {err.human()}")
+        st.error(f"Tokenizing failed: {error_markdown(err)}")
         return
     st.html(chips_html(pieces, specials=list(tok.special_ids()) + tok.bos_ids()))
     st.caption(f"{len(pieces)} tokens · {len(text)} characters · {tok.source.label}")
@@ -388,10 +391,10 @@ def _text_tab(tok: Tokenizer | None) -> None:
 def _chat_tab(model: Model, tok: Tokenizer | None, local: bool, client: WaferClient) -> None:
     template = known_template(model.id)
     if local and model.local is not None and model.local.get("chat_template") is False:
-        st.info(f"{model.id} has no chat template (a base model): use plain text.")
+        st.info(f"{md_text(model.id)} has no chat template (a base model): use plain text.")
         return
     if not local and template is None:
-        st.info(f"No chat template is known for {model.id} here; Qwen3.5/3.6 (ChatML) and "
+        st.info(f"No chat template is known for {md_text(model.id)} here; Qwen3.5/3.6 (ChatML) and "
                 "the local engine's models are supported.")
         return
     default = pd.DataFrame([{"role": "system", "content": "You are a concise assistant."},
@@ -418,7 +421,7 @@ def _chat_tab(model: Model, tok: Tokenizer | None, local: bool, client: WaferCli
                 rendered = template(messages, thinking=thinking)  # type: ignore[misc]
                 how = "Qwen ChatML (client-side)"
         except WaferError as err:
-            st.error(f"Rendering failed: {err.human()}")
+            st.error(f"Rendering failed: {error_markdown(err)}")
             return
         st.session_state[RENDERED] = {"model": model.id, "text": rendered, "how": how}
     rendered_state = st.session_state.get(RENDERED)
@@ -431,7 +434,7 @@ def _chat_tab(model: Model, tok: Tokenizer | None, local: bool, client: WaferCli
     try:
         pieces = tok.encode(rendered_state["text"])
     except WaferError as err:
-        st.error(f"Tokenizing failed: {err.human()}")
+        st.error(f"Tokenizing failed: {error_markdown(err)}")
         return
     st.html(chips_html(pieces, specials=list(tok.special_ids())))
     st.button("Use these ids as the prompt ↓", key="tok_use_chat",
@@ -484,7 +487,7 @@ def _decode_view(tok: Tokenizer, ids: list[int]) -> None:
         text = tok.decode(ids)
         pieces = tok.pieces(ids[:PIECE_LIMIT])
     except (WaferError, ValueError) as err:
-        message = err.human() if isinstance(err, WaferError) else str(err)
+        message = error_markdown(err) if isinstance(err, WaferError) else md_text(err, TEXT_LIMIT)
         st.error(f"Decoding failed: {message}")
         return
     origin = st.session_state.get(ORIGIN) or {}
@@ -777,8 +780,8 @@ def _run_panel(run: tokens.CompletionRun, ebnf: str | None, pricing: Pricing,
     title = RUN_TITLES.get(run.label, run.label)
     st.markdown(f"**{title}**")
     if run.error:
-        st.error(f"**{run.error.title}** — {run.error.message}"
-                 + (f"\n\nrequest id `{run.error.request_id}`"
+        st.error(f"**{run.error.title}** — {md_text(run.error.message, TEXT_LIMIT)}"
+                 + (f"\n\nrequest id {md_code(run.error.request_id, 80)}"
                     if run.error.request_id and run.error.request_id not in run.error.message
                     else ""), icon=":material/warning:")
         return
