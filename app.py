@@ -29,8 +29,10 @@ PAGES = [
 ]
 
 connection.boot()  # the local engine starts with the server when it is the starting endpoint
-presentation.sync_query_param()  # ?present=1 switches presentation mode on for this session
-nav = st.navigation(PAGES)
+# ?present=1 switches presentation mode on for this session; while presenting the sidebar is
+# hidden, so the page menu moves to the top (issue 16: hiding the sidebar hid the menu)
+presenting = presentation.sync_query_param()
+nav = st.navigation(PAGES, position="top" if presenting else "sidebar")
 team.gate()  # a team server with sign-in: a signed-out visitor stops here
 conn = connection.sidebar()
 with st.sidebar:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from components import connection
+from components import connection, presentation
 from components.catalog_chart import CHART_MODES, picked_id, price_figure, unplotted_count
 from components.catalog_frame import (
     CAPABILITIES,
@@ -370,6 +370,26 @@ def _table(d: _Derived, view: pd.DataFrame, f: Filters, wl: WorkloadInput) -> st
     return selected if selected in ids else None
 
 
+ROOM_ROWS = 15  # presentation mode: what a room can read; the chart shows every model
+
+
+def _room_table(view: pd.DataFrame) -> None:
+    """Presentation mode: the price-first columns as an HTML table, which grows with the
+    larger type (the interactive grid is a canvas drawn in px). A chart point opens a model."""
+    top = view.head(ROOM_ROWS)
+    st.table(pd.DataFrame({
+        "Model": top["display_name"].tolist(),
+        "Model id": top["id"].tolist(),
+        "In $/1M": [format_usd(v) for v in top["input_usd_per_m"]],
+        "Out $/1M": [format_usd(v) for v in top["output_usd_per_m"]],
+        "$/request": [format_usd(v) for v in top["per_request"]],
+        "$/month": [format_usd(v) for v in top["per_month"]],
+        "Context": [compact_tokens(v) for v in top["context_length"]],
+    }), hide_index=True)
+    if len(view) > ROOM_ROWS:
+        st.caption(f"The first {ROOM_ROWS} of {len(view)}; the chart below has them all.")
+
+
 # ---- detail panel ----------------------------------------------------------------------
 
 
@@ -519,14 +539,22 @@ def render_catalog_page() -> None:
     shown = f"**{len(view)}** of {len(d.frame)} models"
     st.markdown(shown if len(view) else shown + " match: loosen a filter.")
     _chart_pick(d)
-    selected = _table(d, view, f, wl)
+    if presentation.is_presenting():
+        # the chart's key follows the rows shown, as with the grid (see _table)
+        rows_sig = hashlib.sha256("\n".join(view["id"]).encode()).hexdigest()[:12]
+        st.session_state[TABLE_KEY] = f"catalog_room_{rows_sig}"
+        _room_table(view)
+        selected = st.session_state.get(DETAIL_KEY)
+        selected = selected if selected in set(view["id"]) else None
+    else:
+        selected = _table(d, view, f, wl)
     chart_col, detail_col = st.columns([3, 2])
     with chart_col:
         mode = st.radio("Chart", list(CHART_MODES), key="cat_chart", horizontal=True,
                         format_func=CHART_MODES.__getitem__, label_visibility="collapsed")
         pr = view["per_request"].to_numpy(dtype="float64")
         fig, trace_ids = price_figure(view, pr, view["per_month"].to_numpy(dtype="float64"),
-                                      mode, selected)
+                                      mode, selected, scale=presentation.scale())
         # Keyed by the view (like the table), so a stale point index never maps to a model.
         chart_key = f"cat_plot_{st.session_state[TABLE_KEY][-12:]}_{mode}"
         st.session_state[CHART_KEY] = (chart_key, trace_ids)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
+from wafer_playground.titles import conversation_title
+
 if TYPE_CHECKING:
     from components.chat import ChatContext
     from wafer_playground.store import Store
@@ -155,7 +157,7 @@ class Saver:
                     turn.pop("store_id", None)
             if not conv:
                 first = next((t["content"] for t in turns if t["role"] == "user"), "")
-                title = " ".join(str(first).split())[:60] or "Chat"
+                title = conversation_title(str(first))  # the gist, not the message again
                 conv = store.create_conversation(title, model=ctx.model.id,
                                                  surface=ctx.surface)
                 st.session_state[CONVERSATION] = conv

@@ -56,18 +56,20 @@ from wafer_playground.compare import (
 )
 from wafer_playground.costs import Cost, format_usd
 from wafer_playground.errors import WaferError
+from wafer_playground.guard import PRESENTATION_CAPS
 from wafer_playground.scenarios import (
     SCENARIOS,
+    Readiness,
     Scenario,
     cheapest_passing,
     passes,
-    pick_models,
+    readiness,
     supports_chat,
     supports_completions,
 )
 from wafer_playground.scenarios import get as get_scenario
 from wafer_playground.throttle import Throttle
-from wafer_playground.tokenizers import TokenizerUnavailable, tokenizer_for
+from wafer_playground.tokenizers import TokenizerUnavailable, available_offline, tokenizer_for
 from wafer_playground.tokens import IdParseError, Verdict, parse_ids, verify_output
 from wafer_playground.untrusted import model_markdown
 
@@ -323,18 +325,44 @@ def vote_buttons(labels: Sequence[str], *, key: str) -> str | None:
     return None
 
 
-def scenario_cards(cards: Sequence[Scenario], *, key: str) -> str | None:
-    """Pinned demo cards; returns the id of the card clicked this run."""
+def scenario_cards(cards: Sequence[Scenario], ready: Sequence[Readiness], *,
+                   key: str) -> str | None:
+    """Pinned demo cards, checked before they are offered; returns the id clicked this run."""
     clicked = None
     cols = st.columns(len(cards))
-    for col, sc in zip(cols, cards, strict=True):
+    for col, sc, rd in zip(cols, cards, ready, strict=True):
         with col, st.container(border=True, key=f"{key}_{sc.id}", height="stretch"):
             st.markdown(f"#### {sc.icon} {sc.title}")
             st.caption(sc.blurb)
-            if st.button("Run", key=f"{key}_run_{sc.id}", type="primary",
+            if rd.ready:
+                # names in the tooltip: the page may be in blind mode
+                names = ", ".join(md_text(p.model) for p in rd.picks)
+                out = md_text("; ".join(rd.left_out), 300)
+                st.caption(f":green[Ready] · {len(rd.picks)} models that fit the caps",
+                           help=f"Runs on {names}" + (f". Left out: {out}" if rd.left_out
+                                                     else ""))
+            else:
+                st.caption(f":orange[Not ready here: {md_text(rd.reason, 300)}]",
+                           help=md_text("; ".join(rd.left_out), 600) or None)
+            if st.button("Run", key=f"{key}_run_{sc.id}", type="primary", disabled=not rd.ready,
                          icon=":material/play_arrow:", width="stretch"):
                 clicked = sc.id
     return clicked
+
+
+def card_readiness(sc: Scenario, catalog: Catalog) -> Readiness:
+    """The card as it would run now: within the presentation caps, tokenizers on hand."""
+    return readiness(sc, catalog.models, caps=PRESENTATION_CAPS,
+                     tokenizer_ready=lambda m: available_offline(m.id, local=m.local is not None))
+
+
+def scenario_setup(sc: Scenario, rd: Readiness) -> Setup:
+    """The run a card starts, built aside: the custom form's values are never touched, so
+    a card (even a failed one) cannot leave its max_tokens behind (issue 16)."""
+    configs = [PaneConfig(p.model, Params(temperature=p.temperature, top_p=1.0,
+                                          max_tokens=sc.max_tokens)) for p in rd.picks]
+    return Setup(sc.surface, configs, sc.prompt, sc.system, None, sc.grammar or "",
+                 False, None)
 
 
 # --------------------------------------------------------------------------- the page flow
@@ -403,30 +431,6 @@ def _fix(key: str, options: Sequence[object], default: object) -> None:
     """Keep a keyed widget's value valid when its options change (mode switch, new list)."""
     if st.session_state.get(key) not in options:
         st.session_state[key] = default
-
-
-def apply_scenario(sc: Scenario, catalog: Catalog) -> bool:
-    """Load a scenario into the controls (before they are drawn this run)."""
-    picks = pick_models(sc, catalog.models)
-    if len(picks) < 2:
-        st.warning(f"“{sc.title}” needs models that support "
-                   f"{MODE_LABELS[sc.surface].lower()}; this endpoint has none.")
-        return False
-    ss = st.session_state
-    ss["cmp_mode"] = sc.surface
-    ss["cmp_n"] = len(picks)
-    ss["cmp_perpane"] = True
-    for i, pk in enumerate(picks):
-        ss[f"cmp_model_{i}"] = pk.model
-        ss[f"cmp_temp_{i}"] = pk.temperature
-        ss[f"cmp_max_{i}"] = sc.max_tokens
-    ss["cmp_max"] = sc.max_tokens
-    ss["cmp_prompt"] = sc.prompt
-    ss["cmp_system"] = sc.system
-    ss["cmp_grammar"] = sc.grammar or ""
-    ss["cmp_prompt_kind"] = "text"
-    ss["cmp_blind"] = False
-    return True
 
 
 _RANGES: dict[str, tuple[str, float, float]] = {  # share field -> (widget key, min, max)
@@ -827,6 +831,16 @@ def _scenario_banner(sess: CompareSession, summary: Summary) -> None:
         else:
             st.warning(f"{ok} of {total} finished outputs match the grammar.",
                        icon=":material/data_object:")
+    elif sc.id == "speed":
+        done = [r for r in results if r.status == "done"]
+        fast = min((r for r in done if r.ttft_s is not None), key=lambda r: r.ttft_s or 0.0,
+                   default=None)
+        cheap = min((r for r in done if r.cost_usd is not None),
+                    key=lambda r: r.cost_usd or Decimal(0), default=None)
+        if fast is not None and cheap is not None:
+            st.success(f"Fastest first token: **{md_text(fast.label)}** ({_secs(fast.ttft_s)}) · "
+                       f"cheapest answer: **{md_text(cheap.label)}** "
+                       f"({format_usd(cheap.cost_usd)}).", icon=":material/speed:")
     elif sc.id == "xray":
         counts = ", ".join(f"**{md_text(r.label)}**: {r.prompt_tokens} tokens" for r in results)
         st.info(f"The same sentence costs a different number of tokens per model — {counts}.",
@@ -835,19 +849,23 @@ def _scenario_banner(sess: CompareSession, summary: Summary) -> None:
 
 def render_page(conn: Connection, catalog: Catalog, *, presenting: bool) -> None:
     client = get_client(conn)
+    ready = [card_readiness(sc, catalog) for sc in SCENARIOS]
     if presenting:
-        clicked = scenario_cards(SCENARIOS, key="scn")
+        clicked = scenario_cards(SCENARIOS, ready, key="scn")
     else:
         with st.expander("Demo scenarios (one click each)", icon=":material/slideshow:"):
-            clicked = scenario_cards(SCENARIOS, key="scn")
+            clicked = scenario_cards(SCENARIOS, ready, key="scn")
+    clicked = clicked or presentation.demo_scenario()  # the scripted demo's compare step
     incoming = shared_state("compare")
     if incoming is not None:
         skipped = apply_shared(incoming, catalog)
         if skipped:
             st.caption("Some shared settings were not applied: " + ", ".join(skipped))
     sc = get_scenario(clicked) if clicked else None
-    if sc is not None and not apply_scenario(sc, catalog):
-        sc = None
+    card = card_readiness(sc, catalog) if sc is not None else None
+    if sc is not None and card is not None and not card.ready:
+        st.warning(f"“{sc.title}” is not ready here: {md_text(card.reason, 300)}.")
+        sc = card = None
     box = st.expander("Custom comparison", icon=":material/tune:", expanded=False) \
         if presenting else st.container()
     with box:
@@ -858,8 +876,12 @@ def render_page(conn: Connection, catalog: Catalog, *, presenting: bool) -> None
                                     disabled=setup is None)
             if setup is not None and not presenting:
                 share_panel(share_state(setup), key="cmp_share")
-    if setup is not None and (run_clicked or sc is not None):
-        sess = start(setup, client, catalog, base_url=conn.base_url,
+    if sc is not None and card is not None:
+        run: Setup | None = scenario_setup(sc, card)
+    else:
+        run = setup if run_clicked else None
+    if run is not None:
+        sess = start(run, client, catalog, base_url=conn.base_url,
                      scenario=sc.id if sc else None)
         if sess is not None:
             old = st.session_state.get(SESSION_KEY)
@@ -875,7 +897,7 @@ def render_page(conn: Connection, catalog: Catalog, *, presenting: bool) -> None
 __all__ = [
     "CompareSession",
     "PaneView",
-    "apply_scenario",
+    "card_readiness",
     "controls",
     "render_page",
     "show",
@@ -886,6 +908,7 @@ __all__ = [
     "final_elapsed",
     "pane_badges",
     "scenario_cards",
+    "scenario_setup",
     "stream_panes",
     "summary_table",
     "vote_buttons",

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from components import connection
+from components import connection, presentation
 from components import costs_charts as charts
 from wafer_playground.catalog import Model, load_snapshot
 from wafer_playground.costs import (
@@ -202,6 +202,37 @@ def _headline(priced: pd.DataFrame, rows: list[PlanRow], scenario: Scenario, *,
                   help=f"{best['model']}, month by month with the growth rate above.")
 
 
+def _plan_table(frame: pd.DataFrame, *, budget: bool, budget_usd: Decimal | None) -> None:
+    """The plan as the interactive grid (sortable, scrollable)."""
+    st.dataframe(
+        frame, hide_index=True, key="costs_plan_table", placeholder="—",
+        column_order=["rank", "model", "listed", "per_request", "per_month_usd",
+                      *(["affordable_per_day"] if budget else []), "per_day_usd", "year_usd",
+                      "tier", "context_length", "fits_context", "price_source", "notes"],
+        column_config={
+            "rank": st.column_config.NumberColumn("#", width="small"),
+            "model": st.column_config.TextColumn("Model", width="medium", pinned=True),
+            "listed": st.column_config.TextColumn(
+                "Served here?", width=150,
+                help="'listed by this endpoint', or 'snapshot only': a model of the bundled "
+                     "dated catalog that the connected endpoint does not serve"),
+            "tier": st.column_config.TextColumn("Pass / Serverless"),
+            "per_request": st.column_config.TextColumn("$ / request"),
+            "per_day_usd": st.column_config.NumberColumn("$ / day", format="$%.2f"),
+            "per_month_usd": st.column_config.NumberColumn("$ / month", format="$%.2f"),
+            "year_usd": st.column_config.NumberColumn("$ / 12 months", format="$%.2f",
+                                                      help="With monthly growth"),
+            "affordable_per_day": st.column_config.NumberColumn(
+                "Requests/day in budget", format="localized",
+                help=f"How many requests a day {format_usd(budget_usd)} a month affords "
+                     "(retries included)."),
+            "context_length": st.column_config.NumberColumn("Context", format="compact"),
+            "fits_context": st.column_config.CheckboxColumn(
+                "Fits", help="The longest turn (history + input + output) fits the context"),
+            "price_source": st.column_config.TextColumn("Price source"),
+        })
+
+
 def _share_link(scenario: Scenario) -> str:
     query = urlencode(scenario.to_params())
     base = st.context.url or ""
@@ -239,33 +270,21 @@ def render_planner(models: list[Model], where: dict[str, str]) -> None:
                    + md_text(", ".join(unpriced), TEXT_LIMIT))
 
     budget = scenario.budget is not None
-    st.dataframe(
-        frame, hide_index=True, key="costs_plan_table", placeholder="—",
-        column_order=["rank", "model", "listed", "per_request", "per_month_usd",
-                      *(["affordable_per_day"] if budget else []), "per_day_usd", "year_usd",
-                      "tier", "context_length", "fits_context", "price_source", "notes"],
-        column_config={
-            "rank": st.column_config.NumberColumn("#", width="small"),
-            "model": st.column_config.TextColumn("Model", width="medium", pinned=True),
-            "listed": st.column_config.TextColumn(
-                "Served here?", width=150,
-                help="'listed by this endpoint', or 'snapshot only': a model of the bundled "
-                     "dated catalog that the connected endpoint does not serve"),
-            "tier": st.column_config.TextColumn("Pass / Serverless"),
-            "per_request": st.column_config.TextColumn("$ / request"),
-            "per_day_usd": st.column_config.NumberColumn("$ / day", format="$%.2f"),
-            "per_month_usd": st.column_config.NumberColumn("$ / month", format="$%.2f"),
-            "year_usd": st.column_config.NumberColumn("$ / 12 months", format="$%.2f",
-                                                      help="With monthly growth"),
-            "affordable_per_day": st.column_config.NumberColumn(
-                "Requests/day in budget", format="localized",
-                help=f"How many requests a day {format_usd(scenario.budget)} a month affords "
-                     "(retries included)."),
-            "context_length": st.column_config.NumberColumn("Context", format="compact"),
-            "fits_context": st.column_config.CheckboxColumn(
-                "Fits", help="The longest turn (history + input + output) fits the context"),
-            "price_source": st.column_config.TextColumn("Price source"),
-        })
+    if presentation.is_presenting():
+        # HTML grows with the room's type (the data grid is a canvas drawn in px)
+        room = frame.head(12)
+        st.table(pd.DataFrame({
+            "#": room["rank"].astype("string").fillna("–").tolist(),
+            "Model": room["model"].tolist(),
+            "Served here?": room["listed"].tolist(),
+            "$ / request": room["per_request"].tolist(),
+            "$ / month": room["per_month"].tolist(),
+            **({"Requests/day in budget": [f"{int(v):,}" if pd.notna(v) else "–"
+                                           for v in room["affordable_per_day"]]}
+               if budget else {}),
+        }), hide_index=True)
+    else:
+        _plan_table(frame, budget=budget, budget_usd=scenario.budget)
     with st.expander("Pass vs Serverless"):
         st.markdown(PASS_EXPLAINER)
         st.caption("Rows marked 'Pass (covered by Wafer Pass)' cost nothing extra on a Pass key "
@@ -273,12 +292,14 @@ def render_planner(models: list[Model], where: dict[str, str]) -> None:
                    "costs on a pay-as-you-go Serverless key.")
 
     t1, t2, t3 = st.tabs(["$ / month by model", "Growth over 12 months", "Cost vs context"])
+    big = presentation.style_figure  # larger chart type while presenting
     with t1:
-        st.plotly_chart(charts.monthly_by_model(frame), key="costs_fig_month")
+        st.plotly_chart(big(charts.monthly_by_model(frame)), key="costs_fig_month")
     with t2:
-        st.plotly_chart(charts.growth_over_months(months_frame(rows)), key="costs_fig_growth")
+        st.plotly_chart(big(charts.growth_over_months(months_frame(rows))),
+                        key="costs_fig_growth")
     with t3:
-        st.plotly_chart(charts.cost_vs_context(frame), key="costs_fig_ctx")
+        st.plotly_chart(big(charts.cost_vs_context(frame)), key="costs_fig_ctx")
 
     s1, s2 = st.columns([3, 1])
     with s1:

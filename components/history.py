@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from components.connection import history_owner
+from components.presentation import is_presenting
 from wafer_playground import share
 from wafer_playground.costs import format_usd
 from wafer_playground.store import (
@@ -29,6 +30,7 @@ from wafer_playground.store import (
     parse_ts,
     request_log_totals,
 )
+from wafer_playground.titles import conversation_title
 from wafer_playground.transcript import (
     TranscriptError,
     export_json,
@@ -208,10 +210,16 @@ def render_history_page(store: Store) -> None:
     else:
         st.caption(f"History made with this session's API key (fingerprint "
                    f"`{store.owner[:8]}`). This page never shows another key's history.")
-    chats, runs, log, library, imp = st.tabs(["Conversations", "Completion runs",
-                                              "Request log", "Library", "Import"])
+    if is_presenting():
+        _titles_only(store)  # the audience sees titles, never past prompts or answers
+        return
+    chats, votes, runs, log, library, imp = st.tabs(["Conversations", "Compare votes",
+                                                     "Completion runs", "Request log",
+                                                     "Library", "Import"])
     with chats:
         _conversations(store)
+    with votes:
+        _votes(store)
     with runs:
         _completion_runs(store)
     with log:
@@ -220,6 +228,34 @@ def render_history_page(store: Store) -> None:
         _library(store)
     with imp:
         _import(store)
+
+
+def _titles_only(store: Store) -> None:
+    rows = store.list_conversations(limit=12)
+    st.caption("Presentation mode: titles only (prompts and answers stay private).")
+    if not rows:
+        st.info("No saved conversations yet.")
+        return
+    st.markdown("\n".join(f"- **{md_text(r.title or 'Untitled conversation')}** · "
+                           f"{md_text(r.model or 'no model', 80)} · {r.turn_count} turn(s)"
+                           for r in rows))
+
+
+def _votes(store: Store) -> None:
+    """Blind Compare runs and what was picked (saved when you vote on the Compare page)."""
+    votes = store.list_votes(limit=200)
+    if not votes:
+        st.info("No Compare votes yet. Run a blind comparison on the Compare page and pick "
+                "the best answer: it shows up here.")
+        return
+    st.caption(f"{len(votes)} blind comparison(s), most recent first")
+    for v in votes:
+        with st.container(border=True, key=f"hist_vote_{v.id}"):
+            st.markdown(f"**{md_text(conversation_title(v.prompt, fallback='Comparison'))}**")
+            picked = (f"picked **{md_text(v.winner, 80)}**" if v.winner else
+                      "no preference")
+            st.caption(f"{_when(v.ts)} · {picked} · from "
+                       + ", ".join(md_text(c, 80) for c in v.candidates))
 
 
 def _conversations(store: Store) -> None:
@@ -247,7 +283,8 @@ def _conversation_row(store: Store, row: ConversationSummary) -> None:
         left, mid, right = st.columns([6, 3, 2], vertical_alignment="center")
         with left:
             st.markdown(f"**{md_text(row.title or 'Untitled conversation')}**")
-            if row.preview:
+            # the snippet only when it adds something to the title (no repeat)
+            if row.preview and not _same_words(row.preview, row.title):
                 st.caption(md_text(row.preview, 120))
         with mid:
             st.caption(f"{md_text(row.model or 'no model', 80)} · {md_text(row.surface, 20)}  \n"
@@ -306,9 +343,17 @@ def _manage_panel(store: Store, row: ConversationSummary) -> None:
         st.rerun()
 
 
+def _same_words(preview: str, title: str) -> bool:
+    def norm(t: str) -> str:
+        return " ".join(re.sub(r"[^\w\s]", " ", t.lower()).split())
+    a, b = norm(preview), norm(title.rstrip("…"))
+    return not a or a.startswith(b) or b.startswith(a)
+
+
 def _run_label(r: RequestRecord) -> str:
     tokens = f"{r.prompt_tokens or 0}→{r.completion_tokens or 0} tok"
-    return f"{_when(r.ts)} · {r.model} · {r.status} · {tokens} · {_cost(r.cost_usd)}"
+    return (f"{_when(r.ts)} · {r.model or 'no model'} · {r.status or 'unknown'} · {tokens} · "
+            f"{_cost(r.cost_usd)}")
 
 
 def _completion_runs(store: Store) -> None:

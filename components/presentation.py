@@ -11,8 +11,10 @@ and any container whose key starts with `raw` or `secret`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from wafer_playground.costs import format_usd
@@ -27,21 +29,29 @@ CSS = """
 <style>
 /* large type: Streamlit sizes in rem, so the root size scales the whole app */
 html { font-size: 20px; }
-[data-testid="stMainBlockContainer"] { max-width: 100%; padding: 1.5rem 2.5rem 3rem; }
+[data-testid="stMainBlockContainer"] { max-width: 100%; padding: 4.2rem 2.5rem 3rem; }
 h1 { font-size: 2.6rem !important; }
 [data-testid="stMetricValue"] { font-size: 2.4rem; }
 /* the sidebar (connection, key) and its open/close controls are gone */
 section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
 [data-testid="stExpandSidebarButton"], [data-testid="stSidebarCollapseButton"] {
   display: none !important; }
-/* no keys, no raw payloads, no developer chrome, anywhere */
-input[type="password"], [data-testid="stJson"], [data-testid="stCode"],
+/* no keys, no raw payloads (request JSON, SSE events), no developer chrome, anywhere;
+   content in code blocks (the Token page's output text and ids, the Costs share link)
+   stays: raw views are keyed "raw…" and pages skip them while presenting */
+input[type="password"], [data-testid="stJson"],
 [class*="st-key-raw"], [class*="st-key-secret"], [class*="st-key-conn_key"],
 [data-testid="stMainMenu"], [data-testid="stAppDeployButton"],
 [data-testid="stDecoration"] { display: none !important; }
 html body .wp-ticker b { font-size: 2.2rem; }
+/* st.table is HTML and grows with the type (the data grid is a px canvas: pages draw
+   their tables with st.table while presenting) */
+[data-testid="stTable"] table { font-size: 1rem; }
+/* the top navigation (st.navigation position="top") sized for the room */
+header [data-testid="stTopNavLink"] span, header a span { font-size: 1.05rem; }
 </style>
 """
+FIGURE_SCALE = 1.45  # plotly text is SVG/px: it does not follow the root font size
 
 TICKER_CSS = """
 <style>
@@ -63,6 +73,21 @@ def set_presenting(on: bool) -> None:
     st.session_state[PRESENT_KEY] = on
 
 
+def scale() -> float:
+    """How much to grow chart text and markers (1.0 outside presentation mode)."""
+    return FIGURE_SCALE if is_presenting() else 1.0
+
+
+def style_figure(fig: go.Figure) -> go.Figure:
+    """Grow a figure's type for the room while presenting; unchanged otherwise."""
+    if is_presenting():
+        base = fig.layout.font.size or 13
+        fig.update_layout(font={"size": round(base * FIGURE_SCALE)},
+                          title_font_size=round(19 * FIGURE_SCALE),
+                          height=round((fig.layout.height or 380) * 1.2))
+    return fig
+
+
 def caps() -> Caps | None:
     """The hard per-request caps in force (None outside presentation mode)."""
     return PRESENTATION_CAPS if is_presenting() else None
@@ -74,6 +99,7 @@ def _from_toggle() -> None:
 
 def _exit() -> None:
     set_presenting(False)
+    st.session_state[DEMO_KEY] = None  # leaving presentation ends the demo
     st.session_state[_TOGGLE_KEY] = False  # the sidebar toggle comes back switched off
 
 
@@ -96,6 +122,93 @@ def sync_query_param() -> bool:
 
 _APPLIED = "_presentation_applied"  # {"run": bool}: mutated in place, also from `finally`
 
+# ---- the scripted demo: catalog -> a chat that streams -> compare three -> costs ----------
+
+DEMO_KEY = "_demo_step"  # durable: the step shown while the scripted demo runs
+DEMO_FIRE = "_demo_fire"  # the step whose action (send the chat, run the compare) is due
+DEMO_PROMPT = "In three sentences: why does streaming make a chat feel fast?"
+DEMO_SCENARIO = "speed"  # wafer_playground/scenarios.py PRICE_SPEED: three models
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    page: str
+    title: str
+    say: str  # the line the presenter reads out
+
+
+DEMO_STEPS = (
+    DemoStep("pages/catalog.py", "The catalog",
+             "Every model this endpoint serves, price first: $ per 1M tokens in and out, and "
+             "what your workload costs per request and per month."),
+    DemoStep("pages/chat.py", "A chat that streams",
+             "One question, streamed token by token, with time to first token, speed and "
+             "the cost of the answer."),
+    DemoStep("pages/compare.py", "Three models on price and speed",
+             "The same prompt to the three cheapest models at once: who answers first, who "
+             "streams fastest, what each answer cost."),
+    DemoStep("pages/costs.py", "What it costs a month",
+             "From one request to a monthly bill: the cheapest model served here, and what "
+             "a budget buys."),
+)
+
+
+def demo_step() -> int | None:
+    step = st.session_state.get(DEMO_KEY)
+    return step if isinstance(step, int) and 0 <= step < len(DEMO_STEPS) else None
+
+
+def _due(step: int) -> bool:
+    """True once for the step's action, on its own page (then it is spent)."""
+    if demo_step() == step and st.session_state.get(DEMO_FIRE) == step:
+        st.session_state[DEMO_FIRE] = None
+        return True
+    return False
+
+
+def demo_chat_prompt() -> str | None:
+    """The chat step's message, once: the Chat page sends it as if typed."""
+    return DEMO_PROMPT if _due(1) else None
+
+
+def demo_scenario() -> str | None:
+    """The compare step's scenario id, once: the Compare page runs it as if clicked."""
+    return DEMO_SCENARIO if _due(2) else None
+
+
+def _goto(step: int | None) -> None:
+    if step is None or not 0 <= step < len(DEMO_STEPS):
+        st.session_state[DEMO_KEY] = st.session_state[DEMO_FIRE] = None
+        return
+    set_presenting(True)
+    st.session_state[DEMO_KEY] = st.session_state[DEMO_FIRE] = step
+    st.switch_page(DEMO_STEPS[step].page)
+
+
+def _demo_bar() -> None:
+    """Where the demo is, what to say, and the one button that moves it on."""
+    step = demo_step()
+    if step is None:
+        return
+    here = DEMO_STEPS[step]
+    with st.container(key="demo_bar", border=True):
+        cols = st.columns([6, 1.2, 1.6, 1.2], vertical_alignment="center")
+        cols[0].markdown(f"**Demo {step + 1} of {len(DEMO_STEPS)} · {here.title}**  \n"
+                         f":gray[{here.say}]")
+        if cols[1].button("Back", key="demo_back", icon=":material/arrow_back:",
+                          disabled=step == 0, width="stretch"):
+            _goto(step - 1)
+        last = step == len(DEMO_STEPS) - 1
+        nxt = "Finish" if last else f"Next: {DEMO_STEPS[step + 1].title}"
+        if cols[2].button(nxt, key="demo_next", type="primary", width="stretch",
+                          icon=":material/check:" if last else ":material/arrow_forward:"):
+            _goto(None if last else step + 1)
+            st.rerun()
+        if cols[3].button("End demo", key="demo_end", width="stretch",
+                          icon=":material/stop:"):
+            _goto(None)
+            st.rerun()
+
 
 def apply_presentation() -> None:
     """Per-run hook for app.py: sync `?present=`, draw the toggle or the exit bar, add CSS."""
@@ -108,6 +221,10 @@ def apply_presentation() -> None:
             st.toggle("Presentation mode", key=_TOGGLE_KEY, on_change=_from_toggle,
                       help="Large type, no sidebar, no keys or raw JSON, demo scenario "
                            "cards and safety caps. Also opens with ?present=1.")
+            if st.button("Start the demo", key="demo_start", icon=":material/slideshow:",
+                         help="Presentation mode, then catalog → a chat that streams → "
+                              "three models on price and speed → costs, one click a step"):
+                _goto(0)
         return
     st.session_state[_TOGGLE_KEY] = True  # keep the toggle in step for when it returns
     st.html(CSS)
@@ -115,8 +232,12 @@ def apply_presentation() -> None:
                       horizontal_alignment="right", vertical_alignment="center"):
         st.caption(f"Presentation mode · caps: {PRESENTATION_CAPS.max_tokens} tokens and "
                    f"{format_usd(PRESENTATION_CAPS.max_cost_usd)} per request")
+        if demo_step() is None and st.button("Start the demo", key="demo_start_bar",
+                                             icon=":material/slideshow:", type="tertiary"):
+            _goto(0)
         st.button("Exit presentation", key="presentation_exit", on_click=_exit,
                   icon=":material/close_fullscreen:", type="tertiary")
+    _demo_bar()
 
 
 def ensure_applied() -> dict[str, bool]:
@@ -148,5 +269,6 @@ def ticker(slot: st.delta_generator.DeltaGenerator, *, tokens_per_s: float | Non
     )
 
 
-__all__ = ["apply_presentation", "caps", "ensure_applied", "is_presenting", "set_presenting",
-           "sync_query_param", "ticker"]
+__all__ = ["DEMO_STEPS", "apply_presentation", "caps", "demo_chat_prompt", "demo_scenario",
+           "demo_step", "ensure_applied", "is_presenting", "scale", "set_presenting",
+           "style_figure", "sync_query_param", "ticker"]

@@ -613,7 +613,9 @@ def _send_bar(conn: Connection, model: Model, ids: list[int] | None, ids_error: 
         problems.append(tokens.Problem("ebnf", "“Constrained only” needs a grammar: pick a "
                                                "preset or write one (or choose unconstrained)"))
     body = tokens.build_body(model.id, ids or [], settings, ebnf=ebnf if has_grammar else None)
-    with st.expander("View code (exact request, key read from $WAFER_API_KEY)"):
+    # keyed "raw…": a request payload, hidden while presenting (components/presentation.py)
+    with st.container(key="raw_tok_code"), \
+            st.expander("View code (exact request, key read from $WAFER_API_KEY)"):
         _code_tabs(conn, body)
     if send and problems:
         lines = "\n".join(f"- **{p.field}**: {p.message}" for p in problems)
@@ -719,7 +721,7 @@ def _execute(conn: Connection, client: WaferClient, model: Model, run: tokens.Co
         run.error = tokens.RunError(err.title, err.human(), err.code, err.status,
                                     err.request_id or run.request_id)
     finally:
-        # plain-object writes only: after a Stop, st.* calls raise again (research §2)
+        # plain-object writes only: after a Stop, st.* calls raise again (components/chat.py)
         run.elapsed_s = time.perf_counter() - started
         if run.error is None and not completed:
             run.stopped = True  # unwound before the end (Stop, or a rerun)
@@ -800,11 +802,13 @@ def _run_panel(run: tokens.CompletionRun, ebnf: str | None, pricing: Pricing,
             st.caption(f"Grammar check unavailable: {exc}")
         else:
             if verdict.ok:
-                st.success(f"✓ Output {verdict.summary}")
+                st.success(f"✓ Output {md_text(verdict.summary, TEXT_LIMIT)}")
             elif not verdict.checkable:
-                st.caption(f"Output not checked against the grammar — {verdict.summary}")
+                st.caption("Output not checked against the grammar — "
+                           + md_text(verdict.summary, TEXT_LIMIT))
             else:
-                st.error(f"✗ Output does not match the grammar: {verdict.summary}")
+                st.error("✗ Output does not match the grammar: "
+                         + md_text(verdict.summary, TEXT_LIMIT))
                 if verdict.before or verdict.after:
                     st.caption(f"where it breaks: …{_shown(verdict.before)}⟂"
                                f"{_shown(verdict.after)}…")
@@ -831,8 +835,8 @@ def _run_panel(run: tokens.CompletionRun, ebnf: str | None, pricing: Pricing,
 
 def _shown(text: str) -> str:
     """Context text for a caption: whitespace visible, markdown inert."""
-    out = text.replace("\n", "↵").replace("\t", "⇥").replace("`", "'")
-    return f"`{out}`" if out else "∅"
+    out = text.replace("\n", "↵").replace("\t", "⇥")
+    return md_code(out, 200) or "∅"
 
 
 def _tok_label(text: str) -> str:
@@ -938,7 +942,8 @@ def _fork_panel(run: tokens.CompletionRun, pricing: Pricing, ebnf: str | None) -
     depth = int(info.get("depth", 1))
     what = f"the {info.get('from', '?')} run" + (f" (fork #{depth})" if depth > 1 else "")
     st.markdown(f"**Fork** of {what} at token #{info.get('position')}"
-                f" → {info.get('chosen_text', '')!r} (id {info.get('chosen_id')})")
+                f" → {md_code(repr(info.get('chosen_text', '')), 80)}"
+                f" (id {md_text(info.get('chosen_id'), 20)})")
     st.caption("New prompt = original prompt ids + generated ids before the fork point + the "
                "chosen id; sent as ids, so nothing is re-tokenized. The grammar is not sent "
                "on a fork (it would restart from `root` mid-output).")

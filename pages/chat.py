@@ -87,6 +87,8 @@ ctx = chat.ChatContext(client=connection.get_client(conn), base_url=conn.base_ur
                        model=model, surface=surface, values=values)
 
 action = chat.pop_action()
+if not prompt and not block:
+    prompt = presentation.demo_chat_prompt()  # the scripted demo's chat step, sent once
 if prompt and not block:
     chat.on_submit_prompt(str(prompt))
     action = {"kind": "generate"}

@@ -8,13 +8,15 @@ the local engine. Every scenario stays inside the presentation caps (guard.PRESE
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
 from .catalog import Model
 from .compare import MAX_PANES, PaneResult, Surface
+from .costs import format_usd
+from .guard import Caps, check_request, estimate_prompt_tokens
 
 Pick = Literal["cheapest_chat", "completions", "chat_and_completions"]
 
@@ -37,6 +39,7 @@ class Scenario:
     grammar: str | None = None
     expect: str | None = None  # regex an answer must match to "pass" (case-insensitive)
     show_tokens: bool = False  # show how each model's tokenizer splits the prompt
+    panes: int = MAX_PANES  # how many models at most
 
 
 JSON_GRAMMAR = r'''root ::= "{" ws "\"name\":" ws string "," ws "\"born\":" ws year "," ws
@@ -44,6 +47,21 @@ JSON_GRAMMAR = r'''root ::= "{" ws "\"name\":" ws string "," ws "\"born\":" ws y
 string ::= "\"" [A-Za-z .,'-]{1,40} "\""
 year ::= [12] [0-9] [0-9] [0-9]
 ws ::= [ ]?'''
+
+# The scripted demo's comparison (components/presentation.py): three models, price and speed.
+PRICE_SPEED = Scenario(
+    id="speed",
+    title="Price and speed",
+    blurb="The same short answer from the three cheapest chat models: time to first token, "
+          "tokens per second and what each answer cost.",
+    icon=":material/speed:",
+    surface="chat",
+    system="Answer in two sentences.",
+    prompt="Why is the sky blue?",
+    pick="cheapest_chat",
+    max_tokens=96,
+    panes=3,
+)
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
@@ -88,7 +106,7 @@ SCENARIOS: tuple[Scenario, ...] = (
 
 
 def get(scenario_id: str) -> Scenario | None:
-    return next((s for s in SCENARIOS if s.id == scenario_id), None)
+    return next((s for s in (*SCENARIOS, PRICE_SPEED) if s.id == scenario_id), None)
 
 
 def _price_key(m: Model) -> tuple[Decimal, Decimal, str]:
@@ -127,12 +145,64 @@ def pick_models(scenario: Scenario, models: Sequence[Model]) -> list[PanePick]:
     usable = [m for m in models if ok(m)]
     # priced models only when there are any: a demo's cost cap cannot bound an unknown price
     priced = [m for m in usable if m.pricing.published]
-    chosen = sorted(priced or usable, key=_price_key)[:MAX_PANES]
+    chosen = sorted(priced or usable, key=_price_key)[:min(scenario.panes, MAX_PANES)]
     if not chosen:
         return []
     if len(chosen) == 1:
         return [PanePick(chosen[0].id, scenario.temperature), PanePick(chosen[0].id, 1.0)]
     return [PanePick(m.id, scenario.temperature) for m in chosen]
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether a card can run here and now, with the models it would use.
+
+    `left_out` says which models were swapped out and why (over the cap, no tokenizer
+    without a download); `reason` is set when the card cannot run at all.
+    """
+
+    picks: list[PanePick]
+    left_out: tuple[str, ...] = ()
+    reason: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.reason is None
+
+
+def readiness(scenario: Scenario, models: Sequence[Model], *, caps: Caps | None,
+              tokenizer_ready: Callable[[Model], bool] | None = None) -> Readiness:
+    """Check a card before it is offered (issue 16: all three demo cards failed on click).
+
+    A model whose worst case breaks the caps, or (token-ID cards) whose tokenizer is not
+    available without a download, is swapped for the next cheapest one that fits; with no
+    model left the card says why it is not ready.
+    """
+    ok = supports_chat if scenario.surface == "chat" else supports_completions
+    usable = [m for m in models if ok(m)]
+    if not usable:
+        kind = "chat" if scenario.surface == "chat" else "token-ID completion"
+        return Readiness([], reason=f"no model on this endpoint supports {kind}")
+    left_out: list[str] = []
+    if scenario.surface == "completions" and tokenizer_ready is not None:
+        have = [m for m in usable if tokenizer_ready(m)]
+        left_out += [f"{m.id}: its tokenizer needs a download" for m in usable
+                     if m not in have]
+        usable = have
+    if caps is not None:
+        estimate = estimate_prompt_tokens(scenario.system, scenario.prompt)
+        fits = [m for m in usable if m.pricing.published and check_request(
+            estimate, scenario.max_tokens, m.pricing, caps=caps, model=m.id) is None]
+        left_out += [f"{m.id}: over the {format_usd(caps.max_cost_usd)} cap"
+                     if m.pricing.published else f"{m.id}: price not published"
+                     for m in usable if m not in fits]
+        usable = fits
+    picks = pick_models(scenario, usable)
+    if not picks:
+        causes = dict.fromkeys(why.split(": ", 1)[1] for why in left_out)
+        return Readiness([], tuple(left_out),
+                         "every suitable model is left out (" + "; ".join(causes) + ")")
+    return Readiness(picks, tuple(left_out))
 
 
 def passes(scenario: Scenario, text: str, grammar_ok: bool | None) -> bool | None:
@@ -157,13 +227,16 @@ def cheapest_passing(results: Sequence[PaneResult], passed: Sequence[bool | None
 
 
 __all__ = [
+    "PRICE_SPEED",
     "SCENARIOS",
     "PanePick",
+    "Readiness",
     "Scenario",
     "cheapest_passing",
     "get",
     "passes",
     "pick_models",
+    "readiness",
     "supports_chat",
     "supports_completions",
 ]

@@ -476,6 +476,22 @@ def tokenizer_for(model_id: str, *, local: bool, client: WaferClient | None = No
     raise TokenizerUnavailable(plan.description)
 
 
+def available_offline(model_id: str, *, local: bool) -> bool:
+    """True when the model's tokenizer is usable now without a download (the engine's own,
+    the bundled Qwen one, or Hugging Face files already cached): demo cards offer only
+    those, so a click never waits on the network (issue 16)."""
+    plan = plan_for(model_id, local=local)
+    if plan.kind in ("engine", "qwen"):
+        return True
+    if plan.kind != "hf" or plan.hub is None:
+        return False
+    try:
+        cached_hub_tokenizer(plan.hub, cache_only=True)
+    except Exception:  # noqa: BLE001 - anything short of a loaded tokenizer means "not now"
+        return False
+    return True
+
+
 # ---- chat templates for Wafer models ---------------------------------------------------------
 
 

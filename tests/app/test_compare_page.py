@@ -375,3 +375,29 @@ def test_share_link_with_unknown_models_and_bad_values(db: Path, httpx_mock: HTT
     assert at.slider(key="cmp_temp").value == 0.7  # out of range: the default stays
     notes = " ".join(c.value for c in at.caption)
     assert "not applied" in notes and "no-such-model" in notes and "temperature" in notes
+
+
+def test_a_card_never_rewrites_the_custom_form(db: Path, httpx_mock: HTTPXMock) -> None:
+    """Issue 16: a card used to leave max_tokens 24 and per-pane temperatures behind."""
+    at = _page(httpx_mock, **{PRESENT_KEY: True})
+    before = {k: at.session_state[k] for k in ("cmp_max", "cmp_temp", "cmp_n")}
+    # token-ID cards need a tokenizer without a download: not offered here, and say why
+    cards = " ".join(c.value for c in at.caption)
+    assert "Not ready here" in cards
+    assert at.button(key="scn_run_xray").disabled and at.button(key="scn_run_json").disabled
+    assert not at.button(key="scn_run_cheapest").disabled
+    _click(at, "scn_run_cheapest")
+    assert all(b["max_tokens"] == 24 for b in _bodies(httpx_mock))
+    after = {k: at.session_state[k] for k in ("cmp_max", "cmp_temp", "cmp_n")}
+    assert after == before and not at.session_state["cmp_perpane"]
+    # the next custom run uses the form's own max_tokens, not the card's 24
+    at.text_area(key="cmp_prompt").set_value("Capital?")
+    n = len(_bodies(httpx_mock))
+    _click(at, "cmp_run")
+    assert {b["max_tokens"] for b in _bodies(httpx_mock)[n:]} == {before["cmp_max"]}
+
+
+def test_pane_pickers_show_names_and_prices(db: Path, httpx_mock: HTTPXMock) -> None:
+    at = _page(httpx_mock)
+    labels = list(at.selectbox(key="cmp_model_0").options)
+    assert any(lbl.startswith("GLM-5.1 · $1.00 in / $3.20 out per 1M") for lbl in labels)

@@ -410,3 +410,51 @@ def test_json_scenario_grammar_accepts_a_record_and_rejects_prose() -> None:
     good = '{"name": "Ada Lovelace", "born": 1815, "field": "mathematics"}'
     assert grammar.match(JSON_GRAMMAR, good).ok
     assert not grammar.match(JSON_GRAMMAR, "Ada was born in 1815.").ok
+
+
+def test_cards_are_checked_before_they_are_offered() -> None:
+    """Issue 16: a model over the cap or without an offline tokenizer is swapped out; with
+    none left the card says why instead of failing on click."""
+    from wafer_playground.catalog import Model
+    from wafer_playground.guard import PRESENTATION_CAPS
+    from wafer_playground.scenarios import PRICE_SPEED, get, readiness
+
+    def model(mid: str, cents_out: int, **kw: object) -> Model:
+        return Model(id=mid, display_name=mid,  # type: ignore[arg-type]
+                     pricing=Pricing(Decimal(10), Decimal(cents_out)), **kw)
+
+    # 24 tokens at $999.99/M output is over the $0.02 cap; the three others fit
+    cat = [model("lux", 99_999_000), model("a", 100), model("b", 200), model("c", 300),
+           model("d", 400)]
+    cheapest = get("cheapest")
+    assert cheapest is not None
+    rd = readiness(cheapest, cat, caps=PRESENTATION_CAPS)
+    assert rd.ready and [p.model for p in rd.picks] == ["a", "b", "c", "d"]
+    assert any(w.startswith("lux: over the $0.02 cap") for w in rd.left_out)
+    speed = readiness(PRICE_SPEED, cat, caps=PRESENTATION_CAPS)
+    assert [p.model for p in speed.picks] == ["a", "b", "c"]  # three models
+    # only the expensive one: not ready, and the card says why
+    alone = readiness(cheapest, cat[:1], caps=PRESENTATION_CAPS)
+    assert not alone.ready and "over the $0.02 cap" in (alone.reason or "")
+    # token-ID cards: a model whose tokenizer needs a download is left out
+    base = [model("m1", 100, local={"endpoints": ["/v1/completions"]}),
+            model("m2", 200, local={"endpoints": ["/v1/completions"]})]
+    xray = get("xray")
+    assert xray is not None
+    rd = readiness(xray, base, caps=PRESENTATION_CAPS,
+                   tokenizer_ready=lambda m: m.id == "m2")
+    assert [p.model for p in rd.picks] == ["m2", "m2"]  # one model, two temperatures
+    none = readiness(xray, base, caps=PRESENTATION_CAPS, tokenizer_ready=lambda m: False)
+    assert not none.ready and "tokenizer needs a download" in (none.reason or "")
+
+
+def test_conversation_titles_are_the_gist() -> None:
+    from wafer_playground.titles import conversation_title
+
+    assert conversation_title("Can you please explain server-sent events in two sentences?"
+                              ) == "Explain server-sent events in two sentences"
+    assert conversation_title("hi! write a haiku about GPUs. Then another.") == \
+        "Write a haiku about GPUs"
+    assert conversation_title("   ") == "Chat"
+    long = conversation_title("List three uses of constrained decoding and explain each one")
+    assert long.endswith("…") and len(long.split()) == 8
