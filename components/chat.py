@@ -3,7 +3,7 @@
 Turns are plain dicts in `st.session_state["chat_turns"]` (role, content, reasoning,
 tool_calls, tool_call_id, status, facts, error, store_id) so they map 1:1 to store turns.
 
-Stop (research §2): after a Stop every `st.*` call raises again, so `generate` grabs the
+Stop: after a Stop every `st.*` call raises again, so `generate` grabs the
 turn list, the spend total and the store BEFORE streaming, and its `finally` touches only
 plain Python objects (the accumulator, the turn dict, the store) to keep the partial answer.
 """
@@ -81,7 +81,7 @@ def init_state() -> None:
 
 
 def turns() -> list[dict[str, Any]]:
-    return st.session_state[TURNS]  # type: ignore[no-any-return]
+    return st.session_state[TURNS]
 
 
 def new_turn(role: str, content: str = "", **extra: Any) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def request_action(kind: str = "generate") -> None:
 
 
 def pop_action() -> dict[str, Any] | None:
-    return st.session_state.pop(ACTION, None)  # type: ignore[no-any-return]
+    return st.session_state.pop(ACTION, None)
 
 
 # ---- actions (button callbacks: they run before the script, st.* is safe) ---------------

@@ -1,6 +1,7 @@
 """Throttled stream rendering: one `st.empty` slot per text, redrawn on a growing interval.
 
-Never `st.write_stream` on raw token streams (research §2: quadratic bytes and browser work).
+Never `st.write_stream` on raw token streams: its bytes and browser work grow with the square
+of the answer (benchmarks/README.md).
 The policy lives in `wafer_playground.throttle`; this module only draws.
 
 Finished paragraphs are frozen (`wafer_playground.throttle.freeze_point`): drawn once into

