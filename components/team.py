@@ -16,7 +16,9 @@ from wafer_playground import identity
 from wafer_playground.budgets import Budget, BudgetedClient
 from wafer_playground.catalog import Pricing
 from wafer_playground.client import WaferClient
+from wafer_playground.identity import MAX_IDENTITY
 from wafer_playground.store import format_ts
+from wafer_playground.untrusted import md_text
 
 if TYPE_CHECKING:
     from components.connection import Connection
@@ -58,7 +60,8 @@ def gate() -> None:
     owner = identity_owner()
     if owner:
         with st.sidebar:
-            st.caption(f"Signed in as **{owner.split(':', 1)[1]}**")
+            # from a header or an identity provider: shown as text, never as markup
+            st.caption(f"Signed in as **{md_text(owner.split(':', 1)[1], MAX_IDENTITY)}**")
             if not header and st.button("Sign out", key="team_logout"):
                 st.logout()
         return

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -69,13 +70,13 @@ def test_two_replicas_share_history(page: Page, streamlit_server_factory, postgr
     _open(other, b.url)
     _history(other)
     row = other.locator("[class*='st-key-hist_row_']").filter(
-        has_text="Which museums open on Monday?")
+        has_text="Which museums open on Monday")
     expect(row).to_have_count(1)
     other.screenshot(path=str(SHOTS / "replica_b_history.png"), full_page=True)
     row.get_by_role("button", name="Open").click()
     wait_for_app(other)
     expect(other.get_by_text("Hello from the fake server.")).to_be_visible(timeout=30_000)
-    expect(other.get_by_text("Which museums open on Monday?").first).to_be_visible()
+    expect(other.get_by_text("Which museums open on Monday").first).to_be_visible()
     other.screenshot(path=str(SHOTS / "replica_b_reopened.png"), full_page=True)
 
     # A streams slowly; B dies (kill -9) mid-stream and a new replica C starts and draws
@@ -113,3 +114,71 @@ def test_two_replicas_share_history(page: Page, streamlit_server_factory, postgr
     for server in (a, c):
         assert "Traceback" not in server.log()
 
+
+
+def test_budgets_and_identity_are_shared_across_replicas(browser, streamlit_server_factory,
+                                                          postgres_url: str,
+                                                          fake: FakeWafer) -> None:
+    """Behind a sign-in proxy (the trusted header) with a $1 daily budget per person: Alice
+    spends $3 through replica A (the upstream reports 3M prompt tokens), so replica B refuses
+    her next request and says why; Bob, on B, is neither refused nor shown her history."""
+    env = {"WAFER_PLAYGROUND_DB": postgres_url, "WAFER_ENDPOINT": "wafer",
+           "WAFER_BASE_URL": fake.url, "WAFER_API_KEY": KEY, "WAFER_ALLOWED_ENDPOINTS": "wafer",
+           "WAFER_TRUSTED_HEADER": "X-Forwarded-Email", "WAFER_BUDGET_DAILY_USD": "1"}
+    a = streamlit_server_factory(env=env)
+    b = streamlit_server_factory(env=env)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    fake.script("POST", "/chat/completions",
+                Reply(sse=list(answer_stream([" Costly", " answer."], prompt_tokens=3_000_000))),
+                Reply(default=True))
+    alice = browser.new_context(extra_http_headers={"X-Forwarded-Email": "alice@team.example"})
+    bob = browser.new_context(extra_http_headers={"X-Forwarded-Email": "bob@team.example"})
+    stranger = browser.new_context()  # not through the proxy: no header
+    try:
+        on_a = alice.new_page()
+        _open(on_a, a.url, "/chat?model=fake-glm")
+        expect(on_a.get_by_text("Signed in as")).to_contain_text("alice@team.example")
+        _send(on_a, "An expensive question")
+        expect(on_a.get_by_text("Costly answer.")).to_be_visible(timeout=30_000)
+        wait_for_app(on_a)
+
+        on_b = alice.new_page()
+        _open(on_b, b.url, "/chat?model=fake-glm")
+        _send(on_b, "One more, please")
+        refusal = on_b.get_by_text("Not sent: your daily budget is $1.00", exact=False)
+        expect(refusal.first).to_be_visible(timeout=30_000)
+        expect(on_b.get_by_text("you have spent $3.00", exact=False).first).to_be_visible()
+        on_b.screenshot(path=str(SHOTS / "replica_b_budget_refusal.png"), full_page=True)
+        assert fake.count("POST", "/chat/completions") == 1  # the refused one never left
+
+        bob_b = bob.new_page()
+        _open(bob_b, b.url, "/chat?model=fake-glm")
+        _send(bob_b, "Bob's first question")
+        expect(bob_b.get_by_text("Hello from the fake server.")).to_be_visible(timeout=30_000)
+        wait_for_app(bob_b)
+        _history(bob_b)
+        expect(bob_b.get_by_text("An expensive question")).to_have_count(0)
+        expect(bob_b.locator("[class*='st-key-hist_row_']")).to_have_count(1)
+
+        nobody = stranger.new_page()
+        _open(nobody, b.url)
+        expect(nobody.get_by_text("Signed out", exact=False)).to_be_visible()
+        expect(nobody.get_by_test_id("stChatInputTextArea")).to_have_count(0)
+        nobody.screenshot(path=str(SHOTS / "signed_out.png"), full_page=True)
+    finally:
+        for ctx in (alice, bob, stranger):
+            ctx.close()
+    store = PostgresStore(postgres_url, recover=False)
+    try:
+        mine = store.for_owner("user:alice@team.example")
+        # her refused question is kept (the chat page keeps what was typed), unanswered
+        assert {c.title for c in mine.list_conversations()} == {"An expensive question",
+                                                                "One more, please"}
+        assert mine.spend_since("2000-01-01T00:00:00.000000Z") == Decimal("3.000004")
+        refused = [r for r in mine.list_requests() if r.status != "done"]
+        assert [(r.status, r.error_code, r.cost_usd) for r in refused] == [
+            ("error", "budget_exceeded", None)]
+        # the operator's key owns nothing: the people do
+        assert store.for_owner(key_fingerprint(KEY)).list_conversations() == []
+    finally:
+        store.close()
