@@ -219,6 +219,23 @@ def _slider(spec: ParamSpec, model: Model | None) -> None:
                   disabled=bool(reason))
 
 
+SUMMARY_SKIP = ("system", "tools", "json_schema")  # long text: named, not quoted
+
+
+def summary_line(model: Model | None) -> str:
+    """The parameters as one line (presentation mode): only what is sent."""
+    vals = values()
+    parts = []
+    for name in changed(vals):
+        if unsupported_reason(BY_NAME[name], model):
+            continue
+        parts.append(name if name in SUMMARY_SKIP else f"{name} {vals[name]}")
+    caps = presentation.caps()
+    if caps is not None and caps.max_tokens and not vals.get("max_tokens"):
+        parts.append(f"max_tokens {caps.max_tokens} (cap)")
+    return "Parameters · " + (" · ".join(parts[:6]) if parts else "API defaults")
+
+
 @st.fragment
 def params_panel(model: Model | None) -> None:
     """All controls; each rerun of this fragment copies widget values into `chat_params`."""
@@ -239,7 +256,9 @@ def params_panel(model: Model | None) -> None:
                    + "), from its card. **Reset** goes back to the API defaults.")
     st.text_area("System prompt", key=_k("system"), height=90,
                  placeholder="You are a helpful assistant.", help=BY_NAME["system"].help)
-    tabs = st.tabs(["Sampling", "Length", "Output", "Tools", "Reasoning"])
+    # three tabs fit the side panel (five overflowed it); the groups follow one another
+    three = st.tabs(["Sampling", "Length · output", "Tools · reasoning"])
+    tabs = [three[0], three[1], three[1], three[2], three[2]]
     with tabs[0]:
         for name in ("temperature", "top_p", "top_k", "min_p", "frequency_penalty",
                      "presence_penalty", "repetition_penalty"):
@@ -324,4 +343,4 @@ def params_panel(model: Model | None) -> None:
 
 
 __all__ = ["COST_CAP", "EXAMPLE_TOOLS", "PARAMS", "apply_shared", "cost_cap", "params_panel",
-           "share_state", "values"]
+           "share_state", "summary_line", "values"]

@@ -16,6 +16,7 @@ from wafer_playground.costs import format_usd
 ensure_router()  # a share link opened first on a fresh server still goes through app.py
 
 SURFACE = "chat_surface"
+PARAMS_HEIGHT = 460  # px: with the header, fits a 1440×900 screen
 SURFACES = {"chat": "OpenAI · /v1/chat/completions", "messages": "Anthropic · /v1/messages"}
 EXAMPLES = [
     "Explain server-sent events in two sentences.",
@@ -44,7 +45,7 @@ if shared is not None:
 # at the top level it stays pinned to the bottom of the page.
 st.session_state.setdefault(SURFACE, "chat")
 
-head = st.columns([6, 3, 2], vertical_alignment="bottom")
+head = st.columns([6, 3, 2.6], vertical_alignment="bottom")  # room for "$0.000974"
 with head[0]:
     st.markdown("## :material/chat: Chat playground")
     model = model_picker(models.catalog)
@@ -74,9 +75,17 @@ if models.error is not None:
 if block:
     st.warning(f"Chat is not available for this model: {block}.", icon=":material/block:")
 
-left, right = st.columns([0.64, 0.36], gap="large")
-with right, st.container(border=True):
-    chat_params.params_panel(model)
+if presentation.is_presenting():
+    # one line for the room: what is sent; every control one click away
+    with st.expander(chat_params.summary_line(model), icon=":material/tune:"):
+        chat_params.params_panel(model)
+    left = st.container()
+else:
+    left, right = st.columns([0.64, 0.36], gap="large")
+    # a side panel that scrolls on its own: the page stays as tall as the conversation, so
+    # Chat opens at the top (issue 16: the panel's height pushed it 460 px down)
+    with right, st.container(border=True, height=PARAMS_HEIGHT, key="chat_params_panel"):
+        chat_params.params_panel(model)
 values = chat_params.values()
 caps = presentation.caps()
 if caps is not None and caps.max_tokens and not values.get("max_tokens"):
