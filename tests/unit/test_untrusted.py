@@ -250,3 +250,46 @@ def test_share_instructions_name_prompt_tools_and_grammar() -> None:
     # what a link carries after the round trip is what is shown
     decoded = decode(encode(state).query).state
     assert decoded is not None and dict(instructions(decoded))["System prompt"] == "Be terse."
+
+
+# ---- imports: numbers in a file are untrusted ----------------------------------------------
+
+
+@pytest.mark.parametrize(("field", "value", "why"), [
+    ("cost_usd", "-0.5", "non-negative decimal"),
+    ("cost_usd", "1e400", "non-negative decimal"),
+    ("completion_tokens", -7, "less than the minimum"),
+    ("prompt_tokens", 10**30, "greater than the maximum"),
+    ("ttft_s", -1.0, "less than the minimum"),
+])
+def test_import_refuses_negative_and_absurd_numbers(tmp_path: object, field: str,
+                                                    value: object, why: str) -> None:
+    import json
+    from pathlib import Path
+
+    from wafer_playground.store import SQLiteStore
+    from wafer_playground.transcript import TranscriptError, export_json, parse_transcript
+
+    store = SQLiteStore(Path(str(tmp_path)) / "x.db")
+    try:
+        cid = store.create_conversation("t", model="m")
+        tid = store.start_turn(cid, "user", "hi")
+        rid = store.log_request(model="m", base_url="http://x/v1", surface="chat", params={},
+                                conversation_id=cid, turn_id=tid)
+        store.update_request(rid, status="done", prompt_tokens=3, completion_tokens=4,
+                             cost_usd=Decimal("0.01"), ttft_s=0.2)
+        doc = json.loads(export_json(store, cid))
+    finally:
+        store.close()
+    assert doc["requests"], "the export carries the request row"
+    parse_transcript(json.dumps(doc))  # the honest file imports
+    doc["requests"][0][field] = value
+    with pytest.raises(TranscriptError, match=why):
+        parse_transcript(json.dumps(doc))
+
+
+def test_import_refuses_nan_literals() -> None:
+    from wafer_playground.transcript import TranscriptError, parse_transcript
+
+    with pytest.raises(TranscriptError, match="NaN"):
+        parse_transcript('{"format": "wafer-playground/conversation", "x": NaN}')
