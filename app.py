@@ -10,7 +10,7 @@ st.set_page_config(
     page_title="Wafer Playground",
     page_icon=":material/bolt:",
     layout="wide",
-    initial_sidebar_state="expanded",
+    initial_sidebar_state="auto",  # open on a desktop, closed on a phone (opens on content)
 )
 
 PAGES = [
@@ -27,6 +27,9 @@ PAGES = [
     st.Page("pages/costs.py", title="Costs", icon=":material/payments:", url_path="costs"),
     st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
 ]
+if team.is_admin():  # WAFER_ADMINS on a team server with sign-in
+    PAGES.append(st.Page("pages/admin.py", title="Spend (admin)", icon=":material/groups:",
+                         url_path="admin"))
 
 connection.boot()  # the local engine starts with the server when it is the starting endpoint
 # ?present=1 switches presentation mode on for this session; while presenting the sidebar is

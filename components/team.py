@@ -5,6 +5,7 @@ anything (`identity_owner()` is None, `make_client` returns a plain WaferClient)
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,18 @@ def identity_owner() -> str | None:
     if oidc_providers():
         return identity.owner_from_user(st.user.to_dict())
     return None
+
+
+def admins() -> set[str]:
+    """WAFER_ADMINS: comma-separated identities (e-mails) who may see everyone's spend."""
+    return {f"user:{a.strip().lower()}" for a in os.environ.get("WAFER_ADMINS", "").split(",")
+            if a.strip()}
+
+
+def is_admin() -> bool:
+    """Only a signed-in person (trusted header or OIDC) named in WAFER_ADMINS; never a key."""
+    owner = identity_owner()
+    return owner is not None and owner in admins()
 
 
 def gate() -> None:

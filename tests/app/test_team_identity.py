@@ -50,3 +50,50 @@ def test_oidc_configured_shows_only_the_sign_in() -> None:
     assert at.button(key="team_login_default").label == "Sign in"
     assert not any(str(t.value) == "History" for t in at.title)
     assert "s3cr3t-value" not in _text(at)
+
+
+def _seed_spend(db: Path) -> None:
+    from decimal import Decimal
+
+    from wafer_playground.store import SQLiteStore
+
+    s = SQLiteStore(db)
+    s.for_owner("user:alice@team.example").log_request(
+        model="fake-glm", base_url="https://x/v1", surface="chat", params={}, status="done",
+        cost=Decimal("0.5"))
+    s.for_owner("user:bob@team.example").log_request(
+        model="fake-glm", base_url="https://x/v1", surface="chat", params={}, status="done",
+        cost=Decimal("2"))
+    s.close()
+
+
+def test_admin_page_only_for_admins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from components import team
+
+    _seed_spend(tmp_path / "h.db")
+    monkeypatch.setenv("WAFER_ADMINS", "Alice@Team.example")
+    monkeypatch.setattr(team, "identity_owner", lambda: "user:alice@team.example")
+    at = make_app()
+    at.run()
+    at.switch_page("pages/admin.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table.values.tolist() == [["bob@team.example", 1, 0, "$2.00"],
+                                     ["alice@team.example", 1, 0, "$0.50"]]
+    assert at.metric[0].value == "$2.50"
+
+    # a signed-in person who is not an admin: the page is not even in the app's navigation
+    monkeypatch.setattr(team, "identity_owner", lambda: "user:bob@team.example")
+    at2 = make_app()
+    at2.run()
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at2.switch_page("pages/admin.py")
+    # and the page itself refuses anyone but an admin (defence in depth)
+    from components import admin
+
+    monkeypatch.setattr(admin, "is_admin", lambda: False)
+    monkeypatch.setattr(team, "identity_owner", lambda: "user:alice@team.example")
+    at3 = make_app()
+    at3.run()
+    at3.switch_page("pages/admin.py").run()
+    assert "Only the server's admins" in _text(at3) and not at3.dataframe

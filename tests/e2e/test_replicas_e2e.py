@@ -124,7 +124,8 @@ def test_budgets_and_identity_are_shared_across_replicas(browser, streamlit_serv
     her next request and says why; Bob, on B, is neither refused nor shown her history."""
     env = {"WAFER_PLAYGROUND_DB": postgres_url, "WAFER_ENDPOINT": "wafer",
            "WAFER_BASE_URL": fake.url, "WAFER_API_KEY": KEY, "WAFER_ALLOWED_ENDPOINTS": "wafer",
-           "WAFER_TRUSTED_HEADER": "X-Forwarded-Email", "WAFER_BUDGET_DAILY_USD": "1"}
+           "WAFER_TRUSTED_HEADER": "X-Forwarded-Email", "WAFER_BUDGET_DAILY_USD": "1",
+           "WAFER_ADMINS": "alice@team.example"}
     a = streamlit_server_factory(env=env)
     b = streamlit_server_factory(env=env)
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -159,6 +160,19 @@ def test_budgets_and_identity_are_shared_across_replicas(browser, streamlit_serv
         _history(bob_b)
         expect(bob_b.get_by_text("An expensive question")).to_have_count(0)
         expect(bob_b.locator("[class*='st-key-hist_row_']")).to_have_count(1)
+
+        # Alice is an admin: the spend page on replica A shows both people, from one log
+        on_a.goto(a.url + "/admin")
+        wait_for_app(on_a)
+        expect(on_a.get_by_role("heading", name="Spend")).to_be_visible()
+        table = on_a.get_by_test_id("stDataFrame")
+        expect(table).to_contain_text("alice@team.example")
+        expect(table).to_contain_text("bob@team.example")
+        expect(on_a.get_by_test_id("stMetric").first).to_contain_text("$3.00")
+        on_a.screenshot(path=str(SHOTS / "admin_spend.png"), full_page=True)
+        bob_b.goto(b.url + "/admin")  # not an admin: no such page
+        wait_for_app(bob_b)
+        expect(bob_b.get_by_role("heading", name="Spend")).to_have_count(0)
 
         nobody = stranger.new_page()
         _open(nobody, b.url)

@@ -21,7 +21,7 @@ from wafer_playground.budgets import (
     refusal,
 )
 from wafer_playground.catalog import Pricing
-from wafer_playground.store import format_ts
+from wafer_playground.store import format_ts, spend_frame
 
 PRICING = Pricing(input_cpm=Decimal(100), output_cpm=Decimal(200))  # $1 / $2 per 1M tokens
 NOW = datetime(2026, 12, 4, 15, 30, tzinfo=UTC)
@@ -121,3 +121,28 @@ def test_spend_comes_from_the_owners_request_log(backend: Backend) -> None:
     assert alice.spend_since(format_ts(month)) == Decimal("0.375")
     assert bob.spend_since(format_ts(month)) == Decimal("7")
     assert store.for_owner("user:carol@x.example").spend_since(format_ts(month)) == 0
+
+
+def test_everyones_spend_for_the_admin_page(backend: Backend) -> None:
+    store = backend.open()
+    rows = [("user:alice@x.example", "m1", "2026-12-03T10:00:00.000000Z", "done", "1.5"),
+            ("user:alice@x.example", "m1", "2026-12-04T10:00:00.000000Z", "done", "0.25"),
+            ("user:alice@x.example", "m2", "2026-12-04T11:00:00.000000Z", "error", None),
+            ("user:bob@x.example", "m1", "2026-12-04T12:00:00.000000Z", "done", "2"),
+            ("user:bob@x.example", "m1", "2026-11-01T12:00:00.000000Z", "done", "99")]
+    for owner, model, ts, status, cost in rows:
+        store.for_owner(owner).log_request(model=model, base_url="https://x/v1", surface="chat",
+                                           params={}, status=status, ts=ts,
+                                           cost=None if cost is None else Decimal(cost))
+    spend = store.spend_of_everyone("2026-12-01T00:00:00.000000Z")
+    assert [(r.owner[5:10], r.model, r.day, r.requests, r.errors, r.cost_usd) for r in spend] == [
+        ("alice", "m1", "2026-12-03", 1, 0, Decimal("1.5")),
+        ("alice", "m1", "2026-12-04", 1, 0, Decimal("0.25")),
+        ("alice", "m2", "2026-12-04", 1, 1, Decimal(0)),
+        ("bob@x", "m1", "2026-12-04", 1, 0, Decimal("2"))]
+    by_person = spend_frame(spend, ("person",))
+    assert list(by_person.columns) == ["person", "requests", "errors", "cost_usd"]
+    assert by_person.values.tolist() == [["user:bob@x.example", 1, 0, Decimal("2")],
+                                         ["user:alice@x.example", 3, 1, Decimal("1.75")]]
+    by_model_day = spend_frame(spend, ("model", "day"))
+    assert by_model_day.values.tolist()[0] == ["m1", "2026-12-04", 2, 0, Decimal("2.25")]

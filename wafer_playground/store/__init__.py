@@ -28,6 +28,7 @@ from .records import (
     SavedGrammar,
     SavedPrompt,
     SecretRefused,
+    SpendRow,
     StoreError,
     Surface,
     Turn,
@@ -37,16 +38,16 @@ from .records import (
 from .secrets import is_secret_name, looks_like_secret, redact_secrets, secret_paths
 from .sqlite import SQLiteStore
 from .templates import RenderResult, prompt_variables, render
-from .totals import LogTotals, request_log_totals
+from .totals import SPEND_KEYS, LogTotals, request_log_totals, spend_frame
 from .values import format_ts, now_iso, parse_ts
 
 __all__ = [
     "ANONYMOUS", "APP_NAME", "ENV_DB", "MIGRATIONS", "REQUEST_LOG_COLUMNS", "ROLES",
-    "SCHEMA_VERSION", "SURFACES", "TURN_STATUSES", "Conversation", "ConversationSummary",
-    "LogTotals", "Migration", "NotFound", "Preset", "RenderResult", "RequestRecord", "Role",
-    "SQLStore", "SQLiteStore", "Schema", "SavedGrammar", "SavedPrompt", "SecretRefused",
-    "Store", "StoreError", "Surface", "Turn", "TurnStatus", "Vote", "apply_migrations",
-    "default_db_path", "default_db_target", "format_ts", "is_postgres_url",
-    "is_secret_name", "looks_like_secret", "now_iso", "open_store", "parse_ts",
-    "prompt_variables", "redact_secrets", "render", "request_log_totals", "secret_paths",
+    "SCHEMA_VERSION", "SPEND_KEYS", "SURFACES", "TURN_STATUSES", "Conversation",
+    "ConversationSummary", "LogTotals", "Migration", "NotFound", "Preset", "RenderResult",
+    "RequestRecord", "Role", "SQLStore", "SQLiteStore", "SavedGrammar", "SavedPrompt", "Schema",
+    "SecretRefused", "SpendRow", "Store", "StoreError", "Surface", "Turn", "TurnStatus", "Vote",
+    "apply_migrations", "default_db_path", "default_db_target", "format_ts", "is_postgres_url",
+    "is_secret_name", "looks_like_secret", "now_iso", "open_store", "parse_ts", "prompt_variables",
+    "redact_secrets", "render", "request_log_totals", "secret_paths", "spend_frame",
 ]

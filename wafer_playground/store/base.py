@@ -38,6 +38,7 @@ from .records import (
     SavedGrammar,
     SavedPrompt,
     SecretRefused,
+    SpendRow,
     StoreError,
     Surface,
     Turn,
@@ -449,6 +450,22 @@ class SQLStore:
         rows = self._query("SELECT cost_usd FROM requests WHERE owner = ? AND ts >= ?"
                            " AND cost_usd IS NOT NULL", (self.owner, since))
         return sum((Decimal(r[0]) for r in rows), Decimal(0))
+
+    def spend_of_everyone(self, since: str) -> list[SpendRow]:
+        """Spend per owner, model and UTC day since `since`, over EVERY owner: the one query
+        that crosses the owner partition, for the admin page only (components/team.py
+        decides who is an admin). Sorted by day, owner, model."""
+        groups: dict[tuple[str, str, str], list[Any]] = {}
+        for r in self._query("SELECT owner, model, substr(ts, 1, 10) AS day, status, cost_usd"
+                             " FROM requests WHERE ts >= ?", (since,)):
+            g = groups.setdefault((r["owner"], r["model"], r["day"]), [0, 0, Decimal(0)])
+            g[0] += 1
+            g[1] += r["status"] == "error"
+            if r["cost_usd"] is not None:
+                g[2] += Decimal(r["cost_usd"])
+        return [SpendRow(owner=o, model=m, day=d, requests=n, errors=e, cost_usd=c)
+                for (o, m, d), (n, e, c) in sorted(groups.items(),
+                                                   key=lambda kv: (kv[0][2], kv[0][0], kv[0][1]))]
 
     def request_log_frame(self, *, limit: int = 100_000) -> pd.DataFrame:
         """The request log as a DataFrame for the Costs page's reprice (newest first).

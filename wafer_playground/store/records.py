@@ -137,6 +137,18 @@ class Vote:
     meta: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class SpendRow:
+    """One person's requests to one model on one UTC day (the admin spend page)."""
+
+    owner: str
+    model: str
+    day: str  # YYYY-MM-DD, UTC
+    requests: int
+    errors: int
+    cost_usd: Decimal  # recorded costs summed; requests without a known cost add nothing
+
+
 REQUEST_LOG_COLUMNS = (
     "id", "ts", "model", "surface", "base_url", "status", "prompt_tokens", "cached_tokens",
     "completion_tokens", "reasoning_tokens", "cost_usd", "ttft_s", "tokens_per_s",

@@ -6,8 +6,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from .records import SpendRow
+
 if TYPE_CHECKING:
     import pandas as pd
+
 
 @dataclass(frozen=True)
 class LogTotals:
@@ -22,3 +25,28 @@ def request_log_totals(df: pd.DataFrame) -> LogTotals:
     known = [c for c in df["cost_usd"] if isinstance(c, Decimal)]
     return LogTotals(requests=len(df), errors=int((df["status"] == "error").sum()),
                      cost_usd=sum(known, Decimal(0)) if known else None, priced=len(known))
+
+
+SPEND_KEYS = ("person", "model", "day")
+
+
+def spend_frame(rows: list[SpendRow], by: tuple[str, ...] = SPEND_KEYS) -> pd.DataFrame:
+    """`spend_of_everyone()` rows grouped by any of person/model/day: requests, errors and
+    cost in dollars (Decimal), most expensive first."""
+    import pandas as pd
+
+    keys = [k for k in SPEND_KEYS if k in by] or list(SPEND_KEYS)
+    requests: dict[tuple[str, ...], int] = {}
+    errors: dict[tuple[str, ...], int] = {}
+    cost: dict[tuple[str, ...], Decimal] = {}
+    for r in rows:
+        values = {"person": r.owner, "model": r.model, "day": r.day}
+        k = tuple(values[name] for name in keys)
+        requests[k] = requests.get(k, 0) + r.requests
+        errors[k] = errors.get(k, 0) + r.errors
+        cost[k] = cost.get(k, Decimal(0)) + r.cost_usd
+    ordered = sorted(requests, key=lambda k: (-cost[k], k))
+    df = pd.DataFrame([(*k, requests[k], errors[k]) for k in ordered],
+                      columns=[*keys, "requests", "errors"])
+    df["cost_usd"] = pd.Series([cost[k] for k in ordered], index=df.index, dtype=object)
+    return df
