@@ -377,9 +377,9 @@ def _room_table(view: pd.DataFrame) -> None:
     """Presentation mode: the price-first columns as an HTML table, which grows with the
     larger type (the interactive grid is a canvas drawn in px). A chart point opens a model."""
     top = view.head(ROOM_ROWS)
-    st.table(pd.DataFrame({
-        "Model": top["display_name"].tolist(),
-        "Model id": top["id"].tolist(),
+    st.table(pd.DataFrame({  # st.table draws cells as markdown: card text made inert
+        "Model": [md_text(n) for n in top["display_name"]],
+        "Model id": [md_text(i) for i in top["id"]],
         "In $/1M": [format_usd(v) for v in top["input_usd_per_m"]],
         "Out $/1M": [format_usd(v) for v in top["output_usd_per_m"]],
         "$/request": [format_usd(v) for v in top["per_request"]],

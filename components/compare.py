@@ -24,7 +24,7 @@ from components.errors import show_error
 from components.history import get_store, share_panel, shared_state
 from components.model_picker import option_label
 from components.streaming import yield_point
-from components.untrusted import md_code, md_text
+from components.untrusted import TEXT_LIMIT, md_code, md_text
 from wafer_playground import grammar as grammar_mod
 from wafer_playground import share
 from wafer_playground.catalog import Catalog, Pricing
@@ -650,7 +650,8 @@ def start(setup: Setup, client: WaferClient, catalog: Catalog, *, base_url: str,
                                 encode=_encoder(client, catalog), blind=setup.blind,
                                 order=order)
     except TokenizerUnavailable as exc:
-        st.error(f"Cannot tokenize the prompt: {exc}. Switch “Prompt as” to token ids.")
+        st.error(f"Cannot tokenize the prompt: {md_text(exc, TEXT_LIMIT)}. Switch “Prompt as” "
+                 "to token ids.")
         return None
     except WaferError as exc:
         show_error(exc, where="tokenizing the prompt")

@@ -275,7 +275,7 @@ def render_planner(models: list[Model], where: dict[str, str]) -> None:
         room = frame.head(12)
         st.table(pd.DataFrame({
             "#": room["rank"].astype("string").fillna("–").tolist(),
-            "Model": room["model"].tolist(),
+            "Model": [md_text(m) for m in room["model"]],  # st.table cells are markdown
             "Served here?": room["listed"].tolist(),
             "$ / request": room["per_request"].tolist(),
             "$ / month": room["per_month"].tolist(),

@@ -220,7 +220,8 @@ def _tokenizer_banner(model: Model, plan: TokenizerPlan, tok: Tokenizer | None,
                          "access once; until then paste token ids directly.",
                          icon=":material/abc:")
         else:
-            cols[0].warning(f"**No tokenizer for {model.id}:** {error}. You can still paste "
+            cols[0].warning(f"**No tokenizer for {md_text(model.id)}:** "
+                            f"{md_text(error, TEXT_LIMIT)}. You can still paste "
                             "token ids and send them; text ↔ id conversion is unavailable.",
                             icon=":material/warning:")
         cols[1].button("Download tokenizer" if error is None else "Retry download",
@@ -285,7 +286,7 @@ def _prompt_section(conn: Connection, model: Model, tok: Tokenizer | None, local
     try:
         ids = tokens.parse_ids(st.session_state[IDS])
     except tokens.IdParseError as exc:
-        st.error(f"**Not a token id list:** {exc}", icon=":material/block:")
+        st.error(f"**Not a token id list:** {md_text(exc, TEXT_LIMIT)}", icon=":material/block:")
         return None, str(exc)
     if not ids:
         st.caption("The prompt is empty.")
@@ -478,7 +479,8 @@ def _bos_controls(tok: Tokenizer, ids: list[int], model: Model) -> None:
     elif has:
         cols[2].caption(f"Starts with BOS {bos}.")
     else:
-        cols[2].warning(f"No BOS {bos} at the start: {model.id} usually expects it (id prompts "
+        cols[2].warning(f"No BOS {bos} at the start: {md_text(model.id)} usually expects it (id "
+                        "prompts "
                         "are sent as given).", icon=":material/warning:")
 
 

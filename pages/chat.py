@@ -7,6 +7,7 @@ import streamlit as st
 from components import chat, chat_params, chat_store, connection, engine_panel, presentation, state
 from components.chat_protocols import protocol_compare
 from components.code_view import code_view
+from components.errors import error_markdown
 from components.history import shared_state
 from components.model_picker import badges_markdown, chat_block_reason, model_picker
 from components.router import ensure_router
@@ -70,7 +71,7 @@ prompt = st.chat_input(f"Message {clean(model.display_name, 80)}", submit_mode="
 price_note = model.pricing.source.describe() if model.pricing.source else "no published price"
 st.markdown(badges_markdown(model) + f"  \n:small[:gray[Prices: {price_note}]]")
 if models.error is not None:
-    st.caption(f":material/warning: Model list unavailable ({models.error.human()}); "
+    st.caption(f":material/warning: Model list unavailable ({error_markdown(models.error)}); "
                "showing the bundled snapshot.")
 if block:
     st.warning(f"Chat is not available for this model: {block}.", icon=":material/block:")

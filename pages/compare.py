@@ -6,6 +6,7 @@ import streamlit as st
 
 from components import compare as ui
 from components import connection, engine_panel, presentation
+from components.errors import error_markdown
 from components.router import ensure_router
 
 ensure_router()  # a first deep link (/compare?present=1) on a fresh server still goes via app.py
@@ -23,7 +24,7 @@ try:
                    "first token, tokens/s, tokens, actual cost and finish reason; the summary "
                    "marks the best of each.")
     if models.error is not None and not models.live:
-        st.warning(f"Model list unavailable ({models.error.human()}); showing the snapshot "
+        st.warning(f"Model list unavailable ({error_markdown(models.error)}); showing the snapshot "
                    "catalog.", icon=":material/cloud_off:")
 
     ui.render_page(conn, models.catalog, presenting=presenting)
