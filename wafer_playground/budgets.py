@@ -25,6 +25,7 @@ from .guard import estimate_prompt_tokens
 
 ENV_DAILY = "WAFER_BUDGET_DAILY_USD"
 ENV_MONTHLY = "WAFER_BUDGET_MONTHLY_USD"
+GENERATION_PATHS = ("/chat/completions", "/completions", "/messages")
 # Worst case for a request that sets no max_tokens: the model's own limit, else this.
 DEFAULT_MAX_TOKENS = 4096
 
@@ -140,26 +141,15 @@ class BudgetedClient(WaferClient):
         if reason:
             raise BudgetExceeded(reason, code="budget_exceeded")
 
-    def chat(self, body: dict[str, Any], *, request_id: str | None = None) -> Result:
-        self.check(body)
-        return super().chat(body, request_id=request_id)
+    # Every generation request (chat, completions, messages; streamed or not) goes through
+    # one of the client's two senders: checking there covers today's methods and later ones.
+    def _json(self, method: str, path: str, body: dict[str, Any] | None = None,
+              **kwargs: Any) -> Result:
+        if body is not None and path in GENERATION_PATHS:
+            self.check(body)
+        return super()._json(method, path, body, **kwargs)
 
-    def chat_stream(self, body: dict[str, Any], *, request_id: str | None = None) -> Stream:
-        self.check(body)
-        return super().chat_stream(body, request_id=request_id)
-
-    def completions(self, body: dict[str, Any], *, request_id: str | None = None) -> Result:
-        self.check(body)
-        return super().completions(body, request_id=request_id)
-
-    def completions_stream(self, body: dict[str, Any], *, request_id: str | None = None) -> Stream:
-        self.check(body)
-        return super().completions_stream(body, request_id=request_id)
-
-    def messages(self, body: dict[str, Any], *, request_id: str | None = None) -> Result:
-        self.check(body)
-        return super().messages(body, request_id=request_id)
-
-    def messages_stream(self, body: dict[str, Any], *, request_id: str | None = None) -> Stream:
-        self.check(body)
-        return super().messages_stream(body, request_id=request_id)
+    def _stream(self, path: str, body: dict[str, Any], **kwargs: Any) -> Stream:
+        if path in GENERATION_PATHS:
+            self.check(body)
+        return super()._stream(path, body, **kwargs)
