@@ -219,25 +219,30 @@ def _range_value(key: str, hi: float) -> tuple[float, float] | None:
 
 
 def _controls(d: _Derived) -> tuple[Filters, WorkloadInput]:
-    """One line: search, the workload (it prices every row), and the filters in a popover,
-    so the first screen is the table (issue 16: the filters used to fill it)."""
+    """One line: search, the workload (it prices every row) and the filters, the last two in
+    popovers, so the first screen is the table (issue 16: the controls used to fill it)."""
+    ss = st.session_state
     with st.container(border=True, key="cat_controls"):
-        c = st.columns([2.6, 1.25, 1.25, 1.1, 1.25, 1.15], vertical_alignment="bottom")
+        c = st.columns([2.4, 2.2, 1], vertical_alignment="bottom")
         c[0].text_input("Search", key="cat_q", placeholder="id, name, provider, description…",
                         icon=":material/search:")
-        c[1].number_input("Input tokens / req", 0, WORKLOAD_LIMITS["input_tokens"],
-                          key="cat_wl_in", step=100,
-                          help="Your workload: adds $/request and $/month to every row (a "
-                               f"month is {DAYS_PER_MONTH} days; estimates from the cost "
-                               "engine)")
-        c[2].number_input("Output tokens / req", 0, WORKLOAD_LIMITS["output_tokens"],
-                          key="cat_wl_out", step=100)
-        c[3].number_input("Cache hit %", 0, 100, key="cat_wl_cache", step=5,
-                          help="Share of input tokens read from the prefix cache")
-        c[4].number_input("Requests / day", 0, WORKLOAD_LIMITS["requests_per_day"],
-                          key="cat_wl_rpd", step=100)
+        # the workload prices every row; its values are the button's label, so a phone
+        # opens on the table too
+        label = (f"Workload · {ss['cat_wl_in']:,} in · {ss['cat_wl_out']:,} out · "
+                 f"{ss['cat_wl_rpd']:,}/day")
+        with c[1].popover(label, icon=":material/calculate:", width="stretch"):
+            st.caption("Adds $/request and $/month to every row (a month is "
+                       f"{DAYS_PER_MONTH} days; estimates from the cost engine).")
+            st.number_input("Input tokens / request", 0, WORKLOAD_LIMITS["input_tokens"],
+                            key="cat_wl_in", step=100)
+            st.number_input("Output tokens / request", 0, WORKLOAD_LIMITS["output_tokens"],
+                            key="cat_wl_out", step=100)
+            st.number_input("Cache hit % of input", 0, 100, key="cat_wl_cache", step=5,
+                            help="Share of input tokens read from the prefix cache")
+            st.number_input("Requests / day", 0, WORKLOAD_LIMITS["requests_per_day"],
+                            key="cat_wl_rpd", step=100)
         active = _active_filters(d)
-        with c[5].popover(f"Filters · {active}" if active else "Filters",
+        with c[2].popover(f"Filters · {active}" if active else "Filters",
                           icon=":material/tune:", width="stretch"):
             st.multiselect("Capabilities", CAPABILITIES, key="cat_caps",
                            placeholder="any", help="Models that state every chosen capability")
@@ -258,7 +263,6 @@ def _controls(d: _Derived) -> tuple[Filters, WorkloadInput]:
                       help="Models that accept `Wafer-ZDR: required` (zero data retention)")
             st.toggle("Priced only", key="cat_priced",
                       help="Hide models whose price is not published")
-    ss = st.session_state
     f = Filters(
         q=str(ss["cat_q"] or ""), caps=tuple(ss["cat_caps"]), tiers=tuple(ss["cat_tiers"]),
         zdr=bool(ss["cat_zdr"]), min_ctx=int(ss["cat_ctx"]),
