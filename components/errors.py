@@ -34,18 +34,11 @@ def hint_for(err: WaferError) -> str | None:
 
 def error_markdown(err: WaferError) -> str:
     """`err.human()` for a markdown sink: every field an upstream sent is drawn inert."""
-    parts = [f"HTTP {err.status}" if err.status else ""]
-    if err.code:
-        parts.append(md_code(err.code, 80))
-    text = " ".join(p for p in parts if p)
-    text = (f"{text}: " if text else "") + md_text(err.message, TEXT_LIMIT)
-    if err.param:
-        text += f" (param {md_code(err.param, 80)})"
-    if err.retry_after is not None:
-        text += f" Retry after {err.retry_after:g} s."
-    if err.request_id:
-        text += f" \\[request id {md_code(err.request_id, 80)}\\]"
-    return text
+    body = err.human(text=lambda v: md_text(v, TEXT_LIMIT), code=lambda v: md_code(v, 80),
+                     ident=lambda v: md_code(v, 80))
+    if body.startswith(f"{err.title}: "):  # no HTTP status: the box's title already says it
+        body = body[len(err.title) + 2:]
+    return body
 
 
 def show_error(err: WaferError, *, where: str | None = None) -> None:

@@ -7,6 +7,7 @@ Every error can say what happened in one sentence (`human()`), with the Wafer `c
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -60,20 +61,25 @@ class WaferError(Exception):
         """Short label for the error kind, e.g. 'Authentication failed'."""
         return _TITLES.get(type(self), "Request failed")
 
-    def human(self) -> str:
-        """One readable sentence: status, code, message, param, request id."""
+    def human(self, *, text: Callable[[str], str] = str,
+              code: Callable[[str], str] = lambda v: f"`{v}`",
+              ident: Callable[[str], str] = str) -> str:
+        """One readable sentence: status, code, message, param, request id.
+
+        `text`, `code` and `ident` format what the server sent (the message; code and param;
+        the request id): components/errors.py passes ones that make it inert in markdown."""
         head = f"HTTP {self.status}" if self.status else self.title
         parts = [head]
         if self.code:
-            parts.append(f"`{self.code}`")
-        text = " ".join(parts) + f": {self.message}"
+            parts.append(code(self.code))
+        out = " ".join(parts) + f": {text(self.message)}"
         if self.param:
-            text += f" (param `{self.param}`)"
+            out += f" (param {code(self.param)})"
         if self.retry_after is not None:
-            text += f" Retry after {self.retry_after:g} s."
+            out += f" Retry after {self.retry_after:g} s."
         if self.request_id:
-            text += f" [request id {self.request_id}]"
-        return text
+            out += f" [request id {ident(self.request_id)}]"
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {

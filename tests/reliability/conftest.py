@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT, StreamlitServer, free_port
@@ -18,20 +19,35 @@ def fake_server() -> Iterator[FakeWafer]:
     yield from serve()
 
 
-@pytest.fixture(scope="session")
-def app_server(fake_server: FakeWafer,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[StreamlitServer]:
-    """One `streamlit run app.py` for every browser test here: the Wafer endpoint is the fake
-    server, no ambient key, a 2 s read timeout (stall tests), a private SQLite file."""
-    db = tmp_path_factory.mktemp("app") / "reliability.db"
-    server = StreamlitServer(env={"WAFER_ENDPOINT": "wafer", "WAFER_BASE_URL": fake_server.url,
-                                  "WAFER_API_KEY": "", "WAFER_READ_TIMEOUT_S": "2",
+def serve_app(base_url: str, db: Path, *, read_timeout_s: int = 2) -> Iterator[StreamlitServer]:
+    """`streamlit run app.py` on the Wafer endpoint `base_url`: no ambient key, a short read
+    timeout, its own SQLite file (`server.db`); stopped afterwards."""
+    server = StreamlitServer(env={"WAFER_ENDPOINT": "wafer", "WAFER_BASE_URL": base_url,
+                                  "WAFER_API_KEY": "", "WAFER_READ_TIMEOUT_S": str(read_timeout_s),
                                   "WAFER_PLAYGROUND_DB": str(db)})
     server.db = db  # type: ignore[attr-defined]
     try:
         yield server
     finally:
         server.stop()
+
+
+def browser_page(browser: Browser) -> Iterator[Page]:
+    """One page in its own context (1440×1000, downloads on), closed afterwards."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1000},
+                                  accept_downloads=True)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def app_server(fake_server: FakeWafer,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[StreamlitServer]:
+    """One `streamlit run app.py` for every browser test here: the Wafer endpoint is the fake
+    server, a 2 s read timeout (stall tests), a private SQLite file."""
+    yield from serve_app(fake_server.url, tmp_path_factory.mktemp("app") / "reliability.db")
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import ROOT, StreamlitServer, wait_for_app
-from tests.reliability.conftest import canary_key
+from tests.reliability.conftest import browser_page, canary_key
 from tests.reliability.fake_server import (
     MODEL,
     FakeWafer,
@@ -55,13 +55,8 @@ class Session:
 
 @pytest.fixture(scope="module")
 def session(app_server: StreamlitServer, browser: Browser) -> Iterator[Session]:
-    context = browser.new_context(viewport={"width": 1440, "height": 1000},
-                                  accept_downloads=True)
-    page = context.new_page()
-    try:
+    for page in browser_page(browser):
         yield Session(app_server, app_server.db, page)  # type: ignore[attr-defined]
-    finally:
-        context.close()
 
 
 def _no_exception(page: Page) -> None:

@@ -22,6 +22,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import StreamlitServer, wait_for_app
+from tests.reliability.conftest import browser_page, serve_app
 from tests.reliability.fake_server import CARDS, FakeWafer, Reply, serve
 from wafer_playground.store import SQLiteStore
 from wafer_playground.transcript import export_json, import_json
@@ -95,26 +96,13 @@ def hostile(tracker: FakeWafer) -> Iterator[FakeWafer]:
 
 @pytest.fixture(scope="module")
 def app(hostile: FakeWafer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StreamlitServer]:
-    db = tmp_path_factory.mktemp("hostile") / "hostile.db"
-    server = StreamlitServer(env={"WAFER_ENDPOINT": "wafer", "WAFER_BASE_URL": hostile.url,
-                                  "WAFER_API_KEY": "", "WAFER_READ_TIMEOUT_S": "5",
-                                  "WAFER_PLAYGROUND_DB": str(db)})
-    server.db = db  # type: ignore[attr-defined]
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve_app(hostile.url, tmp_path_factory.mktemp("hostile") / "hostile.db",
+                         read_timeout_s=5)
 
 
 @pytest.fixture(scope="module")
 def page(app: StreamlitServer, browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1440, "height": 1000},
-                                  accept_downloads=True)
-    pg = context.new_page()
-    try:
-        yield pg
-    finally:
-        context.close()
+    yield from browser_page(browser)
 
 
 def _idle(page: Page) -> None:
