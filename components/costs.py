@@ -192,7 +192,7 @@ def _headline(priced: pd.DataFrame, rows: list[PlanRow], scenario: Scenario, *,
         m2, m3 = st.columns(2)
         passes = priced[priced["pass_included"]]
         if not passes.empty:
-            m2.metric(f"Cheapest covered by Wafer Pass: {passes.iloc[0]['model']}",
+            m2.metric(f"Cheapest covered by Wafer Pass: {md_text(passes.iloc[0]['model'])}",
                       f"{passes.iloc[0]['per_month']} / month",
                       help="At Serverless prices; on a Pass key it is covered within the "
                            "included requests.")
