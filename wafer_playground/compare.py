@@ -28,7 +28,7 @@ from plotly.subplots import make_subplots
 from .assembly import ChatAccumulator
 from .catalog import Pricing
 from .client import WaferClient
-from .costs import Cost, Usage, UsageError, cost_of, format_usd
+from .costs import MAX_REQUEST_TOKENS, Cost, Usage, UsageError, cost_of, format_usd
 from .errors import WaferError
 from .guard import Caps, check_request, estimate_prompt_tokens
 from .untrusted import csv_text, md_text
@@ -418,8 +418,9 @@ def pane_result(snap: PaneSnapshot, pricing: Pricing, *, grammar_ok: bool | None
                 prompt_estimate: int | None = None) -> PaneResult:
     cost = pane_cost(snap, pricing, prompt_estimate=prompt_estimate)
     prompt_tokens = None
-    if snap.usage and isinstance(snap.usage.get("prompt_tokens"), int):
-        prompt_tokens = int(snap.usage["prompt_tokens"])
+    reported = (snap.usage or {}).get("prompt_tokens")
+    if isinstance(reported, int) and 0 <= reported <= MAX_REQUEST_TOKENS:  # a server's number
+        prompt_tokens = int(reported)
     elif snap.spec.prompt_tokens is not None:
         prompt_tokens = snap.spec.prompt_tokens
     total = None

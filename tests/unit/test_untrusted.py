@@ -293,3 +293,19 @@ def test_import_refuses_nan_literals() -> None:
 
     with pytest.raises(TranscriptError, match="NaN"):
         parse_transcript('{"format": "wafer-playground/conversation", "x": NaN}')
+
+
+def test_compare_pane_with_a_bad_usage_is_an_estimate_not_a_crash() -> None:
+    from wafer_playground.compare import PaneSnapshot, PaneSpec, pane_result
+
+    pricing = Pricing(Decimal(100), Decimal(200))
+    spec = PaneSpec(model="m", surface="chat", body={}, label="Model A")
+    for usage in ({"prompt_tokens": -5, "completion_tokens": -7},
+                  {"prompt_tokens": 10**30, "completion_tokens": 10**30}):
+        snap = PaneSnapshot(index=0, spec=spec, status="done", content="text", reasoning="",
+                            finish_reason="stop", usage=usage, ttft_s=0.1, tokens_per_s=None,
+                            completion_tokens=2, completion_source="chunks", started_s=0.0,
+                            first_token_s=0.1, ended_s=1.0)
+        result = pane_result(snap, pricing)
+        assert result.prompt_tokens is None and result.cost_kind == "estimate"
+        assert result.cost_usd is not None and result.cost_usd < Decimal("0.01")
