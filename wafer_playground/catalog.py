@@ -127,12 +127,19 @@ def _decimal(value: Any, name: str = "price", issues: list[str] | None = None
     return None
 
 
-def _int(value: Any) -> int | None:
+def _int(value: Any, name: str = "", issues: list[str] | None = None,
+         top: int = 10**10) -> int | None:
+    """A positive count (or time); above `top` it is a broken card and is reported (a
+    10^30 context would not even fit the table's integer column)."""
     if isinstance(value, bool) or value is None:
         return None
     try:
         n = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if n > top:
+        if issues is not None:
+            issues.append(f"{name} {str(value)[:40]!r} is too large: treated as not published")
         return None
     return n if n > 0 else None
 
@@ -177,7 +184,8 @@ def parse_card(card: dict[str, Any], source: PriceSource | None,
     has_block = isinstance(wafer, dict)
     w: dict[str, Any] = wafer if isinstance(wafer, dict) else {}
     caps = w.get("capabilities") if isinstance(w.get("capabilities"), dict) else {}
-    ctx = _int(card.get("max_model_len")) or _int(w.get("context_length"))
+    ctx = (_int(card.get("max_model_len"), "max_model_len", issues)
+           or _int(w.get("context_length"), "context_length", issues))
     disabled = card.get("disabled_reason") or w.get("disabled_reason")
     local = card.get("local") if isinstance(card.get("local"), dict) else None
     return Model(
@@ -186,14 +194,14 @@ def parse_card(card: dict[str, Any], source: PriceSource | None,
         description=str(w.get("description") or ""),
         tier=w.get("tier") if isinstance(w.get("tier"), str) else None,
         context_length=ctx,
-        max_output_tokens=_int(w.get("max_output_tokens")),
+        max_output_tokens=_int(w.get("max_output_tokens"), "max_output_tokens", issues),
         zdr_supported=card.get("zdr_supported") is True,
         vision=_bool(caps.get("vision")),
         tools=_bool(caps.get("tools")),
         reasoning=_bool(caps.get("reasoning")),
         provider=str(w["provider"]) if w.get("provider") else None,
         owned_by=str(card["owned_by"]) if card.get("owned_by") else None,
-        created=_int(card.get("created")),
+        created=_int(card.get("created"), "created", issues, top=2**40),
         pricing=parse_pricing(w.get("pricing"), source, issues),
         disabled_reason=str(disabled) if disabled else None,
         local=local,

@@ -37,6 +37,8 @@ CARDS_BAD = [
                "description": _hostile("desc"),
                "pricing": {"input_cents_per_million": "1e400", "output_cents_per_million": -3,
                            "currency": IMG}}},
+    {"id": "ctx-bomb", "object": "model", "owned_by": "x", "max_model_len": 10**30,
+     "created": 10**30, "wafer": {"max_output_tokens": 10**30}},
     *CARDS,
 ]
 
@@ -76,6 +78,7 @@ def test_catalog_survives_absurd_prices_and_draws_cards_inert(
     text = page_text(at)
     assert "'1e400' is too large to be a price" in text  # reported, not an OverflowError
     assert "'-3' is negative" in text and "is not a currency code" in text
+    assert "max_model_len '1000000000000000000000000000000' is too large" in text
     assert "[U+202E]RTL" in text
 
 

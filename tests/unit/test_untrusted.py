@@ -309,3 +309,14 @@ def test_compare_pane_with_a_bad_usage_is_an_estimate_not_a_crash() -> None:
         result = pane_result(snap, pricing)
         assert result.prompt_tokens is None and result.cost_kind == "estimate"
         assert result.cost_usd is not None and result.cost_usd < Decimal("0.01")
+
+
+def test_absurd_context_and_times_are_not_published_and_reported() -> None:
+    from wafer_playground.catalog import to_frame
+
+    cat = parse_models({"data": [{"id": "m", "max_model_len": 10**30, "created": 10**30,
+                                  "wafer": {"max_output_tokens": 10**12}}]}, source=None)
+    m = cat.models[0]
+    assert (m.context_length, m.max_output_tokens, m.created) == (None, None, None)
+    assert len(cat.problems) == 3 and all("too large" in p for p in cat.problems)
+    assert to_frame(cat.models)["context_length"].isna().all()  # no OverflowError
