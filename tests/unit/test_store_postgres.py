@@ -184,3 +184,29 @@ def test_nul_in_text_is_kept_as_a_replacement_character(postgres_url: str) -> No
     assert turn.meta == {"raw": "a\x00b"}  # JSON text escapes it: kept exactly
     assert s.get_conversation(cid).title == "a\ufffdb"  # type: ignore[union-attr]
     s.close()
+
+
+def test_a_lost_connection_takes_the_writer_lock_again(postgres_url: str) -> None:
+    """The server drops every connection of the store (as a restart would): its next
+    recovery notices, takes a new writer lock, and its live stream stays live; the pool
+    replaces its dropped connections instead of failing the next call."""
+    a = PostgresStore(postgres_url)
+    cid = a.create_conversation("through a restart")
+    t = a.start_turn(cid, "assistant", "partial")
+    rid = a.log_request(model="m", base_url="https://x/v1", surface="chat", params={},
+                        conversation_id=cid, turn_id=t)
+    old = a._writer
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
+    assert killed >= 2  # the lock's connection and the pool's
+    assert a.recover_interrupted() == 0
+    assert a._writer != old
+    assert a.get_turn(t).status == "streaming"  # type: ignore[union-attr]
+    b = PostgresStore(postgres_url)  # another replica looking for dead streams
+    assert b.recovered_on_open == 0 and b.get_request(rid).status == "streaming"  # type: ignore[union-attr]
+    a.update_turn(t, content="partial and the rest", status="done")
+    assert b.get_turn(t).status == "done"  # type: ignore[union-attr]
+    a.close()
+    b.close()

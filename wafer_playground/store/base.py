@@ -88,13 +88,18 @@ class SQLStore:
     owner: str = ANONYMOUS
     schema_version: int = 0
     recovered_on_open: int = 0
-    _writer: str = ""
+    _writer_value: str = ""
     # SQL spellings that differ between dialects (SQLite's here).
     _like = "LIKE"  # case-insensitive match (ASCII in SQLite)
     _concat = "group_concat"  # text aggregate with a separator
     _same = "IS"  # NULL-safe equality
     _bytewise = ""  # names sort byte by byte (SQLite's default), whatever the database locale
     _row_locks = False  # SQLite's BEGIN IMMEDIATE locks the whole file; others lock rows
+
+    @property
+    def _writer(self) -> str:
+        """This process's writer token, stamped on rows while they stream."""
+        return self._writer_value
 
     def for_owner(self, owner: str) -> Self:
         """This store seen by `owner` (same database, connection and lock; cheap to make)."""

@@ -18,6 +18,7 @@ import functools
 import os
 import random
 import socket
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -92,6 +93,49 @@ def _read_version(conn: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
+class _WriterLock:
+    """The session advisory lock that says this process's streams are live, on a connection
+    of its own; shared by a store and its `for_owner` views. If the connection is lost (the
+    server restarted, a proxy cut it), `ensure()` takes a new lock and returns the old token,
+    so the store can move its own live rows over before anyone takes them for dead."""
+
+    def __init__(self, url: str, kwargs: dict[str, Any]) -> None:
+        self._url, self._kwargs = url, kwargs
+        self._mutex = threading.Lock()
+        self.conn: psycopg.Connection[Any] | None = None
+        self.token = ""
+        self._take()
+
+    def _take(self) -> None:
+        self.conn = psycopg.connect(self._url, autocommit=True, **self._kwargs)
+        for _ in range(100):
+            wid = random.randint(1, 2**31 - 1)
+            got = self.conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                                    (LOCK_SPACE, wid)).fetchone()
+            if got and got[0]:
+                self.token = f"pg:{wid}:{socket.gethostname()}:{os.getpid()}"
+                return
+        raise StoreError("Could not take a writer lock in PostgreSQL.")
+
+    def ensure(self) -> str | None:
+        """Check the lock's connection; if it is gone, take a new lock. Returns the previous
+        token when it changed, else None."""
+        with self._mutex:
+            try:
+                assert self.conn is not None
+                self.conn.execute("SELECT 1")
+                return None
+            except (psycopg.Error, AssertionError):
+                old = self.token
+                self.close()
+                self._take()
+                return old
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
 def apply_pg_migrations(conn: psycopg.Connection[Any], upto: int | None = None) -> int:
     """Bring the database behind `conn` to schema `upto` (default: the latest); returns the
     resulting version, kept in the one-row table `schema_version`.
@@ -135,33 +179,29 @@ class PostgresStore(SQLStore):
         kwargs: dict[str, Any] = {"connect_timeout": max(2, int(timeout_s)),
                                   "application_name": "wafer-playground", **_KEEPALIVE}
         try:
-            self._lock_conn = psycopg.connect(url, autocommit=True, **kwargs)
+            self._writer_lock = _WriterLock(url, kwargs)
         except psycopg.OperationalError as exc:
             raise StoreError(f"Cannot reach the PostgreSQL store at {self.url}: "
                              f"{str(exc).strip().splitlines()[-1]}") from None
         try:
             with psycopg.connect(url, **kwargs) as conn:
                 self.schema_version = apply_pg_migrations(conn)
-            self._writer = self._register_writer()
+            # check=: a connection the server dropped (restart, failover) is replaced before
+            # a store call gets it, instead of failing that call
             self._pool = ConnectionPool(
                 url, min_size=min_size, max_size=max_size, timeout=timeout_s,
                 kwargs={**kwargs, "options": f"-c lock_timeout={int(timeout_s * 1000)}"},
-                name="wafer-playground-store", open=True)
+                check=ConnectionPool.check_connection, name="wafer-playground-store",
+                open=True)
         except BaseException:
-            self._lock_conn.close()
+            self._writer_lock.close()
             raise
         self.owner = owner
         self.recovered_on_open = self.recover_interrupted() if recover else 0
 
-    def _register_writer(self) -> str:
-        """Take a free writer lock on the dedicated connection; the token names it."""
-        for _ in range(100):
-            wid = random.randint(1, 2**31 - 1)
-            got = self._lock_conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                                          (LOCK_SPACE, wid)).fetchone()
-            if got and got[0]:
-                return f"pg:{wid}:{socket.gethostname()}:{os.getpid()}"
-        raise StoreError("Could not take a writer lock in PostgreSQL.")
+    @property
+    def _writer(self) -> str:
+        return self._writer_lock.token
 
     # -- plumbing
 
@@ -180,6 +220,12 @@ class PostgresStore(SQLStore):
             return c.execute(sql, args).fetchall()
 
     def _writer_check(self) -> Callable[[str | None], bool]:
+        old = self._writer_lock.ensure()
+        if old:  # our lock was lost and taken again: our live rows follow it
+            with self._tx() as c:
+                for table in ("turns", "requests"):
+                    c.execute(f"UPDATE {table} SET writer = ? WHERE writer = ?"
+                              " AND status = 'streaming'", (self._writer, old))
         live = {int(r[0]) for r in self._query(
             "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted"
             " AND classid::bigint = ? AND objsubid = 2", (LOCK_SPACE,))}
@@ -192,7 +238,7 @@ class PostgresStore(SQLStore):
 
     def close(self) -> None:
         self._pool.close()
-        self._lock_conn.close()
+        self._writer_lock.close()
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r}, schema={self.schema_version})"

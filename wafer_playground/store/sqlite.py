@@ -73,7 +73,7 @@ class SQLiteStore(SQLStore):
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._writer = _writer_token()
+        self._writer_value = _writer_token()
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a write transaction
         # takes the write lock up front instead of failing on a read->write upgrade (which
         # the busy handler cannot retry) when another process writes at the same moment.
