@@ -77,6 +77,8 @@ def _usage(data: Any, models: list[Model]) -> None:
         st.error(f"The usage answer could not be read: {md_text(exc, TEXT_LIMIT)}")
         return
     priced = price_usage_me(view, models)
+    for note in view.notes:  # numbers the endpoint sent that are not counts
+        st.caption(f":material/warning: {md_text(note, TEXT_LIMIT)}")
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Requests", f"{view.total_requests:,}")
     m2.metric("Input tokens", f"{view.total_input_tokens:,}")

@@ -502,9 +502,20 @@ def token_means(parsed: ParsedUsage) -> tuple[float, float, float] | None:
 
 # --- account APIs ---------------------------------------------------------------------------
 
-def _int0(v: Any) -> int:
-    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) \
-        else 0
+MAX_ACCOUNT_COUNT = 10**15  # tokens or requests in one account answer: beyond it, broken
+
+
+def _int0(v: Any, where: str = "", notes: list[str] | None = None) -> int:
+    """A count from an account answer; missing -> 0. A negative, fractional, non-finite or
+    absurd one is counted as 0 and, with `notes`, said so (the answer is the server's)."""
+    if v is None:
+        return 0
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    if ok and 0 <= v <= MAX_ACCOUNT_COUNT and float(v).is_integer():
+        return int(v)
+    if notes is not None and len(notes) < 20:
+        notes.append(f"{where} {str(v)[:40]!r} is not a count: counted as 0")
+    return 0
 
 
 @dataclass
@@ -516,32 +527,41 @@ class UsageMeView:
     total_output_tokens: int
     reported_cost_usd: Decimal | None  # Wafer's estimate (integer cents; rounding unknown)
     period: str
+    notes: list[str] = field(default_factory=list)  # values refused (see _int0)
 
 
 def usage_me_view(data: Any) -> UsageMeView:
     if not isinstance(data, dict):
         raise ValueError("the usage response is not a JSON object")
-    days = pd.DataFrame([{"date": d.get("date"), "input_tokens": _int0(d.get("input_tokens")),
-                          "output_tokens": _int0(d.get("output_tokens"))}
+    notes: list[str] = []
+
+    def n(d: dict[str, Any], key: str, where: str) -> int:
+        return _int0(d.get(key), f"{where}.{key}", notes)
+
+    days = pd.DataFrame([{"date": d.get("date"), "input_tokens": n(d, "input_tokens", "days"),
+                          "output_tokens": n(d, "output_tokens", "days")}
                          for d in data.get("days") or [] if isinstance(d, dict)],
                         columns=["date", "input_tokens", "output_tokens"])
     days["date"] = pd.to_datetime(days["date"], errors="coerce", utc=True, format="mixed")
     models = pd.DataFrame([{
-        "model": str(m.get("model") or "?"), "input_tokens": _int0(m.get("input_tokens")),
-        "cache_read_tokens": _int0(m.get("cache_read_tokens")),
-        "output_tokens": _int0(m.get("output_tokens")),
-        "request_count": _int0(m.get("request_count")),
-        "reported_usd": (_int0(m.get("estimated_cost_cents")) / 100
+        "model": str(m.get("model") or "?"), "input_tokens": n(m, "input_tokens", "models"),
+        "cache_read_tokens": n(m, "cache_read_tokens", "models"),
+        "output_tokens": n(m, "output_tokens", "models"),
+        "request_count": n(m, "request_count", "models"),
+        "reported_usd": (n(m, "estimated_cost_cents", "models") / 100
                          if m.get("estimated_cost_cents") is not None else float("nan")),
     } for m in data.get("models") or [] if isinstance(m, dict)], columns=[
         "model", "input_tokens", "cache_read_tokens", "output_tokens", "request_count",
         "reported_usd"])
     cents = data.get("total_estimated_cost_cents")
+    reported = (Decimal(cents) / 100 if isinstance(cents, int) and not isinstance(cents, bool)
+                and 0 <= cents <= MAX_ACCOUNT_COUNT else None)
+    if cents is not None and reported is None:
+        notes.append(f"total_estimated_cost_cents {str(cents)[:40]!r} is not a cost: not shown")
     return UsageMeView(
-        days, models, _int0(data.get("total_requests")), _int0(data.get("total_input_tokens")),
-        _int0(data.get("total_output_tokens")),
-        Decimal(cents) / 100 if isinstance(cents, int) and not isinstance(cents, bool) else None,
-        f"{data.get('period_start', '?')} → {data.get('period_end', '?')}")
+        days, models, n(data, "total_requests", "usage"), n(data, "total_input_tokens", "usage"),
+        n(data, "total_output_tokens", "usage"), reported,
+        f"{data.get('period_start', '?')} → {data.get('period_end', '?')}", notes)
 
 
 def price_usage_me(view: UsageMeView, models: Sequence[Model]) -> pd.DataFrame:

@@ -320,3 +320,23 @@ def test_absurd_context_and_times_are_not_published_and_reported() -> None:
     assert (m.context_length, m.max_output_tokens, m.created) == (None, None, None)
     assert len(cat.problems) == 3 and all("too large" in p for p in cat.problems)
     assert to_frame(cat.models)["context_length"].isna().all()  # no OverflowError
+
+
+def test_account_usage_refuses_negative_and_absurd_counts_with_a_note() -> None:
+    from wafer_playground.usage import price_usage_me, usage_me_view
+
+    view = usage_me_view({
+        "total_requests": -3, "total_input_tokens": 10**30, "total_output_tokens": 5.5,
+        "total_estimated_cost_cents": -100,
+        "models": [{"model": "m", "input_tokens": -7, "output_tokens": float("nan"),
+                    "request_count": 2, "estimated_cost_cents": 12}],
+        "days": [{"date": "2026-12-01", "input_tokens": -1, "output_tokens": 3}]})
+    assert (view.total_requests, view.total_input_tokens, view.total_output_tokens) == (0, 0, 0)
+    assert view.reported_cost_usd is None
+    assert int(view.models["input_tokens"][0]) == 0 and int(view.days["input_tokens"][0]) == 0
+    assert len(view.notes) == 7 and all("counted as 0" in n or "not a cost" in n
+                                        for n in view.notes)
+    from wafer_playground.catalog import Model
+    priced = price_usage_me(view, [Model("m", "m", pricing=Pricing(Decimal(100),
+                                                                    Decimal(200)))])
+    assert float(priced["our_usd"][0]) == 0.0  # priced, not a crash on a negative count
