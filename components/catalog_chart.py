@@ -8,6 +8,8 @@ more than a decade.
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -97,7 +99,8 @@ def price_figure(view: pd.DataFrame, per_request: np.ndarray, per_month: np.ndar
     tiers = view["tier"].where(view["tier"].isin(["pass_included", "serverless_only"]), None)
     custom = np.column_stack([ctx, inp, out, np.asarray(per_request, dtype="float64"),
                               np.asarray(per_month, dtype="float64")])
-    names = view["display_name"].astype(str).to_numpy(dtype=object)
+    # plotly reads <a href>, <b>, <span style> in point text: card names are escaped
+    names = np.array([html.escape(n) for n in view["display_name"].astype(str)], dtype=object)
     hover = (view["hover_name"] if "hover_name" in view.columns
              else view["display_name"]).to_numpy(dtype=object)
     font = round(13 * scale)

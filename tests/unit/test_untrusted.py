@@ -340,3 +340,27 @@ def test_account_usage_refuses_negative_and_absurd_counts_with_a_note() -> None:
     priced = price_usage_me(view, [Model("m", "m", pricing=Pricing(Decimal(100),
                                                                     Decimal(200)))])
     assert float(priced["our_usd"][0]) == 0.0  # priced, not a crash on a negative count
+
+
+def test_catalog_chart_text_is_escaped_for_plotly() -> None:
+    from components.catalog_chart import price_figure
+    from components.catalog_frame import (
+        Filters,
+        WorkloadInput,
+        apply_filters,
+        display_frame,
+        workload_costs,
+    )
+
+    cards = [{"id": "m", "max_model_len": 8192, "wafer": {
+        "display_name": '<a href="http://127.0.0.1:9/x">click</a><span style="font-size:99px">',
+        "provider": "<b>p</b>",
+        "pricing": {"input_cents_per_million": 10, "output_cents_per_million": 20}}}]
+    models = parse_models({"data": cards}, source=None).models
+    req, month = workload_costs(models, WorkloadInput())
+    view = apply_filters(display_frame(models).assign(per_request=req, per_month=month),
+                         Filters())
+    fig, _ = price_figure(view, view["per_request"].to_numpy(), view["per_month"].to_numpy())
+    texts = [str(t) for trace in fig.data for t in (trace.text or ())]
+    hovers = [str(t) for trace in fig.data for t in (trace.hovertext or ())]
+    assert texts and all("<" not in t for t in texts + hovers), (texts, hovers)
