@@ -10,6 +10,7 @@ import streamlit as st
 
 from components.history import get_store
 from components.team import is_admin
+from wafer_playground.budgets import team_of, teams_from_env
 from wafer_playground.costs import format_usd
 from wafer_playground.store import SPEND_KEYS, format_ts, spend_frame
 from wafer_playground.untrusted import csv_text
@@ -28,7 +29,9 @@ def render_admin_page() -> None:
     start = (datetime.now(UTC) - timedelta(days=PERIODS[period])).replace(
         hour=0, minute=0, second=0, microsecond=0)
     rows = get_store().spend_of_everyone(format_ts(start))
-    df = spend_frame(rows, tuple(by))
+    teams = teams_from_env()
+    df = spend_frame(rows, tuple(by), {o: team_of(o, teams) or "(no team)" for o in
+                                       {r.owner for r in rows}})
     a, b, c = st.columns(3)
     a.metric("Spend", format_usd(sum((r.cost_usd for r in rows), Decimal(0))))
     b.metric("Requests", f"{sum(r.requests for r in rows):,}")

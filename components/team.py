@@ -6,15 +6,20 @@ anything (`identity_owner()` is None, `make_client` returns a plain WaferClient)
 from __future__ import annotations
 
 import os
-from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import streamlit as st
 
 from wafer_playground import identity
-from wafer_playground.budgets import Budget, BudgetedClient
+from wafer_playground.budgets import (
+    Budget,
+    BudgetedClient,
+    Limit,
+    team_budget,
+    team_of,
+    teams_from_env,
+)
 from wafer_playground.catalog import Pricing
 from wafer_playground.client import WaferClient
 from wafer_playground.identity import MAX_IDENTITY
@@ -64,6 +69,8 @@ def gate() -> None:
     one sees the signed-out view and nothing else; a signed-in one sees who they are."""
     try:
         Budget.from_env()
+        team_budget()
+        teams_from_env()
     except ValueError as exc:
         st.error(f"Budget setting: {exc}")
         st.stop()
@@ -96,15 +103,25 @@ def gate() -> None:
 
 
 def make_client(conn: Connection, timeout: httpx.Timeout) -> WaferClient:
-    """The session's client: a BudgetedClient when a budget is set, else a plain one."""
+    """The session's client: a BudgetedClient when a person's or a team's budget is set,
+    else a plain one."""
+    from components.history import get_store
+
+    limits: list[Limit] = []
     budget = Budget.from_env()
-    if budget is None:
+    if budget is not None:
+        limits.append(Limit("your", budget, lambda since: get_store().spend_since(
+            format_ts(since))))
+    team = team_budget()
+    owner = identity_owner()
+    teams = teams_from_env()
+    name = team_of(owner, teams) if owner else None
+    if team is not None and name is not None:
+        members = sorted(teams[name])
+        limits.append(Limit(f"your team {name}'s", team, lambda since: get_store()
+                            .spend_of_owners(members, format_ts(since))))
+    if not limits:
         return WaferClient(conn.base_url, conn.api_key, zdr=conn.zdr, timeout=timeout)
-
-    def spent(since: datetime) -> Decimal:
-        from components.history import get_store
-
-        return get_store().spend_since(format_ts(since))
 
     def model_info(model_id: str) -> tuple[Pricing | None, int | None]:
         from components.connection import load_models
@@ -115,4 +132,4 @@ def make_client(conn: Connection, timeout: httpx.Timeout) -> WaferClient:
         return None, None
 
     return BudgetedClient(conn.base_url, conn.api_key, zdr=conn.zdr, timeout=timeout,
-                          budget=budget, spent=spent, model_info=model_info)
+                          limits=limits, model_info=model_info)

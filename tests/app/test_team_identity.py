@@ -72,6 +72,7 @@ def test_admin_page_only_for_admins(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
     _seed_spend(tmp_path / "h.db")
     monkeypatch.setenv("WAFER_ADMINS", "Alice@Team.example")
+    monkeypatch.setenv("WAFER_TEAMS", "eng=alice@team.example,bob@team.example")
     monkeypatch.setattr(team, "identity_owner", lambda: "user:alice@team.example")
     at = make_app()
     at.run()
@@ -81,6 +82,8 @@ def test_admin_page_only_for_admins(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert table.values.tolist() == [["bob@team.example", 1, 0, "$2.00"],
                                      ["alice@team.example", 1, 0, "$0.50"]]
     assert at.metric[0].value == "$2.50"
+    at.multiselect(key="admin_by").set_value(["team", "model"]).run()
+    assert at.dataframe[0].value.values.tolist() == [["eng", "fake-glm", 2, 0, "$2.50"]]
 
     # a signed-in person who is not an admin: the page is not even in the app's navigation
     monkeypatch.setattr(team, "identity_owner", lambda: "user:bob@team.example")

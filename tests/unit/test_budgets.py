@@ -16,9 +16,13 @@ from wafer_playground.budgets import (
     Budget,
     BudgetedClient,
     BudgetExceeded,
+    Limit,
     estimate,
     period_starts,
     refusal,
+    team_budget,
+    team_of,
+    teams_from_env,
 )
 from wafer_playground.catalog import Pricing
 from wafer_playground.store import format_ts, spend_frame
@@ -74,8 +78,8 @@ def _client(spent: dict[str, Decimal], calls: list[dict]) -> BudgetedClient:
 
     return BudgetedClient(
         "https://pass.example/v1", "wfr_test", transport=httpx.MockTransport(handler),
-        budget=Budget(daily_usd=Decimal("0.01")),
-        spent=lambda since: spent[format_ts(since)[:10]],
+        limits=[Limit("your", Budget(daily_usd=Decimal("0.01")),
+                      lambda since: spent[format_ts(since)[:10]])],
         model_info=lambda model: (PRICING, 4096) if model == "m" else (None, None),
         now=lambda: NOW)
 
@@ -121,6 +125,11 @@ def test_spend_comes_from_the_owners_request_log(backend: Backend) -> None:
     assert alice.spend_since(format_ts(month)) == Decimal("0.375")
     assert bob.spend_since(format_ts(month)) == Decimal("7")
     assert store.for_owner("user:carol@x.example").spend_since(format_ts(month)) == 0
+    # a team's spend: its members together, whichever owner's view asks
+    team = ["user:alice@x.example", "user:bob@x.example", "user:nobody@x.example"]
+    assert store.for_owner("user:carol@x.example").spend_of_owners(
+        team, format_ts(month)) == Decimal("7.375")
+    assert store.spend_of_owners([], format_ts(month)) == 0
 
 
 def test_everyones_spend_for_the_admin_page(backend: Backend) -> None:
@@ -146,3 +155,30 @@ def test_everyones_spend_for_the_admin_page(backend: Backend) -> None:
                                          ["user:alice@x.example", 3, 1, Decimal("1.75")]]
     by_model_day = spend_frame(spend, ("model", "day"))
     assert by_model_day.values.tolist()[0] == ["m1", "2026-12-04", 2, 0, Decimal("2.25")]
+
+
+def test_teams_and_their_budget() -> None:
+    env = {"WAFER_TEAMS": "eng = Ann@x.example, bo@x.example ; sales=cy@x.example;",
+           "WAFER_TEAM_BUDGET_MONTHLY_USD": "100"}
+    teams = teams_from_env(env)
+    assert teams == {"eng": frozenset({"user:ann@x.example", "user:bo@x.example"}),
+                     "sales": frozenset({"user:cy@x.example"})}
+    assert team_of("user:bo@x.example", teams) == "eng" and team_of("user:z@x", teams) is None
+    assert team_budget(env) == Budget(None, Decimal(100)) and team_budget({}) is None
+    with pytest.raises(ValueError, match="WAFER_TEAMS"):
+        teams_from_env({"WAFER_TEAMS": "just-a-name"})
+
+
+def test_a_team_budget_refuses_for_the_whole_team() -> None:
+    calls: list[dict] = []
+    client = _client({"2026-12-04": Decimal(0), "2026-12-01": Decimal(0)}, calls)
+    client._limits = [Limit("your team eng's", Budget(monthly_usd=Decimal(100)),
+                            lambda since: Decimal("99.95"))]
+    small = {"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+    client.chat(small)  # $0.0002 at most: fits both
+    big = {**small, "max_tokens": 100_000}  # up to $0.20: the team's budget says no
+    with pytest.raises(BudgetExceeded) as exc:
+        client.chat(big)
+    assert ("your team eng's monthly budget is $100.00 and it has spent $99.95; this request"
+            " could cost up to $0.20") in str(exc.value)
+    assert len(calls) == 1

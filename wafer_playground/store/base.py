@@ -456,6 +456,17 @@ class SQLStore:
                            " AND cost_usd IS NOT NULL", (self.owner, since))
         return sum((Decimal(r[0]) for r in rows), Decimal(0))
 
+    def spend_of_owners(self, owners: Sequence[str], since: str) -> Decimal:
+        """The recorded spend of several owners together since `since` (a team's budget):
+        crosses the owner partition, returns only the sum."""
+        owners = sorted(set(owners))
+        if not owners:
+            return Decimal(0)
+        rows = self._query(f"SELECT cost_usd FROM requests WHERE owner IN"
+                           f" ({', '.join('?' * len(owners))}) AND ts >= ?"
+                           " AND cost_usd IS NOT NULL", (*owners, since))
+        return sum((Decimal(r[0]) for r in rows), Decimal(0))
+
     def spend_of_everyone(self, since: str) -> list[SpendRow]:
         """Spend per owner, model and UTC day since `since`, over EVERY owner: the one query
         that crosses the owner partition, for the admin page only (components/team.py

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -27,12 +28,14 @@ def request_log_totals(df: pd.DataFrame) -> LogTotals:
                      cost_usd=sum(known, Decimal(0)) if known else None, priced=len(known))
 
 
-SPEND_KEYS = ("person", "model", "day")
+SPEND_KEYS = ("person", "team", "model", "day")
 
 
-def spend_frame(rows: list[SpendRow], by: tuple[str, ...] = SPEND_KEYS) -> pd.DataFrame:
-    """`spend_of_everyone()` rows grouped by any of person/model/day: requests, errors and
-    cost in dollars (Decimal), most expensive first."""
+def spend_frame(rows: list[SpendRow], by: tuple[str, ...] = SPEND_KEYS,
+                teams: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """`spend_of_everyone()` rows grouped by any of person/team/model/day: requests, errors
+    and cost in dollars (Decimal), most expensive first. `teams` maps an owner to its team
+    (owners in none are "(no team)")."""
     import pandas as pd
 
     keys = [k for k in SPEND_KEYS if k in by] or list(SPEND_KEYS)
@@ -40,7 +43,8 @@ def spend_frame(rows: list[SpendRow], by: tuple[str, ...] = SPEND_KEYS) -> pd.Da
     errors: dict[tuple[str, ...], int] = {}
     cost: dict[tuple[str, ...], Decimal] = {}
     for r in rows:
-        values = {"person": r.owner, "model": r.model, "day": r.day}
+        values = {"person": r.owner, "team": (teams or {}).get(r.owner, "(no team)"),
+                  "model": r.model, "day": r.day}
         k = tuple(values[name] for name in keys)
         requests[k] = requests.get(k, 0) + r.requests
         errors[k] = errors.get(k, 0) + r.errors
