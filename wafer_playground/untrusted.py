@@ -172,20 +172,27 @@ def _segments(text: str) -> list[Segment]:
 
 
 def _inline_segments(text: str) -> list[Segment]:
+    """Code spans: a run of backticks up to the next run of the same length (CommonMark).
+
+    One pass over the runs, so a flood of unmatched runs costs linear time, not a search each.
+    """
+    runs = [(m.start(), m.end()) for m in re.finditer(r"`+", text)]
+    following: list[int | None] = [None] * len(runs)  # next run of the same length
+    last: dict[int, int] = {}
+    for i in range(len(runs) - 1, -1, -1):
+        size = runs[i][1] - runs[i][0]
+        following[i] = last.get(size)
+        last[size] = i
     out: list[Segment] = []
     pos = 0
-    for m in re.finditer(r"`+", text):
-        if m.start() < pos:
+    for i, (begin, _) in enumerate(runs):
+        j = following[i]
+        if begin < pos or j is None:
             continue
-        run = m.group(0)
-        close = re.compile(r"(?<!`)" + run + r"(?!`)")
-        end = close.search(text, m.end())
-        if end is None:
-            continue
-        if m.start() > pos:
-            out.append(Segment(text[pos:m.start()], False))
-        out.append(Segment(text[m.start():end.end()], True))
-        pos = end.end()
+        if begin > pos:
+            out.append(Segment(text[pos:begin], False))
+        out.append(Segment(text[begin:runs[j][1]], True))
+        pos = runs[j][1]
     if pos < len(text):
         out.append(Segment(text[pos:], False))
     return out

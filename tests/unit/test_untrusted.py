@@ -364,3 +364,18 @@ def test_catalog_chart_text_is_escaped_for_plotly() -> None:
     texts = [str(t) for trace in fig.data for t in (trace.text or ())]
     hovers = [str(t) for trace in fig.data for t in (trace.hovertext or ())]
     assert texts and all("<" not in t for t in texts + hovers), (texts, hovers)
+
+
+@pytest.mark.parametrize("text", [
+    "".join("`" * k + "a" for k in range(1, 800)),  # unmatched code-span runs of every size
+    "[a](x" + " " * 200_000 + "y", "![" * 100_000, ":a[" * 100_000, "``a`" * 50_000,
+])
+def test_hostile_markdown_is_processed_in_linear_time(text: str) -> None:
+    import time
+
+    started = time.perf_counter()
+    model_markdown(text)
+    image_sources(text)
+    md_text(text, None, multiline=True)
+    assert time.perf_counter() - started < 2.0  # each takes well under 0.5 s; a scan per
+    # run took 10 s on the first case
