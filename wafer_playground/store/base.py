@@ -452,9 +452,7 @@ class SQLStore:
     def spend_since(self, since: str) -> Decimal:
         """This owner's recorded cost in dollars of the requests logged at or after `since`
         (an ISO timestamp): what a budget counts, on every replica alike."""
-        rows = self._query("SELECT cost_usd FROM requests WHERE owner = ? AND ts >= ?"
-                           " AND cost_usd IS NOT NULL", (self.owner, since))
-        return sum((Decimal(r[0]) for r in rows), Decimal(0))
+        return self.spend_of_owners([self.owner], since)
 
     def spend_of_owners(self, owners: Sequence[str], since: str) -> Decimal:
         """The recorded spend of several owners together since `since` (a team's budget):
