@@ -66,10 +66,12 @@ def long_text(value: Any, *, key: str, limit: int = TEXT_LIMIT, preview: bool = 
 
 def raw_json(value: Any, *, key: str, file_name: str) -> None:
     """A raw card or event as JSON, long strings cut for display; the whole as a download."""
-    st.json(bounded_json(value), expanded=True)
-    full = json.dumps(value, ensure_ascii=False, indent=2)
-    if len(full) > 20_000:
-        st.download_button(f"Download the whole JSON ({len(full):,} characters)", full,
+    shown = bounded_json(value)
+    st.json(shown, expanded=True)
+    if shown != value:  # something was cut or made visible: the exact JSON as a file
+        full = json.dumps(value, ensure_ascii=False, indent=2)
+        st.caption("Long strings are cut and control characters shown as [U+…] here.")
+        st.download_button(f"Download the exact JSON ({len(full):,} characters)", full,
                            file_name=file_name, mime="application/json", key=f"dl_{key}")
 
 
