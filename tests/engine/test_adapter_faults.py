@@ -165,7 +165,7 @@ def test_request_log_usage_and_percentiles() -> None:
 
 
 def test_chat_upstream_body_is_translated(make_client: Callable[..., TestClient]) -> None:
-    """What reaches llama-server: neutral defaults, renamed fields, a capped max_tokens, and
+    """What reaches llama-server: neutral defaults, renamed fields, max_tokens, and
     always include_usage on streams (the request log needs usage)."""
     bodies: list[dict[str, object]] = []
 
@@ -185,12 +185,13 @@ def test_chat_upstream_body_is_translated(make_client: Callable[..., TestClient]
 
     c = make_client(upstream)
     no_max = {k: v for k, v in CHAT.items() if k != "max_tokens"}
-    r = c.post("/v1/chat/completions", json={**no_max, "max_completion_tokens": 5000,
+    r = c.post("/v1/chat/completions", json={**no_max,
+                                             "max_completion_tokens": cards.DEFAULT_MAX_OUTPUT,
                                              "stream": True, "repetition_penalty": 1.1,
                                              "top_k": -1, "logprobs": True, "top_logprobs": 0})
     assert r.status_code == 200
     up = bodies[0]
-    assert up["max_tokens"] == cards.DEFAULT_MAX_OUTPUT  # capped
+    assert up["max_tokens"] == cards.DEFAULT_MAX_OUTPUT  # max_completion_tokens, renamed
     assert up["repeat_penalty"] == 1.1 and "repetition_penalty" not in up
     assert up["top_k"] == 0 and up["temperature"] == 1.0 and up["min_p"] == 0.0
     assert up["stream_options"] == {"include_usage": True}

@@ -39,8 +39,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from wafer_playground import media
 from wafer_playground.local import cards
 from wafer_playground.local import messages as anth
+from wafer_playground.local.files import FileStore, check_headers, owner_of
 from wafer_playground.local.reqlog import PERIODS, RANGES, RequestLog, RequestRecord
 from wafer_playground.local.validation import (
     CHAT_FIELDS,
@@ -58,7 +60,9 @@ from wafer_playground.local.validation import (
 
 log = logging.getLogger("wafer_playground.local.server")
 
-MAX_BODY = 16 << 20  # far above any 4k-context prompt; stops memory abuse
+# Wafer's cap on a request body (inline media count toward it; addendum §1.1); also what
+# stops memory abuse
+MAX_BODY = media.MAX_BYTES
 COMPLETION_DEFAULT_MAX_TOKENS = 16  # SGLang's default for /v1/completions
 # Neutral sampling defaults (SGLang/OpenAI semantics) instead of llama.cpp's own
 # (temperature 0.8, top_k 40, top_p 0.95, min_p 0.05), so results mean the same as on Wafer.
@@ -92,6 +96,7 @@ class EngineConfig:
     max_output_tokens: int = cards.DEFAULT_MAX_OUTPUT
     # tests inject faults here (a transport that refuses, breaks mid-stream, answers junk)
     upstream_transport: httpx.AsyncBaseTransport | None = None
+    files: FileStore | None = None  # POST /v1/files storage (default: under the cache root)
 
 
 # --- request ids and the envelope ------------------------------------------------------------
@@ -120,14 +125,17 @@ class RequestIdMiddleware:
                 break
         rid = rid or "req_" + secrets.token_hex(6)
         scope.setdefault("state", {})["request_id"] = rid
-        header = (b"x-request-id", rid.encode())
+        extra = [(b"x-request-id", rid.encode())]
+        if scope.get("path", "").startswith("/v1/messages"):
+            # the anthropic SDK reads `request-id` (Anthropic's header), not x-request-id
+            extra.append((b"request-id", rid.encode()))
         sent = False
 
         async def send_with_id(message: Message) -> None:
             nonlocal sent
             if message["type"] == "http.response.start":
                 sent = True
-                message["headers"] = [*message.get("headers", []), header]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         try:
@@ -275,6 +283,8 @@ class LocalEngineApp:
                               else backends[0].spec.id)
         self.config = config
         self.log = RequestLog()
+        self.files = config.files or FileStore()
+        self.files_owner = owner_of(config.api_key)  # one engine, one user (its key)
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -439,20 +449,30 @@ class LocalEngineApp:
                                f"lost the connection to llama-server for '{b.spec.id}' "
                                f"({type(exc).__name__})", type="api_error") from None
 
+    def check_max_output(self, b: Backend, requested: int | None, param: str) -> int:
+        """The card's max_output_tokens is a limit, not a hint: a larger max_tokens is
+        refused (400), never silently cut. Returns the effective value."""
+        cap = self.config.max_output_tokens
+        if requested is not None and requested > cap:
+            raise ApiError(400, "max_tokens_exceeded",
+                           f"{param} is {requested}, but model '{b.spec.id}' produces at most "
+                           f"{cap} tokens (max_output_tokens on its card)", param=param)
+        return requested or cap
+
     def resolve_max_tokens(self, b: Backend, requested: int | None, n_prompt: int,
-                           default: int | None) -> int:
+                           default: int | None, param: str = "max_tokens") -> int:
         if n_prompt >= b.n_ctx:
             raise ApiError(400, "context_length_exceeded",
                            f"This model's maximum context length is {b.n_ctx} tokens, but the "
                            f"prompt has {n_prompt} tokens", param="messages")
         cap = self.config.max_output_tokens
         if requested is not None:
-            eff = min(requested, cap)
+            eff = self.check_max_output(b, requested, param)
             if n_prompt + eff > b.n_ctx:
                 raise ApiError(400, "context_length_exceeded",
                                f"This model's maximum context length is {b.n_ctx} tokens, but "
                                f"{n_prompt + eff} were requested ({n_prompt} in the prompt, "
-                               f"{eff} for the completion)", param="max_tokens")
+                               f"{eff} for the completion)", param=param)
             return eff
         return min(default or cap, cap, b.n_ctx - n_prompt)
 
@@ -501,6 +521,34 @@ class LocalEngineApp:
         cap = self.config.max_output_tokens
         return {"object": "list", "data": [b.card(cap) for b in self.backends.values()]}
 
+    async def model(self, request: Request, rec: RequestRecord | None) -> dict[str, Any]:
+        """GET /v1/models/{id}: one card (what the openai SDK's models.retrieve reads)."""
+        return self.resolve(request.path_params["model_id"]).card(self.config.max_output_tokens)
+
+    # --- POST /v1/files ------------------------------------------------------------------------
+
+    async def upload_file(self, request: Request, rec: RequestRecord | None) -> dict[str, Any]:
+        up = check_headers(request.headers)
+        return await self.files.save(self.files_owner, up, request.headers.get("content-length"),
+                                     request.stream())
+
+    def check_media(self, refs: list[media.MediaRef], b: Backend) -> None:
+        """Resolve file ids (404 `file_not_found` for unknown or expired ones), then refuse
+        media for a text-only model (every local model is text-only)."""
+        for ref in refs:
+            # any purpose may sit in an image_url part: the app's default sends documents
+            # and videos in the documented image form (wafer_playground/media.py)
+            if ref.file_id is not None:
+                self.files.get(self.files_owner, ref.file_id,
+                               param=f"{ref.path}.{ref.kind}.file_id")
+        if refs:
+            first = refs[0]
+            raise ApiError(400, "model_capability_unsupported",
+                           f"Model '{b.spec.id}' is text-only (capabilities.vision is false): "
+                           f"it cannot take images, documents or video ({first.path} is a "
+                           f"{first.kind} part). Send text only, or pick a vision model",
+                           param=first.path)
+
     # --- POST /v1/chat/completions -----------------------------------------------------------
 
     def _chat_common(self, request: Request, body: dict[str, Any], rec: RequestRecord | None
@@ -542,7 +590,7 @@ class LocalEngineApp:
                                param="chat_template_kwargs.enable_thinking")
         if "messages" not in body:
             raise schema_error("messages", "messages is required")
-        check_messages(body["messages"])
+        self.check_media(check_messages(body["messages"]), b)
         names = check_tools(body.get("tools"), body.get("tool_choice"))
         if names and not b.spec.tools:
             raise ApiError(400, "model_capability_unsupported",
@@ -559,12 +607,13 @@ class LocalEngineApp:
         requested = body.get("max_tokens")
         if requested is None:
             requested = body.get("max_completion_tokens")
-        eff = min(requested or self.config.max_output_tokens, self.config.max_output_tokens)
+        param = "max_tokens" if body.get("max_tokens") is not None else "max_completion_tokens"
+        eff = self.check_max_output(b, requested, param)
         if _prompt_token_bound(up) + eff <= b.n_ctx:
             up["max_tokens"] = eff  # provably fits: skip two round trips on the hot path
         else:
             n_prompt = await self.count_chat_prompt(b, up)
-            up["max_tokens"] = self.resolve_max_tokens(b, requested, n_prompt, None)
+            up["max_tokens"] = self.resolve_max_tokens(b, requested, n_prompt, None, param)
         top_k = int(body.get("top_logprobs") or 0) if body.get("logprobs") else None
         stream = body.get("stream") is True
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -1020,7 +1069,7 @@ class LocalEngineApp:
                            f"Model '{b.spec.id}' has no chat template", param="model")
         if "messages" not in body:
             raise schema_error("messages", "messages is required")
-        check_messages(body["messages"])
+        self.check_media(check_messages(body["messages"]), b)
         up: dict[str, Any] = {"messages": body["messages"]}
         if body.get("tools") is not None:
             check_tools(body["tools"], None)
@@ -1081,6 +1130,8 @@ class LocalEngineApp:
         e = self.endpoint
         routes = [
             Route("/v1/models", e(self.models, auth=False), methods=["GET"]),
+            Route("/v1/models/{model_id:path}", e(self.model, auth=False), methods=["GET"]),
+            Route("/v1/files", e(self.upload_file), methods=["POST"]),
             Route("/v1/chat/completions", e(self.chat, logged="/v1/chat/completions"),
                   methods=["POST"]),
             Route("/v1/completions", e(self.completions, logged="/v1/completions"),

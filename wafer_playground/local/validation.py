@@ -14,6 +14,8 @@ from typing import Any
 
 import jsonschema
 
+from wafer_playground.media import MediaRef, media_ref
+
 DOCS = "https://docs.wafer.ai/errors#"
 
 _TYPES = {
@@ -246,7 +248,10 @@ MESSAGES_FIELDS: dict[str, Check] = {
 CHAT_ROLES = ("system", "developer", "user", "assistant", "tool")
 
 
-def check_messages(messages: Any) -> None:
+def check_messages(messages: Any) -> list[MediaRef]:
+    """Check chat messages; return the media parts they carry (well-formed, not resolved:
+    the server resolves file ids and decides whether the model takes media)."""
+    refs: list[MediaRef] = []
     if not isinstance(messages, list) or not messages:
         raise schema_error("messages", "messages must be a non-empty array")
     for i, m in enumerate(messages):
@@ -269,10 +274,13 @@ def check_messages(messages: Any) -> None:
                 pp = f"{p}.content[{j}]"
                 if not isinstance(part, dict) or "type" not in part:
                     raise schema_error(pp, f"{pp} must be a content part with a type")
-                if part["type"] == "image_url":
-                    raise ApiError(400, "model_capability_unsupported",
-                                   "This local model has no vision support (capabilities.vision "
-                                   "is false); send text parts only", param=pp)
+                try:
+                    ref = media_ref(part, pp)
+                except ValueError as exc:
+                    raise schema_error(str(exc).split(" ", 1)[0], str(exc)) from None
+                if ref is not None:
+                    refs.append(ref)
+                    continue
                 if part["type"] != "text" or not isinstance(part.get("text"), str):
                     raise schema_error(pp, f"{pp} must be a text part {{type: text, text}}")
         elif not isinstance(content, str):
@@ -288,6 +296,7 @@ def check_messages(messages: Any) -> None:
                 if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
                     raise schema_error(f"{p}.tool_calls[{j}]",
                                        "each tool call needs function.name and arguments")
+    return refs
 
 
 def check_parameters_schema(schema: Any, param: str) -> None:
