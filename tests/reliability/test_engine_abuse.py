@@ -34,7 +34,7 @@ def engine() -> Iterator[object]:
     from wafer_playground.local.engine import start_engine
 
     handle = start_engine(port=free_port(), api_key=CANARY, models=[SMOL],
-                          extra_args=["--queue-size", "1"])
+                          extra_args=["--queue-size", "1", "--parallel", "1"])
     try:
         yield handle
     finally:
