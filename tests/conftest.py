@@ -61,6 +61,17 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 
+@pytest.fixture(autouse=True)
+def _stop_the_app_engine() -> Iterator[None]:
+    """An AppTest that starts the app's own engine (in this process) must not leave it
+    polling into the next test's mocked transport."""
+    yield
+    from wafer_playground.local.engine import SERVICE
+
+    if SERVICE.status().phase != "idle":
+        SERVICE.stop()
+
+
 @pytest.fixture(scope="session")
 def local_engine() -> Iterator[str]:
     """One real `wafer-local` (adapter + llama-server) for the whole session; yields base URL."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -17,6 +19,15 @@ def app_env(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.delenv("WAFER_API_KEY", raising=False)
     monkeypatch.setenv("WAFER_PLAYGROUND_DB", str(ROOT / ".pytest_cache" / "apptest.db"))
     return FAKE_BASE
+
+
+@pytest.fixture(autouse=True)
+def _no_engine_boot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AppTest runs the app in this process: with no key and no WAFER_ENDPOINT, app.py
+    would start a real local engine here (components/connection.boot). These tests choose
+    their endpoint in session state; the starting endpoint is a custom one."""
+    if not os.environ.get("WAFER_ENDPOINT"):
+        monkeypatch.setenv("WAFER_ENDPOINT", "custom")
 
 
 def make_app(page: str | None = None, *, base_url: str = FAKE_BASE) -> AppTest:
