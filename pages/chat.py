@@ -18,6 +18,9 @@ ensure_router()  # a share link opened first on a fresh server still goes throug
 
 SURFACE = "chat_surface"
 PARAMS_HEIGHT = 460  # px: with the header, fits a 1440×900 screen
+PHONE_CSS = """<style>@media (max-width: 640px) {
+  [data-testid="stHorizontalBlock"]:has(.st-key-chat_params_panel) {
+    flex-direction: column-reverse; } }</style>"""
 SURFACES = {"chat": "OpenAI · /v1/chat/completions", "messages": "Anthropic · /v1/messages"}
 EXAMPLES = [
     "Explain server-sent events in two sentences.",
@@ -82,6 +85,9 @@ if presentation.is_presenting():
         chat_params.params_panel(model)
     left = st.container()
 else:
+    # On a phone the columns stack and the page opens at its end (the chat input): the
+    # panel goes above the conversation there, so a phone opens on the conversation.
+    st.html(PHONE_CSS)
     left, right = st.columns([0.64, 0.36], gap="large")
     # a side panel that scrolls on its own: the page stays as tall as the conversation, so
     # Chat opens at the top (issue 16: the panel's height pushed it 460 px down)
@@ -107,7 +113,7 @@ with left:
     for problem in chat_store.problems():
         st.caption(f":material/warning: {problem}")
     if not chat.turns() and not action:
-        with st.container(border=True):
+        with st.container(border=True, key="chat_welcome"):
             st.markdown(f"#### Talk to **{md_text(model.display_name)}**")
             st.caption("Streams token by token. **Stop** keeps the partial answer with its "
                        "estimated cost. Every answer lists TTFT, tokens/s, tokens, finish "

@@ -60,7 +60,7 @@ def _open(page: Page, url: str, size: tuple[int, int]) -> None:
     page.set_default_timeout(SLOW)
     page.goto(url)
     wait_for_app(page, SLOW)
-    page.get_by_test_id("stMain").wait_for()
+    page.get_by_test_id("stMainBlockContainer").wait_for()
     wait_for_app(page, SLOW)
 
 
@@ -75,7 +75,7 @@ def _shot(page: Page, name: str) -> Path:
 def _healthy(page: Page) -> None:
     """No traceback, no key, no empty widget label on screen."""
     assert page.get_by_test_id("stException").count() == 0
-    text = page.get_by_test_id("stMain").inner_text()
+    text = page.get_by_test_id("stMainBlockContainer").inner_text()
     assert "Traceback" not in text and "test-key" not in text
     labels = page.locator("[data-testid='stWidgetLabel']:visible")
     empty = [i for i in range(labels.count()) if not labels.nth(i).inner_text().strip()
@@ -94,10 +94,14 @@ def _in_view(page: Page, selector: str) -> dict[str, float]:
     return box
 
 
-def _sidebar_closed(page: Page) -> None:
-    """Nothing covers the page: the sidebar is closed (off-screen or not drawn)."""
+def _sidebar_closed_only(page: Page) -> None:
     box = page.get_by_test_id("stSidebar").bounding_box()
     assert box is None or box["x"] + box["width"] <= 1 or box["width"] <= 1, box
+
+
+def _sidebar_closed(page: Page) -> None:
+    """Nothing covers the page: the sidebar is closed (off-screen or not drawn)."""
+    _sidebar_closed_only(page)
     _in_view(page, "h1, h2")
 
 
@@ -169,15 +173,19 @@ def test_chat_opens_at_the_top_and_streams(page: Page, app_url: str, vp: str) ->
     box.wait_for()
     wait_for_app(page, SLOW)
     _shot(page, f"chat_open_{vp}")
-    _in_view(page, "[data-testid='stMain'] h2")  # the title is on screen, not 460 px up
-    _in_view(page, ".st-key-chat_model_pick")
+    if vp == "phone":  # opens on the conversation, not on the parameter panel
+        _in_view(page, ".st-key-chat_welcome")
+        _sidebar_closed_only(page)
+    else:
+        _in_view(page, "[data-testid=stMainBlockContainer] h2")  # not 460 px up
+        _in_view(page, ".st-key-chat_model_pick")
     _healthy(page)
     box.fill("What is the capital of France?")
     box.press("Enter")
     page.get_by_text("streaming…").first.wait_for()
     page.wait_for_timeout(1500)
     _shot(page, f"chat_mid_stream_{vp}")
-    assert "Paris" in page.get_by_test_id("stMain").inner_text()
+    assert "Paris" in page.get_by_test_id("stMainBlockContainer").inner_text()
     wait_for_app(page, SLOW)
     _shot(page, f"chat_done_{vp}")
     money = page.get_by_test_id("stMetricValue").first.inner_text()
@@ -265,7 +273,7 @@ def test_presentation_mode_on_every_page(page: Page, app_url: str, vp: str) -> N
             # content in a code block stays: the share link
             assert page.get_by_test_id("stCode").first.count() == 1
         if path == "history":
-            assert "titles only" in page.get_by_test_id("stMain").inner_text()
+            assert "titles only" in page.get_by_test_id("stMainBlockContainer").inner_text()
         if path == "compare":
             # demo cards say whether they can run here; token-ID cards need a tokenizer
             assert page.get_by_text("Not ready here").count() >= 1
@@ -288,7 +296,7 @@ def test_one_click_scripted_demo(page: Page, app_url: str) -> None:
     page.wait_for_timeout(1500)
     _shot(page, "demo_2_chat_streaming_1920")
     wait_for_app(page, SLOW)
-    assert "Paris" in page.get_by_test_id("stMain").inner_text()
+    assert "Paris" in page.get_by_test_id("stMainBlockContainer").inner_text()
     page.get_by_role("button", name="Next: Three models on price and speed").click()
     page.wait_for_url(re.compile(r"/compare"))
     page.locator(".st-key-pane_2").wait_for()  # three panes
