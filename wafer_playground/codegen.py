@@ -35,9 +35,12 @@ _OPENAI_COMPLETIONS_KWARGS = frozenset({
     "max_tokens", "n", "presence_penalty", "seed", "stop", "stream", "stream_options",
     "suffix", "temperature", "top_p", "user",
 })
+# Keyword arguments of the anthropic SDK's messages.create()/stream() in both 0.x and 2.x.
+# 2.x dropped temperature, top_p and top_k as keywords (TypeError), so those go through
+# `extra_body`, which both majors accept.
 _ANTHROPIC_KWARGS = frozenset({
     "max_tokens", "messages", "model", "metadata", "stop_sequences", "system",
-    "temperature", "thinking", "tool_choice", "tools", "top_k", "top_p", "service_tier",
+    "thinking", "tool_choice", "tools", "service_tier",
 })
 
 LABELS: dict[str, str] = {
@@ -81,7 +84,8 @@ def curl(surface: Surface, base_url: str, body: dict[str, Any], *, zdr: bool = F
     stream = bool(body.get("stream"))
     data = _json(body)
     tag = _heredoc_tag(data)
-    lines = [f"curl {'-N ' if stream else ''}-sS {url}",
+    # --fail-with-body: an HTTP error prints Wafer's error body AND exits non-zero
+    lines = [f"curl {'-N ' if stream else ''}-sS --fail-with-body {url}",
              '  -H "Authorization: Bearer $WAFER_API_KEY"']
     lines += [f'  -H "{k}: {v}"' for k, v in request_headers(surface, zdr=zdr,
                                                              stream=stream).items()]
@@ -151,7 +155,8 @@ def python_httpx(surface: Surface, base_url: str, body: dict[str, Any], *,
     if stream:
         out += [
             'with httpx.stream("POST", url, headers=headers, json=body, timeout=60) as r:',
-            "    r.raise_for_status()",
+            "    if r.is_error:  # Wafer's error body says what was wrong",
+            '        raise SystemExit(f"HTTP {r.status_code}: {r.read().decode()}")',
             "    for line in r.iter_lines():",
             '        if line.startswith("data: "):',
             "            print(line[6:])",
@@ -159,7 +164,8 @@ def python_httpx(surface: Surface, base_url: str, body: dict[str, Any], *,
     else:
         out += [
             "r = httpx.post(url, headers=headers, json=body, timeout=60)",
-            "r.raise_for_status()",
+            "if r.is_error:  # Wafer's error body says what was wrong",
+            '    raise SystemExit(f"HTTP {r.status_code}: {r.text}")',
             "print(r.json())",
         ]
     return "\n".join(out) + "\n"

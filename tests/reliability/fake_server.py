@@ -40,6 +40,30 @@ CARDS: list[dict[str, Any]] = [
                "pricing": {"input_cents_per_million": 10, "output_cents_per_million": 20}}},
 ]
 
+# A vision model card with every field of the addendum's reconstructed Kimi-K3 card (§2.1):
+# max_output_tokens, reasoning_effort, chat_completions flags, the microcent cache price,
+# supports_vision, and one field no client knows (must stay visible in the raw card).
+VISION_MODEL = "fake-kimi-vision"
+VISION_CARD: dict[str, Any] = {
+    "id": VISION_MODEL, "object": "model", "owned_by": "wafer", "max_model_len": 262144,
+    "supports_vision": True,
+    "wafer": {"display_name": "Fake Kimi Vision", "tier": "serverless_only",
+              "context_length": 262144, "max_output_tokens": 8192, "zdr_supported": True,
+              "description": "A fake vision model: image and video input.",
+              "capabilities": {"vision": True, "tools": True, "reasoning": True},
+              "pricing": {"currency": "usd", "input_cents_per_million": 144,
+                          "output_cents_per_million": 900,
+                          "cache_read_cents_per_million": 24,
+                          "cache_read_microcents_per_million": 23590000},
+              "reasoning_effort": {"control": "native_effort",
+                                   "efforts": ["none", "high", "max"], "default": "none"},
+              "chat_completions": {"supported": True, "streaming": True, "tools": True,
+                                   "tool_streaming": False, "json_object": True,
+                                   "json_schema": False,
+                                   "tools_with_response_format": False},
+              "future_field": {"note": "not read by the app"}}}
+CARDS_WITH_VISION: list[dict[str, Any]] = [*CARDS, VISION_CARD]
+
 
 class Abort(Exception):
     """Raised inside a streaming body: uvicorn drops the connection mid-response."""
@@ -127,6 +151,7 @@ class FakeWafer:
         self.hits: list[Hit] = []
         self._stopping = threading.Event()
         self.default_words = ["Hello", " from", " the", " fake", " server", "."]
+        self.files: dict[str, dict[str, Any]] = {}  # POST /v1/files uploads (metadata)
         app = Starlette(routes=[Route("/{path:path}", self._handle,
                                       methods=["GET", "POST", "PUT", "DELETE"])])
         sock = socket.socket()
@@ -210,10 +235,61 @@ class FakeWafer:
         return Response(reply.body or b"", reply.status, headers,
                         media_type=reply.content_type or "text/plain")
 
+    def _upload(self, request: Request, body: bytes) -> Reply:
+        """POST /v1/files as the addendum's stand-in rules say (shared with wafer-local)."""
+        from wafer_playground.local.files import check_headers
+        from wafer_playground.local.validation import ApiError
+
+        try:
+            up = check_headers(request.headers)
+            if len(body) > 50_000_000:
+                raise ApiError(413, "file_too_large", "over 50 MB")
+        except ApiError as err:
+            return error_json(err.status, err.code, err.message, "req_fake_files",
+                              param=err.param)
+        fid = f"file_{len(self.files):032x}"
+        meta = {"id": fid, "purpose": up.purpose, "filename": up.filename,
+                "mime_type": up.mime, "bytes": len(body), "status": "ready",
+                "created_at": "2026-12-04T10:00:00Z", "expires_at": "2027-01-03T10:00:00Z"}
+        self.files[fid] = meta
+        return Reply(json=meta)
+
+    def _media_refusal(self, payload: Any) -> Reply | None:
+        """Media on a model whose card has no vision, or an unknown file id: Wafer-shaped."""
+        from wafer_playground.media import media_ref
+
+        if not isinstance(payload, dict):
+            return None
+        card = next((c for c in self.cards if c["id"] == payload.get("model")), {})
+        vision = bool((card.get("wafer") or {}).get("capabilities", {}).get("vision"))
+        for i, m in enumerate(payload.get("messages") or []):
+            content = m.get("content") if isinstance(m, dict) else None
+            for j, p in enumerate(content if isinstance(content, list) else []):
+                ref = media_ref(p, f"messages[{i}].content[{j}]") if isinstance(p, dict) \
+                    else None
+                if ref is None:
+                    continue
+                if not vision:
+                    return error_json(400, "invalid_request_error", "This model does not "
+                                      "accept image input", "req_fake_media", param=ref.path)
+                if ref.file_id is not None and ref.file_id not in self.files:
+                    return error_json(404, "file_not_found", "unknown file", "req_fake_media",
+                                      param=ref.path)
+        return None
+
     def _default(self, request: Request, body: bytes) -> Reply:
         path = request.url.path
         if path == "/v1/models":
             return Reply(json={"object": "list", "data": self.cards})
+        if path == "/v1/files" and request.method == "POST":
+            return self._upload(request, body)
+        if path == "/v1/chat/completions" and request.method == "POST":
+            try:
+                refusal = self._media_refusal(json.loads(body))
+            except ValueError:
+                refusal = None
+            if refusal is not None:
+                return refusal
         if path in ("/v1/chat/completions", "/v1/completions") and request.method == "POST":
             try:
                 streaming = bool(json.loads(body).get("stream"))

@@ -132,7 +132,10 @@ def test_anthropic_snippet() -> None:
             "thinking": {"type": "enabled", "budget_tokens": 1024}, "top_k": 5}
     code = snippets("messages", "https://pass.wafer.ai/v1", body, zdr=True)["python_anthropic"]
     kwargs = _kwargs_of_create(code)
-    assert {**kwargs, "stream": True} == body
+    extra = kwargs.pop("extra_body")
+    # anthropic 2.x has no temperature/top_p/top_k keywords: they travel in extra_body
+    assert extra == {"top_k": 5}
+    assert {**kwargs, **extra, "stream": True} == body  # type: ignore[dict-item]
     assert 'base_url="https://pass.wafer.ai"' in code  # the SDK appends /v1 itself
     assert "Wafer-ZDR" in code
     assert set(snippets("messages", "http://x/v1", body)) == {
