@@ -183,7 +183,8 @@ def parse_card(card: dict[str, Any], source: PriceSource | None,
     wafer = card.get("wafer")
     has_block = isinstance(wafer, dict)
     w: dict[str, Any] = wafer if isinstance(wafer, dict) else {}
-    caps = w.get("capabilities") if isinstance(w.get("capabilities"), dict) else {}
+    raw_caps = w.get("capabilities")
+    caps: dict[str, Any] = raw_caps if isinstance(raw_caps, dict) else {}
     ctx = (_int(card.get("max_model_len"), "max_model_len", issues)
            or _int(w.get("context_length"), "context_length", issues))
     disabled = card.get("disabled_reason") or w.get("disabled_reason")

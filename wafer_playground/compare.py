@@ -140,6 +140,8 @@ def build_specs(configs: Sequence[PaneConfig], surface: Surface, *, prompt: str,
     grammar = ebnf if ebnf and ebnf.strip() else None
     for i, label in labelled:
         cfg = configs[i]
+        pane_ids: list[int]
+        pieces: tuple[str, ...]
         if surface == "chat":
             specs.append(PaneSpec(cfg.model, "chat", chat_body(cfg.model, prompt, cfg.params,
                                                                system=system), label))
@@ -426,8 +428,9 @@ def pane_result(snap: PaneSnapshot, pricing: Pricing, *, grammar_ok: bool | None
     total = None
     if snap.started_s is not None and snap.ended_s is not None:
         total = snap.ended_s - snap.started_s
-    params = {k: snap.spec.body[k] for k in ("temperature", "top_p", "max_tokens", "seed")
-              if k in snap.spec.body}
+    params: dict[str, Any] = {k: snap.spec.body[k]
+                              for k in ("temperature", "top_p", "max_tokens", "seed")
+                              if k in snap.spec.body}
     return PaneResult(
         label=snap.spec.label, model=snap.spec.model, status=snap.status,
         ttft_s=snap.ttft_s, tokens_per_s=snap.tokens_per_s, total_s=total,
@@ -682,10 +685,12 @@ def timeline_figure(snaps: Sequence[PaneSnapshot], *, height: int | None = None,
 
 def windows_overlap(snaps: Sequence[PaneSnapshot]) -> bool:
     """True when every pair of streaming windows (first token -> end) intersects."""
-    spans = [(s.first_token_s, s.ended_s) for s in snaps]
-    if any(a is None or b is None for a, b in spans):
-        return False
-    return all(max(a1, a2) < min(b1, b2)  # type: ignore[type-var]
+    spans: list[tuple[float, float]] = []
+    for s in snaps:
+        if s.first_token_s is None or s.ended_s is None:
+            return False
+        spans.append((s.first_token_s, s.ended_s))
+    return all(max(a1, a2) < min(b1, b2)
                for i, (a1, b1) in enumerate(spans) for (a2, b2) in spans[i + 1:])
 
 

@@ -214,8 +214,9 @@ def price_tokens(uncached: Decimal | int, cached: Decimal | int, output: Decimal
     if pricing.currency and pricing.currency.lower() != "usd":
         # Wafer publishes US cents; another endpoint may not. Say so rather than mislabel.
         notes.append(f"prices are in {pricing.currency.upper()} cents, not US cents")
-    parts = (input_cost, cached_cost, output_cost)
-    total = None if any(p is None for p in parts) else sum(parts, Decimal(0))  # type: ignore[arg-type]
+    total: Decimal | None = None
+    if input_cost is not None and cached_cost is not None and output_cost is not None:
+        total = sum((input_cost, cached_cost, output_cost), Decimal(0))
     return Cost(input_cost, cached_cost, output_cost, total, kind, pricing.source,
                 tuple(missing), tuple(notes), reasoning_cost)
 
@@ -477,7 +478,9 @@ def plan_frame(rows: Sequence[PlanRow]) -> pd.DataFrame:
             "per_request_usd": f(r.per_request.total),
             "per_day_usd": f(r.per_day),
             "per_month_usd": f(r.per_month),
-            "year_usd": f(sum(r.months, Decimal(0))) if r.per_month is not None else float("nan"),  # type: ignore[arg-type]
+            # with a per-month price every month is priced (plan_model)
+            "year_usd": (f(sum((v for v in r.months if v is not None), Decimal(0)))
+                         if r.per_month is not None else float("nan")),
             "per_request": format_usd(r.per_request.total),
             "per_month": format_usd(r.per_month),
             "affordable_per_day": r.affordable_per_day,
@@ -601,12 +604,12 @@ def reprice(frame: pd.DataFrame, models: Sequence[Model]) -> RepriceResult:
             else:  # astronomically large files: exact int64 sums per model instead
                 sums[name] = np.array([int(arr[codes == i].sum()) for i in range(k)])
         counts = np.bincount(codes, minlength=k)
-        for i, m in enumerate(own):
-            if m is None or not m.pricing.published:
+        for i, own_model in enumerate(own):
+            if own_model is None or not own_model.pricing.published:
                 continue
             sub = Usage(int(sums["p"][i]), int(sums["o"][i]), int(sums["c"][i]),
                         int(sums["r"][i]))
-            parts.append(cost_of(sub, m.pricing, kind="actual"))
+            parts.append(cost_of(sub, own_model.pricing, kind="actual"))
             priced_rows += int(counts[i])
     if parts:
         logged_cost = _sum_costs(parts)
@@ -617,7 +620,8 @@ def reprice(frame: pd.DataFrame, models: Sequence[Model]) -> RepriceResult:
 def _sum_costs(costs: Sequence[Cost]) -> Cost:
     def add(vals: Iterable[Decimal | None]) -> Decimal | None:
         vs = list(vals)
-        return None if any(v is None for v in vs) else sum(vs, Decimal(0))  # type: ignore[arg-type]
+        present = [v for v in vs if v is not None]
+        return None if len(present) != len(vs) else sum(present, Decimal(0))
 
     sources = {c.source for c in costs}
     return Cost(add(c.input for c in costs), add(c.cached for c in costs),

@@ -26,7 +26,7 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
@@ -352,10 +352,13 @@ def _tokenize(src: str) -> list[_Tok]:
             else:
                 add(kind, text, None, start)
     except UnexpectedCharacters as e:
-        ch = src[e.pos_in_stream]
+        # lark declares pos_in_stream None on UnexpectedInput; UnexpectedCharacters always
+        # sets it to the lexer's int position.
+        bad = cast(int, e.pos_in_stream)
+        ch = src[bad]
         if ch == ":":
-            raise err(e.pos_in_stream, "Unexpected character: ':'") from None
-        raise err(e.pos_in_stream, f"Unexpected character: {ch}") from None
+            raise err(bad, "Unexpected character: ':'") from None
+        raise err(bad, f"Unexpected character: {ch}") from None
 
     add("EOF", "", None, len(src))
     # XGrammar: after lexing, an identifier followed by ::= becomes a rule name, which must
@@ -1329,7 +1332,7 @@ def regex_ast(m: Macro) -> Group:
     def cased(cp: int) -> list[tuple[int, int]]:
         c = chr(cp)
         if icase and c.lower() != c.upper():
-            return [(ord(c.lower()),) * 2, (ord(c.upper()),) * 2]  # type: ignore[list-item]
+            return [(ord(c.lower()),) * 2, (ord(c.upper()),) * 2]
         return [(cp, cp)]
 
     def in_class(items: list[Any]) -> CharClass:
@@ -1371,8 +1374,8 @@ def regex_ast(m: Macro) -> Group:
         if op is sc.IN:
             return in_class(av)
         if op is sc.CATEGORY:
-            rs, neg = cats[av]
-            return CharClass(rs, neg)
+            cat_ranges, neg = cats[av]
+            return CharClass(cat_ranges, neg)
         if op is sc.SUBPATTERN:
             return Group((seq(av[-1]),))
         if op is sc.BRANCH:
@@ -1606,7 +1609,7 @@ def match(ebnf: str, text: str) -> MatchResult:
         m.parser.parse(text)
         return MatchResult(True, None, (), "matches the grammar")
     except UnexpectedCharacters as e:
-        pos = e.pos_in_stream
+        pos = cast(int, e.pos_in_stream)  # always set by the lexer (see _tokenize)
         names = set(e.allowed or ())
     except UnexpectedEOF as e:
         pos = len(text)

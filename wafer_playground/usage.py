@@ -578,13 +578,15 @@ def price_usage_me(view: UsageMeView, models: Sequence[Model]) -> pd.DataFrame:
         cached = min(int(r.cache_read_tokens), int(r.input_tokens))
         cost = None if model is None else cost_of(
             Usage(int(r.input_tokens), int(r.output_tokens), cached), model.pricing)
-        if cost is None or cost.total is None:
+        # a priced total means every part is priced (costs.price_tokens)
+        if (cost is None or cost.total is None or cost.input is None or cost.cached is None
+                or cost.output is None):
             for v in cols.values():
                 v.append(float("nan"))
             continue
         cols["our_usd"].append(float(cost.total))
-        cols["our_input_usd"].append(float(cost.input + cost.cached))  # type: ignore[operator]
-        cols["our_output_usd"].append(float(cost.output))  # type: ignore[arg-type]
+        cols["our_input_usd"].append(float(cost.input + cost.cached))
+        cols["our_output_usd"].append(float(cost.output))
     for k, v in cols.items():
         out[k] = pd.Series(v, index=out.index, dtype="float64")
     return out
@@ -618,7 +620,8 @@ class MetricsView:
 def metrics_view(data: Any) -> MetricsView:
     if not isinstance(data, dict):
         raise ValueError("the metrics response is not a JSON object")
-    summary = data.get("summary") if isinstance(data.get("summary"), dict) else {}
+    raw_summary = data.get("summary")
+    summary: dict[str, Any] = raw_summary if isinstance(raw_summary, dict) else {}
     rows = []
     for label, prefix, unit in (("time to first token", "ttft", "_ms"),
                                 ("latency", "latency", "_ms"),

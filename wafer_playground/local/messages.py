@@ -224,10 +224,11 @@ class StreamTranslator:
         self.started_content = False
 
     def start(self) -> bytes:
-        msg = {"id": new_message_id(), "type": "message", "role": "assistant",
-               "model": self.model, "content": [], "stop_reason": None, "stop_sequence": None,
-               "usage": {"input_tokens": self.input_tokens, "output_tokens": 0,
-                         "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}}
+        msg: dict[str, Any] = {
+            "id": new_message_id(), "type": "message", "role": "assistant",
+            "model": self.model, "content": [], "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": self.input_tokens, "output_tokens": 0,
+                      "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}}
         return sse_event("message_start", {"type": "message_start", "message": msg}) + \
             sse_event("ping", {"type": "ping"})
 

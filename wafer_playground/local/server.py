@@ -26,7 +26,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -182,7 +182,8 @@ class EventStream:
     """SSE response that sends nothing until the first event (so early errors are plain HTTP
     errors), and cancels the producer as soon as the client goes away."""
 
-    def __init__(self, gen: AsyncIterator[bytes], rid: str, *, anthropic: bool = False) -> None:
+    def __init__(self, gen: AsyncGenerator[bytes, None], rid: str, *,
+                 anthropic: bool = False) -> None:
         self.gen = gen
         self.rid = rid
         self.anthropic = anthropic
@@ -213,7 +214,7 @@ class EventStream:
                         if self.anthropic else sse({"error": env}) + DONE)
                 await send({"type": "http.response.body", "body": tail, "more_body": True})
             finally:
-                await self.gen.aclose()  # type: ignore[attr-defined]
+                await self.gen.aclose()
             if not started:
                 await start()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -478,8 +479,9 @@ class LocalEngineApp:
 
     async def count_chat_prompt(self, b: Backend, up: dict[str, Any]) -> int:
         """Exact prompt length: render the chat template, then tokenize the result."""
-        tmpl = {k: up[k] for k in ("messages", "tools", "tool_choice", "response_format",
-                                   "parallel_tool_calls") if k in up}
+        tmpl: dict[str, Any] = {k: up[k] for k in ("messages", "tools", "tool_choice",
+                                                   "response_format", "parallel_tool_calls")
+                                if k in up}
         prompt = (await self.up_json(b, "/apply-template", tmpl))["prompt"]
         toks = await self.up_json(b, "/tokenize", {"content": prompt, "add_special": True})
         return len(toks["tokens"])
@@ -488,8 +490,8 @@ class LocalEngineApp:
 
     def endpoint(self, fn: Callable[[Request, RequestRecord | None], Awaitable[Any]], *,
                  logged: str | None = None, auth: bool = True, anthropic: bool = False
-                 ) -> Callable[[Request], Awaitable[Response]]:
-        async def handler(request: Request) -> Response:
+                 ) -> Callable[[Request], Awaitable[Response | EventStream]]:
+        async def handler(request: Request) -> Response | EventStream:
             rid = request_id(request)
             rec = self.log.start(rid, logged) if logged else None
             try:
@@ -508,7 +510,7 @@ class LocalEngineApp:
                                                "Internal error in the local engine",
                                                type="api_error"), rid, anthropic=anthropic)
             if isinstance(result, EventStream):
-                return result  # type: ignore[return-value]  # an ASGI app; it logs itself
+                return result  # an ASGI app; it logs itself
             if rec:
                 self.log.finish(rec, 200)
             return JSONResponse(result)
@@ -683,7 +685,8 @@ class LocalEngineApp:
         A client that goes away closes the generator (GeneratorExit/CancelledError pass
         through untouched), which is logged as 499.
         """
-        status, code = 499, "client_disconnected"
+        status: int = 499
+        code: str | None = "client_disconnected"
         try:
             yield
             status, code = 200, None
@@ -701,7 +704,7 @@ class LocalEngineApp:
 
     async def _chat_stream(self, b: Backend, up: dict[str, Any], rec: RequestRecord,
                            ticket: Ticket, include_usage: bool, top_k: int | None
-                           ) -> AsyncIterator[bytes]:
+                           ) -> AsyncGenerator[bytes, None]:
         async with self._outcome(rec, ticket, "chat"):
             assert b.slot is not None
             async with b.slot:
@@ -764,7 +767,8 @@ class LocalEngineApp:
         return anth.from_openai(data, b.spec.id)
 
     async def _messages_stream(self, b: Backend, up: dict[str, Any], rec: RequestRecord,
-                               ticket: Ticket, n_prompt: int) -> AsyncIterator[bytes]:
+                               ticket: Ticket, n_prompt: int
+                               ) -> AsyncGenerator[bytes, None]:
         tr = anth.StreamTranslator(b.spec.id, n_prompt)
         usage: dict[str, Any] = {}
         async with self._outcome(rec, ticket, "messages"):
@@ -989,7 +993,7 @@ class LocalEngineApp:
     async def _completions_stream(self, b: Backend, prompts: list[list[int]], plan: _Plan,
                                   rec: RequestRecord, ticket: Ticket, cid: str,
                                   include_usage: bool, echoes: list[str]
-                                  ) -> AsyncIterator[bytes]:
+                                  ) -> AsyncGenerator[bytes, None]:
         created = int(time.time())
         head = {"id": cid, "object": "text_completion", "created": created, "model": b.spec.id}
         prompt_n = completion_n = cached = 0
