@@ -23,9 +23,12 @@ from wafer_playground.params import (
     RESPONSE_FORMATS,
     TOOL_CHOICES,
     ParamSpec,
+    card_flag_reason,
     changed,
     defaults,
     model_defaults,
+    reasoning_choices,
+    reasoning_note,
     tool_names,
     unsupported_reason,
     validate,
@@ -289,6 +292,10 @@ def params_panel(model: Model | None) -> None:
                  horizontal=True, help=BY_NAME["response_format"].help,
                  format_func={"text": "Text", "json_object": "JSON mode",
                               "json_schema": "JSON schema"}.get)
+        for fmt in ("json_object", "json_schema"):
+            why = card_flag_reason(model, fmt, "not offered")
+            if why:
+                st.caption(f":material/block: {md_text(why, 300)}.")
         if st.session_state.get(_k("response_format")) == "json_schema":
             st.text_area("JSON schema", key=_k("json_schema"), height=180,
                          help=BY_NAME["json_schema"].help)
@@ -313,7 +320,13 @@ def params_panel(model: Model | None) -> None:
         reason = unsupported_reason(BY_NAME["reasoning_effort"], model)
         if reason:
             st.caption(f":material/block: Reasoning controls disabled: {md_text(reason, 300)}.")
-        st.selectbox("Reasoning effort", (DEFAULT, *REASONING_EFFORTS),
+        efforts = (DEFAULT, *reasoning_choices(model))  # the card's own list, if it has one
+        if st.session_state.get(_k("reasoning_effort")) not in efforts:
+            st.session_state[_k("reasoning_effort")] = DEFAULT
+        note = reasoning_note(model)
+        if note and not reason:
+            st.caption(md_text(note, 300))
+        st.selectbox("Reasoning effort", efforts,
                      key=_k("reasoning_effort"),
                      format_func=lambda v: "model default" if v == DEFAULT else v,
                      disabled=bool(reason), help=_help(BY_NAME["reasoning_effort"], reason))

@@ -9,6 +9,7 @@ into dollars.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
@@ -54,6 +55,21 @@ class Pricing:
 
 
 @dataclass(frozen=True)
+class ReasoningEffort:
+    """A card's `reasoning_effort` block (addendum §2.1): how effort is applied
+    (`system_prompt` | `native_effort`), the values the model accepts, and its default."""
+
+    control: str | None
+    efforts: tuple[str, ...]
+    default: str | None
+
+
+# `chat_completions` flags a card may carry (addendum §2.1); absent = not stated.
+CHAT_FLAGS = ("supported", "streaming", "tools", "tool_streaming", "json_object",
+              "json_schema", "tools_with_response_format")
+
+
+@dataclass(frozen=True)
 class Model:
     id: str
     display_name: str
@@ -71,6 +87,8 @@ class Model:
     pricing: Pricing = field(default_factory=Pricing)
     disabled_reason: str | None = None
     local: dict[str, Any] | None = None  # the local engine's extras (licence, package, ...)
+    reasoning_effort: ReasoningEffort | None = None
+    chat_completions: dict[str, bool] = field(default_factory=dict)  # CHAT_FLAGS stated
     has_wafer_block: bool = True
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -107,13 +125,14 @@ class Catalog:
 MAX_CENTS_PER_MILLION = Decimal(10) ** 7
 
 
-def _decimal(value: Any, name: str = "price", issues: list[str] | None = None
-             ) -> Decimal | None:
-    """A published price, or None; a value that is there but unusable is reported."""
+def _decimal(value: Any, name: str = "price", issues: list[str] | None = None,
+             scale: int = 0) -> Decimal | None:
+    """A published price, or None; a value that is there but unusable is reported.
+    `scale` 6 reads a microcents field as cents (exactly: Decimal, no float)."""
     if value is None:
         return None
     try:
-        d = None if isinstance(value, bool) else Decimal(str(value))
+        d = None if isinstance(value, bool) else Decimal(str(value)).scaleb(-scale)
     except (InvalidOperation, ValueError):
         d = None
     if d is not None and d.is_finite() and 0 <= d <= MAX_CENTS_PER_MILLION:
@@ -162,8 +181,18 @@ def parse_pricing(block: Any, source: PriceSource | None,
                   issues: list[str] | None = None) -> Pricing:
     if not isinstance(block, dict):
         return Pricing(source=None)
+    def price(key: str) -> Decimal | None:
+        # the microcents field (1 microcent = 10^-6 cent) is exact where the cents field
+        # is rounded (addendum §2.1: 23 590 000 microcents vs 24 cents): prefer it
+        micro = key.replace("_cents_", "_microcents_")
+        if block.get(micro) is not None:
+            exact = _decimal(block.get(micro), micro, issues, scale=6)
+            if exact is not None:
+                return exact
+        return _decimal(block.get(key), key, issues)
+
     pricing = Pricing(
-        **{attr: _decimal(block.get(key), key, issues) for attr, key in (
+        **{attr: price(key) for attr, key in (
             ("input_cpm", "input_cents_per_million"),
             ("output_cpm", "output_cents_per_million"),
             ("cache_read_cpm", "cache_read_cents_per_million"))},
@@ -173,6 +202,33 @@ def parse_pricing(block: Any, source: PriceSource | None,
     if pricing.input_cpm is None and pricing.output_cpm is None:
         return Pricing(currency=pricing.currency, source=None)
     return pricing
+
+
+_EFFORT = re.compile(r"^[a-z][a-z_]{0,19}$")
+
+
+def _block(card: dict[str, Any], w: dict[str, Any], name: str) -> dict[str, Any]:
+    """A card block that may sit in `wafer` (GUESS, addendum §2.1) or at the top level."""
+    for where in (w, card):
+        value = where.get(name)
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+def parse_reasoning_effort(block: dict[str, Any]) -> ReasoningEffort | None:
+    """The block, keeping only effort names that look like effort names (card text is
+    untrusted); None when it lists none."""
+    raw = block.get("efforts")
+    efforts = tuple(dict.fromkeys(e for e in raw if isinstance(e, str) and _EFFORT.match(e))
+                    ) if isinstance(raw, list) else ()
+    if not efforts:
+        return None
+    control = block.get("control")
+    default = block.get("default")
+    return ReasoningEffort(
+        control=control if isinstance(control, str) and _EFFORT.match(control) else None,
+        efforts=efforts, default=default if default in efforts else None)
 
 
 def parse_card(card: dict[str, Any], source: PriceSource | None,
@@ -189,6 +245,11 @@ def parse_card(card: dict[str, Any], source: PriceSource | None,
            or _int(w.get("context_length"), "context_length", issues))
     disabled = card.get("disabled_reason") or w.get("disabled_reason")
     local = card.get("local") if isinstance(card.get("local"), dict) else None
+    # vision: capabilities.vision, or `supports_vision` (top level or in `wafer`; §2.1)
+    vision = _bool(caps.get("vision"))
+    if vision is not True and True in (card.get("supports_vision"), w.get("supports_vision")):
+        vision = True
+    flags = _block(card, w, "chat_completions")
     return Model(
         id=model_id,
         display_name=str(w.get("display_name") or model_id),
@@ -197,12 +258,14 @@ def parse_card(card: dict[str, Any], source: PriceSource | None,
         context_length=ctx,
         max_output_tokens=_int(w.get("max_output_tokens"), "max_output_tokens", issues),
         zdr_supported=card.get("zdr_supported") is True,
-        vision=_bool(caps.get("vision")),
+        vision=vision,
         tools=_bool(caps.get("tools")),
         reasoning=_bool(caps.get("reasoning")),
         provider=str(w["provider"]) if w.get("provider") else None,
         owned_by=str(card["owned_by"]) if card.get("owned_by") else None,
         created=_int(card.get("created"), "created", issues, top=2**40),
+        reasoning_effort=parse_reasoning_effort(_block(card, w, "reasoning_effort")),
+        chat_completions={k: flags[k] for k in CHAT_FLAGS if isinstance(flags.get(k), bool)},
         pricing=parse_pricing(w.get("pricing"), source, issues),
         disabled_reason=str(disabled) if disabled else None,
         local=local,

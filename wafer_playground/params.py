@@ -127,10 +127,43 @@ def model_defaults(model: Model | None) -> dict[str, Any]:
     return out
 
 
+def card_flag_reason(model: Model | None, flag: str, what: str) -> str | None:
+    """Why the card's `chat_completions.<flag>: false` rules out `what`, or None."""
+    if model is None or model.chat_completions.get(flag) is not False:
+        return None
+    return f"{model.display_name}'s card says chat_completions.{flag} is false ({what})"
+
+
+def reasoning_choices(model: Model | None) -> tuple[str, ...]:
+    """The effort values the reasoning control offers: the card's own list when it has a
+    `reasoning_effort` block (values outside it are a 400), else every known value."""
+    if model is not None and model.reasoning_effort is not None:
+        return model.reasoning_effort.efforts
+    return REASONING_EFFORTS
+
+
+def reasoning_note(model: Model | None) -> str | None:
+    """One line on how this model applies effort (from its card), or None."""
+    block = model.reasoning_effort if model is not None else None
+    if block is None:
+        return None
+    how = {"system_prompt": "through Wafer's system-prompt conditioning",
+           "native_effort": "natively by the model"}.get(block.control or "", "")
+    default = f"; default {block.default}" if block.default else ""
+    return f"Effort is applied {how or 'as the card says'}: {', '.join(block.efforts)}{default}."
+
+
 def unsupported_reason(spec: ParamSpec, model: Model | None) -> str | None:
     """Why this control is disabled for `model`, or None when it may be used."""
     if model is None or spec.needs is None:
         return None
+    if spec.needs == "tools":
+        # every page streams replies, so tools need tool_streaming too
+        reason = (card_flag_reason(model, "tools", "no tool calling")
+                  or card_flag_reason(model, "tool_streaming",
+                                      "no tool calls while streaming, and replies stream here"))
+        if reason:
+            return reason
     flag = getattr(model, spec.needs)
     what = {"tools": "tool calling", "reasoning": "reasoning"}[spec.needs]
     if flag is False:
@@ -239,6 +272,11 @@ def validate(values: Mapping[str, Any], model: Model | None) -> list[ParamIssue]
         if spec.kind == "choice" and spec.choices and value not in spec.choices \
                 and name != "tool_choice":
             issues.append(ParamIssue(name, f"must be one of {', '.join(map(str, spec.choices))}"))
+        elif name == "reasoning_effort" and value is not None \
+                and value not in reasoning_choices(model) \
+                and unsupported_reason(spec, model) is None:
+            issues.append(ParamIssue(name, f"{value} is not offered by this model (its card "
+                                           f"lists {', '.join(reasoning_choices(model))})"))
     max_tokens = ch.get("max_tokens")
     if isinstance(max_tokens, int) and model is not None:
         if model.max_output_tokens and max_tokens > model.max_output_tokens:
@@ -254,6 +292,16 @@ def validate(values: Mapping[str, Any], model: Model | None) -> list[ParamIssue]
     if ch.get("top_logprobs") and not values.get("logprobs"):
         issues.append(ParamIssue("top_logprobs", "needs log-probabilities turned on"))
     fmt = values.get("response_format") or "text"
+    if fmt != "text":
+        why = card_flag_reason(model, fmt, "pick another response format")
+        if why:
+            issues.append(ParamIssue("response_format", why))
+        if str(values.get("tools") or "").strip() \
+                and unsupported_reason(BY_NAME["tools"], model) is None:
+            why = card_flag_reason(model, "tools_with_response_format",
+                                   "send tools or a response format, not both")
+            if why:
+                issues.append(ParamIssue("tools", why))
     if fmt == "json_schema":
         text = str(values.get("json_schema") or "")
         if not text.strip():
