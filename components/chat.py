@@ -21,12 +21,13 @@ from typing import Any, Literal
 import pandas as pd
 import streamlit as st
 
-from components import chat_store, presentation
+from components import chat_store, media_attach, presentation
 from components.errors import show_error
 from components.streaming import LiveTurn
 from components.untrusted import md_code, md_text, model_output
 from wafer_playground import errors as wafer_errors
 from wafer_playground import guard
+from wafer_playground import media as wmedia
 from wafer_playground.assembly import (
     AnthropicAccumulator,
     ChatAccumulator,
@@ -270,6 +271,8 @@ def render_history(*, busy: bool = False) -> None:
                     model_output(turn["reasoning"], key=f"{turn['id']}_r")
             if turn.get("content"):
                 model_output(turn["content"], key=turn["id"])
+            if turn.get("media"):
+                media_attach.show(turn["media"], key=turn["id"])
             if turn.get("tool_calls"):
                 _tool_calls_view(turn["tool_calls"])
             if turn.get("logprobs"):
@@ -338,12 +341,20 @@ def spend_check(ctx: ChatContext, cap: Decimal | None) -> str | None:
     The prompt estimate is the guard's deliberately high one over every message and the
     tools; an unset max_tokens is bounded by what the model could generate at most."""
     body = request_body(ctx, turns())
-    texts = [m["content"] if isinstance(m.get("content"), str) else json.dumps(m)
-             for m in build_chat_body(ctx.model, conversation_messages(turns()),
-                                      ctx.values).get("messages", [])]
+    texts: list[str] = []
+    n_media = 0  # media parts count as a guessed number of tokens each, not as base64 text
+    for m in build_chat_body(ctx.model, conversation_messages(turns()),
+                             ctx.values).get("messages", []):
+        content = m.get("content")
+        if isinstance(content, list):
+            text, n = wmedia.split_content(content)
+            texts.append(text)
+            n_media += n
+        else:
+            texts.append(content if isinstance(content, str) else json.dumps(m))
     if body.get("tools"):
         texts.append(json.dumps(body["tools"]))
-    prompt = guard.estimate_prompt_tokens(*texts)
+    prompt = guard.estimate_prompt_tokens(*texts) + n_media * wmedia.MEDIA_TOKENS_GUESS
     max_tokens = body.get("max_tokens") or ctx.model.max_output_tokens or (
         ctx.model.context_length - prompt if ctx.model.context_length else 0)
     return guard.check_request(prompt, max(0, int(max_tokens)), ctx.model.pricing, cap=cap,
@@ -499,9 +510,9 @@ def preview_cost(ctx: ChatContext, body: dict[str, Any], prompt_tokens: int) -> 
     return text
 
 
-def on_submit_prompt(prompt: str) -> None:
+def on_submit_prompt(prompt: str, attachments: list[dict[str, Any]] | None = None) -> None:
     ts = turns()
-    ts.append(new_turn("user", prompt))
+    ts.append(new_turn("user", prompt, **({"media": attachments} if attachments else {})))
     chat_store.append(ts[-1])
 
 

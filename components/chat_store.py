@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
+from wafer_playground import media
 from wafer_playground.titles import conversation_title
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ CONVERSATION = "chat_conversation_id"  # also set by the History page to reopen 
 LOADED = "chat_loaded_conversation"
 PROBLEMS = "chat_store_problems"
 _META_KEYS = ("reasoning", "tool_calls", "tool_call_id", "name", "facts", "error", "model",
-              "surface", "logprobs")
+              "surface", "logprobs", "media")
 
 
 def _get_store() -> Store | None:
@@ -49,7 +50,9 @@ def problems() -> list[str]:
 
 
 def _meta(turn: dict[str, Any]) -> dict[str, Any]:
-    return {k: turn[k] for k in _META_KEYS if turn.get(k) is not None}
+    # attachments are kept by id, name and type: never their bytes (media.stored)
+    return {k: media.stored(turn[k]) if k == "media" else turn[k]
+            for k in _META_KEYS if turn.get(k) is not None}
 
 
 def _status(turn: dict[str, Any]) -> Any:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import chat, chat_params, chat_store, connection, engine_panel, presentation, state
+from components import (
+    chat,
+    chat_params,
+    chat_store,
+    connection,
+    engine_panel,
+    media_attach,
+    presentation,
+    state,
+)
 from components.chat_protocols import protocol_compare
 from components.code_view import code_view
 from components.errors import error_markdown
@@ -68,8 +77,9 @@ if model is None:
     st.stop()
 
 block = chat_block_reason(model)
-prompt = st.chat_input(f"Message {clean(model.display_name, 80)}", submit_mode="stop",
-                       disabled=bool(block), key="chat_prompt")
+raw_input = st.chat_input(f"Message {clean(model.display_name, 80)}", submit_mode="stop",
+                          disabled=bool(block), key="chat_prompt", accept_file="multiple")
+prompt, attached = media_attach.split_input(raw_input)
 
 price_note = model.pricing.source.describe() if model.pricing.source else "no published price"
 st.markdown(badges_markdown(model) + f"  \n:small[:gray[Prices: {price_note}]]")
@@ -103,11 +113,22 @@ ctx = chat.ChatContext(client=connection.get_client(conn), base_url=conn.base_ur
                        model=model, surface=surface, values=values)
 
 action = chat.pop_action()
-if not prompt and not block:
+if prompt is None and not block:
     prompt = presentation.demo_chat_prompt()  # the scripted demo's chat step, sent once
-if prompt and not block:
-    chat.on_submit_prompt(str(prompt))
-    action = {"kind": "generate"}
+media_problem = None
+if (prompt or attached) and not block:
+    # attachments are checked (type, 50 MB, the model's vision, the protocol) and uploaded
+    # or inlined before the message joins the conversation; a refusal sends nothing
+    attached += media_attach.picked_urls("chat")
+    media_problem = media_attach.check(attached, vision=model.vision,
+                                       model_name=model.display_name, surface=surface)
+    entries: list = []
+    if media_problem is None and attached:
+        entries, media_problem = media_attach.prepare(attached, ctx.client, "chat")
+    if media_problem is None:
+        media_attach.clear_pending("chat")
+        chat.on_submit_prompt(str(prompt or ""), entries)
+        action = {"kind": "generate"}
 
 with left:
     for problem in chat_store.problems():
@@ -124,6 +145,8 @@ with left:
                         chat.on_submit_prompt(example)
                         action = {"kind": "generate"}
     chat.render_history(busy=bool(action))
+    if media_problem:
+        st.error(f"Not sent: {media_problem}", icon=":material/hide_image:")
     if not action:
         chat.tool_result_forms()
         if chat.turns() and chat.turns()[-1]["role"] == "user":
@@ -163,8 +186,10 @@ with after:
     presenting = presentation.is_presenting()
     raw_code = st.container(key="raw_chat_code")
     raw_compare = st.container(key="raw_chat_compare")
-    st.button("Clear chat", key="chat_clear", icon=":material/delete_sweep:",
-              on_click=chat.clear_chat, disabled=not chat.turns())
+    with st.container(horizontal=True):
+        st.button("Clear chat", key="chat_clear", icon=":material/delete_sweep:",
+                  on_click=chat.clear_chat, disabled=not chat.turns())
+        media_attach.settings("chat")
 if not presenting:
     with raw_code, st.expander("View code", icon=":material/code:"):
         last = st.session_state.get(chat.LAST) or {}

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import media
 from .catalog import Pricing
 from .costs import MAX_REQUEST_TOKENS, Cost, Usage, UsageError, cost_of, format_usd
 
@@ -412,7 +413,10 @@ def conversation_messages(turns: Sequence[Mapping[str, Any]]) -> list[dict[str, 
         if t.get("status") == "error":
             continue
         if role == "user":
-            out.append({"role": "user", "content": str(t.get("content") or "")})
+            parts = media.parts_for(t.get("media"))
+            text = str(t.get("content") or "")
+            out.append({"role": "user", "content": [{"type": "text", "text": text}, *parts]
+                        if parts else text})
         elif role == "assistant":
             msg: dict[str, Any] = {"role": "assistant", "content": str(t.get("content") or "")}
             if t.get("tool_calls"):

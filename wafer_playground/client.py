@@ -396,6 +396,47 @@ class WaferClient:
         return self._json("GET", "/endpoints/metrics", base=account_base_url(self.base_url),
                           params={"endpoint": endpoint, "range_minutes": range_minutes})
 
+    def upload_file(self, data: bytes, mime: str, purpose: str,
+                    filename: str | None = None) -> Result:
+        """`POST /v1/files` (addendum §1.2): the raw bytes as the body, metadata in headers.
+        Not retried: an upload is not idempotent (a retry could store the file twice)."""
+        headers = {**self._headers(), "Content-Type": mime, "X-Wafer-Purpose": purpose}
+        if filename:
+            # a free label; header values must be plain ASCII
+            label = "".join(c for c in filename if 32 <= ord(c) < 127)[:200]
+            if label:
+                headers["X-Wafer-Filename"] = label
+        url = self.base_url + "/files"
+        started = time.perf_counter()
+        try:
+            try:
+                response = self._http.post(url, content=data, headers=headers)
+            except httpx.TimeoutException as exc:
+                raise APITimeoutError(f"POST {_path(url)} timed out "
+                                      f"({type(exc).__name__})") from exc
+            except httpx.TransportError as exc:
+                raise APIConnectionError(f"could not reach {_host(url)}: "
+                                         f"{_transport_reason(exc)}") from exc
+            text = response.text
+            if response.status_code >= 400:
+                raise error_from_response(response.status_code, dict(response.headers), text)
+            try:
+                payload = json.loads(text)
+            except ValueError as exc:
+                raise ProtocolError(f"POST {_path(url)} returned a body that is not JSON",
+                                    status=response.status_code,
+                                    request_id=response.headers.get("x-request-id")) from exc
+            if not isinstance(payload, dict) or not isinstance(payload.get("id"), str):
+                raise ProtocolError(f"POST {_path(url)} answered without a file id",
+                                    status=response.status_code,
+                                    request_id=response.headers.get("x-request-id"))
+        except WaferError as err:
+            raise redact(err, self._api_key) from err.__cause__
+        clean = _clean_headers(response.headers, self._api_key)
+        return Result(data=payload, status=response.status_code, headers=clean,
+                      request_id=clean.get("x-request-id"),
+                      elapsed_s=time.perf_counter() - started, request_json=None)
+
     def close(self) -> None:
         self._http.close()
 

@@ -161,7 +161,90 @@ def has_media(messages: Any) -> bool:
     return False
 
 
+# Prompt tokens one media part is counted as before sending (the spend guard and context
+# meter need a figure; Wafer publishes none, so this is a GUESS on the high side of what
+# VLMs spend on one image). The cost shown after the answer comes from the returned usage.
+MEDIA_TOKENS_GUESS = 2_000
+
+
+def split_content(content: Any) -> tuple[str, int]:
+    """A message content -> (its text, how many media parts it carries)."""
+    if isinstance(content, str):
+        return content, 0
+    if not isinstance(content, list):
+        return "", 0
+    texts, n = [], 0
+    for p in content:
+        if not isinstance(p, dict):
+            continue
+        if p.get("type") in MEDIA_PART_TYPES:
+            n += 1
+        elif isinstance(p.get("text"), str):
+            texts.append(p["text"])
+    return "\n".join(texts), n
+
+
+# --- attachments on a chat turn ---------------------------------------------------------
+# A turn's `media` is a list of dicts: name, mime, purpose, size, shape, and one reference:
+# `file_id` (uploaded), `url` (http(s), as typed) or `data_url` (inline bytes). History keeps
+# the id, name and type, never the bytes (`stored`); a reopened inline attachment is gone.
+
+_SESSION_ONLY = ("data_url", "thumb")
+
+
+def stored(entries: Any) -> list[dict[str, Any]]:
+    """The attachments as history keeps them: no bytes, no data URLs."""
+    if not isinstance(entries, list):
+        return []
+    return [{k: v for k, v in e.items() if k not in _SESSION_ONLY}
+            for e in entries if isinstance(e, dict)]
+
+
+def parts_for(entries: Any) -> list[dict[str, Any]]:
+    """Chat content parts for a turn's attachments (those whose reference is still here)."""
+    out: list[dict[str, Any]] = []
+    for e in entries if isinstance(entries, list) else []:
+        if not isinstance(e, dict):
+            continue
+        purpose = str(e.get("purpose") or "vision")
+        shape = str(e.get("shape") or DEFAULT_REF_SHAPE)
+        if e.get("file_id"):
+            out.append(part(purpose, file_id=str(e["file_id"]), shape=shape))
+        elif e.get("url") or e.get("data_url"):
+            out.append(part(purpose, url=str(e.get("url") or e["data_url"]), shape=shape))
+    return out
+
+
+def refusal(vision: bool | None, n_media: int, model_name: str) -> str | None:
+    """Why media may not go to this model (its card), or None."""
+    if n_media and vision is not True:
+        said = "says it has no vision" if vision is False else "does not list vision"
+        return (f"{model_name}'s card {said} (capabilities.vision / supports_vision), so it "
+                "cannot take images, documents or video. Remove the attachments or pick a "
+                "vision model.")
+    return None
+
+
+def thumbnail(data: bytes, mime: str, size: int = 160) -> bytes | None:
+    """A small PNG of an image for the transcript; None when it is not a readable image."""
+    if purpose_for(mime) != "vision":
+        return None
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.thumbnail((size, size))
+            out = io.BytesIO()
+            im.convert("RGBA").save(out, format="PNG")
+            return out.getvalue()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
 __all__ = ["ALLOWED", "DEFAULT_REF_SHAPE", "FILE_ID", "FILE_TTL", "MAX_BYTES",
            "MEDIA_PART_TYPES", "PURPOSES", "REF_SHAPE_LABELS", "MediaRef", "allowed_text",
            "base_mime", "check_media", "data_url", "has_media", "human_size", "media_ref",
-           "mime_from_name", "part", "purpose_for"]
+           "mime_from_name", "part", "parts_for", "purpose_for", "refusal", "split_content",
+           "stored", "thumbnail", "MEDIA_TOKENS_GUESS"]

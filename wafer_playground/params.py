@@ -18,6 +18,7 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from . import media
 from .catalog import Model, format_tokens
 
 Kind = Literal["float", "int", "bool", "text", "list", "choice", "json"]
@@ -428,7 +429,10 @@ def to_anthropic_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[str | 
         if role == "system":
             system_parts.append(str(content))
         elif role == "user":
-            push("user", [{"type": "text", "text": str(content)}])
+            # attachments never reach this surface (the Chat page refuses them on
+            # /v1/messages); the text of a parts list is what remains
+            text = media.split_content(content)[0] if isinstance(content, list) else content
+            push("user", [{"type": "text", "text": str(text)}])
         elif role == "assistant":
             blocks: list[dict[str, Any]] = []
             if content:
@@ -521,6 +525,9 @@ def estimate_prompt_tokens(body: Mapping[str, Any]) -> int:
         content = m.get("content")
         if isinstance(content, str):
             total += estimate_tokens(content)
+        elif isinstance(content, list):  # parts: their text, plus a guess per medium
+            text, n_media = media.split_content(content)
+            total += estimate_tokens(text) + n_media * media.MEDIA_TOKENS_GUESS
         elif content is not None:
             total += estimate_tokens(json.dumps(content))
         if m.get("tool_calls"):

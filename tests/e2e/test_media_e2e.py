@@ -1,0 +1,151 @@
+"""Media in Chat, in headless Chromium against a real `streamlit run app.py`.
+
+Against the fake Wafer server (tests/reliability/fake_server.py) with its vision card: an
+attached image shows as a thumbnail, goes up through POST /v1/files, the chat request carries
+the documented `image_url.file_id` part, and the answer and its cost appear; inline mode
+sends a data URL instead; a text-only model refuses the attachment before anything is sent.
+Against the real local engine (text-only models): the refusal is seen too.
+Screenshots go to /tmp/shots17/ (and .pytest_cache/screens/).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import ROOT, wait_for_app
+from tests.reliability.fake_server import CARDS_WITH_VISION, VISION_MODEL, FakeWafer
+
+pytestmark = pytest.mark.e2e
+SHOTS = [Path("/tmp/shots17"), ROOT / ".pytest_cache" / "screens"]
+KEY = "wfr_media_e2e_key"
+
+
+def shot(page: Page, name: str) -> None:
+    for folder in SHOTS:
+        folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS[0] / f"{name}.png"), full_page=True)
+    shutil.copy(SHOTS[0] / f"{name}.png", SHOTS[1] / f"{name}.png")
+
+
+def picture(tmp_path: Path) -> Path:
+    """A real PNG with something to see: four coloured squares."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("RGB", (240, 160), "white")
+    d = ImageDraw.Draw(im)
+    for i, colour in enumerate(("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e")):
+        d.rectangle((10 + i * 57, 40, 57 + i * 57, 120), fill=colour)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    f = tmp_path / "squares.png"
+    f.write_bytes(buf.getvalue())
+    return f
+
+
+def open_chat(page: Page, url: str, model: str) -> None:
+    page.set_default_timeout(90_000)
+    page.set_viewport_size({"width": 1440, "height": 1300})
+    page.goto(url)
+    wait_for_app(page, timeout=120_000)
+    page.goto(f"{url}/chat?model={model}")
+    wait_for_app(page, timeout=120_000)
+    expect(page.get_by_test_id("stChatInputTextArea")).to_be_enabled(timeout=60_000)
+
+
+def attach_and_send(page: Page, file: Path, text: str) -> None:
+    page.locator("[data-testid='stChatInput'] input[type='file']").set_input_files(str(file))
+    expect(page.get_by_test_id("stChatInput")).to_contain_text(file.name, timeout=20_000)
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(text)
+    box.press("Enter")
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeWafer]:
+    server = FakeWafer(CARDS_WITH_VISION).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_image_on_a_vision_model_and_refusal_on_a_text_model(
+        page: Page, streamlit_server_factory, fake: FakeWafer, tmp_path: Path) -> None:
+    server = streamlit_server_factory(env={
+        "WAFER_ENDPOINT": "wafer", "WAFER_BASE_URL": fake.url, "WAFER_API_KEY": KEY,
+        "WAFER_PLAYGROUND_DB": str(tmp_path / "m.db")})
+    png = picture(tmp_path)
+    open_chat(page, server.url, VISION_MODEL)
+    attach_and_send(page, png, "What colours are these squares?")
+    user = page.get_by_test_id("stChatMessage").first
+    expect(user.get_by_test_id("stImage")).to_be_visible(timeout=30_000)  # the thumbnail
+    answer = page.get_by_test_id("stChatMessage").nth(1)
+    expect(answer).to_contain_text("Hello from the fake server.", timeout=30_000)
+    expect(answer).to_contain_text("$", timeout=30_000)  # cost from the returned usage
+    wait_for_app(page)
+    shot(page, "media_vision_upload")
+    # the upload: raw bytes, purpose and type headers, the key
+    up = fake.requests_to("POST", "/files")
+    assert len(up) == 1
+    assert up[0].body == png.read_bytes()
+    assert up[0].header("x-wafer-purpose") == "vision"
+    assert up[0].header("content-type") == "image/png"
+    assert up[0].header("x-wafer-filename") == "squares.png"
+    assert up[0].header("authorization") == f"Bearer {KEY}"
+    fid = next(iter(fake.files))  # the id the fake server issued
+    chats = fake.requests_to("POST", "/chat/completions")
+    assert len(chats) == 1
+    content = chats[0].json()["messages"][-1]["content"]
+    assert content == [{"type": "text", "text": "What colours are these squares?"},
+                       {"type": "image_url", "image_url": {"file_id": fid}}]
+    expect(user).to_contain_text(fid)  # the id is shown with the thumbnail
+
+    # inline mode: the next image travels as a data URL, no upload
+    page.get_by_role("button", name="Attachments").click()
+    page.get_by_text("Inline data URL in the request").click()
+    wait_for_app(page)
+    page.keyboard.press("Escape")
+    attach_and_send(page, png, "And now inline?")
+    expect(page.get_by_test_id("stChatMessage").nth(3)).to_contain_text(
+        "Hello from the fake server.", timeout=30_000)
+    wait_for_app(page)
+    assert len(fake.requests_to("POST", "/files")) == 1
+    last = fake.requests_to("POST", "/chat/completions")[-1].json()["messages"]
+    assert last[0]["content"][1]["image_url"]["file_id"] == fid  # history kept by id
+    url = last[-1]["content"][1]["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")
+    shot(page, "media_vision_inline")
+
+    # a text-only model: refused before sending, with the reason
+    open_chat(page, server.url, "fake-glm")
+    before = (len(fake.requests_to("POST", "/chat/completions")),
+              len(fake.requests_to("POST", "/files")))
+    attach_and_send(page, png, "Can you see this?")
+    alert = page.get_by_test_id("stAlert").filter(has_text="Not sent")
+    expect(alert).to_contain_text("no vision", timeout=30_000)
+    wait_for_app(page)
+    time.sleep(0.5)
+    assert (len(fake.requests_to("POST", "/chat/completions")),
+            len(fake.requests_to("POST", "/files"))) == before
+    shot(page, "media_text_model_refused")
+
+
+def test_local_engine_refuses_media_before_sending(
+        page: Page, streamlit_server_factory, local_engine: str, tmp_path: Path) -> None:
+    server = streamlit_server_factory(env={
+        "WAFER_ENDPOINT": "local", "WAFER_LOCAL_URL": local_engine,
+        "WAFER_PLAYGROUND_DB": str(tmp_path / "l.db")})
+    open_chat(page, server.url, "smollm2-135m-instruct")
+    attach_and_send(page, picture(tmp_path), "Describe this picture.")
+    alert = page.get_by_test_id("stAlert").filter(has_text="Not sent")
+    expect(alert).to_contain_text("no vision", timeout=30_000)
+    expect(page.get_by_test_id("stChatMessage")).to_have_count(0)
+    wait_for_app(page)
+    shot(page, "media_local_refused")
