@@ -369,7 +369,12 @@ def _peek(conn: Connection, client: WaferClient, model: Model, ids: list[int]) -
 
 def _text_tab(tok: Tokenizer | None) -> None:
     st.session_state.setdefault(TEXT, "The capital of France is")
-    st.text_area("Text", key=TEXT, height=90)
+    # one step: editing the text sets the prompt ids below (the button re-applies it)
+    st.text_area("Text", key=TEXT, height=90,
+                 on_change=None if tok is None else _tokenize_into_prompt,
+                 args=None if tok is None else (tok,))
+    if tok is not None and IDS not in st.session_state:
+        _tokenize_into_prompt(tok)  # the example text is the prompt from the first view
     cols = st.columns([2, 2], vertical_alignment="center")
     cols[0].checkbox("Add special tokens (BOS)", key=ADD_SPECIAL,
                      help="Prepend the model's BOS id where it has one (Gemma: <bos> = 2). "
@@ -849,7 +854,7 @@ def _run_metrics(run: tokens.CompletionRun, pricing: Pricing, constrained: bool)
     cost = run.cost(pricing)
     prompt_n = len(run.body.get("prompt") or [])
     usage = run.usage_obj()
-    cols = st.columns(3)
+    cols = st.columns([1, 1.5, 0.8])  # the cost gets the room for "$0.000974" (no "$0.000…")
     cols[0].metric("Tokens in → out",
                    f"{usage.prompt_tokens if usage else prompt_n} → {run.completion_tokens()}")
     cols[1].metric("Cost" + (f" ({cost.kind})" if cost else ""),
@@ -880,8 +885,15 @@ def _fork_controls(run: tokens.CompletionRun, gen: list[tokens.GenToken]) -> Non
                          "p", min_value=0.0, max_value=1.0, format="percent")})
         forkable = [t for t in gen if any(a.id is not None for a in t.alternatives)]
         if not forkable:
-            st.caption("No alternatives with ids were returned (set logprobs > 0), so there "
-                       "is nothing to fork to.")
+            asked = int(run.body.get("logprobs") or 0)
+            if asked > 0 and any(t.alternatives for t in gen):
+                why = (f"logprobs was {asked}, but the server's alternatives came without "
+                       "token ids")
+            elif asked > 0:
+                why = f"logprobs was {asked}, but the server returned no alternatives"
+            else:
+                why = "set logprobs > 0 to get alternatives"
+            st.caption(f"Nothing to fork to: {why}.")
             return
         default = min(forkable, key=lambda t: t.prob if t.prob is not None else 1.0)
         key = f"tok_fork_pos_{run.label}"

@@ -591,3 +591,13 @@ def test_share_link_carries_setup_never_the_key(api: HTTPXMock) -> None:
     # only the fields changed from their defaults travel
     assert decoded.state.params == {"max_tokens": 11}
     assert "CANARY" not in json.dumps(share._as_dict(decoded.state))
+
+
+def test_tokenizing_sets_the_prompt_in_one_step(api: HTTPXMock) -> None:
+    """Issue 16: the text's ids become the prompt without a second click."""
+    at = _app()
+    first = at.session_state["tok_ids"]
+    assert first  # the example text is already the prompt
+    at.text_area(key="tok_text").set_value("Hello there, tokens").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["tok_ids"] and at.session_state["tok_ids"] != first
