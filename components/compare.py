@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from components import presentation
+from components import media_attach, presentation
 from components.connection import Connection, get_client
 from components.errors import show_error
 from components.history import get_store, share_panel, shared_state
@@ -26,6 +26,7 @@ from components.model_picker import option_label
 from components.streaming import yield_point
 from components.untrusted import TEXT_LIMIT, md_code, md_text
 from wafer_playground import grammar as grammar_mod
+from wafer_playground import media as wmedia
 from wafer_playground import share
 from wafer_playground.catalog import Catalog, Pricing
 from wafer_playground.client import WaferClient
@@ -389,6 +390,7 @@ class CompareSession:
     revealed: bool = False
     winner: str | None = None  # label voted best; "" = no preference
     notes: list[str] = field(default_factory=list)
+    media: list[dict[str, Any]] = field(default_factory=list)  # attachments sent (no bytes kept)
 
     @property
     def hidden(self) -> bool:
@@ -401,6 +403,14 @@ class CompareSession:
 
 
 @dataclass(frozen=True)
+class _Files:
+    """The file_uploader's files in the shape media_attach.split_input reads."""
+
+    files: list[Any]
+    text: str = ""
+
+
+@dataclass(frozen=True)
 class Setup:
     surface: Surface
     configs: list[PaneConfig]
@@ -410,6 +420,7 @@ class Setup:
     grammar: str
     blind: bool
     cap: Decimal | None
+    attachments: tuple[media_attach.Picked, ...] = ()
 
 
 def _pricing_for(catalog: Catalog) -> Callable[[str], Pricing]:
@@ -572,11 +583,17 @@ def controls(catalog: Catalog, *, presenting: bool) -> Setup | None:
     system = ""
     ids_text: str | None = None
     grammar = ""
+    attachments: tuple[media_attach.Picked, ...] = ()
     if surface == "chat":
         system = st.text_input("System prompt (optional)", key="cmp_system",
                                persist_state=PERSIST)
         prompt = st.text_area("Prompt", key="cmp_prompt", height=110, persist_state=PERSIST,
                               placeholder="Ask every model the same thing…")
+        files = st.file_uploader("Attach images, documents or video (vision models only, "
+                                 "≤ 50 MB each)", accept_multiple_files=True, key="cmp_media")
+        media_attach.settings("cmp")
+        attachments = tuple(media_attach.split_input(_Files(files or []))[1]
+                            + media_attach.picked_urls("cmp"))
     else:
         ss.setdefault("cmp_prompt_kind", "text")
         kind = st.segmented_control(
@@ -604,7 +621,7 @@ def controls(catalog: Catalog, *, presenting: bool) -> Setup | None:
     raw_cap = ss.get("cmp_cap")
     cap = Decimal(str(raw_cap)) if raw_cap is not None else None
     return Setup(surface, configs, prompt or "", system or "", ids_text, grammar or "",
-                 bool(ss.get("cmp_blind")), cap)
+                 bool(ss.get("cmp_blind")), cap, attachments)
 
 
 def _encoder(client: WaferClient, catalog: Catalog) -> Callable[[str], Encoder]:
@@ -641,6 +658,20 @@ def start(setup: Setup, client: WaferClient, catalog: Catalog, *, base_url: str,
             st.error("The grammar is not valid EBNF: " +
                      "; ".join(i.message for i in report.issues[:3]))
             return None
+    entries: list[dict[str, Any]] = []
+    if setup.attachments:
+        # checked for every pane's model before anything is uploaded or sent
+        for cfg in setup.configs:
+            m = catalog.get(cfg.model)
+            problem = media_attach.check(list(setup.attachments), vision=m.vision if m else None,
+                                         model_name=m.display_name if m else cfg.model)
+            if problem:
+                st.error(f"Not sent: {problem}", icon=":material/hide_image:")
+                return None
+        entries, problem = media_attach.prepare(list(setup.attachments), client, "cmp")
+        if problem:
+            st.error(f"Not sent: {problem}", icon=":material/hide_image:")
+            return None
     order = random.sample(range(len(setup.configs)), len(setup.configs)) if setup.blind else None
     try:
         with st.spinner("Tokenizing the prompt for each model…") if (
@@ -648,7 +679,7 @@ def start(setup: Setup, client: WaferClient, catalog: Catalog, *, base_url: str,
             specs = build_specs(setup.configs, setup.surface, prompt=setup.prompt,
                                 system=setup.system, ebnf=setup.grammar, ids=ids,
                                 encode=_encoder(client, catalog), blind=setup.blind,
-                                order=order)
+                                order=order, parts=wmedia.parts_for(entries))
     except TokenizerUnavailable as exc:
         st.error(f"Cannot tokenize the prompt: {md_text(exc, TEXT_LIMIT)}. Switch “Prompt as” "
                  "to token ids.")
@@ -664,7 +695,7 @@ def start(setup: Setup, client: WaferClient, catalog: Catalog, *, base_url: str,
     prompt_text = setup.prompt if setup.surface == "chat" or ids is None else \
         f"token ids: {setup.ids_text}"
     sess = CompareSession(CompareRun(client, specs), specs, prompt_text, setup.blind,
-                          base_url, scenario)
+                          base_url, scenario, media=entries)
     sess.run.start()
     return sess
 
@@ -720,6 +751,7 @@ def _subtitle(spec: PaneSpec, *, hidden: bool) -> str:
 def show(sess: CompareSession, catalog: Catalog, *, presenting: bool) -> None:
     """Draw a comparison: live while it runs (polling the workers), then the results."""
     pricing = _pricing_for(catalog)
+    media_attach.show(sess.media, key="cmp_sent")
     ticker_slot = st.empty()
     stop_slot = st.empty()
     labels = sess.labels()

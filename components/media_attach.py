@@ -68,8 +68,9 @@ def settings(prefix: str) -> None:
     label = f"Attachments ({len(urls)} URL)" if urls else "Attachments"
     with st.popover(label, icon=":material/attach_file:"):
         st.caption("Attach images (png, jpeg, gif, webp), documents (pdf, txt) and videos "
-                   "(mp4, mov, webm, mkv) with the **+** in the message box, or paste them "
-                   "there; at most 50 MB each. Only models whose card lists vision take them.")
+                   "(mp4, mov, webm, mkv) with the **+** in the message box (or paste them "
+                   "there; in Compare, the uploader), or add image URLs here; at most 50 MB "
+                   "each. Only models whose card lists vision take them.")
         st.radio("Send media as", list(MODES), key=_key(prefix, "mode"),
                  format_func=MODES.get, index=list(MODES).index(DEFAULT_MODE),
                  help="Upload: the file goes to POST /v1/files once and the message refers to "

@@ -25,6 +25,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from . import media
 from .assembly import ChatAccumulator
 from .catalog import Pricing
 from .client import WaferClient
@@ -74,11 +75,15 @@ class Params:
         return out
 
 
-def chat_body(model: str, prompt: str, params: Params, *, system: str = "") -> dict[str, Any]:
+def chat_body(model: str, prompt: str, params: Params, *, system: str = "",
+              parts: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """`parts`: media content parts (wafer_playground/media.py) sent after the text."""
     messages: list[dict[str, Any]] = []
     if system.strip():
         messages.append({"role": "system", "content": system})
-    messages.append({"role": "user", "content": prompt})
+    messages.append({"role": "user", "content": [{"type": "text", "text": prompt},
+                                                 *(dict(p) for p in parts)]
+                     if parts else prompt})
     return {"model": model, "messages": messages, **params.fields()}
 
 
@@ -128,7 +133,8 @@ Encoder = Callable[[str], tuple[list[int], tuple[str, ...]]]  # model -> (ids, p
 def build_specs(configs: Sequence[PaneConfig], surface: Surface, *, prompt: str,
                 system: str = "", ebnf: str | None = None, ids: Sequence[int] | None = None,
                 encode: Callable[[str], Encoder] | None = None, blind: bool = False,
-                order: Sequence[int] | None = None) -> list[PaneSpec]:
+                order: Sequence[int] | None = None,
+                parts: Sequence[dict[str, Any]] = ()) -> list[PaneSpec]:
     """Pane specs in display order.
 
     Completions take either one id list for every pane (`ids`) or the text `prompt`
@@ -144,7 +150,8 @@ def build_specs(configs: Sequence[PaneConfig], surface: Surface, *, prompt: str,
         pieces: tuple[str, ...]
         if surface == "chat":
             specs.append(PaneSpec(cfg.model, "chat", chat_body(cfg.model, prompt, cfg.params,
-                                                               system=system), label))
+                                                               system=system, parts=parts),
+                                  label))
             continue
         if ids is not None:
             pane_ids, pieces = list(ids), ()
@@ -163,8 +170,10 @@ def prompt_estimate(spec: PaneSpec) -> int:
     """Exact for token-ID prompts, a deliberately high estimate for chat text."""
     if spec.prompt_tokens is not None:
         return spec.prompt_tokens
-    texts = [str(m.get("content") or "") for m in spec.body.get("messages") or []]
-    return estimate_prompt_tokens(*texts)
+    split = [media.split_content(m.get("content")) for m in spec.body.get("messages") or []]
+    # a media part counts as a guessed number of tokens, not as its base64 text
+    return estimate_prompt_tokens(*(t for t, _ in split)) + sum(
+        n for _, n in split) * media.MEDIA_TOKENS_GUESS
 
 
 def preflight(specs: Sequence[PaneSpec], pricing_for: Callable[[str], Pricing], *,

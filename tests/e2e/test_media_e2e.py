@@ -149,3 +149,63 @@ def test_local_engine_refuses_media_before_sending(
     expect(page.get_by_test_id("stChatMessage")).to_have_count(0)
     wait_for_app(page)
     shot(page, "media_local_refused")
+
+
+def pick(page: Page, key: str, typed: str) -> None:
+    """Choose a model in a Compare selectbox by typing part of its label."""
+    box = page.locator(f".st-key-{key}")
+    for _ in range(3):
+        wait_for_app(page)
+        box.click()
+        page.keyboard.type(typed)
+        page.keyboard.press("Enter")
+        wait_for_app(page)
+        if typed in box.get_by_role("combobox").input_value():
+            return
+    raise AssertionError(f"{key} did not take {typed!r}")
+
+
+def test_compare_sends_the_image_to_every_vision_pane(
+        page: Page, streamlit_server_factory, fake: FakeWafer, tmp_path: Path) -> None:
+    server = streamlit_server_factory(env={
+        "WAFER_ENDPOINT": "wafer", "WAFER_BASE_URL": fake.url, "WAFER_API_KEY": KEY,
+        "WAFER_PLAYGROUND_DB": str(tmp_path / "c.db")})
+    png = picture(tmp_path)
+    page.set_default_timeout(90_000)
+    page.set_viewport_size({"width": 1440, "height": 1800})
+    page.goto(server.url)
+    wait_for_app(page, timeout=120_000)
+    page.goto(server.url + "/compare")
+    wait_for_app(page, timeout=120_000)
+    pick(page, "cmp_model_0", "Fake Kimi Vision")
+    pick(page, "cmp_model_1", "Fake GLM")
+    page.get_by_label("Prompt", exact=True).fill("Which colours do you see?")
+    page.locator(".st-key-cmp_media input[type='file']").set_input_files(str(png))
+    expect(page.locator(".st-key-cmp_media")).to_contain_text("squares.png")
+    wait_for_app(page)
+    # one text-only pane: nothing is uploaded or sent, and the reason names it
+    page.get_by_role("button", name="Run comparison").click()
+    alert = page.get_by_test_id("stAlert").filter(has_text="Not sent")
+    expect(alert).to_contain_text("Fake GLM", timeout=30_000)
+    expect(alert).to_contain_text("no vision")
+    wait_for_app(page)
+    assert not fake.requests_to("POST", "/files")
+    assert not fake.requests_to("POST", "/chat/completions")
+    shot(page, "media_compare_refused")
+    # both panes on the vision model: one upload, the same file_id part in both requests
+    pick(page, "cmp_model_1", "Fake Kimi Vision")
+    page.get_by_role("button", name="Run comparison").click()
+    expect(page.get_by_role("heading", name="Summary")).to_be_visible(timeout=60_000)
+    wait_for_app(page)
+    expect(page.locator(".st-key-media_cmp_sent").get_by_test_id("stImage")).to_be_visible()
+    up = fake.requests_to("POST", "/files")
+    assert len(up) == 1 and up[0].body == png.read_bytes()
+    fid = next(iter(fake.files))
+    chats = fake.requests_to("POST", "/chat/completions")
+    assert len(chats) == 2
+    for hit in chats:
+        assert hit.json()["messages"][-1]["content"] == [
+            {"type": "text", "text": "Which colours do you see?"},
+            {"type": "image_url", "image_url": {"file_id": fid}}]
+    expect(page.get_by_text("Hello from the fake server.").first).to_be_visible()
+    shot(page, "media_compare_vision")
