@@ -22,8 +22,10 @@ import pandas as pd
 import streamlit as st
 
 from components import chat_store, media_attach, presentation
+from components.code_view import code_view
 from components.errors import show_error
 from components.streaming import LiveTurn
+from components.tokens_view import generated_html
 from components.untrusted import md_code, md_text, model_output
 from wafer_playground import errors as wafer_errors
 from wafer_playground import guard
@@ -48,6 +50,7 @@ from wafer_playground.params import (
     estimate_prompt_tokens,
     validate,
 )
+from wafer_playground.tokens import chat_logprob_tokens
 
 TURNS = "chat_turns"
 ACTION = "chat_action"
@@ -241,6 +244,19 @@ def _actions(index: int, turn: dict[str, Any], busy: bool) -> None:
         st.button("Delete", key=f"chat_del_{tid}", icon=":material/delete:", type="tertiary",
                   on_click=_delete, args=(index,), disabled=busy,
                   help="Remove this turn from the conversation")
+        req = turn.get("request")
+        if req and not presentation.is_presenting():
+            # keyed "raw…": a request payload, which the presentation CSS hides too
+            with st.container(key=f"raw_turn_{tid}", width="content"), \
+                    st.popover("Code & raw", icon=":material/code:", type="tertiary"):
+                last = st.session_state.get(LAST) or {}
+                latest = last.get("request_id") is not None and \
+                    last.get("request_id") == req.get("request_id")
+                code_view(req["surface"], req["base_url"], req["body"], zdr=req["zdr"],
+                          response_headers=req.get("headers"),
+                          events=last.get("events") if latest else None,
+                          note="Exactly what was sent for this answer (request id "
+                               f"{md_code(req.get('request_id') or 'not received')}).")
 
 
 def render_history(*, busy: bool = False) -> None:
@@ -278,6 +294,9 @@ def render_history(*, busy: bool = False) -> None:
             if turn.get("logprobs"):
                 with st.expander(f"Log-probabilities ({len(turn['logprobs']):,} tokens)",
                                  icon=":material/percent:"):
+                    # coloured by probability, alternatives on hover: as on the Token page
+                    st.html(generated_html(chat_logprob_tokens(turn["logprobs"])))
+                    st.caption("As a table:")
                     st.dataframe(pd.DataFrame(logprob_rows(turn["logprobs"])),
                                  hide_index=True, width="stretch",
                                  column_config={"probability": st.column_config.ProgressColumn(
@@ -418,6 +437,10 @@ def generate(ctx: ChatContext) -> None:
     last.clear()
     last.update(surface=ctx.surface, base_url=ctx.base_url, zdr=ctx.zdr, body=body,
                 headers=None, events=[], request_id=None)
+    # each answer keeps the request that made it: View code / raw from the turn itself
+    # (issue 16); the SSE events stay with the latest request only (`last`)
+    turn["request"] = {"surface": ctx.surface, "base_url": ctx.base_url, "zdr": ctx.zdr,
+                       "body": body, "headers": None, "request_id": None}
     stream: Stream | None = None
     error: WaferError | None = None
     completed = False
@@ -430,6 +453,8 @@ def generate(ctx: ChatContext) -> None:
             acc.started_at = stream.started_at
             last.update(body=stream.request_json, headers=stream.headers,
                         events=stream.events, request_id=stream.request_id)
+            turn["request"].update(body=stream.request_json, headers=dict(stream.headers),
+                                   request_id=stream.request_id)
             saved_at = ticked_at = time.perf_counter()
             for chunk in stream:
                 now = time.perf_counter()

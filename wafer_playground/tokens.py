@@ -296,6 +296,22 @@ class GenToken:
         return None if self.logprob is None else math.exp(self.logprob)
 
 
+def chat_logprob_tokens(items: Sequence[Mapping[str, Any]]) -> list[GenToken]:
+    """Chat `logprobs.content` items -> GenTokens, so Chat draws them as the Token page does
+    (components/tokens_view.generated_html). Chat logprobs carry no token ids."""
+    out: list[GenToken] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            continue
+        lp = item.get("logprob")
+        alts = tuple(Alternative(None, str(a.get("token") or ""), float(a["logprob"]))
+                     for a in item.get("top_logprobs") or []
+                     if isinstance(a, Mapping) and isinstance(a.get("logprob"), int | float))
+        out.append(GenToken(i, None, str(item.get("token") or ""),
+                            float(lp) if isinstance(lp, int | float) else None, alts))
+    return out
+
+
 def prob_shade(prob: float | None) -> str:
     """Background colour for a token: confident = pale green, doubtful = red (CSS rgba)."""
     if prob is None:

@@ -624,3 +624,22 @@ def test_ticker_shows_speed_and_dollars_so_far() -> None:
     # 3 chunks in the 0.9 s since the first token; $1/M × 1000 prompt + $4/M × 3 output
     assert "<b>3.3</b> tok/s" in html and "<b>$0.00101</b> spent" in html
     assert "<b>3</b> tokens" in html and "live" in html
+
+
+def test_every_answer_has_its_own_code_and_raw_view(env: HTTPXMock) -> None:
+    """Issue 16: View code and the raw view come from the turn itself, for any turn."""
+    stream_reply(env)
+    at = chat_app().run()
+    at.chat_input[0].set_value("first").run()
+    stream_reply(env)
+    at.chat_input[0].set_value("second").run()
+    assert not at.exception, at.exception
+    answers = [t for t in at.session_state["chat_turns"] if t["role"] == "assistant"]
+    assert len(answers) == 2
+    first, second = (a["request"] for a in answers)
+    assert [m["content"] for m in first["body"]["messages"]] == ["first"]
+    assert [m["content"] for m in second["body"]["messages"]][-1] == "second"
+    assert first["request_id"] == "req_abc123"
+    # each answer's popover holds a snippet for exactly its own request
+    codes = [c.value for c in at.code]
+    assert any('"content": "first"' in c and "second" not in c for c in codes)

@@ -359,3 +359,22 @@ def test_every_preset_is_sendable_and_its_example_verifies() -> None:
         assert build_body("m", [1, 2], CompletionSettings(), ebnf=p.ebnf)["ebnf"] == p.ebnf
         assert verify_output(p.ebnf, p.example).ok, p.name
         assert not verify_output(p.ebnf, p.example + "\x00junk").ok, p.name
+
+
+def test_chat_logprobs_become_shaded_tokens() -> None:
+    """Issue 16: Chat draws logprobs like the Token page, from the same GenToken shape."""
+    import math
+
+    from components.tokens_view import generated_html
+    from wafer_playground.tokens import chat_logprob_tokens
+
+    items = [{"token": "Par", "logprob": math.log(0.9),
+              "top_logprobs": [{"token": "Par", "logprob": math.log(0.9)},
+                               {"token": "Lyon", "logprob": math.log(0.05)}]},
+             {"token": "<b>", "logprob": None}, "junk"]
+    toks = chat_logprob_tokens(items)  # type: ignore[arg-type]
+    assert [(t.index, t.text) for t in toks] == [(0, "Par"), (1, "<b>")]
+    assert toks[0].prob is not None and abs(toks[0].prob - 0.9) < 1e-9
+    assert [a.text for a in toks[0].alternatives] == ["Par", "Lyon"]
+    html = generated_html(toks)
+    assert "&lt;b&gt;" in html and "<b>" not in html.split("</style>")[-1]
