@@ -4,6 +4,7 @@ usage upload with bad rows. A tiny fake `/v1/models` runs on 127.0.0.1 in a thre
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -125,14 +126,24 @@ def test_planner_share_link_and_upload(streamlit_server_factory, fake_wafer: str
     _set_number(page, "Cache hit %", "50")
     _set_number(page, "Budget $/month", "100")
 
-    # DeepSeek-V4-Flash (snapshot 20/25/5): 500*20 + 500*5 + 200*25 = 17500 -> $0.000175;
-    # x 2000/day x 30 = $10.50 a month: the cheapest, labelled as a snapshot price.
-    assert _metric(page, "Cheapest: DeepSeek-V4-Flash-0731-Fast") == "$10.50 / month"
+    # Only what this endpoint serves (issue 16). Kimi-K2.6 (live 68/315/7): 500*68 + 500*7
+    # + 200*315 = 100500 -> $0.001005 a request, x 2000/day x 30 = $60.30 a month; $100 a
+    # month buys floor(100 / 30 / 0.001005) = 3,316 requests a day.
+    head = page.locator(".st-key-costs_headline")
+    expect(head).to_contain_text("Cheapest served here: Kimi-K2.6 · $60.30 / month")
+    expect(head).to_contain_text("$100.00 / month buys 3,316 requests/day on Kimi-K2.6")
     # GLM-5.1 (live, Pass): 500*100 + 500*10 + 200*320 = 119000 -> $71.40 a month
     assert _metric(page, "covered by Wafer Pass: GLM-5.1") == "$71.40 / month"
     page.locator("[data-testid='stDataFrame']").first.wait_for()
     page.locator(".js-plotly-plot").first.wait_for()
-    assert "DeepSeek-V4-Flash-0731-Fast" in page.locator(".js-plotly-plot").first.inner_text()
+    assert "DeepSeek-V4-Flash-0731-Fast" not in page.locator(".js-plotly-plot").first.inner_text()
+    # the snapshot-only models on request: in the table and chart, never in the headline.
+    # DeepSeek-V4-Flash (snapshot 20/25/5) would be $10.50 a month, cheaper than any served.
+    page.get_by_text(re.compile(r"Include \d+ snapshot-only models")).click()
+    wait_for_app(page)
+    page.locator(".js-plotly-plot").first.wait_for()
+    expect(page.locator(".js-plotly-plot").first).to_contain_text("DeepSeek-V4-Flash-0731-Fast")
+    expect(head).to_contain_text("Cheapest served here: Kimi-K2.6")
     assert "not published" in page.locator("body").inner_text()
     _shot(page, tmp_path, "costs_planner")
     page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
@@ -158,7 +169,8 @@ def test_planner_share_link_and_upload(streamlit_server_factory, fake_wafer: str
     expect(fresh.get_by_label("Requests per day", exact=True)).to_have_value("2000",
                                                                              timeout=30_000)
     expect(fresh.get_by_label("Cache hit %", exact=True)).to_have_value("50.00")
-    assert _metric(fresh, "Cheapest: DeepSeek-V4-Flash-0731-Fast") == "$10.50 / month"
+    expect(fresh.locator(".st-key-costs_headline")).to_contain_text(
+        "Cheapest served here: Kimi-K2.6 · $60.30 / month")
     assert _metric(fresh, "covered by Wafer Pass: GLM-5.1") == "$71.40 / month"
     expect(fresh.get_by_test_id("stSidebar").get_by_text("Connection")).to_be_visible()
     _shot(fresh, tmp_path, "costs_shared")
