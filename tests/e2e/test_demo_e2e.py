@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Locator, Page
 
 from components.catalog import PRICE_W
 from tests.conftest import ROOT, wait_for_app
@@ -70,6 +70,16 @@ def _shot(page: Page, name: str) -> Path:
     page.wait_for_timeout(600)  # let plotly and the grid finish drawing
     page.screenshot(path=str(path))
     return path
+
+
+def _arrive(page: Page, url: str, vp: str, selector: str, shot: str) -> Locator:
+    """Open `url` at viewport `vp`, wait for `selector` and the idle app, take the shot."""
+    _open(page, url, VIEWPORTS[vp])
+    target = page.locator(selector).first
+    target.wait_for()
+    wait_for_app(page, SLOW)
+    _shot(page, shot)
+    return target
 
 
 def _healthy(page: Page) -> None:
@@ -168,11 +178,8 @@ def test_workload_change_keeps_the_selection(page: Page, app_url: str) -> None:
 
 @pytest.mark.parametrize("vp", list(VIEWPORTS))
 def test_chat_opens_at_the_top_and_streams(page: Page, app_url: str, vp: str) -> None:
-    _open(page, f"{app_url}/chat", VIEWPORTS[vp])
-    box = page.get_by_test_id("stChatInputTextArea")
-    box.wait_for()
-    wait_for_app(page, SLOW)
-    _shot(page, f"chat_open_{vp}")
+    box = _arrive(page, f"{app_url}/chat", vp, "[data-testid='stChatInputTextArea']",
+                  f"chat_open_{vp}")
     if vp == "phone":  # opens on the conversation, not on the parameter panel
         _in_view(page, ".st-key-chat_welcome")
         _sidebar_closed_only(page)
@@ -232,11 +239,8 @@ def test_blind_compare_before_and_after_the_vote(page: Page, app_url: str, vp: s
 
 @pytest.mark.parametrize("vp", list(VIEWPORTS))
 def test_costs_headline_names_a_served_model(page: Page, app_url: str, vp: str) -> None:
-    _open(page, f"{app_url}/costs?budget=100", VIEWPORTS[vp])
-    head = page.locator(".st-key-costs_headline")
-    head.wait_for()
-    wait_for_app(page, SLOW)
-    _shot(page, f"costs_headline_{vp}")
+    head = _arrive(page, f"{app_url}/costs?budget=100", vp, ".st-key-costs_headline",
+                   f"costs_headline_{vp}")
     _in_view(page, ".st-key-costs_headline")
     _healthy(page)
     text = head.inner_text()
@@ -316,3 +320,44 @@ def test_one_click_scripted_demo(page: Page, app_url: str) -> None:
     page.get_by_role("button", name="Finish").click()
     wait_for_app(page, SLOW)
     assert page.locator(".st-key-demo_bar").count() == 0
+
+
+def test_scripted_demo_on_the_local_engine(page: Page, streamlit_server_factory,  # type: ignore[no-untyped-def]
+                                           local_engine: str, tmp_path: Path) -> None:
+    """The same flow offline: the local engine's free models, cards checked, a real stream."""
+    server = streamlit_server_factory(env={"WAFER_ENDPOINT": "local",
+                                           "WAFER_LOCAL_URL": local_engine,
+                                           "WAFER_PLAYGROUND_DB": str(tmp_path / "l.db")})
+    _open(page, f"{server.url}/compare?present=1", VIEWPORTS["1920"])
+    page.get_by_text("Which model?").wait_for()
+    wait_for_app(page, SLOW)
+    _shot(page, "local_present_compare_cards_1920")
+    _healthy(page)
+    # every card is either ready with models that fit, or says why not: none fails on click
+    for card in ("cheapest", "json", "xray"):
+        text = page.locator(f".st-key-scn_{card}").inner_text()
+        assert "Ready ·" in text or "Not ready here" in text, text
+    page.get_by_role("button", name="Start the demo").click()
+    page.locator(".st-key-demo_bar").wait_for()
+    page.get_by_role("heading", name="Model catalog").wait_for()
+    wait_for_app(page, SLOW)
+    _shot(page, "local_demo_1_catalog_1920")
+    page.get_by_role("button", name="Next: A chat that streams").click()
+    page.wait_for_url(re.compile(r"/chat"))
+    page.get_by_test_id("stChatMessage").nth(1).wait_for()
+    wait_for_app(page, SLOW)
+    _shot(page, "local_demo_2_chat_1920")
+    answer = page.get_by_test_id("stChatMessage").nth(1).inner_text()
+    assert len(answer.strip()) > 20 and "Request failed" not in answer
+    page.get_by_role("button", name="Next: Three models on price and speed").click()
+    page.wait_for_url(re.compile(r"/compare"))
+    page.locator(".st-key-pane_1").wait_for()
+    page.get_by_text("Fastest first token:").wait_for()
+    wait_for_app(page, SLOW)
+    page.get_by_text("Fastest first token:").scroll_into_view_if_needed()
+    _shot(page, "local_demo_3_compare_1920")
+    page.get_by_role("button", name="Next: What it costs a month").click()
+    page.locator(".st-key-costs_headline").wait_for()
+    wait_for_app(page, SLOW)
+    _shot(page, "local_demo_4_costs_1920")
+    _healthy(page)
