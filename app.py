@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import connection, engine_panel, presentation, team
+from components import account_views, connection, engine_panel, presentation, team
 
 st.set_page_config(
     page_title="Wafer Playground",
@@ -40,5 +40,6 @@ team.gate()  # a team server with sign-in: a signed-out visitor stops here
 conn = connection.sidebar()
 with st.sidebar:
     engine_panel.sidebar_line(conn)
+    account_views.quota_meter(conn)  # Pass quota; hidden where the endpoint answers 404
 presentation.apply_presentation()
 nav.run()

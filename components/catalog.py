@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from components import connection, presentation
+from components import account_views, connection, presentation
 from components.catalog_chart import CHART_MODES, picked_id, price_figure, unplotted_count
 from components.catalog_frame import (
     CAPABILITIES,
@@ -577,6 +577,8 @@ def render_catalog_page() -> None:
     opened = st.session_state.pop(DIALOG_KEY, None)
     if opened is not None and opened == selected:
         _detail_dialog(d.by_id[selected], wl)
+    if not presentation.is_presenting():
+        account_views.speed_section(conn, d.models)  # measured TTFT and tok/s beside price
     _problems(models.catalog.problems)
     st.session_state[SAVED_KEY] = (f, wl, mode)
     _sync_url(f, wl, mode, selected)

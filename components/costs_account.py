@@ -6,6 +6,7 @@ key fingerprint) and query, so switching endpoint never shows another account's 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ import streamlit as st
 from components import connection
 from components import costs_charts as charts
 from components.errors import show_error
+from wafer_playground.account import usage_window
 from wafer_playground.catalog import Model
 from wafer_playground.costs import format_usd
 from wafer_playground.errors import WaferError
@@ -23,6 +25,7 @@ from wafer_playground.usage import daily_spend, metrics_view, price_usage_me, us
 RANGES = {5: "5 min", 15: "15 min", 30: "30 min", 60: "1 hour", 360: "6 hours",
           1440: "1 day", 10080: "7 days", 43200: "30 days"}
 _HELD = "_costs_account"
+PERIODS = ("1d", "7d", "30d")
 
 
 def _default_endpoint(base_url: str) -> str:
@@ -37,7 +40,18 @@ def render_account(models: list[Model]) -> None:
         st.info("Set a base URL in the sidebar first.")
         return
     c1, c2, c3, c4 = st.columns([1, 2, 1, 1])
-    period = c1.selectbox("Period", ["1d", "7d", "30d"], index=1, key="costs_ac_period")
+    period = c1.selectbox("Period", [*PERIODS, "range"], index=1, key="costs_ac_period",
+                          format_func=lambda p: "date range" if p == "range" else p,
+                          help="A fixed period, or a date range (`start_at` / `end_at`).")
+    window: tuple[str, str] | None = None
+    if period == "range":
+        today = datetime.now(UTC).date()
+        picked = st.date_input("Usage dates (UTC, inclusive)", key="costs_ac_dates",
+                               value=(today - timedelta(days=6), today), max_value=today)
+        if not isinstance(picked, tuple | list) or len(picked) != 2:
+            st.caption("Pick a start and an end date.")
+            return
+        window = usage_window(picked[0], picked[1])
     endpoint = c2.text_input("Metrics endpoint", value=_default_endpoint(conn.base_url),
                              key="costs_ac_endpoint",
                              help="`pass.wafer.ai` for Wafer Serverless; the local engine "
@@ -46,12 +60,14 @@ def render_account(models: list[Model]) -> None:
                        key="costs_ac_range")
     c4.write("")
     fetch = c4.button("Fetch", key="costs_ac_fetch", icon=":material/refresh:")
-    ident = (conn.base_url, conn.fingerprint, period, endpoint, rng)
+    ident = (conn.base_url, conn.fingerprint, period, window, endpoint, rng)
     held: dict[tuple[Any, ...], dict[str, Any]] = st.session_state.setdefault(_HELD, {})
     if fetch:
         client = connection.get_client(conn)
         answer: dict[str, Any] = {}
-        for name, call in (("usage", lambda: client.usage_me(period)),
+        start_at, end_at = window or (None, None)
+        for name, call in (("usage", lambda: client.usage_me(period, start_at=start_at,
+                                                             end_at=end_at)),
                            ("metrics", lambda: client.endpoint_metrics(endpoint, rng))):
             try:
                 answer[name] = call().data

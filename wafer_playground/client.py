@@ -388,13 +388,26 @@ class WaferClient:
             body["model"] = model
         return str(self._json("POST", "/apply-template", body).data.get("prompt", ""))
 
-    def usage_me(self, period: str = "7d") -> Result:
+    def usage_me(self, period: str = "7d", *, start_at: str | None = None,
+                 end_at: str | None = None) -> Result:
+        """`period`, or `start_at` + `end_at` (ISO timestamps; the API takes one form)."""
+        params = ({"start_at": start_at, "end_at": end_at} if start_at and end_at
+                  else {"period": period})
         return self._json("GET", "/usage/me", base=account_base_url(self.base_url),
-                          params={"period": period})
+                          params=params)
 
-    def endpoint_metrics(self, endpoint: str, range_minutes: int = 60) -> Result:
+    def endpoint_metrics(self, endpoint: str, range_minutes: int = 60,
+                         model: str | None = None) -> Result:
+        params: dict[str, Any] = {"endpoint": endpoint, "range_minutes": range_minutes}
+        if model:
+            params["model"] = model  # the resolved model name; case-sensitive (addendum §3.2)
         return self._json("GET", "/endpoints/metrics", base=account_base_url(self.base_url),
-                          params={"endpoint": endpoint, "range_minutes": range_minutes})
+                          params=params)
+
+    def inference_quota(self) -> Result:
+        """`GET /v1/inference/quota` on the inference host: the Pass quota. Undocumented
+        (addendum §4); a 404 means this endpoint or key has none."""
+        return self._json("GET", "/inference/quota")
 
     def upload_file(self, data: bytes, mime: str, purpose: str,
                     filename: str | None = None) -> Result:

@@ -1,0 +1,115 @@
+"""Account views in headless Chromium against the fake Wafer server: the Pass quota meter in
+the sidebar (and hidden where the endpoint answers 404), measured speed beside price in the
+catalog (metrics API `model` filter with a key; this app's request log without one), and
+the usage date range on Costs. Screenshots go to /tmp/shots17/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import wait_for_app
+from tests.e2e.test_media_e2e import open_chat, shot
+from tests.reliability.fake_server import CARDS_WITH_VISION, FakeWafer, Reply
+
+pytestmark = pytest.mark.e2e
+KEY = "wfr_account_e2e_key"
+METRICS = {"endpoint": "127.0.0.1", "range_minutes": 1440, "summary": {
+    "total_requests": 42, "rps": 0.01, "ttft_p50_ms": 410.0, "ttft_p90_ms": 1250.0,
+    "tps_p10": 52.0, "tps_p50": 92.0, "tps_p90": 155.0}, "backends": [], "timeseries": []}
+USAGE = {"user_id": "u", "pass_account_id": None,
+         "period_start": "2026-11-28T00:00:00+00:00", "period_end": "2026-12-05T00:00:00+00:00",
+         "days": [{"date": "2026-12-01T00:00:00+00:00", "input_tokens": 1200,
+                   "output_tokens": 300}],
+         "models": [{"model": "fake-glm", "input_tokens": 1200, "output_tokens": 300,
+                     "cache_read_tokens": 0, "request_count": 4, "estimated_cost_cents": 1}],
+         "total_input_tokens": 1200, "total_output_tokens": 300, "total_requests": 4,
+         "total_estimated_cost_cents": 1}
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeWafer]:
+    server = FakeWafer(CARDS_WITH_VISION).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def open_page(page: Page, url: str, path: str) -> None:
+    page.set_default_timeout(90_000)
+    page.set_viewport_size({"width": 1440, "height": 2200})
+    page.goto(url)
+    wait_for_app(page, timeout=120_000)
+    page.goto(url + path)
+    wait_for_app(page, timeout=120_000)
+
+
+def test_quota_speed_and_usage_window_with_a_key(
+        page: Page, streamlit_server_factory, fake: FakeWafer, tmp_path: Path) -> None:
+    end = (datetime.now(UTC) + timedelta(hours=2, minutes=5)).isoformat()
+    fake.script("GET", "/inference/quota", Reply(json={
+        "billing_model": "pass_quota", "plan_tier": "pro", "window_end": end,
+        "included_request_limit": 5000, "included_request_count": 4100,
+        "remaining_included_requests": 900, "current_period_used_percent": 82.0}))
+    fake.script("GET", "/endpoints/metrics", Reply(json=METRICS))
+    fake.script("GET", "/usage/me", Reply(json=USAGE))
+    server = streamlit_server_factory(env={
+        "WAFER_ENDPOINT": "wafer", "WAFER_BASE_URL": fake.url, "WAFER_API_KEY": KEY,
+        "WAFER_PLAYGROUND_DB": str(tmp_path / "a.db")})
+    open_page(page, server.url, "/")
+    meter = page.locator(".st-key-pass_quota")
+    expect(meter).to_contain_text("Pass quota", timeout=30_000)
+    expect(meter).to_contain_text("undocumented")
+    expect(meter).to_contain_text("4,100 of 5,000 requests")
+    expect(meter).to_contain_text("window resets in 2 h")
+    # measured speed beside price: one metrics call per model, filtered by `model`
+    page.get_by_role("button", name="Measure").click()
+    wait_for_app(page)
+    speed = page.locator(".st-key-cat_speed")
+    expect(speed.get_by_test_id("stDataFrame")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Price vs speed")).to_be_visible()
+    asked = sorted(h.query for h in fake.requests_to("GET", "/endpoints/metrics"))
+    assert len(asked) == len(CARDS_WITH_VISION)
+    assert all("range_minutes=1440" in q and "model=" in q for q in asked)
+    page.get_by_text("Measured speed beside price").scroll_into_view_if_needed()
+    shot(page, "account_catalog_speed")
+    # usage over a date range on Costs
+    open_page(page, server.url, "/costs")
+    page.get_by_role("tab", name="Account usage").click()
+    wait_for_app(page)
+    page.locator(".st-key-costs_ac_period").click()
+    page.get_by_role("option", name="date range").click()
+    wait_for_app(page)
+    page.get_by_role("button", name="Fetch").click()
+    wait_for_app(page)
+    hit = fake.requests_to("GET", "/usage/me")[-1]
+    assert "start_at=" in hit.query and "end_at=" in hit.query and "period" not in hit.query
+    usage = page.locator("[data-testid='stMetric']:visible").filter(has_text="Input tokens")
+    expect(usage.first).to_contain_text("1,200")
+    shot(page, "account_costs_range")
+
+
+def test_without_a_key_speed_comes_from_the_request_log_and_no_quota(
+        page: Page, streamlit_server_factory, fake: FakeWafer, tmp_path: Path) -> None:
+    server = streamlit_server_factory(env={
+        "WAFER_ENDPOINT": "local", "WAFER_LOCAL_URL": fake.url,
+        "WAFER_PLAYGROUND_DB": str(tmp_path / "b.db")})
+    open_chat(page, server.url, "fake-glm")
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill("hello")
+    box.press("Enter")
+    expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(
+        "Hello from the fake server.", timeout=30_000)
+    wait_for_app(page)
+    open_page(page, server.url, "/")
+    expect(page.get_by_text("this app's own request log")).to_be_visible(timeout=30_000)
+    expect(page.locator(".st-key-cat_speed").get_by_test_id("stDataFrame")).to_be_visible()
+    assert page.locator(".st-key-pass_quota").count() == 0  # no key: no quota call at all
+    assert not fake.requests_to("GET", "/endpoints/metrics")
+    page.get_by_text("Measured speed beside price").scroll_into_view_if_needed()
+    shot(page, "account_catalog_speed_log")
