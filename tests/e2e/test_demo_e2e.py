@@ -361,3 +361,42 @@ def test_scripted_demo_on_the_local_engine(page: Page, streamlit_server_factory,
     wait_for_app(page, SLOW)
     _shot(page, "local_demo_4_costs_1920")
     _healthy(page)
+
+
+def test_history_titles_votes_and_presenting(page: Page, app_url: str) -> None:
+    """History: a title that is the gist, a blind Compare vote listed, no 'None'; while
+    presenting only titles."""
+    _open(page, f"{app_url}/chat", VIEWPORTS["1440"])
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill("Can you please explain server-sent events in two sentences?")
+    box.press("Enter")
+    page.get_by_text("streaming…").first.wait_for()
+    wait_for_app(page, SLOW)
+    page.goto(f"{app_url}/compare")
+    wait_for_app(page, SLOW)
+    page.locator(".st-key-cmp_blind").get_by_text("Blind").click()
+    wait_for_app(page, SLOW)
+    prompt = page.locator(".st-key-cmp_prompt textarea")
+    prompt.fill("Which city is the capital of France?")
+    prompt.press("Control+Enter")
+    wait_for_app(page, SLOW)
+    page.locator(".st-key-cmp_run button").click()
+    page.get_by_role("button", name="Model A is best").click()
+    page.get_by_text("You picked").wait_for()
+    page.goto(f"{app_url}/history")
+    wait_for_app(page, SLOW)
+    main = page.get_by_test_id("stMainBlockContainer")
+    main.get_by_text("Explain server-sent events in two sentences").first.wait_for()
+    _shot(page, "history_titles_1440")
+    assert "None" not in main.inner_text()
+    page.get_by_role("tab", name="Compare votes").click()
+    main.get_by_text("Which city is the capital of France").first.wait_for()
+    _shot(page, "history_votes_1440")
+    assert "picked" in main.inner_text() and "None" not in main.inner_text()
+    page.goto(f"{app_url}/history?present=1")
+    page.locator(".st-key-presentation_bar").wait_for()
+    wait_for_app(page, SLOW)
+    _shot(page, "present_history_titles_1440")
+    text = main.inner_text()
+    assert "Explain server-sent events in two sentences" in text
+    assert "Can you please" not in text  # the message itself stays private
