@@ -570,8 +570,10 @@ def render_catalog_page() -> None:
             st.caption(f"{missing} model(s) not plotted: price or context not published.")
     with detail_col:
         if selected is None:
-            st.info("Select a row in the table to see the model's details, all its prices "
-                    "and its raw card.", icon=":material/touch_app:")
+            where = ("Click a point on the chart" if presentation.is_presenting() else
+                     "Select a row in the table")
+            st.info(f"{where} to see the model's details, all its prices and its raw card.",
+                    icon=":material/touch_app:")
         else:
             _detail(d.by_id[selected], wl)
     opened = st.session_state.pop(DIALOG_KEY, None)
