@@ -1,0 +1,69 @@
+"""Chat under AppTest: the card's reasoning_effort block and chat_completions flags drive the
+controls (addendum §2.1), and max_output_tokens bounds the max-tokens field."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from pytest_httpx import HTTPXMock
+from streamlit.testing.v1 import AppTest
+
+from tests.app.conftest import FAKE_BASE, make_app
+from tests.reliability.fake_server import VISION_CARD
+
+GLM = copy.deepcopy(VISION_CARD)
+GLM["id"] = "glm-sys"
+GLM["wafer"].update(display_name="GLM sys", reasoning_effort={
+    "control": "system_prompt", "efforts": ["none", "low", "high", "max"], "default": "low"},
+    chat_completions={"tools": True, "tool_streaming": True, "json_schema": True,
+                      "json_object": True, "tools_with_response_format": True})
+
+
+@pytest.fixture
+def env(app_env: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        httpx_mock: HTTPXMock) -> HTTPXMock:
+    monkeypatch.setenv("WAFER_PLAYGROUND_DB", str(tmp_path / "cards.db"))
+    httpx_mock.add_response(url=f"{FAKE_BASE}/models", json={"object": "list",
+                                                             "data": [VISION_CARD, GLM]},
+                            is_reusable=True, is_optional=True)
+    return httpx_mock
+
+
+def page(model: str) -> AppTest:
+    at = make_app("pages/chat.py")
+    at.query_params["model"] = model
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def text(at: AppTest) -> str:
+    return " ".join(str(e.value) for e in (*at.caption, *at.markdown, *at.error))
+
+
+def test_reasoning_efforts_follow_the_card(env: HTTPXMock) -> None:
+    kimi = page(VISION_CARD["id"])
+    box = kimi.selectbox(key="chat_p_reasoning_effort")
+    assert [o for o in box.options if o != "model default"] == ["none", "high", "max"]
+    assert "natively by the model" in text(kimi)
+    glm = page("glm-sys")
+    box = glm.selectbox(key="chat_p_reasoning_effort")
+    assert [o for o in box.options if o != "model default"] == ["none", "low", "high", "max"]
+    assert "system-prompt conditioning" in text(glm) and "default low" in text(glm)
+
+
+def test_chat_completions_flags_disable_controls_and_say_why(env: HTTPXMock) -> None:
+    at = page(VISION_CARD["id"])
+    tools = at.text_area(key="chat_p_tools")
+    assert tools.disabled
+    assert "tool_streaming is false" in text(at)
+    assert "json_schema is false" in text(at)
+    # max_output_tokens (8,192) bounds the max-tokens field
+    assert at.number_input(key="chat_p_max_tokens").max == 8192
+    # json_schema picked anyway: a blocking issue naming the card flag
+    at.radio(key="chat_p_response_format").set_value("json_schema").run()
+    assert any("json_schema is false" in e.value for e in at.error)
+    glm = page("glm-sys")
+    assert not glm.text_area(key="chat_p_tools").disabled
