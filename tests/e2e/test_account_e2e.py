@@ -13,11 +13,10 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import wait_for_app
-from tests.e2e.test_media_e2e import open_chat, shot
-from tests.reliability.fake_server import CARDS_WITH_VISION, FakeWafer, Reply
+from tests.e2e.test_media_e2e import open_chat, open_page, shot, wafer_app
+from tests.reliability.fake_server import CARDS_WITH_VISION, FakeWafer, Reply, serve
 
 pytestmark = pytest.mark.e2e
-KEY = "wfr_account_e2e_key"
 METRICS = {"endpoint": "127.0.0.1", "range_minutes": 1440, "summary": {
     "total_requests": 42, "rps": 0.01, "ttft_p50_ms": 410.0, "ttft_p90_ms": 1250.0,
     "tps_p10": 52.0, "tps_p50": 92.0, "tps_p90": 155.0}, "backends": [], "timeseries": []}
@@ -33,20 +32,7 @@ USAGE = {"user_id": "u", "pass_account_id": None,
 
 @pytest.fixture
 def fake() -> Iterator[FakeWafer]:
-    server = FakeWafer(CARDS_WITH_VISION).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def open_page(page: Page, url: str, path: str) -> None:
-    page.set_default_timeout(90_000)
-    page.set_viewport_size({"width": 1440, "height": 2200})
-    page.goto(url)
-    wait_for_app(page, timeout=120_000)
-    page.goto(url + path)
-    wait_for_app(page, timeout=120_000)
+    yield from serve(CARDS_WITH_VISION)
 
 
 def test_quota_speed_and_usage_window_with_a_key(
@@ -58,10 +44,8 @@ def test_quota_speed_and_usage_window_with_a_key(
         "remaining_included_requests": 900, "current_period_used_percent": 82.0}))
     fake.script("GET", "/endpoints/metrics", Reply(json=METRICS))
     fake.script("GET", "/usage/me", Reply(json=USAGE))
-    server = streamlit_server_factory(env={
-        "WAFER_ENDPOINT": "wafer", "WAFER_BASE_URL": fake.url, "WAFER_API_KEY": KEY,
-        "WAFER_PLAYGROUND_DB": str(tmp_path / "a.db")})
-    open_page(page, server.url, "/")
+    server = wafer_app(streamlit_server_factory, fake, tmp_path / "a.db")
+    open_page(page, server.url, "/", height=2200)
     meter = page.locator(".st-key-pass_quota")
     expect(meter).to_contain_text("Pass quota", timeout=30_000)
     expect(meter).to_contain_text("undocumented")
@@ -79,7 +63,7 @@ def test_quota_speed_and_usage_window_with_a_key(
     page.get_by_text("Measured speed beside price").scroll_into_view_if_needed()
     shot(page, "account_catalog_speed")
     # usage over a date range on Costs
-    open_page(page, server.url, "/costs")
+    open_page(page, server.url, "/costs", height=2200)
     page.get_by_role("tab", name="Account usage").click()
     wait_for_app(page)
     page.locator(".st-key-costs_ac_period").click()
@@ -106,7 +90,7 @@ def test_without_a_key_speed_comes_from_the_request_log_and_no_quota(
     expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(
         "Hello from the fake server.", timeout=30_000)
     wait_for_app(page)
-    open_page(page, server.url, "/")
+    open_page(page, server.url, "/", height=2200)
     expect(page.get_by_text("this app's own request log")).to_be_visible(timeout=30_000)
     expect(page.locator(".st-key-cat_speed").get_by_test_id("stDataFrame")).to_be_visible()
     assert page.locator(".st-key-pass_quota").count() == 0  # no key: no quota call at all

@@ -15,12 +15,13 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import ROOT, wait_for_app
-from tests.reliability.fake_server import CARDS_WITH_VISION, VISION_MODEL, FakeWafer
+from tests.reliability.fake_server import CARDS_WITH_VISION, VISION_MODEL, FakeWafer, serve
 
 pytestmark = pytest.mark.e2e
 SHOTS = [Path("/tmp/shots17"), ROOT / ".pytest_cache" / "screens"]
@@ -49,14 +50,25 @@ def picture(tmp_path: Path) -> Path:
     return f
 
 
-def open_chat(page: Page, url: str, model: str) -> None:
+def open_page(page: Page, url: str, path: str, height: int = 1300) -> None:
+    """The root first (a cold server answers a deep link in legacy pages/ mode), then path."""
     page.set_default_timeout(90_000)
-    page.set_viewport_size({"width": 1440, "height": 1300})
+    page.set_viewport_size({"width": 1440, "height": height})
     page.goto(url)
     wait_for_app(page, timeout=120_000)
-    page.goto(f"{url}/chat?model={model}")
+    page.goto(url + path)
     wait_for_app(page, timeout=120_000)
+
+
+def open_chat(page: Page, url: str, model: str) -> None:
+    open_page(page, url, f"/chat?model={model}")
     expect(page.get_by_test_id("stChatInputTextArea")).to_be_enabled(timeout=60_000)
+
+
+def wafer_app(factory: Any, fake: FakeWafer, db: Path) -> Any:
+    """`streamlit run app.py` on the Wafer endpoint, pointed at the fake server, with a key."""
+    return factory(env={"WAFER_ENDPOINT": "wafer", "WAFER_BASE_URL": fake.url,
+                        "WAFER_API_KEY": KEY, "WAFER_PLAYGROUND_DB": str(db)})
 
 
 def attach_and_send(page: Page, file: Path, text: str) -> None:
@@ -69,18 +81,12 @@ def attach_and_send(page: Page, file: Path, text: str) -> None:
 
 @pytest.fixture
 def fake() -> Iterator[FakeWafer]:
-    server = FakeWafer(CARDS_WITH_VISION).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve(CARDS_WITH_VISION)
 
 
 def test_image_on_a_vision_model_and_refusal_on_a_text_model(
         page: Page, streamlit_server_factory, fake: FakeWafer, tmp_path: Path) -> None:
-    server = streamlit_server_factory(env={
-        "WAFER_ENDPOINT": "wafer", "WAFER_BASE_URL": fake.url, "WAFER_API_KEY": KEY,
-        "WAFER_PLAYGROUND_DB": str(tmp_path / "m.db")})
+    server = wafer_app(streamlit_server_factory, fake, tmp_path / "m.db")
     png = picture(tmp_path)
     open_chat(page, server.url, VISION_MODEL)
     attach_and_send(page, png, "What colours are these squares?")
@@ -167,16 +173,9 @@ def pick(page: Page, key: str, typed: str) -> None:
 
 def test_compare_sends_the_image_to_every_vision_pane(
         page: Page, streamlit_server_factory, fake: FakeWafer, tmp_path: Path) -> None:
-    server = streamlit_server_factory(env={
-        "WAFER_ENDPOINT": "wafer", "WAFER_BASE_URL": fake.url, "WAFER_API_KEY": KEY,
-        "WAFER_PLAYGROUND_DB": str(tmp_path / "c.db")})
+    server = wafer_app(streamlit_server_factory, fake, tmp_path / "c.db")
     png = picture(tmp_path)
-    page.set_default_timeout(90_000)
-    page.set_viewport_size({"width": 1440, "height": 1800})
-    page.goto(server.url)
-    wait_for_app(page, timeout=120_000)
-    page.goto(server.url + "/compare")
-    wait_for_app(page, timeout=120_000)
+    open_page(page, server.url, "/compare", height=1800)
     pick(page, "cmp_model_0", "Fake Kimi Vision")
     pick(page, "cmp_model_1", "Fake GLM")
     page.get_by_label("Prompt", exact=True).fill("Which colours do you see?")

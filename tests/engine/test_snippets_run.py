@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.engine.conftest import SMOL
-from tests.reliability.fake_server import CARDS_WITH_VISION, VISION_MODEL, FakeWafer
+from tests.reliability.fake_server import CARDS_WITH_VISION, VISION_MODEL, FakeWafer, serve
 from wafer_playground import codegen, media
 
 pytestmark = pytest.mark.engine
@@ -112,11 +112,7 @@ def test_image_snippets_are_refused_by_the_text_only_local_engine(
 
 @pytest.fixture
 def fake() -> Iterator[FakeWafer]:
-    server = FakeWafer(CARDS_WITH_VISION).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve(CARDS_WITH_VISION)
 
 
 def test_image_snippets_run_against_a_vision_model(fake: FakeWafer, tmp_path: Path) -> None:
