@@ -208,3 +208,56 @@ def test_compare_sends_the_image_to_every_vision_pane(
             {"type": "image_url", "image_url": {"file_id": fid}}]
     expect(page.get_by_text("Hello from the fake server.").first).to_be_visible()
     shot(page, "media_compare_vision")
+
+
+def paste_file(page: Page, file: Path, mime: str) -> None:
+    """Paste a file into the message box the way a browser does (a ClipboardEvent)."""
+    import base64
+
+    page.get_by_test_id("stChatInputTextArea").evaluate(
+        """(box, [b64, name, mime]) => {
+             const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+             const dt = new DataTransfer();
+             dt.items.add(new File([bytes], name, {type: mime}));
+             box.focus();
+             box.dispatchEvent(new ClipboardEvent("paste", {clipboardData: dt,
+                                                            bubbles: true, cancelable: true}));
+           }""", [base64.b64encode(file.read_bytes()).decode(), file.name, mime])
+
+
+def test_paste_a_pdf_with_the_guessed_part_shape_and_history_keeps_no_bytes(
+        page: Page, streamlit_server_factory, fake: FakeWafer, tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "p.db"
+    server = wafer_app(streamlit_server_factory, fake, db)
+    open_chat(page, server.url, VISION_MODEL)
+    # the GUESSed document shape, picked in the one setting
+    page.get_by_role("button", name="Attachments").click()
+    page.get_by_text("file / video_url parts for documents and videos").click()
+    wait_for_app(page)
+    page.keyboard.press("Escape")
+    pdf = tmp_path / "brief.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+    paste_file(page, pdf, "application/pdf")
+    expect(page.get_by_test_id("stChatInput")).to_contain_text("brief.pdf", timeout=20_000)
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill("Summarise the brief.")
+    box.press("Enter")
+    answer = page.get_by_test_id("stChatMessage").nth(1)
+    expect(answer).to_contain_text("Hello from the fake server.", timeout=30_000)
+    wait_for_app(page)
+    expect(page.get_by_test_id("stChatMessage").first).to_contain_text("brief.pdf")
+    up = fake.requests_to("POST", "/files")[-1]
+    assert up.header("x-wafer-purpose") == "document" and up.body == pdf.read_bytes()
+    fid = list(fake.files)[-1]  # the id the fake server issued
+    sent = fake.requests_to("POST", "/chat/completions")[-1].json()["messages"][-1]["content"]
+    assert sent[1] == {"type": "file", "file": {"file_id": fid}}
+    shot(page, "media_pasted_pdf")
+    # History keeps the attachment's id and name, never its bytes
+    raw = b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
+    assert fid.encode() in raw and b"brief.pdf" in raw
+    assert b"%PDF-1.4" not in raw and b"base64" not in raw
+    with sqlite3.connect(db) as con:
+        metas = [r[0] for r in con.execute("SELECT meta FROM turns WHERE role = 'user'")]
+    assert any(fid in (m or "") for m in metas)
