@@ -223,14 +223,16 @@ def _controls(d: _Derived) -> tuple[Filters, WorkloadInput]:
     popovers, so the first screen is the table (issue 16: the controls used to fill it)."""
     ss = st.session_state
     with st.container(border=True, key="cat_controls"):
-        c = st.columns([2.4, 2.2, 1], vertical_alignment="bottom")
+        c = st.columns([2.2, 2.2, 1.3], vertical_alignment="top")
         c[0].text_input("Search", key="cat_q", placeholder="id, name, provider, description…",
                         icon=":material/search:")
         # the workload prices every row; its values are the button's label, so a phone
         # opens on the table too
         label = (f"Workload · {ss['cat_wl_in']:,} in · {ss['cat_wl_out']:,} out · "
                  f"{ss['cat_wl_rpd']:,}/day")
-        with c[1].popover(label, icon=":material/calculate:", width="stretch"):
+        # expanders, not popovers: a popover's widgets remount when a dialog has been open
+        # and come back at their defaults, which the next rerun would send
+        with c[1].expander(label, icon=":material/calculate:"):
             st.caption("Adds $/request and $/month to every row (a month is "
                        f"{DAYS_PER_MONTH} days; estimates from the cost engine).")
             st.number_input("Input tokens / request", 0, WORKLOAD_LIMITS["input_tokens"],
@@ -242,8 +244,8 @@ def _controls(d: _Derived) -> tuple[Filters, WorkloadInput]:
             st.number_input("Requests / day", 0, WORKLOAD_LIMITS["requests_per_day"],
                             key="cat_wl_rpd", step=100)
         active = _active_filters(d)
-        with c[2].popover(f"Filters · {active}" if active else "Filters",
-                          icon=":material/tune:", width="stretch"):
+        with c[2].expander(f"Filters · {active}" if active else "Filters",
+                           icon=":material/tune:"):
             st.multiselect("Capabilities", CAPABILITIES, key="cat_caps",
                            placeholder="any", help="Models that state every chosen capability")
             st.multiselect("Tier", list(TIERS), key="cat_tiers", format_func=TIERS.__getitem__,

@@ -164,7 +164,8 @@ def test_workload_change_keeps_the_selection(page: Page, app_url: str) -> None:
     _shot(page, "catalog_detail_dialog_1440")
     page.keyboard.press("Escape")
     dialog.wait_for(state="detached")
-    page.get_by_role("button", name=re.compile(r"^Workload · ")).click()  # its popover
+    workload = page.locator(".st-key-cat_controls summary").filter(has_text="Workload ·")
+    workload.click()  # open its panel
     field = page.locator(".st-key-cat_wl_rpd input")
     field.fill("5000")
     field.press("Enter")
@@ -173,6 +174,9 @@ def test_workload_change_keeps_the_selection(page: Page, app_url: str) -> None:
     # same grid: the row stays selected and its detail stays open
     assert "model=fake-tiny" in page.url
     assert "Fake Tiny" in page.locator(".st-key-cat_detail").inner_text()
+    # the other workload fields kept their values (2,000 in, 500 out) through the dialog
+    assert "Workload · 2,000 in · 500 out · 5,000/day" in workload.inner_text()
+    assert "wl_in=" not in page.url and "wl_out=" not in page.url
     _shot(page, "catalog_after_workload_change_1440")
 
 
