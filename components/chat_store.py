@@ -188,7 +188,8 @@ class Saver:
             _save_turn(self.store, self.conversation_id, turn)
             self.request_row = self.store.log_request(
                 model=self.ctx.model.id, base_url=self.ctx.base_url, surface=self.ctx.surface,
-                params=body, status="streaming", conversation_id=self.conversation_id,
+                params=media.without_inline(body), status="streaming",
+                conversation_id=self.conversation_id,
                 turn_id=turn.get("store_id"))
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
@@ -236,7 +237,8 @@ class Saver:
             else:
                 self.store.log_request(
                     model=self.ctx.model.id, base_url=self.ctx.base_url,
-                    surface=self.ctx.surface, params=body, status=turn["status"], **fields)
+                    surface=self.ctx.surface, params=media.without_inline(body),
+                    status=turn["status"], **fields)
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
 

@@ -728,7 +728,8 @@ def _log(sess: CompareSession) -> None:
         for snap, res in zip(sess.snaps or [], sess.results or [], strict=True):
             store.log_request(
                 model=snap.spec.model, base_url=sess.base_url, surface=snap.spec.surface,
-                params=snap.spec.body, status=snap.status, request_id=snap.request_id,
+                params=wmedia.without_inline(snap.spec.body), status=snap.status,
+                request_id=snap.request_id,
                 usage=snap.usage, cost=res.cost_usd, cost_kind=res.cost_kind,
                 ttft_s=snap.ttft_s, tokens_per_s=snap.tokens_per_s, duration_s=res.total_s,
                 error_code=snap.error.code if snap.error else None)

@@ -215,6 +215,26 @@ def parts_for(entries: Any) -> list[dict[str, Any]]:
     return out
 
 
+_DATA_URL = re.compile(r"^data:([^;,]{0,100})(;base64)?,")
+
+
+def without_inline(value: Any) -> Any:
+    """A copy of a request body for logs and history: every inline data URL replaced by a
+    note of its type and size (the bytes are never kept; ids and http URLs are)."""
+    if isinstance(value, dict):
+        return {k: _short_url(v) if k == "url" else without_inline(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_inline(v) for v in value]
+    return value
+
+
+def _short_url(value: Any) -> Any:
+    m = _DATA_URL.match(value) if isinstance(value, str) else None
+    if m is None:
+        return without_inline(value)
+    return f"data:{m[1]}{m[2] or ''},[{len(value) - m.end():,} characters not kept]"
+
+
 def refusal(vision: bool | None, n_media: int, model_name: str) -> str | None:
     """Why media may not go to this model (its card), or None."""
     if n_media and vision is not True:
@@ -247,4 +267,4 @@ __all__ = ["ALLOWED", "DEFAULT_REF_SHAPE", "FILE_ID", "FILE_TTL", "MAX_BYTES",
            "MEDIA_PART_TYPES", "PURPOSES", "REF_SHAPE_LABELS", "MediaRef", "allowed_text",
            "base_mime", "check_media", "data_url", "has_media", "human_size", "media_ref",
            "mime_from_name", "part", "parts_for", "purpose_for", "refusal", "split_content",
-           "stored", "thumbnail", "MEDIA_TOKENS_GUESS"]
+           "stored", "thumbnail", "without_inline", "MEDIA_TOKENS_GUESS"]

@@ -128,6 +128,10 @@ def test_image_on_a_vision_model_and_refusal_on_a_text_model(
     url = last[-1]["content"][1]["image_url"]["url"]
     assert url.startswith("data:image/png;base64,")
     shot(page, "media_vision_inline")
+    # neither the turn nor the request log keeps the inline bytes
+    db = tmp_path / "m.db"
+    raw = b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
+    assert url[22:80].encode() not in raw and b"characters not kept" in raw
 
     # a text-only model: refused before sending, with the reason
     open_chat(page, server.url, "fake-glm")

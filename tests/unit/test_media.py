@@ -77,6 +77,21 @@ def test_turn_media_in_body_and_history() -> None:
     assert 3 * media.MEDIA_TOKENS_GUESS <= n < 3 * media.MEDIA_TOKENS_GUESS + 50
 
 
+def test_logs_never_keep_inline_bytes() -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "data: a, b (text, not a data URL)"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,QUJDRA=="}},
+        {"type": "image_url", "image_url": {"file_id": "file_1"}},
+        {"type": "image_url", "image_url": {"url": "https://x/a.png"}}]}]}
+    clean = media.without_inline(body)
+    parts = clean["messages"][0]["content"]
+    assert parts[0]["text"] == "data: a, b (text, not a data URL)"
+    assert parts[1]["image_url"]["url"] == "data:image/png;base64,[8 characters not kept]"
+    assert parts[2] == body["messages"][0]["content"][2]
+    assert parts[3] == body["messages"][0]["content"][3]
+    assert body["messages"][0]["content"][1]["image_url"]["url"].endswith("QUJDRA==")  # a copy
+
+
 def test_refusal_and_thumbnail() -> None:
     assert media.refusal(True, 1, "M") is None and media.refusal(False, 0, "M") is None
     no = media.refusal(False, 2, "Tiny")
