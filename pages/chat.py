@@ -147,6 +147,8 @@ with left:
     chat.render_history(busy=bool(action))
     if media_problem:
         st.error(f"Not sent: {media_problem}", icon=":material/hide_image:")
+        if prompt:  # the box has been cleared: keep what was typed in view
+            st.caption(f"Your message, not sent: {md_text(str(prompt), 2000)}")
     if not action:
         chat.tool_result_forms()
         if chat.turns() and chat.turns()[-1]["role"] == "user":

@@ -74,9 +74,18 @@ def wafer_app(factory: Any, fake: FakeWafer, db: Path) -> Any:
 def attach_and_send(page: Page, file: Path, text: str) -> None:
     page.locator("[data-testid='stChatInput'] input[type='file']").set_input_files(str(file))
     expect(page.get_by_test_id("stChatInput")).to_contain_text(file.name, timeout=20_000)
+    send_typed(page, text)
+
+
+def send_typed(page: Page, text: str) -> None:
+    """Type and send once the attachment has finished uploading to Streamlit (Enter is
+    ignored while it uploads, and the text would just sit in the box)."""
+    wait_for_app(page)
     box = page.get_by_test_id("stChatInputTextArea")
     box.fill(text)
+    expect(page.get_by_test_id("stChatInputSubmitButton")).to_be_enabled(timeout=30_000)
     box.press("Enter")
+    expect(box).to_have_value("", timeout=30_000)
 
 
 @pytest.fixture
@@ -157,6 +166,7 @@ def test_local_engine_refuses_media_before_sending(
     alert = page.get_by_test_id("stAlert").filter(has_text="Not sent")
     expect(alert).to_contain_text("no vision", timeout=30_000)
     expect(page.get_by_test_id("stChatMessage")).to_have_count(0)
+    expect(page.get_by_text("Your message, not sent: Describe this picture.")).to_be_visible()
     wait_for_app(page)
     shot(page, "media_local_refused")
 
@@ -245,9 +255,7 @@ def test_paste_a_pdf_with_the_guessed_part_shape_and_history_keeps_no_bytes(
     pdf.write_bytes(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
     paste_file(page, pdf, "application/pdf")
     expect(page.get_by_test_id("stChatInput")).to_contain_text("brief.pdf", timeout=20_000)
-    box = page.get_by_test_id("stChatInputTextArea")
-    box.fill("Summarise the brief.")
-    box.press("Enter")
+    send_typed(page, "Summarise the brief.")
     answer = page.get_by_test_id("stChatMessage").nth(1)
     expect(answer).to_contain_text("Hello from the fake server.", timeout=30_000)
     wait_for_app(page)
