@@ -156,11 +156,17 @@ def wait_for_app(page, timeout: float = 30_000) -> None:  # type: ignore[no-unty
                            timeout=timeout)
 
 
-def select_option(page, key: str, option: str, timeout: float = 30_000) -> None:  # type: ignore[no-untyped-def]
+def _takes(value: str, option: str, starts: bool) -> bool:
+    return value.startswith(option) if starts else value == option
+
+
+def select_option(page, key: str, option: str, timeout: float = 30_000, *,  # type: ignore[no-untyped-def]
+                  starts: bool = False) -> None:
     """Pick `option` in the selectbox with widget key `key`, surviving a rerun mid-pick.
 
     A rerun that is still in flight when the dropdown opens re-renders the list and detaches
     the option under the cursor, so: open, click, check the box shows it; retry on a miss.
+    `starts`: the option's label only begins with `option` (pickers that add prices).
     """
     from playwright.sync_api import Error as PlaywrightError
 
@@ -168,14 +174,15 @@ def select_option(page, key: str, option: str, timeout: float = 30_000) -> None:
     shown = box.get_by_role("combobox")  # the combobox input's value is the current choice
     for _ in range(4):
         wait_for_app(page, timeout)
-        if shown.input_value() == option:
+        if _takes(shown.input_value(), option, starts):
             return
         try:
             box.click()
-            page.get_by_role("option", name=option, exact=True).click(timeout=10_000)
+            page.get_by_role("option", name=option, exact=not starts).first.click(
+                timeout=10_000)
         except PlaywrightError:
             page.keyboard.press("Escape")
             continue
         wait_for_app(page, timeout)
-    if shown.input_value() != option:
+    if not _takes(shown.input_value(), option, starts):
         raise AssertionError(f"selectbox {key!r} did not take {option!r}: {shown.input_value()!r}")

@@ -67,3 +67,25 @@ def test_chat_completions_flags_disable_controls_and_say_why(env: HTTPXMock) -> 
     assert any("json_schema is false" in e.value for e in at.error)
     glm = page("glm-sys")
     assert not glm.text_area(key="chat_p_tools").disabled
+
+
+def test_compare_max_tokens_is_bounded_by_the_panes_cards(env: HTTPXMock) -> None:
+    small = copy.deepcopy(GLM)
+    small["id"], small["wafer"]["max_output_tokens"] = "small-out", 1024
+    env.reset()
+    env.add_response(url=f"{FAKE_BASE}/models", json={"object": "list", "data": [
+        VISION_CARD, GLM, small]}, is_reusable=True, is_optional=True)
+    at = make_app("pages/compare.py")
+    at.session_state["cmp_max"] = 20_000
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.selectbox(key="cmp_model_0").set_value(VISION_CARD["id"])
+    at.selectbox(key="cmp_model_1").set_value("glm-sys").run()
+    assert at.number_input(key="cmp_max").max == 8192
+    assert at.number_input(key="cmp_max").value == 8192  # clamped, not refused later
+    at.selectbox(key="cmp_model_1").set_value("small-out").run()
+    assert at.number_input(key="cmp_max").max == 1024
+    assert at.number_input(key="cmp_max").value == 1024
+    at.toggle(key="cmp_perpane").set_value(True).run()
+    assert at.number_input(key="cmp_max_0").max == 8192
+    assert at.number_input(key="cmp_max_1").max == 1024

@@ -62,11 +62,14 @@ def _setup_completion(page: Page, prompt: str, max_tokens: int = 16) -> None:
     page.get_by_role("radio", name="Token-ID completion").click()
     # the mode's own input is drawn: the rerun the click started has landed
     expect(page.get_by_label("Prompt text")).to_be_visible(timeout=LOAD_TIMEOUT_MS)
-    select_option(page, "cmp_model_0", SMOL, LOAD_TIMEOUT_MS)
-    select_option(page, "cmp_model_1", GEMMA, LOAD_TIMEOUT_MS)
+    # the pickers show display names with prices (issue 16)
+    select_option(page, "cmp_model_0", "SmolLM2 135M Instruct (local)", LOAD_TIMEOUT_MS,
+                  starts=True)
+    select_option(page, "cmp_model_1", "Gemma 3 270M base (local)", LOAD_TIMEOUT_MS,
+                  starts=True)
     page.get_by_label("Prompt text").fill(prompt)
-    page.get_by_label("max_tokens").fill(str(max_tokens))
-    page.get_by_label("max_tokens").press("Enter")
+    page.get_by_label("max_tokens", exact=True).fill(str(max_tokens))
+    page.get_by_label("max_tokens", exact=True).press("Enter")
     wait_for_app(page, LOAD_TIMEOUT_MS)
 
 
@@ -135,7 +138,7 @@ def test_blind_mode_hides_names_until_the_vote(page: Page, app: tuple[str, Path]
         assert "<bos>" not in text  # a tokenizer's pieces would give the model away
     expect(page.locator(".st-key-pane_0")).to_contain_text("Model A")
     expect(page.locator(".st-key-pane_1")).to_contain_text("Model B")
-    _shot(page, "compare-blind.png")
+    _shot(page, "compare-blind.png", charts=0)  # charts would name the models: after the vote
     page.get_by_role("button", name="Model A is best").click()
     wait_for_app(page, LOAD_TIMEOUT_MS)
     expect(page.get_by_text("Vote saved")).to_be_visible()
@@ -171,10 +174,10 @@ def test_share_link_opens_the_same_comparison(page: Page, app: tuple[str, Path])
         wait_for_app(fresh, LOAD_TIMEOUT_MS)
         expect(fresh.get_by_label("Prompt text")).to_have_value("Colours of the rainbow:")
         expect(fresh.get_by_role("radio", name="Token-ID completion")).to_be_checked()
-        for i, model in enumerate((SMOL, GEMMA)):
+        for i, name in enumerate(("SmolLM2 135M Instruct (local)", "Gemma 3 270M base (local)")):
             expect(fresh.locator(f".st-key-cmp_model_{i}").get_by_role("combobox")) \
-                .to_have_value(model)
-        expect(fresh.get_by_label("max_tokens")).to_have_value("12")
+                .to_have_value(re.compile("^" + re.escape(name)))  # name · prices · context
+        expect(fresh.get_by_label("max_tokens", exact=True)).to_have_value("12")
     finally:
         other.close()
 
