@@ -45,8 +45,9 @@ def _quota(conn: connection.Connection) -> account.Quota | str | None:
 
 
 def quota_meter(conn: connection.Connection) -> None:
-    """Pass quota in the sidebar: requests used in the current 5-hour window."""
-    if not conn.base_url or not conn.api_key:
+    """Pass quota in the sidebar: requests used in the current 5-hour window. Only on the
+    Wafer endpoint with a key (a custom URL or the local engine has no Pass)."""
+    if conn.kind != "wafer" or not conn.base_url or not conn.api_key:
         return
     q = _quota(conn)
     if q is None:

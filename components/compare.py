@@ -10,7 +10,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from html import escape
 from typing import Any
@@ -545,6 +545,10 @@ def controls(catalog: Catalog, *, presenting: bool) -> Setup | None:
         m = by_id.get(model_id)
         return option_label(m) if m is not None else model_id
 
+    def out_limit(model_id: str) -> int:  # the card's max_output_tokens bounds max_tokens
+        m = by_id.get(model_id)
+        return min(32_768, (m.max_output_tokens or m.context_length or 32_768) if m else 32_768)
+
     ss.setdefault("cmp_temp", 0.7)
     ss.setdefault("cmp_top_p", 1.0)
     ss.setdefault("cmp_max", 128)
@@ -562,8 +566,12 @@ def controls(catalog: Catalog, *, presenting: bool) -> Setup | None:
             if per_pane:
                 temp = st.slider("temperature", 0.0, 2.0, step=0.05, key=f"cmp_temp_{i}",
                                  persist_state=PERSIST)
-                mx = st.number_input("max_tokens", 1, 32_768, step=16, key=f"cmp_max_{i}",
-                                     persist_state=PERSIST)
+                limit = out_limit(str(model))
+                if int(ss[f"cmp_max_{i}"]) > limit:
+                    ss[f"cmp_max_{i}"] = limit
+                mx = st.number_input("max_tokens", 1, limit, step=16, key=f"cmp_max_{i}",
+                                     persist_state=PERSIST,
+                                     help=f"This model produces at most {limit:,} tokens.")
         if not per_pane:
             # widget keys already hold this run's values before the widgets are drawn
             temp, mx = float(ss["cmp_temp"]), int(ss["cmp_max"])
@@ -572,11 +580,17 @@ def controls(catalog: Catalog, *, presenting: bool) -> Setup | None:
             seed=ss.get("cmp_seed"))))
     shared = st.columns(4)
     if not per_pane:
+        # the smallest max_output_tokens among the panes' cards bounds the shared value
+        limit = min(out_limit(c.model) for c in configs)
+        if int(ss["cmp_max"]) > limit:
+            ss["cmp_max"] = limit
+            configs = [replace(c, params=replace(c.params, max_tokens=limit)) for c in configs]
         shared[0].slider("temperature", 0.0, 2.0, step=0.05, key="cmp_temp",
                          persist_state=PERSIST)
-        shared[1].number_input("max_tokens", 1, 32_768, step=16, key="cmp_max",
+        shared[1].number_input("max_tokens", 1, limit, step=16, key="cmp_max",
                                persist_state=PERSIST,
-                               help=f"Presentation limit: {max_cap}" if max_cap else None)
+                               help=(f"Presentation limit: {max_cap}. " if max_cap else "")
+                               + f"The panes' models produce at most {limit:,} tokens.")
     shared[2].slider("top_p", 0.0, 1.0, step=0.05, key="cmp_top_p", persist_state=PERSIST)
     shared[3].number_input("seed", 0, 2**31 - 1, value=None, key="cmp_seed",
                            persist_state=PERSIST, placeholder="random")

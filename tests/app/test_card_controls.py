@@ -72,6 +72,7 @@ def test_chat_completions_flags_disable_controls_and_say_why(env: HTTPXMock) -> 
 def test_compare_max_tokens_is_bounded_by_the_panes_cards(env: HTTPXMock) -> None:
     small = copy.deepcopy(GLM)
     small["id"], small["wafer"]["max_output_tokens"] = "small-out", 1024
+    small["wafer"]["display_name"] = "Small out"
     env.reset()
     env.add_response(url=f"{FAKE_BASE}/models", json={"object": "list", "data": [
         VISION_CARD, GLM, small]}, is_reusable=True, is_optional=True)
