@@ -273,3 +273,24 @@ def test_paste_a_pdf_with_the_guessed_part_shape_and_history_keeps_no_bytes(
     with sqlite3.connect(db) as con:
         metas = [r[0] for r in con.execute("SELECT meta FROM turns WHERE role = 'user'")]
     assert any(fid in (m or "") for m in metas)
+
+
+def test_an_image_url_goes_out_as_an_image_url_part(
+        page: Page, streamlit_server_factory, fake: FakeWafer, tmp_path: Path) -> None:
+    server = wafer_app(streamlit_server_factory, fake, tmp_path / "u.db")
+    open_chat(page, server.url, VISION_MODEL)
+    page.get_by_role("button", name="Attachments").click()
+    page.get_by_label("Image URL").fill("https://images.example/cat.png")
+    page.get_by_role("button", name="Add", exact=True).click()
+    wait_for_app(page)
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("button", name="Attachments (1 URL)")).to_be_visible()
+    send_typed(page, "What animal is this?")
+    expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(
+        "Hello from the fake server.", timeout=30_000)
+    wait_for_app(page)
+    expect(page.get_by_test_id("stChatMessage").first).to_contain_text("cat.png")
+    sent = fake.requests_to("POST", "/chat/completions")[-1].json()["messages"][-1]["content"]
+    assert sent[1] == {"type": "image_url", "image_url": {"url": "https://images.example/cat.png"}}
+    assert not fake.requests_to("POST", "/files")  # a URL is not uploaded
+    expect(page.get_by_role("button", name="Attachments", exact=True)).to_be_visible()  # used
