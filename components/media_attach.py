@@ -12,6 +12,7 @@ URLs stay one click away for endpoints without a Files API (a custom vLLM/SGLang
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from wafer_playground.errors import WaferError
 MODES = {"upload": "Upload (POST /v1/files), send file_id",
          "inline": "Inline data URL in the request"}
 DEFAULT_MODE = "upload"
+_UPLOADED = "_media_uploaded"  # (base URL, key fingerprint, purpose, sha256) -> id, expiry
 _ICONS = {"vision": ":material/image:", "document": ":material/description:",
           "video": ":material/movie:"}
 
@@ -164,13 +166,22 @@ def prepare(picked: list[Picked], client: WaferClient, prefix: str
         if thumb:
             entry["thumb"] = thumb
         if how == "upload":
-            try:
-                up = client.upload_file(data, p.mime, purpose, p.name)
-            except WaferError as err:
-                return [], f"Uploading {p.name[:80]} failed: {error_markdown(err)}"
-            entry["file_id"] = str(up.data["id"])
-            if up.data.get("expires_at"):
-                entry["expires_at"] = str(up.data["expires_at"])
+            # the same bytes again (a Compare re-run, a re-sent picture) reuse their id
+            ident = (client.base_url, client.key_fingerprint, purpose,
+                     hashlib.sha256(data).hexdigest())
+            uploaded: dict[tuple[str, ...], dict[str, str]] = st.session_state.setdefault(
+                _UPLOADED, {})
+            known = uploaded.get(ident)
+            if known is None or not media.still_valid(known.get("expires_at")):
+                try:
+                    up = client.upload_file(data, p.mime, purpose, p.name)
+                except WaferError as err:
+                    return [], f"Uploading {p.name[:80]} failed: {error_markdown(err)}"
+                known = {"file_id": str(up.data["id"])}
+                if up.data.get("expires_at"):
+                    known["expires_at"] = str(up.data["expires_at"])
+                uploaded[ident] = known
+            entry.update(known)
         else:
             entry["data_url"] = media.data_url(p.mime, data)
         entries.append(entry)

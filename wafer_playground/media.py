@@ -218,6 +218,21 @@ def parts_for(entries: Any) -> list[dict[str, Any]]:
 _DATA_URL = re.compile(r"^data:([^;,]{0,100})(;base64)?,")
 
 
+def still_valid(expires_at: str | None, *, margin: timedelta = timedelta(hours=1)) -> bool:
+    """An upload's id may be reused until shortly before its `expires_at` (RFC 3339); an
+    upload without one is treated as valid for FILE_TTL from now on, so True."""
+    if not expires_at:
+        return True
+    from datetime import UTC, datetime
+
+    try:
+        end = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    end = end if end.tzinfo else end.replace(tzinfo=UTC)
+    return end - margin > datetime.now(UTC)
+
+
 def without_inline(value: Any) -> Any:
     """A copy of a request body for logs and history: every inline data URL replaced by a
     note of its type and size (the bytes are never kept; ids and http URLs are)."""
@@ -267,4 +282,4 @@ __all__ = ["ALLOWED", "DEFAULT_REF_SHAPE", "FILE_ID", "FILE_TTL", "MAX_BYTES",
            "MEDIA_PART_TYPES", "PURPOSES", "REF_SHAPE_LABELS", "MediaRef", "allowed_text",
            "base_mime", "check_media", "data_url", "has_media", "human_size", "media_ref",
            "mime_from_name", "part", "parts_for", "purpose_for", "refusal", "split_content",
-           "stored", "thumbnail", "without_inline", "MEDIA_TOKENS_GUESS"]
+           "still_valid", "stored", "thumbnail", "without_inline", "MEDIA_TOKENS_GUESS"]

@@ -222,6 +222,12 @@ def test_compare_sends_the_image_to_every_vision_pane(
             {"type": "image_url", "image_url": {"file_id": fid}}]
     expect(page.get_by_text("Hello from the fake server.").first).to_be_visible()
     shot(page, "media_compare_vision")
+    # a re-run reuses the uploaded file's id: no second upload
+    page.get_by_role("button", name="Run comparison").click()
+    expect(page.get_by_role("heading", name="Summary")).to_be_visible(timeout=60_000)
+    wait_for_app(page)
+    assert len(fake.requests_to("POST", "/chat/completions")) == 4
+    assert len(fake.requests_to("POST", "/files")) == 1
 
 
 def paste_file(page: Page, file: Path, mime: str) -> None:

@@ -77,6 +77,16 @@ def test_turn_media_in_body_and_history() -> None:
     assert 3 * media.MEDIA_TOKENS_GUESS <= n < 3 * media.MEDIA_TOKENS_GUESS + 50
 
 
+def test_an_upload_id_is_reused_until_near_its_expiry() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    soon = (datetime.now(UTC) + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = (datetime.now(UTC) + timedelta(days=29)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert media.still_valid(later) and media.still_valid(None)
+    assert not media.still_valid(soon)  # within the hour before expiry: upload again
+    assert not media.still_valid("2020-01-01T00:00:00Z") and not media.still_valid("soon")
+
+
 def test_logs_never_keep_inline_bytes() -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": [
         {"type": "text", "text": "data: a, b (text, not a data URL)"},
