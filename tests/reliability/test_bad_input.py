@@ -328,9 +328,11 @@ def test_token_chips_escape_pieces() -> None:
 # this test until someone checks it escapes everything a model or user wrote.
 HTML_SINKS = {
     "components/catalog.py": 1,  # _stats: constant labels, format_usd/compact numbers
+    "components/chat.py": 1,  # a turn's logprob tokens: tokens_view.generated_html escapes
     "components/compare.py": 1,  # prompt-token chips: html.escape per piece
     "components/presentation.py": 2,  # CSS and the ticker: numbers only
     "components/tokens.py": 5,  # chips_html / generated_html: tokens_view escapes
+    "pages/chat.py": 1,  # PHONE_CSS: a constant style block
 }
 
 
