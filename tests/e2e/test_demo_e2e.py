@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Locator, Page
+from playwright.sync_api import Locator, Page, expect
 
 from components.catalog import PRICE_W
 from tests.conftest import ROOT, wait_for_app
@@ -160,7 +160,7 @@ def test_workload_change_keeps_the_selection(page: Page, app_url: str) -> None:
     dialog = page.locator(".st-key-cat_detail_dlg")
     dialog.wait_for()
     wait_for_app(page, SLOW)
-    assert "fake-tiny" in dialog.inner_text()  # the id, copyable
+    expect(dialog).to_contain_text("fake-tiny", timeout=30_000)  # the id, copyable
     _shot(page, "catalog_detail_dialog_1440")
     page.keyboard.press("Escape")
     dialog.wait_for(state="detached")

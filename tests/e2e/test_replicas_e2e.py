@@ -73,9 +73,10 @@ def test_two_replicas_share_history(page: Page, streamlit_server_factory, postgr
         has_text="Which museums open on Monday")
     expect(row).to_have_count(1)
     other.screenshot(path=str(SHOTS / "replica_b_history.png"), full_page=True)
-    row.get_by_role("button", name="Open").click()
-    wait_for_app(other)
-    expect(other.get_by_text("Hello from the fake server.")).to_be_visible(timeout=30_000)
+    wait_for_app(other)  # a click during a rerun can land on a row being redrawn
+    row.get_by_role("button", name="Open").first.click()
+    wait_for_app(other, 60_000)
+    expect(other.get_by_text("Hello from the fake server.")).to_be_visible(timeout=60_000)
     expect(other.get_by_text("Which museums open on Monday").first).to_be_visible()
     other.screenshot(path=str(SHOTS / "replica_b_reopened.png"), full_page=True)
 
