@@ -518,8 +518,20 @@ def estimate_tokens(text: str) -> int:
 
 
 def estimate_prompt_tokens(body: Mapping[str, Any]) -> int:
-    """Prompt tokens of a chat body: chars/4 + template overhead (an estimate, not a count)."""
+    """THE prompt-token estimate of a request body, any surface: chars/4 plus the chat
+    template's overhead (an estimate, not a count). A token-id prompt is counted exactly.
+    The spend guard errs high on top of this (wafer_playground/guard.py)."""
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and all(isinstance(i, int) for i in prompt):
+        return len(prompt)
+    if isinstance(prompt, str):
+        return estimate_tokens(prompt)
     total = 3  # the assistant turn header
+    system = body.get("system")  # the Messages surface carries it outside `messages`
+    if isinstance(system, str) and system:
+        total += PER_MESSAGE_OVERHEAD + estimate_tokens(system)
+    elif isinstance(system, list):
+        total += PER_MESSAGE_OVERHEAD + estimate_tokens(json.dumps(system))
     for m in body.get("messages") or []:
         total += PER_MESSAGE_OVERHEAD
         content = m.get("content")
