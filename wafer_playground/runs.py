@@ -369,7 +369,7 @@ class Run:
         with self.lock:
             self.result = res
             self.sent = True
-            self.request_json = res.request_json
+            self.request_json = res.request_json or self.body
             self.headers = dict(res.headers)
             self.request_id = res.request_id
         data = res.data if isinstance(res.data, dict) else {}
