@@ -29,17 +29,14 @@ from components.tokens_view import generated_html
 from components.untrusted import md_code, md_text, model_output
 from wafer_playground import errors as wafer_errors
 from wafer_playground import guard
-from wafer_playground import media as wmedia
 from wafer_playground.assembly import (
-    AnthropicAccumulator,
     ChatAccumulator,
     conversation_messages,
     logprob_rows,
-    turn_facts,
     unanswered_tool_calls,
 )
 from wafer_playground.catalog import Model
-from wafer_playground.client import Stream, WaferClient
+from wafer_playground.client import WaferClient
 from wafer_playground.costs import MAX_REQUEST_TOKENS, SessionTotal, Usage, cost_of, worst_case
 from wafer_playground.errors import WaferError
 from wafer_playground.params import (
@@ -47,12 +44,12 @@ from wafer_playground.params import (
     build_chat_body,
     build_messages_body,
     context_check,
-    estimate_prompt_tokens,
     validate,
 )
+from wafer_playground.runs import Done, ErrorEvent, RequestLog, Run
 from wafer_playground.tokens import chat_logprob_tokens
 
-TURNS = "chat_turns"
+TURNS = chat_store.TURNS
 ACTION = "chat_action"
 SPEND = "chat_spend"
 LAST = "chat_last"
@@ -360,20 +357,7 @@ def spend_check(ctx: ChatContext, cap: Decimal | None) -> str | None:
     The prompt estimate is the guard's deliberately high one over every message and the
     tools; an unset max_tokens is bounded by what the model could generate at most."""
     body = request_body(ctx, turns())
-    texts: list[str] = []
-    n_media = 0  # media parts count as a guessed number of tokens each, not as base64 text
-    for m in build_chat_body(ctx.model, conversation_messages(turns()),
-                             ctx.values).get("messages", []):
-        content = m.get("content")
-        if isinstance(content, list):
-            text, n = wmedia.split_content(content)
-            texts.append(text)
-            n_media += n
-        else:
-            texts.append(content if isinstance(content, str) else json.dumps(m))
-    if body.get("tools"):
-        texts.append(json.dumps(body["tools"]))
-    prompt = guard.estimate_prompt_tokens(*texts) + n_media * wmedia.MEDIA_TOKENS_GUESS
+    prompt = guard.high_estimate(body)  # media parts count as a guess each, not their base64
     max_tokens = body.get("max_tokens") or ctx.model.max_output_tokens or (
         ctx.model.context_length - prompt if ctx.model.context_length else 0)
     return guard.check_request(prompt, max(0, int(max_tokens)), ctx.model.pricing, cap=cap,
@@ -402,38 +386,41 @@ def held_back(ctx: ChatContext, cap: Decimal | None, slot: Any) -> bool:
     return False
 
 
-def _tick(slot: Any, acc: ChatAccumulator | AnthropicAccumulator, ctx: ChatContext,
-          prompt_est: int, now: float, *, live: bool) -> None:
+def _tick(slot: Any, run: Run, now: float, *, live: bool) -> None:
+    acc = run.acc
     tokens, _ = acc.estimated_completion_tokens()
     began = acc.first_token_at
     speed = tokens / (now - began) if began is not None and now > began and tokens else None
-    cost = cost_of(Usage(prompt_est, tokens), ctx.model.pricing, kind="estimate").total
+    cost = cost_of(Usage(run.prompt_estimate, tokens), run.pricing, kind="estimate").total
     presentation.ticker(slot, tokens_per_s=speed, dollars=cost, tokens=tokens,
                         elapsed_s=now - acc.started_at, live=live, dollars_kind="estimate")
 
 
-def _open(ctx: ChatContext, body: dict[str, Any]) -> Stream:
-    if ctx.surface == "messages":
-        return ctx.client.messages_stream(body)
-    return ctx.client.chat_stream(body)
+def _sent(run: Run, turn: dict[str, Any], last: dict[str, Any]) -> None:
+    """The request is out: keep exactly what was sent with the turn and as `last`."""
+    events = run.stream.events if run.stream is not None else []
+    last.update(body=run.request_json, headers=run.headers, events=events,
+                request_id=run.request_id)
+    turn["request"].update(body=run.request_json, headers=dict(run.headers or {}),
+                           request_id=run.request_id)
 
 
 def generate(ctx: ChatContext) -> None:
-    """Stream one assistant answer for the current turns; always records the outcome."""
+    """Stream one assistant answer for the current turns through the one run path
+    (wafer_playground/runs.py); this module only draws its events and keeps the turn."""
     ts = turns()  # grabbed before streaming: see the module docstring
     spend: SessionTotal = st.session_state[SPEND]
     last: dict[str, Any] = st.session_state[LAST]
     flags: dict[str, Any] = st.session_state[FLAGS]
-    saver = chat_store.Saver.begin(ts, ctx)
+    saver = chat_store.Saver.begin(ts, ctx.model.id, ctx.surface)
     body = request_body(ctx, ts)
-    prompt_est = estimate_prompt_tokens(build_chat_body(ctx.model, conversation_messages(ts),
-                                                         ctx.values))
     turn = new_turn("assistant", status="streaming", model=ctx.model.id, surface=ctx.surface)
     ts.append(turn)
-    saver.start_assistant(turn, body)
-    acc: ChatAccumulator | AnthropicAccumulator = (
-        AnthropicAccumulator(time.perf_counter()) if ctx.surface == "messages"
-        else ChatAccumulator(time.perf_counter()))
+    saver.start_assistant(turn)
+    run = Run(ctx.client, ctx.surface, body, pricing=ctx.model.pricing,
+              log=RequestLog(saver.store, base_url=ctx.base_url, problems=saver.problems,
+                             conversation_id=saver.conversation_id,
+                             turn_id=turn.get("store_id")))
     last.clear()
     last.update(surface=ctx.surface, base_url=ctx.base_url, zdr=ctx.zdr, body=body,
                 headers=None, events=[], request_id=None)
@@ -441,73 +428,57 @@ def generate(ctx: ChatContext) -> None:
     # (issue 16); the SSE events stay with the latest request only (`last`)
     turn["request"] = {"surface": ctx.surface, "base_url": ctx.base_url, "zdr": ctx.zdr,
                        "body": body, "headers": None, "request_id": None}
-    stream: Stream | None = None
-    error: WaferError | None = None
-    completed = False
     try:
         # the live speed/$ strip is for an audience: drawn only in presentation mode
         ticker_slot = st.empty() if presentation.is_presenting() else None
         with st.chat_message("assistant", avatar=":material/smart_toy:"):
             view = LiveTurn()
-            stream = _open(ctx, body)
-            acc.started_at = stream.started_at
-            last.update(body=stream.request_json, headers=stream.headers,
-                        events=stream.events, request_id=stream.request_id)
-            turn["request"].update(body=stream.request_json, headers=dict(stream.headers),
-                                   request_id=stream.request_id)
             saved_at = ticked_at = time.perf_counter()
-            for chunk in stream:
+            first = True
+            for event in run.events():
+                if first:
+                    _sent(run, turn, last)
+                    first = False
+                if isinstance(event, Done | ErrorEvent):
+                    continue
                 now = time.perf_counter()
-                acc.feed(chunk, now)
-                turn["content"], turn["reasoning"] = acc.content, acc.reasoning
-                view.update(acc)
+                turn["content"], turn["reasoning"] = run.acc.content, run.acc.reasoning
+                view.update(run.acc)
                 if ticker_slot is not None and now - ticked_at >= TICK_EVERY_S:
-                    _tick(ticker_slot, acc, ctx, prompt_est, now, live=True)
+                    _tick(ticker_slot, run, now, live=True)
                     ticked_at = now
                 if now - saved_at >= STORE_EVERY_S:
                     saver.progress(turn)
                     saved_at = now
-            view.final(acc)
+            if run.status != "error":
+                view.final(run.acc)
             if ticker_slot is not None:
-                _tick(ticker_slot, acc, ctx, prompt_est, time.perf_counter(), live=False)
-        completed = True
-    except WaferError as err:
-        error = err
-    except Exception as exc:  # noqa: BLE001 - a client bug must not lose the partial answer
-        error = WaferError(f"unexpected {type(exc).__name__} while streaming: {exc}"[:300])
+                _tick(ticker_slot, run, time.perf_counter(), live=False)
     finally:
         # Plain Python only: after a Stop any st.* call would raise again.
-        if stream is not None:
-            stream.close()
+        run.finish()  # a Stop unwound the loop: the run ends "stopped", its record too
         try:
-            _finish(turn, acc, ctx, spend, prompt_est, stream, completed, error)
+            _finish(turn, run, spend)
         finally:  # the text received so far is saved even if the facts could not be worked out
-            saver.finish(turn, body)
-        flags["refresh"] = not completed and error is None  # stopped: redraw when idle
+            saver.finish(turn)
+        flags["refresh"] = run.status == "stopped"  # stopped: redraw when idle
     st.rerun()  # redraw the finished turn in the history with its facts and actions
 
 
-def _finish(turn: dict[str, Any], acc: ChatAccumulator | AnthropicAccumulator,
-            ctx: ChatContext, spend: SessionTotal, prompt_est: int, stream: Stream | None,
-            completed: bool, error: WaferError | None) -> None:
+def _finish(turn: dict[str, Any], run: Run, spend: SessionTotal) -> None:
+    acc = run.acc
     turn["content"], turn["reasoning"] = acc.content, acc.reasoning
     turn["tool_calls"] = [t.to_openai() for t in acc.tool_calls]
     if isinstance(acc, ChatAccumulator) and acc.logprobs:
         turn["logprobs"] = acc.logprobs[:MAX_LOGPROB_TOKENS]
-    turn["status"] = "done" if completed else ("error" if error else "stopped")
-    if error is not None:
-        turn["error"] = error.to_dict()
-    request_id = (stream.request_id if stream is not None else None) or (
-        error.request_id if error else None)
-    if stream is None and error is not None:
-        # rejected before any token (401/404/422/429…): nothing was generated or billed
-        turn["facts"] = None
-        return
-    try:
-        facts = turn_facts(acc, ctx.model.pricing, prompt_estimate=prompt_est,
-                           request_id=request_id)
-    except (ValueError, ArithmeticError) as exc:  # numbers no server should send
-        turn["facts"] = {"usage_note": f"tokens and cost could not be worked out: {exc}"}
+    turn["status"] = run.status
+    if run.error is not None:
+        turn["error"] = run.error.to_dict()
+    facts = run.facts()
+    if facts is None:
+        # rejected before any token (401/404/422/429…): nothing was generated or billed;
+        # or numbers no server should send
+        turn["facts"] = {"usage_note": run.facts_note} if run.facts_note else None
         return
     turn["facts"] = facts.to_dict()
     spend.add(facts.cost)

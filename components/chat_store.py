@@ -17,9 +17,9 @@ from wafer_playground import media
 from wafer_playground.titles import conversation_title
 
 if TYPE_CHECKING:
-    from components.chat import ChatContext
-    from wafer_playground.store import Store
+    from wafer_playground.store import Store, Surface
 
+TURNS = "chat_turns"  # the transcript in session state (components/chat.py draws it)
 CONVERSATION = "chat_conversation_id"  # also set by the History page to reopen a chat
 LOADED = "chat_loaded_conversation"
 PROBLEMS = "chat_store_problems"
@@ -98,8 +98,6 @@ def forget() -> None:
 
 def load_if_requested() -> None:
     """Reopen the conversation History asked for (`chat_conversation_id`), once."""
-    from components.chat import TURNS
-
     conv = st.session_state.get(CONVERSATION)
     if not conv or st.session_state.get(LOADED) == conv:
         return
@@ -135,20 +133,19 @@ def load_if_requested() -> None:
 
 @dataclass
 class Saver:
-    """Store writes for one generation; holds plain references only (Stop-safe)."""
+    """Turn writes for one generation; holds plain references only (Stop-safe). The request
+    itself is logged by the run path (wafer_playground/runs.py), linked to the turn."""
 
     store: Store | None
     conversation_id: str | None
-    ctx: ChatContext
     problems: list[str] = field(default_factory=list)
-    request_row: str | None = None
 
     @classmethod
-    def begin(cls, turns: list[dict[str, Any]], ctx: ChatContext) -> Saver:
+    def begin(cls, turns: list[dict[str, Any]], model: str, surface: Surface) -> Saver:
         problems_list: list[str] = st.session_state.setdefault(PROBLEMS, [])
         store = _get_store()
         conv = st.session_state.get(CONVERSATION)
-        saver = cls(store, conv, ctx, problems_list)
+        saver = cls(store, conv, problems_list)
         if store is None:
             return saver
         try:
@@ -161,8 +158,8 @@ class Saver:
             if not conv:
                 first = next((t["content"] for t in turns if t["role"] == "user"), "")
                 title = conversation_title(str(first))  # the gist, not the message again
-                conv = store.create_conversation(title, model=ctx.model.id,
-                                                 surface=ctx.surface)
+                conv = store.create_conversation(title, model=model,
+                                                 surface=surface)
                 st.session_state[CONVERSATION] = conv
                 st.session_state[LOADED] = conv
                 saver.conversation_id = conv
@@ -179,18 +176,13 @@ class Saver:
             self.problems.append(text)
         self.store = None
 
-    def start_assistant(self, turn: dict[str, Any], body: dict[str, Any]) -> None:
-        """Save the empty answer and log the request as "streaming" before it is sent, so
-        a crash mid-answer still leaves both (recovery marks them "interrupted")."""
+    def start_assistant(self, turn: dict[str, Any]) -> None:
+        """Save the empty answer before the request is sent, so a crash mid-answer still
+        leaves it (recovery marks it "interrupted")."""
         if self.store is None or self.conversation_id is None:
             return
         try:
             _save_turn(self.store, self.conversation_id, turn)
-            self.request_row = self.store.log_request(
-                model=self.ctx.model.id, base_url=self.ctx.base_url, surface=self.ctx.surface,
-                params=media.without_inline(body), status="streaming",
-                conversation_id=self.conversation_id,
-                turn_id=turn.get("store_id"))
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
 
@@ -203,45 +195,15 @@ class Saver:
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
 
-    def finish(self, turn: dict[str, Any], body: dict[str, Any]) -> None:
-        if self.store is None:
+    def finish(self, turn: dict[str, Any]) -> None:
+        if self.store is None or not turn.get("store_id"):
             return
-        facts = turn.get("facts") or {}
-        error = turn.get("error") or {}
         try:
-            if turn.get("store_id"):
-                self.store.update_turn(turn["store_id"], content=turn.get("content") or "",
-                                       status=turn["status"], meta=_meta(turn))
-            fields: dict[str, Any] = {
-                "conversation_id": self.conversation_id,
-                "turn_id": turn.get("store_id"),
-                "request_id": facts.get("request_id") or error.get("request_id"),
-                "http_status": error.get("status"),
-                "error_code": error.get("code"),
-                "prompt_tokens": facts.get("prompt_tokens"),
-                "completion_tokens": facts.get("completion_tokens"),
-                "cached_tokens": facts.get("cached_tokens"),
-                "reasoning_tokens": facts.get("reasoning_tokens"),
-                "ttft_s": facts.get("ttft_s"),
-                "tokens_per_s": facts.get("tokens_per_s"),
-                "duration_s": facts.get("duration_s"),
-            }
-            if facts.get("cost_total") is not None:
-                from decimal import Decimal
-
-                fields["cost_usd"] = Decimal(facts["cost_total"])
-                fields["cost_kind"] = facts.get("cost_kind")
-            fields = {k: v for k, v in fields.items() if v is not None}
-            if self.request_row is not None:
-                self.store.update_request(self.request_row, status=turn["status"], **fields)
-            else:
-                self.store.log_request(
-                    model=self.ctx.model.id, base_url=self.ctx.base_url,
-                    surface=self.ctx.surface, params=media.without_inline(body),
-                    status=turn["status"], **fields)
+            self.store.update_turn(turn["store_id"], content=turn.get("content") or "",
+                                   status=turn["status"], meta=_meta(turn))
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
 
 
-__all__ = ["CONVERSATION", "Saver", "append", "forget", "load_if_requested", "problems",
+__all__ = ["CONVERSATION", "TURNS", "Saver", "append", "forget", "load_if_requested", "problems",
            "resync"]

@@ -21,7 +21,7 @@ from .catalog import Pricing
 from .client import Result, Stream, WaferClient
 from .costs import format_usd, worst_case
 from .errors import WaferError
-from .guard import estimate_prompt_tokens
+from .guard import high_estimate
 
 ENV_DAILY = "WAFER_BUDGET_DAILY_USD"
 ENV_MONTHLY = "WAFER_BUDGET_MONTHLY_USD"
@@ -107,33 +107,13 @@ def period_starts(now: datetime) -> tuple[datetime, datetime]:
     return day, day.replace(day=1)
 
 
-def _texts(body: Mapping[str, Any]) -> list[str]:
-    out: list[str] = []
-    for m in body.get("messages") or []:
-        content = m.get("content") if isinstance(m, Mapping) else None
-        if isinstance(content, str):
-            out.append(content)
-        elif isinstance(content, list):
-            out += [p.get("text", "") for p in content if isinstance(p, Mapping)]
-    if isinstance(body.get("system"), str):
-        out.append(body["system"])
-    prompt = body.get("prompt")
-    if isinstance(prompt, str):
-        out.append(prompt)
-    return out
-
-
 def estimate(body: Mapping[str, Any], pricing: Pricing | None,
              model_max_tokens: int | None = None) -> Decimal:
     """Worst-case dollars for `body`: no cache hits, every allowed output token generated.
     Unpublished prices count as zero (the actual cost is recorded after, if any)."""
     if pricing is None:
         return Decimal(0)
-    prompt = body.get("prompt")
-    if isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt):
-        prompt_tokens = len(prompt)  # token ids: counted exactly
-    else:
-        prompt_tokens = estimate_prompt_tokens(*_texts(body))
+    prompt_tokens = high_estimate(body)  # token ids are counted exactly
     max_tokens = (body.get("max_completion_tokens") or body.get("max_tokens")
                   or model_max_tokens or DEFAULT_MAX_TOKENS)
     total = worst_case(prompt_tokens, int(max_tokens), pricing).total

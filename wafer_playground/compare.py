@@ -25,13 +25,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from . import media
 from .assembly import ChatAccumulator
 from .catalog import Pricing
 from .client import WaferClient
 from .costs import MAX_REQUEST_TOKENS, Cost, Usage, UsageError, cost_of, format_usd
 from .errors import WaferError
-from .guard import Caps, check_request, estimate_prompt_tokens
+from .guard import Caps, check_request, high_estimate
 from .untrusted import csv_text, md_text
 
 Surface = Literal["chat", "completions"]
@@ -170,10 +169,7 @@ def prompt_estimate(spec: PaneSpec) -> int:
     """Exact for token-ID prompts, a deliberately high estimate for chat text."""
     if spec.prompt_tokens is not None:
         return spec.prompt_tokens
-    split = [media.split_content(m.get("content")) for m in spec.body.get("messages") or []]
-    # a media part counts as a guessed number of tokens, not as its base64 text
-    return estimate_prompt_tokens(*(t for t, _ in split)) + sum(
-        n for _, n in split) * media.MEDIA_TOKENS_GUESS
+    return high_estimate(spec.body)  # media parts count as a guess each, not their base64
 
 
 def preflight(specs: Sequence[PaneSpec], pricing_for: Callable[[str], Pricing], *,

@@ -9,24 +9,28 @@ much, and the largest `max_tokens` that would fit. Presentation mode adds hard c
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
+from typing import Any
 
 from .catalog import Pricing
 from .costs import format_usd, worst_case
+from .params import estimate_prompt_tokens
 
-# Prompt estimate when no tokenizer is at hand: ~4 chars per token is typical English BPE;
-# 3 over-counts on purpose (a guard should err high), plus the chat template's framing.
-CHARS_PER_TOKEN_ESTIMATE = 3
-TEMPLATE_OVERHEAD_PER_MESSAGE = 8
+# The one prompt estimate (params.estimate_prompt_tokens, ~4 chars per token) is typical
+# English BPE; code and other scripts run denser, so the guard counts a third more on
+# purpose: a guard should err high.
+GUARD_MARGIN = 4 / 3
 
 
-def estimate_prompt_tokens(*texts: str) -> int:
-    """A deliberately high prompt-token estimate for chat text (one text per message)."""
-    total = 0
-    for text in texts:
-        total += math.ceil(len(text) / CHARS_PER_TOKEN_ESTIMATE) + TEMPLATE_OVERHEAD_PER_MESSAGE
-    return total
+def high_estimate(body: Mapping[str, Any]) -> int:
+    """The prompt tokens the guard assumes for `body`: the one estimate, erring high.
+    Token-id prompts are counted exactly, with no margin."""
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and all(isinstance(i, int) for i in prompt):
+        return len(prompt)
+    return math.ceil(estimate_prompt_tokens(body) * GUARD_MARGIN)
 
 
 def _per_million(cpm: Decimal | None) -> str:
@@ -123,6 +127,6 @@ __all__ = [
     "check_caps",
     "check_request",
     "effective_cap",
-    "estimate_prompt_tokens",
+    "high_estimate",
     "max_tokens_within",
 ]

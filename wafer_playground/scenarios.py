@@ -16,7 +16,7 @@ from typing import Literal
 from .catalog import Model
 from .compare import MAX_PANES, PaneResult, Surface
 from .costs import format_usd
-from .guard import Caps, check_request, estimate_prompt_tokens
+from .guard import Caps, check_request, high_estimate
 
 Pick = Literal["cheapest_chat", "completions", "chat_and_completions"]
 
@@ -190,7 +190,8 @@ def readiness(scenario: Scenario, models: Sequence[Model], *, caps: Caps | None,
                      if m not in have]
         usable = have
     if caps is not None:
-        estimate = estimate_prompt_tokens(scenario.system, scenario.prompt)
+        estimate = high_estimate({"messages": [{"role": "system", "content": scenario.system},
+                                               {"role": "user", "content": scenario.prompt}]})
         fits = [m for m in usable if m.pricing.published and check_request(
             estimate, scenario.max_tokens, m.pricing, caps=caps, model=m.id) is None]
         left_out += [f"{m.id}: over the {format_usd(caps.max_cost_usd)} cap"

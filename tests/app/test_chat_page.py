@@ -613,8 +613,9 @@ def _ticker_script() -> None:
     for i, text in enumerate(["Hello", " there", " friend"]):
         acc.feed({"choices": [{"index": 0, "delta": {"content": text},
                                "finish_reason": None}]}, 0.1 * (i + 1))
-    model = SimpleNamespace(pricing=Pricing(input_cpm=Decimal(100), output_cpm=Decimal(400)))
-    chat._tick(st.empty(), acc, SimpleNamespace(model=model), 1000, 1.0, live=True)
+    pricing = Pricing(input_cpm=Decimal(100), output_cpm=Decimal(400))
+    run = SimpleNamespace(acc=acc, pricing=pricing, prompt_estimate=1000)
+    chat._tick(st.empty(), run, 1.0, live=True)
 
 
 def test_ticker_shows_speed_and_dollars_so_far() -> None:

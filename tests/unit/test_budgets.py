@@ -49,8 +49,9 @@ def test_periods_are_utc_day_and_month() -> None:
 
 def test_estimate_is_the_worst_case() -> None:
     body = {"model": "m", "max_tokens": 1000, "messages": [{"role": "user", "content": "x" * 300}]}
-    # prompt: ceil(300/3) + 8 = 108 tokens at $1/M; output: 1000 at $2/M
-    assert estimate(body, PRICING) == Decimal("0.000108") + Decimal("0.002")
+    # prompt: the one estimate (300/4 + 4 per message + 3) = 82, erring high by 4/3 -> 110
+    # tokens at $1/M; output: 1000 at $2/M
+    assert estimate(body, PRICING) == Decimal("0.000110") + Decimal("0.002")
     # no max_tokens: the model's limit, else 4096
     no_max = {"model": "m", "prompt": [1, 2, 3]}  # token ids count exactly
     assert estimate(no_max, PRICING, 10) == Decimal("0.000003") + Decimal("0.00002")

@@ -15,9 +15,10 @@ from wafer_playground.guard import (
     check_caps,
     check_request,
     effective_cap,
-    estimate_prompt_tokens,
+    high_estimate,
     max_tokens_within,
 )
+from wafer_playground.params import estimate_prompt_tokens
 
 # GLM-5.1-like: $1.20/M in, $3.50/M out (cents per million in the API's unit)
 GLM = Pricing(input_cpm=Decimal(120), output_cpm=Decimal(350), cache_read_cpm=Decimal(30))
@@ -110,8 +111,12 @@ def test_check_request_applies_the_hard_cost_cap_even_without_a_user_cap() -> No
     assert "presentation limit" in (check_request(10, 1000, FREE, caps=PRESENTATION_CAPS) or "")
 
 
-def test_prompt_estimate_errs_high() -> None:
+def test_the_guard_errs_high_on_the_one_estimate() -> None:
     text = "The quick brown fox jumps over the lazy dog. " * 20  # ~200 real tokens
-    est = estimate_prompt_tokens(text)
-    assert est >= len(text) // 4
-    assert estimate_prompt_tokens("sys", "user") > estimate_prompt_tokens("sysuser")
+    body = {"messages": [{"role": "user", "content": text}]}
+    assert high_estimate(body) > estimate_prompt_tokens(body) >= len(text) // 4
+    two = {"messages": [{"role": "system", "content": "sys"},
+                        {"role": "user", "content": "user"}]}
+    one = {"messages": [{"role": "user", "content": "sysuser"}]}
+    assert high_estimate(two) > high_estimate(one)
+    assert high_estimate({"prompt": [1, 2, 3]}) == 3  # token ids: exact, no margin
