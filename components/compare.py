@@ -58,6 +58,7 @@ from wafer_playground.compare import (
 from wafer_playground.costs import Cost, format_usd
 from wafer_playground.errors import WaferError
 from wafer_playground.guard import PRESENTATION_CAPS
+from wafer_playground.runs import RequestLog
 from wafer_playground.scenarios import (
     SCENARIOS,
     Readiness,
@@ -69,6 +70,7 @@ from wafer_playground.scenarios import (
     supports_completions,
 )
 from wafer_playground.scenarios import get as get_scenario
+from wafer_playground.store import Store
 from wafer_playground.throttle import Throttle
 from wafer_playground.tokenizers import TokenizerUnavailable, available_offline, tokenizer_for
 from wafer_playground.tokens import IdParseError, Verdict, parse_ids, verify_output
@@ -708,14 +710,22 @@ def start(setup: Setup, client: WaferClient, catalog: Catalog, *, base_url: str,
         return None
     prompt_text = setup.prompt if setup.surface == "chat" or ids is None else \
         f"token ids: {setup.ids_text}"
-    sess = CompareSession(CompareRun(client, specs), specs, prompt_text, setup.blind,
-                          base_url, scenario, media=entries)
+    notes: list[str] = []
+    try:
+        store: Store | None = get_store()
+    except Exception as exc:  # noqa: BLE001 - a broken DB must not hide the comparison
+        store, notes = None, [f"Not saved to the request log: {type(exc).__name__}."]
+    # each pane is logged as "streaming" when sent, and finalised when it ends (runs.py)
+    run = CompareRun(client, specs, pricing_for=_pricing_for(catalog),
+                     log_for=lambda _spec: RequestLog(store, base_url=base_url, problems=notes))
+    sess = CompareSession(run, specs, prompt_text, setup.blind, base_url, scenario,
+                          media=entries, notes=notes)
     sess.run.start()
     return sess
 
 
 def finalize(sess: CompareSession, catalog: Catalog) -> None:
-    """Turn the final snapshots into results once; log each pane to the request log."""
+    """Turn the final snapshots into results once (the run path logged each pane)."""
     pricing = _pricing_for(catalog)
     snaps = sess.run.snapshot()
     sc = get_scenario(sess.scenario) if sess.scenario else None
@@ -732,23 +742,6 @@ def finalize(sess: CompareSession, catalog: Catalog) -> None:
         results.append(pane_result(snap, pricing(snap.spec.model), grammar_ok=ok,
                                    prompt_estimate=prompt_estimate(snap.spec)))
     sess.snaps, sess.verdicts, sess.passed, sess.results = snaps, verdicts, passed, results
-    _log(sess)
-
-
-def _log(sess: CompareSession) -> None:
-    """Each pane into the request log, so History and Costs see Compare runs too."""
-    try:
-        store = get_store()
-        for snap, res in zip(sess.snaps or [], sess.results or [], strict=True):
-            store.log_request(
-                model=snap.spec.model, base_url=sess.base_url, surface=snap.spec.surface,
-                params=wmedia.without_inline(snap.spec.body), status=snap.status,
-                request_id=snap.request_id,
-                usage=snap.usage, cost=res.cost_usd, cost_kind=res.cost_kind,
-                ttft_s=snap.ttft_s, tokens_per_s=snap.tokens_per_s, duration_s=res.total_s,
-                error_code=snap.error.code if snap.error else None)
-    except Exception as exc:  # noqa: BLE001 - a full disk must not hide the comparison
-        sess.notes.append(f"Not saved to the request log: {type(exc).__name__}.")
 
 
 def _subtitle(spec: PaneSpec, *, hidden: bool) -> str:

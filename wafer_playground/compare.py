@@ -2,9 +2,9 @@
 
 Three parts, all free of Streamlit:
 
-- `CompareRun` starts one worker thread per pane. Each thread streams its request through the
-  shared `WaferClient` (httpx.Client is thread-safe) and feeds an accumulator under the pane's
-  lock; the script thread only calls `snapshot()` and draws. That is what makes the panes
+- `CompareRun` starts one worker thread per pane. Each thread runs its request through the one
+  run path (`runs.Run`, over the shared, thread-safe `WaferClient`), which assembles, prices
+  and logs it; the script thread only calls `snapshot()` and draws. That is what makes the panes
   stream *at the same time* while every Streamlit call stays on the script thread.
 - `pane_result()` turns a finished snapshot into numbers (TTFT, tokens/s, cost, grammar).
 - `summarize()` picks the best value per column (ties all win, missing values never do) and
@@ -25,12 +25,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .assembly import ChatAccumulator
 from .catalog import Pricing
 from .client import WaferClient
 from .costs import MAX_REQUEST_TOKENS, Cost, Usage, UsageError, cost_of, format_usd
 from .errors import WaferError
 from .guard import Caps, check_request, high_estimate
+from .runs import RequestLog, Run
 from .untrusted import csv_text, md_text
 
 Surface = Literal["chat", "completions"]
@@ -209,57 +209,50 @@ class PaneSnapshot:
     ended_s: float | None  # stream finished (done, stopped or failed)
     error: WaferError | None = None
     request_id: str | None = None
+    record_id: str | None = None  # the pane's request-log row
 
     @property
     def streaming(self) -> bool:
         return self.status in ("pending", "streaming")
 
 
-def _as_chat_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
-    """A text-completion chunk in chat shape so one accumulator serves both surfaces."""
-    choices = []
-    for choice in chunk.get("choices") or []:
-        if isinstance(choice, dict):
-            choices.append({"index": choice.get("index") or 0,
-                            "delta": {"content": choice.get("text")},
-                            "finish_reason": choice.get("finish_reason"),
-                            "matched_stop": choice.get("matched_stop")})
-    return {**chunk, "choices": choices}
-
-
 class _Pane:
-    """Mutable per-pane state; every read and write holds `lock`."""
+    """One pane: its run (wafer_playground/runs.py) plus what cancel() froze."""
 
-    def __init__(self, index: int, spec: PaneSpec) -> None:
+    def __init__(self, index: int, spec: PaneSpec, run: Run) -> None:
         self.index = index
         self.spec = spec
-        self.lock = threading.Lock()
-        self.status: PaneStatus = "pending"
-        self.acc: ChatAccumulator | None = None
-        self.started_at: float | None = None
-        self.ended_at: float | None = None
-        self.error: WaferError | None = None
-        self.request_id: str | None = None
+        self.run = run
+        self.frozen_at: float | None = None  # cancel() marked it stopped at this time
 
 
 class CompareRun:
-    """N concurrent streams. Threads write pane state; the script thread reads snapshots.
+    """N concurrent runs, one worker thread each; the script thread reads snapshots.
 
-    `cancel()` is safe from any thread (also from a `finally` after Streamlit's Stop, where
-    no `st.*` call may run). It marks every unfinished pane "stopped" at once, freezing its
-    text, so the UI never waits. The worker itself is not interrupted mid-read (closing a
-    socket under another thread's blocking read is not reliable); it notices the flag on its
-    next chunk or at the read timeout and closes its own response then.
+    Each pane is a `runs.Run`, so it is logged as "streaming" when sent and finalised when
+    it ends, like a chat turn. `cancel()` is safe from any thread (also from a `finally`
+    after Streamlit's Stop, where no `st.*` call may run). It marks every unfinished pane
+    "stopped" at once, freezing its text, so the UI never waits. The worker itself is not
+    interrupted mid-read (closing a socket under another thread's blocking read is not
+    reliable); its run notices on its next chunk or at the read timeout and ends then.
     """
 
     def __init__(self, client: WaferClient, specs: Sequence[PaneSpec], *,
+                 pricing_for: Callable[[str], Pricing] | None = None,
+                 log_for: Callable[[PaneSpec], RequestLog | None] | None = None,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         # `clock` must share time.perf_counter's origin: Stream.started_at is stamped with it
         if not specs:
             raise ValueError("nothing to compare")
         self.client = client
         self.clock = clock
-        self.panes = [_Pane(i, s) for i, s in enumerate(specs)]
+        price = pricing_for or (lambda _model: Pricing())
+        self.panes = [
+            _Pane(i, s, Run(client, s.surface, s.body, pricing=price(s.model),
+                            prompt_tokens=s.prompt_tokens, prompt_estimate=prompt_estimate(s),
+                            log=log_for(s) if log_for else None, clock=clock))
+            for i, s in enumerate(specs)]
+        self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._threads: list[threading.Thread] = []
         self.t0: float | None = None
@@ -267,80 +260,36 @@ class CompareRun:
     def start(self) -> CompareRun:
         self.t0 = self.clock()
         for pane in self.panes:
-            t = threading.Thread(target=self._work, args=(pane,), daemon=True,
+            t = threading.Thread(target=pane.run.run, daemon=True,
                                  name=f"compare-pane-{pane.index}")
             self._threads.append(t)
         for t in self._threads:
             t.start()
         return self
 
-    def _work(self, pane: _Pane) -> None:
-        spec = pane.spec
-        opener = self.client.chat_stream if spec.surface == "chat" else \
-            self.client.completions_stream
-        with pane.lock:
-            pane.started_at = self.clock()
-            pane.status = "streaming"
-        try:
-            if self._cancel.is_set():
-                raise _Cancelled
-            stream = opener(spec.body)
-            with pane.lock:
-                pane.request_id = stream.request_id
-                acc = pane.acc = ChatAccumulator(stream.started_at)
-            with stream:
-                if self._cancel.is_set():  # cancel() ran while the request was being sent
-                    raise _Cancelled
-                for chunk in stream:
-                    now = self.clock()
-                    if self._cancel.is_set():
-                        raise _Cancelled
-                    if spec.surface == "completions":
-                        chunk = _as_chat_chunk(chunk)
-                    with pane.lock:
-                        acc.feed(chunk, now)
-            final: PaneStatus = "done"
-            err: WaferError | None = None
-        except _Cancelled:
-            final, err = "stopped", None
-        except WaferError as exc:
-            # whatever fails after a Stop (e.g. the server dropping us) is part of the Stop
-            final, err = ("stopped", None) if self._cancel.is_set() else ("error", exc)
-        except Exception as exc:  # noqa: BLE001 - a worker must never die silently
-            if self._cancel.is_set():
-                final, err = "stopped", None
-            else:
-                final, err = "error", WaferError(f"{type(exc).__name__}: {exc}")
-        with pane.lock:
-            if pane.status == "stopped":  # cancel() already froze this pane
-                return
-            pane.status = final
-            pane.error = err
-            pane.ended_at = self.clock()
-
     def cancel(self) -> None:
         now = self.clock()
         self._cancel.set()
         for pane in self.panes:
-            with pane.lock:
-                if pane.status in ("pending", "streaming"):
-                    pane.status = "stopped"
-                    pane.ended_at = now
+            pane.run.stop()
+            with self._lock:
+                if pane.run.status in ("pending", "streaming") and pane.frozen_at is None:
+                    pane.frozen_at = now
 
     @property
     def cancelled(self) -> bool:
         return self._cancel.is_set()
+
+    def _status(self, pane: _Pane) -> PaneStatus:
+        return "stopped" if pane.frozen_at is not None else pane.run.status
 
     @property
     def done(self) -> bool:
         """Every pane has a final status (workers of stopped panes may still be winding down)."""
         if not self._threads:
             return False
-        for pane in self.panes:
-            with pane.lock:
-                if pane.status in ("pending", "streaming"):
-                    return False
-        return True
+        with self._lock:
+            return all(self._status(p) not in ("pending", "streaming") for p in self.panes)
 
     @property
     def workers_alive(self) -> int:
@@ -361,28 +310,28 @@ class CompareRun:
         return None if t is None or self.t0 is None else t - self.t0
 
     def _snap(self, pane: _Pane) -> PaneSnapshot:
-        with pane.lock:
-            acc = pane.acc
-            if acc is None:
-                return PaneSnapshot(
-                    pane.index, pane.spec, pane.status, "", "", None, None, None, None, 0,
-                    "chunks", self._rel(pane.started_at), None, self._rel(pane.ended_at),
-                    pane.error, pane.request_id)
+        run = pane.run
+        with self._lock:
+            status = self._status(pane)
+            frozen_at = pane.frozen_at
+        with run.lock:
+            acc = run.acc
             m = acc.metrics()
+            ended = frozen_at if frozen_at is not None else run.ended_at
+            sent = run.started_at if run.stream is None and run.result is None \
+                else acc.started_at
             return PaneSnapshot(
-                index=pane.index, spec=pane.spec, status=pane.status, content=acc.content,
+                index=pane.index, spec=pane.spec, status=status, content=acc.content,
                 reasoning=acc.reasoning, finish_reason=acc.finish_reason,
-                usage=dict(acc.usage) if acc.usage else None, ttft_s=m.ttft_s,
+                usage=dict(acc.usage) if acc.usage else None,
+                ttft_s=m.ttft_s if acc.first_token_at is not None else None,
                 tokens_per_s=m.tokens_per_s, completion_tokens=m.completion_tokens,
                 completion_source=m.completion_source,
-                started_s=self._rel(acc.started_at),
+                started_s=self._rel(sent),
                 first_token_s=self._rel(acc.first_token_at),
-                ended_s=self._rel(pane.ended_at), error=pane.error,
-                request_id=pane.request_id)
-
-
-class _Cancelled(Exception):
-    pass
+                ended_s=self._rel(ended) if status in ("done", "stopped", "error") else None,
+                error=None if frozen_at is not None else run.error,
+                request_id=run.request_id, record_id=run.record_id)
 
 
 # --------------------------------------------------------------------------- results

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -458,3 +459,91 @@ def test_conversation_titles_are_the_gist() -> None:
     assert conversation_title("   ") == "Chat"
     long = conversation_title("List three uses of constrained decoding and explain each one")
     assert long.endswith("…") and len(long.split()) == 8
+
+
+# --------------------------------------------------------------------------- the request log
+
+# A Compare run in its own process, against an upstream that stalls after the first token.
+PANE_WRITER = r"""
+import json, sys, threading, time
+import httpx
+from wafer_playground.client import WaferClient
+from wafer_playground.compare import CompareRun, PaneSpec
+from wafer_playground.runs import RequestLog
+from wafer_playground.store import open_store
+
+store = open_store(sys.argv[1])
+chunk = {"choices": [{"index": 0, "delta": {"content": "part"}}]}
+first = b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+class Stall(httpx.SyncByteStream):
+    def __iter__(self):
+        yield first
+        threading.Event().wait()
+
+def handler(request):
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Stall())
+
+client = WaferClient("http://wafer.test/v1", transport=httpx.MockTransport(handler))
+specs = [PaneSpec(model=m, surface="chat", label=m, body={"model": m, "messages": [
+    {"role": "user", "content": "hi"}]}) for m in ("a", "b")]
+run = CompareRun(client, specs, log_for=lambda s: RequestLog(store, base_url="http://wafer.test/v1")).start()
+while not all(p.content == "part" for p in run.snapshot()):
+    time.sleep(0.01)
+print([r.status for r in store.list_requests()], flush=True)
+time.sleep(600)
+"""
+
+
+def test_panes_are_logged_when_sent_and_found_interrupted_after_a_crash(
+        tmp_path: Path) -> None:
+    """Issue 15: a pane is "streaming" in the request log once sent (not only when it ends),
+    and a run abandoned by a dead process is "interrupted" on the next start, like Chat's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from wafer_playground.store import open_store
+
+    db = str(tmp_path / "cmp.db")
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", PANE_WRITER, db], cwd=root,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "['streaming', 'streaming']"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    store = open_store(db)
+    assert sorted(r.status for r in store.list_requests()) == ["interrupted", "interrupted"]
+    assert sorted(r.model for r in store.list_requests()) == ["a", "b"]
+    store.close()
+
+
+def test_a_finished_pane_is_finalised_with_its_cost(tmp_path: Path) -> None:
+    from wafer_playground.runs import RequestLog
+    from wafer_playground.store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "c.db")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream",
+                                            "x-request-id": "rq"},
+                              content=b"".join(_sse(chat_chunks(
+                                  ["ok"], {"prompt_tokens": 10, "completion_tokens": 1}))))
+
+    run = CompareRun(make_client(handler), [spec("m1")], pricing_for=lambda m: PRICED,
+                     log_for=lambda s: RequestLog(store, base_url="http://wafer.test/v1"))
+    assert run.start().wait(10)
+    deadline = time.monotonic() + 5
+    while run.workers_alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+    snap = run.snapshot()[0]
+    rec = store.get_request(snap.record_id or "")
+    assert rec is not None and rec.status == "done" and rec.request_id == "rq"
+    assert rec.cost_usd == Decimal("0.0000155") and rec.cost_kind == "actual"
+    store.close()
