@@ -28,8 +28,9 @@ from wafer_playground.catalog import Model, Pricing
 from wafer_playground.client import TokenPiece, WaferClient
 from wafer_playground.costs import format_usd
 from wafer_playground.errors import WaferError
+from wafer_playground.runs import RequestLog, Run
 from wafer_playground.share import ShareState
-from wafer_playground.store import StoreError
+from wafer_playground.store import Store, StoreError
 from wafer_playground.throttle import Throttle
 from wafer_playground.tokenizers import (
     Tokenizer,
@@ -324,18 +325,14 @@ def _peek(conn: Connection, client: WaferClient, model: Model, ids: list[int]) -
             body = {"model": model.id, "prompt": ids, "max_tokens": 1, "temperature": 0.0,
                     "logprobs": 20, "return_token_ids": True}
             run = tokens.CompletionRun("peek", body)
-            store_id = _log_start(conn, run)
+            wire, log = _wire(conn, client, model, run)
             started = time.perf_counter()
             try:
-                res = client.completions(body)
-                run.request_id = res.request_id
-                run.feed(res.data)
-            except WaferError as err:
-                run.error = tokens.RunError(err.title, err.human(), err.code, err.status,
-                                            err.request_id)
-            run.elapsed_s = time.perf_counter() - started
-            run.store_id = store_id
-            _log_end(run, model.pricing)
+                for event in wire.events():
+                    if (chunk := getattr(event, "chunk", None)) is not None:
+                        run.feed(chunk)
+            finally:
+                _settle_wire(run, wire, log, started)
             st.session_state["tokens_peek"] = {"ids": ids_text, "run": run.to_dict()}
         peek = st.session_state.get("tokens_peek")
         if not peek or peek.get("ids") != ids_text:
@@ -684,6 +681,43 @@ def _results(conn: Connection, client: WaferClient, model: Model, ebnf: str, sen
             _fork_panel(run, model.pricing, run_grammar.get("constrained") or grammar_text)
 
 
+def _wire(conn: Connection, client: WaferClient, model: Model,
+          run: tokens.CompletionRun) -> tuple[Run, RequestLog]:
+    """The request on the one run path (wafer_playground/runs.py), logged when sent."""
+    try:
+        store: Store | None = get_store()
+    except (StoreError, OSError) as exc:
+        st.caption(f"(not saved to history: {exc})")
+        store = None
+    log = RequestLog(store, base_url=conn.base_url)
+    return Run(client, "completions", run.body, pricing=model.pricing, log=log,
+               stream=bool(run.body.get("stream"))), log
+
+
+def _settle_wire(run: tokens.CompletionRun, wire: Run, log: RequestLog,
+                 started: float) -> None:
+    """The run is over however it ended: copy its outcome, keep the decoded output with its
+    log row. Plain Python and the store only: after a Stop, st.* calls raise again."""
+    wire.finish()  # unwound by a Stop or rerun: ends "stopped", the record too
+    run.request_id = wire.request_id or run.request_id
+    run.store_id = wire.record_id
+    if wire.error is not None:
+        err = wire.error
+        run.error = tokens.RunError(err.title, err.human(), err.code, err.status,
+                                    err.request_id or run.request_id)
+    elif wire.status == "stopped":
+        run.stopped = True
+    facts = wire.facts()
+    if run.ttft_s is None and facts is not None:
+        run.ttft_s = facts.ttft_s
+    run.elapsed_s = time.perf_counter() - started
+    run.in_flight = False
+    if not run.logged:
+        log.annotate(wire.record_id,
+                     response={k: v for k, v in run.to_dict().items() if k != "body"})
+        run.logged = True
+
+
 def _execute(conn: Connection, client: WaferClient, model: Model, run: tokens.CompletionRun,
              runs: dict[str, Any]) -> None:
     """Send one request, streaming into a throttled placeholder; always keeps the result."""
@@ -692,96 +726,56 @@ def _execute(conn: Connection, client: WaferClient, model: Model, run: tokens.Co
     stop_slot = st.empty()
     # Any click reruns the script, which unwinds the stream below; the partial run is kept.
     stop_slot.button("Stop", key=f"tok_halt_{run.label}", icon=":material/stop_circle:")
-    store_id = _log_start(conn, run)
+    wire, log = _wire(conn, client, model, run)
     # Progress goes into the session's own dict as it arrives (the run shares its lists):
     # a Stop/rerun may unwind this frame without the `finally` below being the last word,
     # and the next run then finds the partial output marked in flight (see _settle).
     live = runs.setdefault(run.label, run.to_dict())
-    run.store_id = store_id
     run.in_flight = True
-    live.update(store_id=store_id, in_flight=True)
+    live.update(in_flight=True)
     started = time.perf_counter()
     throttle = Throttle()
-    completed = False
     try:
-        if run.body.get("stream"):
-            # `with` closes the HTTP stream even when a rerun/Stop unwinds this frame
-            with client.completions_stream(run.body) as stream:
-                run.request_id = stream.request_id
-                live["request_id"] = run.request_id
-                for chunk in stream:
-                    run.feed(chunk)
-                    live["text"] = run.text
-                    now = time.perf_counter()
-                    if run.ttft_s is None and (run.text or run.generated_ids):
-                        run.ttft_s = now - started
-                    if throttle.due(now, len(run.text)):
-                        slot.code(run.text + "▌", language=None, wrap_lines=True)
-                        throttle.mark(now)
-            completed = True  # the loop ends normally only at [DONE]
-        else:
-            res = client.completions(run.body)
-            run.request_id = res.request_id
-            run.feed(res.data)
-            completed = True
-    except WaferError as err:
-        run.error = tokens.RunError(err.title, err.human(), err.code, err.status,
-                                    err.request_id or run.request_id)
+        for event in wire.events():
+            chunk = getattr(event, "chunk", None)
+            if chunk is None:
+                continue
+            run.feed(chunk)
+            live.update(text=run.text, store_id=wire.record_id, request_id=wire.request_id)
+            now = time.perf_counter()
+            if run.ttft_s is None and (run.text or run.generated_ids):
+                run.ttft_s = now - started
+            if wire.streamed and throttle.due(now, len(run.text)):
+                slot.code(run.text + "▌", language=None, wrap_lines=True)
+                throttle.mark(now)
     finally:
-        # plain-object writes only: after a Stop, st.* calls raise again (components/chat.py)
-        run.elapsed_s = time.perf_counter() - started
-        if run.error is None and not completed:
-            run.stopped = True  # unwound before the end (Stop, or a rerun)
-        run.in_flight = False
+        _settle_wire(run, wire, log, started)
         runs[run.label] = run.to_dict()
     slot.empty()
     stop_slot.empty()
-    _log_end(run, model.pricing)
-    runs[run.label] = run.to_dict()
 
 
 def _settle(run: tokens.CompletionRun, runs: dict[str, Any], pricing: Pricing) -> None:
-    """On the run after a Stop: an interrupted request is kept as partial and recorded."""
+    """On the run after a Stop: an interrupted request is kept as partial. Its log row was
+    finalised by the run path when the stream unwound; if the frame died before even that
+    (`logged` still false), the row is closed here as stopped, priced as an estimate."""
     if run.in_flight:
         run.in_flight = False
         run.stopped = True
     if run.stopped and not run.logged:
-        _log_end(run, pricing)
+        try:
+            store: Store | None = get_store()
+        except (StoreError, OSError):
+            store = None
+        fields: dict[str, Any] = {"status": "stopped", "cost": run.cost(pricing),
+                                  "response": {k: v for k, v in run.to_dict().items()
+                                               if k != "body"}}
+        if run.usage:
+            fields["usage"] = run.usage
+        RequestLog(store, base_url="").annotate(run.store_id, **{
+            k: v for k, v in fields.items() if v is not None})
+        run.logged = True
     runs[run.label] = run.to_dict()
-
-
-def _log_start(conn: Connection, run: tokens.CompletionRun) -> str | None:
-    try:
-        return get_store().log_request(model=str(run.body.get("model")), base_url=conn.base_url,
-                                       surface="completions", params=run.body,
-                                       status="streaming")
-    except (StoreError, OSError) as exc:
-        st.caption(f"(not saved to history: {exc})")
-        return None
-
-
-def _log_end(run: tokens.CompletionRun, pricing: Pricing) -> None:
-    if not run.store_id or run.logged:
-        return
-    cost = run.cost(pricing)
-    fields: dict[str, Any] = {
-        "status": "error" if run.error else ("stopped" if run.stopped else "done"),
-        "request_id": run.request_id,
-        "duration_s": run.elapsed_s,
-        "ttft_s": run.ttft_s,
-        "response": {k: v for k, v in run.to_dict().items() if k != "body"},
-    }
-    if run.error:
-        fields.update(http_status=run.error.status, error_code=run.error.code)
-    if run.usage:
-        fields["usage"] = run.usage
-    if cost is not None:
-        fields["cost"] = cost
-    try:
-        get_store().update_request(run.store_id, **fields)
-    except (StoreError, OSError) as exc:
-        st.caption(f"(history not updated: {exc})")
-    run.logged = True
 
 
 def _run_panel(run: tokens.CompletionRun, ebnf: str | None, pricing: Pricing,
