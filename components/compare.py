@@ -47,6 +47,7 @@ from wafer_playground.compare import (
     pane_cost,
     pane_result,
     preflight,
+    problems_of,
     prompt_estimate,
     summarize,
     summary_figure,
@@ -702,6 +703,12 @@ def start(setup: Setup, client: WaferClient, catalog: Catalog, *, base_url: str,
         return None
     except WaferError as exc:
         show_error(exc, where="tokenizing the prompt")
+        return None
+    # the same checks the Chat and Token pages make before they send (issue 15)
+    invalid = [p for spec in specs for p in problems_of(spec, catalog.get(spec.model))]
+    if invalid:
+        st.error("Not sent: fix these first.\n\n" + "\n".join(
+            f"- {md_text(p, TEXT_LIMIT)}" for p in invalid), icon=":material/error:")
         return None
     problems = preflight(specs, _pricing_for(catalog), cap=setup.cap,
                          caps=presentation.caps())

@@ -195,8 +195,7 @@ def _tokenizer(model: Model, plan: TokenizerPlan, client: WaferClient,
 
 
 def _card_vocab(model: Model) -> int | None:
-    n = (model.local or {}).get("n_vocab")
-    return int(n) if isinstance(n, int) and n > 0 else None
+    return model.vocab_size
 
 
 def _vocab_size(model: Model, tok: Tokenizer | None) -> int | None:

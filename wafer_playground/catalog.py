@@ -99,6 +99,12 @@ class Model:
         return dict(block) if isinstance(block, dict) else {}
 
     @property
+    def vocab_size(self) -> int | None:
+        """The vocabulary size when the card states it (local engine cards do)."""
+        n = (self.local or {}).get("n_vocab")
+        return int(n) if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+
+    @property
     def chat_template(self) -> bool:
         """False only when the card says so (local base models): chat will not work."""
         return not (self.local and self.local.get("chat_template") is False)

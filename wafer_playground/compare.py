@@ -25,12 +25,16 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .catalog import Pricing
+from .catalog import Model, Pricing
 from .client import WaferClient
 from .costs import MAX_REQUEST_TOKENS, Cost, Usage, UsageError, cost_of, format_usd
 from .errors import WaferError
 from .guard import Caps, check_request, high_estimate
+from .params import build_chat_body
+from .params import validate as validate_chat
 from .runs import RequestLog, Run
+from .tokens import CompletionSettings, build_body
+from .tokens import validate as validate_completion
 from .untrusted import csv_text, md_text
 
 Surface = Literal["chat", "completions"]
@@ -66,33 +70,50 @@ class Params:
     max_tokens: int = 256
     seed: int | None = None
 
-    def fields(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"temperature": self.temperature, "top_p": self.top_p,
-                               "max_tokens": self.max_tokens}
-        if self.seed is not None:
-            out["seed"] = self.seed
-        return out
+    def values(self) -> dict[str, Any]:
+        """As the Chat page's parameter values (wafer_playground/params.py SPECS names)."""
+        return {"temperature": self.temperature, "top_p": self.top_p,
+                "max_tokens": self.max_tokens, "seed": self.seed}
+
+    def settings(self) -> CompletionSettings:
+        """As the Token page's completion settings (wafer_playground/tokens.py)."""
+        return CompletionSettings(max_tokens=self.max_tokens, temperature=self.temperature,
+                                  top_p=self.top_p, seed=self.seed, stream=False,
+                                  logprobs=None, return_token_ids=False)
 
 
-def chat_body(model: str, prompt: str, params: Params, *, system: str = "",
+SENT_ALWAYS = ("temperature", "top_p", "max_tokens")  # shown on every pane, so always sent
+
+
+def chat_body(model: Model | str, prompt: str, params: Params, *, system: str = "",
               parts: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
-    """`parts`: media content parts (wafer_playground/media.py) sent after the text."""
-    messages: list[dict[str, Any]] = []
-    if system.strip():
-        messages.append({"role": "system", "content": system})
-    messages.append({"role": "user", "content": [{"type": "text", "text": prompt},
-                                                 *(dict(p) for p in parts)]
-                     if parts else prompt})
-    return {"model": model, "messages": messages, **params.fields()}
+    """The Chat page's body builder (params.build_chat_body). `parts`: media content parts
+    (wafer_playground/media.py) sent after the text."""
+    message: dict[str, Any] = {"role": "user", "content": [
+        {"type": "text", "text": prompt}, *(dict(p) for p in parts)] if parts else prompt}
+    return build_chat_body(model, [message], {**params.values(), "system": system},
+                           always=SENT_ALWAYS)
 
 
 def completion_body(model: str, token_ids: Sequence[int], params: Params, *,
                     ebnf: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model, "prompt": [int(t) for t in token_ids],
-                            **params.fields()}
-    if ebnf and ebnf.strip():
-        body["ebnf"] = ebnf
-    return body
+    """The Token page's body builder (tokens.build_body)."""
+    return build_body(model, [int(t) for t in token_ids], params.settings(), ebnf=ebnf)
+
+
+def problems_of(spec: PaneSpec, model: Model | None) -> list[str]:
+    """The checks each page makes before sending, for one pane: the Chat page's parameter
+    validation (chat), the Token page's (completions)."""
+    b = spec.body
+    if spec.surface == "chat":
+        values = {k: b.get(k) for k in ("temperature", "top_p", "max_tokens", "seed")}
+        return [f"{spec.label}: {i}" for i in validate_chat(values, model) if i.blocking]
+    settings = CompletionSettings(max_tokens=b.get("max_tokens"),
+                                  temperature=b.get("temperature"), top_p=b.get("top_p"),
+                                  seed=b.get("seed"))
+    return [f"{spec.label}: {p.message}" for p in validate_completion(
+        b.get("prompt"), settings, ebnf=spec.grammar, model=spec.label,  # blind-safe
+        vocab_size=model.vocab_size if model else None)]
 
 
 def assign_labels(models: Sequence[str], *, blind: bool,

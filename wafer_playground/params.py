@@ -365,14 +365,17 @@ def _tool_choice(choice: str) -> str | dict[str, Any]:
 
 
 def build_chat_body(model: Model | str, messages: Sequence[Mapping[str, Any]],
-                    values: Mapping[str, Any]) -> dict[str, Any]:
-    """The `/v1/chat/completions` body: model, messages, and only the changed fields.
+                    values: Mapping[str, Any], *, always: Sequence[str] = ()) -> dict[str, Any]:
+    """THE `/v1/chat/completions` body (Chat and Compare): model, messages, and only the
+    changed fields, plus the fields in `always` even at their default (Compare shows every
+    pane's temperature, top_p and max_tokens, so it sends them).
 
     Call `validate` first; fields the model cannot use (card says no) are left out here.
     """
     card = model if isinstance(model, Model) else None
     model_id = model.id if isinstance(model, Model) else model
     ch = changed(values)
+    ch.update({k: values[k] for k in always if values.get(k) is not None})
     msgs: list[dict[str, Any]] = []
     if ch.get("system"):
         msgs.append({"role": "system", "content": str(ch["system"])})

@@ -547,3 +547,30 @@ def test_a_finished_pane_is_finalised_with_its_cost(tmp_path: Path) -> None:
     assert rec is not None and rec.status == "done" and rec.request_id == "rq"
     assert rec.cost_usd == Decimal("0.0000155") and rec.cost_kind == "actual"
     store.close()
+
+
+def test_panes_are_built_and_checked_by_the_pages_own_builders() -> None:
+    """Issue 15: one body builder per surface (params for chat, tokens for completions),
+    and Compare refuses what the Chat and Token pages would refuse, by pane label."""
+    from wafer_playground.compare import PaneConfig, build_specs, problems_of
+    from wafer_playground.params import build_chat_body
+    from wafer_playground.tokens import CompletionSettings, build_body
+
+    p = Params(temperature=0.2, top_p=1.0, max_tokens=8)
+    chat = build_specs([PaneConfig("m", p)], "chat", prompt="hi", system="sys")[0]
+    assert chat.body == build_chat_body("m", [{"role": "user", "content": "hi"}], {
+        "system": "sys", "temperature": 0.2, "top_p": 1.0, "max_tokens": 8},
+        always=("temperature", "top_p", "max_tokens"))
+    assert chat.body["top_p"] == 1.0  # a default, sent because every pane shows it
+    comp = build_specs([PaneConfig("m", p)], "completions", prompt="", ids=[1, 2],
+                       ebnf='root ::= "x"')[0]
+    assert comp.body == build_body("m", [1, 2], CompletionSettings(
+        max_tokens=8, temperature=0.2, top_p=1.0, stream=False, logprobs=None,
+        return_token_ids=False), ebnf='root ::= "x"')
+    assert problems_of(chat, None) == [] and problems_of(comp, None) == []
+    hot = build_specs([PaneConfig("m", Params(temperature=2.5))], "chat", prompt="hi",
+                      blind=True, order=[0])[0]
+    assert [m.split(":")[0] for m in problems_of(hot, None)] == ["Model A"]
+    bad = build_specs([PaneConfig("m", p)], "completions", prompt="", ids=[1],
+                      ebnf="root ::= ")[0]
+    assert any("grammar does not parse" in m for m in problems_of(bad, None))
