@@ -36,7 +36,7 @@ from wafer_playground.assembly import (
     unanswered_tool_calls,
 )
 from wafer_playground.catalog import Model
-from wafer_playground.client import WaferClient
+from wafer_playground.client import WaferClient, streamed_body
 from wafer_playground.costs import MAX_REQUEST_TOKENS, SessionTotal, Usage, cost_of, worst_case
 from wafer_playground.errors import WaferError
 from wafer_playground.params import (
@@ -338,11 +338,7 @@ def request_body(ctx: ChatContext, ts: list[dict[str, Any]]) -> dict[str, Any]:
 
 def preview_body(ctx: ChatContext) -> dict[str, Any]:
     """The next request as the client will send it (it adds stream + include_usage)."""
-    body = request_body(ctx, turns())
-    body["stream"] = True
-    if ctx.surface == "chat":
-        body["stream_options"] = {"include_usage": True}
-    return body
+    return streamed_body(request_body(ctx, turns()), anthropic=ctx.surface == "messages")
 
 
 def context_for(ctx: ChatContext) -> ContextCheck:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
@@ -77,6 +77,18 @@ class TokenPiece:
         if isinstance(self.piece, bytes):
             return self.piece.decode("utf-8", errors="replace")
         return self.piece
+
+
+def streamed_body(body: Mapping[str, Any], *, anthropic: bool = False) -> dict[str, Any]:
+    """The body a streamed request sends: `stream: true` and, on OpenAI surfaces, usage in
+    the stream (the only way to get usage, and so cost). "View code" shows this body."""
+    out = dict(body)
+    out["stream"] = True
+    if not anthropic:
+        opts = dict(out.get("stream_options") or {})
+        opts.setdefault("include_usage", True)
+        out["stream_options"] = opts
+    return out
 
 
 @dataclass
@@ -316,12 +328,7 @@ class WaferClient:
 
     def _stream(self, path: str, body: dict[str, Any], *, anthropic: bool = False,
                 request_id: str | None = None) -> Stream:
-        body = dict(body)
-        body["stream"] = True
-        if not anthropic:
-            opts = dict(body.get("stream_options") or {})
-            opts.setdefault("include_usage", True)  # the only way to get usage (and cost)
-            body["stream_options"] = opts
+        body = streamed_body(body, anthropic=anthropic)
         started = time.perf_counter()
         response = self._send("POST", self.base_url + path, body=body, stream=True,
                               request_id=request_id, anthropic=anthropic)
