@@ -30,7 +30,6 @@ from components.untrusted import md_code, md_text, model_output
 from wafer_playground import errors as wafer_errors
 from wafer_playground import guard
 from wafer_playground.assembly import (
-    ChatAccumulator,
     conversation_messages,
     logprob_rows,
     unanswered_tool_calls,
@@ -46,7 +45,7 @@ from wafer_playground.params import (
     context_check,
     validate,
 )
-from wafer_playground.runs import Done, ErrorEvent, RequestLog, Run
+from wafer_playground.runs import Done, ErrorEvent, Run, TurnLog, turn_of
 from wafer_playground.tokens import chat_logprob_tokens
 
 TURNS = chat_store.TURNS
@@ -58,7 +57,6 @@ FLAGS = "chat_flags"  # a plain dict the Stop-safe `finally` may still mutate
 ChatSurface = Literal["chat", "messages"]
 STORE_EVERY_S = 1.0  # stream progress is saved about once a second
 TICK_EVERY_S = 0.25  # the presentation ticker redraws about four times a second
-MAX_LOGPROB_TOKENS = 4000  # keeps session state and the store row bounded
 
 
 @dataclass
@@ -412,11 +410,11 @@ def generate(ctx: ChatContext) -> None:
     body = request_body(ctx, ts)
     turn = new_turn("assistant", status="streaming", model=ctx.model.id, surface=ctx.surface)
     ts.append(turn)
-    saver.start_assistant(turn)
+    # the run records the answer: its turn and its request, from send to end (runs.py)
     run = Run(ctx.client, ctx.surface, body, pricing=ctx.model.pricing,
-              log=RequestLog(saver.store, base_url=ctx.base_url, problems=saver.problems,
-                             conversation_id=saver.conversation_id,
-                             turn_id=turn.get("store_id")))
+              log=TurnLog(saver.store, base_url=ctx.base_url, problems=saver.problems,
+                          conversation_id=saver.conversation_id, turn=turn),
+              progress_every_s=STORE_EVERY_S)
     last.clear()
     last.update(surface=ctx.surface, base_url=ctx.base_url, zdr=ctx.zdr, body=body,
                 headers=None, events=[], request_id=None)
@@ -429,7 +427,7 @@ def generate(ctx: ChatContext) -> None:
         ticker_slot = st.empty() if presentation.is_presenting() else None
         with st.chat_message("assistant", avatar=":material/smart_toy:"):
             view = LiveTurn()
-            saved_at = ticked_at = time.perf_counter()
+            ticked_at = time.perf_counter()
             first = True
             for event in run.events():
                 if first:
@@ -443,9 +441,6 @@ def generate(ctx: ChatContext) -> None:
                 if ticker_slot is not None and now - ticked_at >= TICK_EVERY_S:
                     _tick(ticker_slot, run, now, live=True)
                     ticked_at = now
-                if now - saved_at >= STORE_EVERY_S:
-                    saver.progress(turn)
-                    saved_at = now
             if run.status != "error":
                 view.final(run.acc)
             if ticker_slot is not None:
@@ -453,31 +448,11 @@ def generate(ctx: ChatContext) -> None:
     finally:
         # Plain Python only: after a Stop any st.* call would raise again.
         run.finish()  # a Stop unwound the loop: the run ends "stopped", its record too
-        try:
-            _finish(turn, run, spend)
-        finally:  # the text received so far is saved even if the facts could not be worked out
-            saver.finish(turn)
+        turn.update(turn_of(run))
+        if (facts := run.facts()) is not None:
+            spend.add(facts.cost)
         flags["refresh"] = run.status == "stopped"  # stopped: redraw when idle
     st.rerun()  # redraw the finished turn in the history with its facts and actions
-
-
-def _finish(turn: dict[str, Any], run: Run, spend: SessionTotal) -> None:
-    acc = run.acc
-    turn["content"], turn["reasoning"] = acc.content, acc.reasoning
-    turn["tool_calls"] = [t.to_openai() for t in acc.tool_calls]
-    if isinstance(acc, ChatAccumulator) and acc.logprobs:
-        turn["logprobs"] = acc.logprobs[:MAX_LOGPROB_TOKENS]
-    turn["status"] = run.status
-    if run.error is not None:
-        turn["error"] = run.error.to_dict()
-    facts = run.facts()
-    if facts is None:
-        # rejected before any token (401/404/422/429…): nothing was generated or billed;
-        # or numbers no server should send
-        turn["facts"] = {"usage_note": run.facts_note} if run.facts_note else None
-        return
-    turn["facts"] = facts.to_dict()
-    spend.add(facts.cost)
 
 
 @st.fragment(run_every=1.0)

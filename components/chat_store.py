@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from wafer_playground import media
+from wafer_playground.runs import TURN_META, turn_meta
 from wafer_playground.titles import conversation_title
 
 if TYPE_CHECKING:
@@ -23,8 +23,6 @@ TURNS = "chat_turns"  # the transcript in session state (components/chat.py draw
 CONVERSATION = "chat_conversation_id"  # also set by the History page to reopen a chat
 LOADED = "chat_loaded_conversation"
 PROBLEMS = "chat_store_problems"
-_META_KEYS = ("reasoning", "tool_calls", "tool_call_id", "name", "facts", "error", "model",
-              "surface", "logprobs", "media")
 
 
 def _get_store() -> Store | None:
@@ -49,19 +47,13 @@ def problems() -> list[str]:
     return list(st.session_state.get(PROBLEMS, []))
 
 
-def _meta(turn: dict[str, Any]) -> dict[str, Any]:
-    # attachments are kept by id, name and type: never their bytes (media.stored)
-    return {k: media.stored(turn[k]) if k == "media" else turn[k]
-            for k in _META_KEYS if turn.get(k) is not None}
-
-
 def _status(turn: dict[str, Any]) -> Any:
     return turn.get("status") or "done"
 
 
 def _save_turn(store: Store, conv: str, turn: dict[str, Any]) -> None:
     turn["store_id"] = store.start_turn(conv, turn["role"], turn.get("content") or "",
-                                        _meta(turn), status=_status(turn))
+                                        turn_meta(turn), status=_status(turn))
 
 
 def append(turn: dict[str, Any]) -> None:
@@ -122,7 +114,7 @@ def load_if_requested() -> None:
         status = "stopped" if t.status in ("interrupted", "streaming") else t.status
         turns.append({"id": t.id[:12], "role": t.role, "content": t.content,
                       "status": status, "store_id": t.id,
-                      **{k: meta[k] for k in _META_KEYS if k in meta}})
+                      **{k: meta[k] for k in TURN_META if k in meta}})
     st.session_state[TURNS] = [t for t in turns if t["role"] != "system"]
     st.session_state[LOADED] = conv
     if record and record.model:
@@ -133,8 +125,9 @@ def load_if_requested() -> None:
 
 @dataclass
 class Saver:
-    """Turn writes for one generation; holds plain references only (Stop-safe). The request
-    itself is logged by the run path (wafer_playground/runs.py), linked to the turn."""
+    """Where one generation is recorded: the store and the conversation, found (or created,
+    with the turns so far) before streaming. The answer itself is recorded by the run path
+    (wafer_playground/runs.py TurnLog); this holds plain references only (Stop-safe)."""
 
     store: Store | None
     conversation_id: str | None
@@ -158,8 +151,7 @@ class Saver:
             if not conv:
                 first = next((t["content"] for t in turns if t["role"] == "user"), "")
                 title = conversation_title(str(first))  # the gist, not the message again
-                conv = store.create_conversation(title, model=model,
-                                                 surface=surface)
+                conv = store.create_conversation(title, model=model, surface=surface)
                 st.session_state[CONVERSATION] = conv
                 st.session_state[LOADED] = conv
                 saver.conversation_id = conv
@@ -167,42 +159,11 @@ class Saver:
                 if not turn.get("store_id"):
                     _save_turn(store, conv, turn)
         except Exception as exc:  # noqa: BLE001
-            saver._fail(exc)
+            text = f"history is not being saved: {exc}"
+            if text not in problems_list:
+                problems_list.append(text)
+            saver.store = None
         return saver
-
-    def _fail(self, exc: Exception) -> None:
-        text = f"history is not being saved: {exc}"
-        if text not in self.problems:
-            self.problems.append(text)
-        self.store = None
-
-    def start_assistant(self, turn: dict[str, Any]) -> None:
-        """Save the empty answer before the request is sent, so a crash mid-answer still
-        leaves it (recovery marks it "interrupted")."""
-        if self.store is None or self.conversation_id is None:
-            return
-        try:
-            _save_turn(self.store, self.conversation_id, turn)
-        except Exception as exc:  # noqa: BLE001
-            self._fail(exc)
-
-    def progress(self, turn: dict[str, Any]) -> None:
-        if self.store is None or not turn.get("store_id"):
-            return
-        try:
-            self.store.update_turn(turn["store_id"], content=turn.get("content") or "",
-                                   meta={"reasoning": turn.get("reasoning") or None})
-        except Exception as exc:  # noqa: BLE001
-            self._fail(exc)
-
-    def finish(self, turn: dict[str, Any]) -> None:
-        if self.store is None or not turn.get("store_id"):
-            return
-        try:
-            self.store.update_turn(turn["store_id"], content=turn.get("content") or "",
-                                   status=turn["status"], meta=_meta(turn))
-        except Exception as exc:  # noqa: BLE001
-            self._fail(exc)
 
 
 __all__ = ["CONVERSATION", "TURNS", "Saver", "append", "forget", "load_if_requested", "problems",

@@ -169,6 +169,9 @@ class RequestLog:
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
 
+    def progress(self, run: Run) -> None:
+        """Called about once a second while text arrives (TurnLog saves the partial text)."""
+
     def annotate(self, row: str | None, **fields: Any) -> None:
         """Add to a finished row (e.g. the Token page's decoded ids as `response`)."""
         if self.store is None or row is None:
@@ -177,6 +180,80 @@ class RequestLog:
             self.store.update_request(row, **fields)
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
+
+
+MAX_LOGPROB_TOKENS = 4000  # keeps session state and the store row bounded
+TURN_META = ("reasoning", "tool_calls", "tool_call_id", "name", "facts", "error", "model",
+             "surface", "logprobs", "media")  # what a stored turn keeps beside its text
+
+
+def turn_of(run: Run) -> dict[str, Any]:
+    """The assistant turn a run produced, as Chat keeps it and the store saves it."""
+    acc = run.acc
+    turn: dict[str, Any] = {"content": acc.content, "reasoning": acc.reasoning,
+                            "tool_calls": [t.to_openai() for t in acc.tool_calls],
+                            "status": run.status}
+    if isinstance(acc, ChatAccumulator) and acc.logprobs:
+        turn["logprobs"] = acc.logprobs[:MAX_LOGPROB_TOKENS]
+    if run.error is not None:
+        turn["error"] = run.error.to_dict()
+    facts = run.facts()
+    # None: refused before any token (401/404/422/429…), nothing generated or billed
+    turn["facts"] = facts.to_dict() if facts is not None else (
+        {"usage_note": run.facts_note} if run.facts_note else None)
+    return turn
+
+
+def turn_meta(turn: dict[str, Any]) -> dict[str, Any]:
+    """A turn's stored meta; attachments by id, name and type, never their bytes."""
+    return {k: media.stored(turn[k]) if k == "media" else turn[k]
+            for k in TURN_META if turn.get(k) is not None}
+
+
+class TurnLog(RequestLog):
+    """The record of a chat answer: its turn in the conversation as well as its request.
+
+    The empty answer is saved as "streaming" before the request goes out, its text about
+    once a second, and the finished turn with its facts at the end; a process that dies
+    mid-answer leaves the partial text for recovery to mark "interrupted"."""
+
+    def __init__(self, store: Store | None, *, base_url: str, conversation_id: str | None,
+                 turn: dict[str, Any], problems: list[str] | None = None) -> None:
+        super().__init__(store, base_url=base_url, problems=problems,
+                         conversation_id=conversation_id)
+        self.turn = turn
+
+    def start(self, run: Run) -> str | None:
+        conv = self.links.get("conversation_id")
+        if self.store is not None and conv is not None:
+            try:
+                self.turn["store_id"] = self.store.start_turn(
+                    conv, "assistant", "", turn_meta(self.turn), status="streaming")
+                self.links["turn_id"] = self.turn["store_id"]
+            except Exception as exc:  # noqa: BLE001 - the answer matters more than its record
+                self._fail(exc)
+        return super().start(run)
+
+    def progress(self, run: Run) -> None:
+        row = self.turn.get("store_id")
+        if self.store is None or row is None:
+            return
+        try:
+            self.store.update_turn(row, content=run.acc.content,
+                                   meta={"reasoning": run.acc.reasoning or None})
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    def finish(self, run: Run, row: str | None) -> None:
+        turn_row = self.turn.get("store_id")
+        if self.store is not None and turn_row is not None:
+            final = {**self.turn, **turn_of(run)}
+            try:
+                self.store.update_turn(turn_row, content=final["content"],
+                                       status=final["status"], meta=turn_meta(final))
+            except Exception as exc:  # noqa: BLE001
+                self._fail(exc)
+        super().finish(run, row)
 
 
 # ---------------------------------------------------------------------------- the run
@@ -192,7 +269,7 @@ class Run:
     def __init__(self, client: WaferClient, surface: Surface, body: dict[str, Any], *,
                  pricing: Pricing, prompt_tokens: int | None = None,
                  prompt_estimate: int | None = None, log: RequestLog | None = None,
-                 stream: bool = True,
+                 stream: bool = True, progress_every_s: float = 1.0,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         # `clock` must share time.perf_counter's origin: Stream.started_at is stamped with it
         self.client = client
@@ -205,6 +282,8 @@ class Run:
                                 estimate_prompt_tokens(body))
         self.log = log
         self.streamed = stream
+        self.progress_every_s = progress_every_s
+        self._progress_at = 0.0
         self.clock = clock
         self.lock = threading.Lock()
         self._stop = threading.Event()
@@ -311,6 +390,7 @@ class Run:
 
     def _events(self) -> Iterator[Event]:
         self._begin()
+        self._progress_at = self.clock()
         try:
             if self._stop.is_set():
                 raise _Stopped
@@ -394,6 +474,10 @@ class Run:
             changed = [t.index for i, t in enumerate(acc.tool_calls)
                        if i >= len(tools) or len(t.arguments) + len(t.name) != tools[i]]
             usage = acc.usage if acc.usage is not had_usage else None
+        if self.log is not None and (content or reasoning) and \
+                now - self._progress_at >= self.progress_every_s:
+            self._progress_at = now
+            self.log.progress(self)
         yielded = False
         if reasoning:
             yield ReasoningDelta(reasoning, chunk)
@@ -441,7 +525,7 @@ class Run:
 
 
 __all__ = [
-    "FINAL", "ChunkEvent", "Done", "ErrorEvent", "Event", "ReasoningDelta", "RequestLog",
-    "Run", "RunStatus", "Surface", "TextDelta", "ToolCallDelta", "UsageEvent",
-    "completion_as_chat", "estimate_prompt_tokens",
+    "FINAL", "TURN_META", "ChunkEvent", "Done", "ErrorEvent", "Event", "ReasoningDelta",
+    "RequestLog", "Run", "RunStatus", "Surface", "TextDelta", "ToolCallDelta", "TurnLog",
+    "UsageEvent", "completion_as_chat", "estimate_prompt_tokens", "turn_meta", "turn_of",
 ]

@@ -240,3 +240,27 @@ def test_the_prompt_estimate_covers_every_surface() -> None:
     messages = estimate_prompt_tokens({"system": "y" * 40,
                                        "messages": [{"role": "user", "content": "x" * 40}]})
     assert messages > chat > 10
+
+
+def test_turn_log_records_the_answer_from_send_to_end(store: SQLiteStore) -> None:
+    from wafer_playground.runs import TurnLog
+
+    conv = store.create_conversation("t", model="m")
+    store.start_turn(conv, "user", "hello there")
+    seen: list[tuple[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.extend((t.role, t.status) for t in store.list_turns(conv))
+        return httpx.Response(200, headers=SSE, content=sse(chat_chunks(
+            ["Hi", "!"], {"prompt_tokens": 4, "completion_tokens": 2})))
+
+    turn = {"role": "assistant", "model": "m", "surface": "chat"}
+    log = TurnLog(store, base_url="http://x/v1", conversation_id=conv, turn=turn)
+    run = Run(client_for(handler), "chat", dict(BODY), pricing=PRICED, log=log,
+              progress_every_s=0.0).run()
+    assert seen == [("user", "done"), ("assistant", "streaming")]
+    saved = store.list_turns(conv)[-1]
+    assert (saved.content, saved.status) == ("Hi!", "done")
+    assert saved.meta["facts"]["cost_kind"] == "actual" and saved.meta["model"] == "m"
+    rec = store.get_request(run.record_id or "")
+    assert rec is not None and rec.turn_id == saved.id and rec.conversation_id == conv
