@@ -165,6 +165,61 @@ def m005_library_owner(db: Schema) -> None:
         db.execute(f"ALTER TABLE {table}_new RENAME TO {table}")
 
 
+@migration
+def m006_evaluations(db: Schema) -> None:
+    """versioned prompt templates, evaluation test sets, runs and cells (issue 18)"""
+    db.execute(f"""CREATE TABLE prompt_versions (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL DEFAULT '{ANONYMOUS}',
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (owner, name, version))""")
+    db.execute(f"""CREATE TABLE eval_test_sets (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL DEFAULT '{ANONYMOUS}',
+        name TEXT NOT NULL,
+        data TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (owner, name))""")
+    db.execute(f"""CREATE TABLE eval_runs (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL DEFAULT '{ANONYMOUS}',
+        ts TEXT NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        setup TEXT NOT NULL,
+        status TEXT NOT NULL,
+        base_url TEXT NOT NULL,
+        template_name TEXT NOT NULL DEFAULT '',
+        template_version TEXT,
+        writer TEXT,
+        updated_at TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '')""")
+    db.execute("CREATE INDEX eval_runs_owner ON eval_runs(owner, ts)")
+    db.execute(f"""CREATE TABLE eval_cells (
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL REFERENCES eval_runs(id) ON DELETE CASCADE,
+        row_index INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        repeat INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        output TEXT NOT NULL DEFAULT '',
+        passed INTEGER,
+        reasons TEXT NOT NULL DEFAULT '{{}}',
+        cost_usd TEXT,
+        judge_cost_usd TEXT,
+        ttft_s {db.real},
+        tokens_per_s {db.real},
+        duration_s {db.real},
+        request_row_id TEXT,
+        judge_row_id TEXT,
+        error TEXT,
+        updated_at TEXT NOT NULL,
+        UNIQUE (run_id, row_index, model, repeat))""")
+    db.execute("CREATE INDEX eval_cells_run ON eval_cells(run_id, status)")
+
+
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 
