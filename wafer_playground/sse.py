@@ -4,13 +4,18 @@ Bytes are split into lines before UTF-8 decoding, so a multi-byte character spli
 network chunks survives; `\\r\\n`, `\\r` and `\\n` all end a line; multi-line `data:` joins with
 `\\n`; `:` comments are ignored; `id` and `retry` are tracked. Modelled on openai-python's
 `_streaming.SSEDecoder`.
+
+One decoder, two faces: `iter_bytes` for a sync byte stream (the client,
+wafer_playground/client.py) and `aiter_bytes` for an async one (the local engine reading
+llama-server, wafer_playground/local/upstream.py). Both feed the same line splitter and the
+same `decode`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,40 +39,25 @@ class SSEDecoder:
         self._retry: int | None = None
 
     def iter_bytes(self, chunks: Iterable[bytes]) -> Iterator[ServerSentEvent]:
-        for line in self._iter_lines(chunks):
-            sse = self.decode(line)
-            if sse is not None:
-                yield sse
+        """Events from a byte stream (the client's face: httpx `iter_bytes`)."""
+        lines = _LineSplitter()
+        for chunk in chunks:
+            for line in lines.feed(chunk):
+                sse = self.decode(line)
+                if sse is not None:
+                    yield sse
         # A stream cut without a trailing blank line: the spec discards the partial event.
 
-    @staticmethod
-    def _iter_lines(chunks: Iterable[bytes]) -> Iterator[str]:
-        """Split on \\r\\n, \\n or \\r in linear time, whatever the chunking.
-
-        Only the unterminated tail is carried between chunks (chunks without any line end
-        are parked in a list, not re-scanned), so one huge chunk or one huge line costs
-        O(n), not O(n^2). `bytes.splitlines` splits on exactly \\r, \\n and \\r\\n. A chunk
-        ending in \\r yields its line at once (no waiting for the next chunk to arrive); a
-        \\n opening the next chunk is then the second half of that \\r\\n and is skipped.
-        """
-        pending: list[bytes] = []
-        skip_lf = False
-        for chunk in chunks:
-            if skip_lf and chunk:
-                skip_lf = False
-                chunk = chunk[1:] if chunk.startswith(b"\n") else chunk
-            if not chunk:
-                continue
-            if b"\n" not in chunk and b"\r" not in chunk:
-                pending.append(chunk)
-                continue
-            buf = b"".join(pending) + chunk if pending else chunk
-            lines = buf.splitlines(keepends=True)
-            pending = [] if lines[-1].endswith((b"\n", b"\r")) else [lines.pop()]
-            skip_lf = buf.endswith(b"\r")
-            for line in lines:
-                yield line.rstrip(b"\r\n").decode("utf-8", errors="replace")
-        # trailing bytes without a terminator are an incomplete line: dropped
+    async def aiter_bytes(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSentEvent]:
+        """The same events from an async byte stream (the local engine's face: httpx
+        `aiter_bytes` on llama-server's stream). Same splitter, same decode: only the loop
+        differs."""
+        lines = _LineSplitter()
+        async for chunk in chunks:
+            for line in lines.feed(chunk):
+                sse = self.decode(line)
+                if sse is not None:
+                    yield sse
 
     def decode(self, line: str) -> ServerSentEvent | None:
         if not line:
@@ -99,3 +89,34 @@ class SSEDecoder:
             with contextlib.suppress(TypeError, ValueError):
                 self._retry = int(value)
         return None
+
+
+class _LineSplitter:
+    """Split bytes on \\r\\n, \\n or \\r in linear time, whatever the chunking.
+
+    Only the unterminated tail is carried between chunks (chunks without any line end are
+    parked in a list, not re-scanned), so one huge chunk or one huge line costs O(n), not
+    O(n^2). `bytes.splitlines` splits on exactly \\r, \\n and \\r\\n. A chunk ending in \\r
+    gives its line at once (no waiting for the next chunk to arrive); a \\n opening the next
+    chunk is then the second half of that \\r\\n and is skipped. Trailing bytes without a
+    terminator are an incomplete line and never come out.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[bytes] = []
+        self._skip_lf = False
+
+    def feed(self, chunk: bytes) -> list[str]:
+        if self._skip_lf and chunk:
+            self._skip_lf = False
+            chunk = chunk[1:] if chunk.startswith(b"\n") else chunk
+        if not chunk:
+            return []
+        if b"\n" not in chunk and b"\r" not in chunk:
+            self._pending.append(chunk)
+            return []
+        buf = b"".join(self._pending) + chunk if self._pending else chunk
+        lines = buf.splitlines(keepends=True)
+        self._pending = [] if lines[-1].endswith((b"\n", b"\r")) else [lines.pop()]
+        self._skip_lf = buf.endswith(b"\r")
+        return [line.rstrip(b"\r\n").decode("utf-8", errors="replace") for line in lines]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -152,6 +153,77 @@ def test_huge_chunk_and_huge_line_decode_in_linear_time() -> None:
     parts = [long_line[i : i + 4096] for i in range(0, len(long_line), 4096)]
     assert len(decode(*parts)[0].data) == 2_000_000
     assert time.perf_counter() - started < 5.0
+
+
+
+# ---- the async face (the local engine reads llama-server through it) ------------------
+
+
+def adecode(*chunks: bytes) -> list[ServerSentEvent]:
+    async def source() -> AsyncIterator[bytes]:
+        for c in chunks:
+            yield c
+
+    async def collect() -> list[ServerSentEvent]:
+        return [e async for e in SSEDecoder().aiter_bytes(source())]
+
+    return asyncio.run(collect())
+
+
+@pytest.mark.parametrize("chunks", [
+    (STREAM,),
+    (b"data: a\r", b"\n\r", b"\ndata: b\n\n"),
+    (b"id: 7\nretry: 1500\ndata: x\n\ndata: y\n\n",),
+    (b"data: complete\n\ndata: partial",),
+    (b"", b"data: x\n", b"", b"\n"),
+    (b": keep-alive\n\n", b"foo: bar\ndata:x\ndata\n\n"),
+])
+def test_async_face_gives_the_sync_faces_events(chunks: tuple[bytes, ...]) -> None:
+    assert adecode(*chunks) == decode(*chunks)
+    assert adecode(*chunks)  # every case decodes to at least one event
+
+
+def test_async_face_at_every_byte_split_and_one_byte_chunks() -> None:
+    expected = decode(STREAM)
+    for i in range(1, len(STREAM)):
+        assert adecode(STREAM[:i], STREAM[i:]) == expected, f"split at byte {i}"
+    assert adecode(*[STREAM[i : i + 1] for i in range(len(STREAM))]) == expected
+
+
+def test_async_face_multibyte_utf8_split_across_chunks() -> None:
+    raw = "data: {\"t\": \"h\u00e9 \U0001f642\"}\n\n".encode()
+    cut = raw.index("\U0001f642".encode()) + 2
+    assert adecode(raw[:cut], raw[cut:])[0].json() == {"t": "h\u00e9 \U0001f642"}
+
+
+def test_async_face_dispatches_an_event_ending_in_cr_without_waiting() -> None:
+    async def source() -> AsyncIterator[bytes]:
+        yield b"data: x\r\r"
+        raise AssertionError("the decoder waited for the next chunk")
+
+    async def first() -> ServerSentEvent:
+        return await anext(SSEDecoder().aiter_bytes(source()))
+
+    assert asyncio.run(first()).data == "x"
+
+
+def test_async_face_over_an_httpx_async_stream() -> None:
+    """As the engine uses it: httpx.AsyncClient.stream(...).aiter_bytes(), with 5-byte parts
+    that cut CRLFs, code points and field names."""
+    async def handler(request: httpx.Request) -> httpx.Response:
+        async def parts() -> AsyncIterator[bytes]:
+            for i in range(0, len(STREAM), 5):
+                yield STREAM[i : i + 5]
+
+        return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                              content=parts())
+
+    async def run() -> list[ServerSentEvent]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as c, \
+                c.stream("POST", "http://llama.test/completion") as r:
+            return [e async for e in SSEDecoder().aiter_bytes(r.aiter_bytes())]
+
+    assert asyncio.run(run()) == decode(STREAM)
 
 
 # ---- the client's Stream over real httpx responses -----------------------------------
