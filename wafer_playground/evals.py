@@ -48,6 +48,8 @@ KIND_HELP: dict[str, str] = {
 
 
 class TestSetError(ValueError):
+    __test__ = False  # a name pytest would otherwise try to collect
+
     """A test set that cannot be used, with where: row (1-based, as a user counts) and
     column (a name)."""
 

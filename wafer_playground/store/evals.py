@@ -218,7 +218,8 @@ class EvalStore:
     def set_run_status(self, run_id: str, status: RunStatus, *, note: str | None = None,
                        claim: bool = False) -> None:
         """`claim`: this process drives the run now (its writer token is stamped)."""
-        sets, args = ["status = ?", "updated_at = ?"], [status, now_iso()]
+        sets: list[str] = ["status = ?", "updated_at = ?"]
+        args: list[Any] = [status, now_iso()]
         if status == "running" or claim:
             sets.append("writer = ?")
             args.append(self.store._writer if status == "running" else None)
