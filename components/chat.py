@@ -53,6 +53,7 @@ ACTION = "chat_action"
 SPEND = "chat_spend"
 LAST = "chat_last"
 EDITING = "chat_editing"
+DRAWN = "chat_drawn"  # turns drawn by the last full run (above the conversation fragment)
 FLAGS = "chat_flags"  # a plain dict the Stop-safe `finally` may still mutate
 ChatSurface = Literal["chat", "messages"]
 STORE_EVERY_S = 1.0  # stream progress is saved about once a second
@@ -254,10 +255,15 @@ def _actions(index: int, turn: dict[str, Any], busy: bool) -> None:
                                f"{md_code(req.get('request_id') or 'not received')}).")
 
 
-def render_history(*, busy: bool = False) -> None:
+def render_history(*, busy: bool = False, start: int = 0) -> None:
+    """Draw the turns from `start` on. The page draws all of them on full runs and records
+    how many (`mark_drawn`); a send reruns only the conversation fragment, which draws just
+    the turns added since (`undrawn`), so older turns are not redrawn (issue 20)."""
     ts = turns()
     editing = st.session_state.get(EDITING)
     for i, turn in enumerate(ts):
+        if i < start:
+            continue
         role = turn["role"]
         avatar = {"user": ":material/person:", "assistant": ":material/smart_toy:",
                   "tool": ":material/build:"}.get(role)
@@ -308,6 +314,15 @@ def render_history(*, busy: bool = False) -> None:
                 surface = " · via `/v1/messages`" if turn.get("surface") == "messages" else ""
                 st.caption(facts_line(turn["facts"]) + surface)
             _actions(i, turn, busy)
+
+
+def mark_drawn() -> None:
+    st.session_state[DRAWN] = len(turns())
+
+
+def undrawn() -> int:
+    """Index of the first turn the page has not drawn outside the conversation fragment."""
+    return min(int(st.session_state.get(DRAWN) or 0), len(turns()))
 
 
 def tool_result_forms() -> None:
@@ -458,8 +473,11 @@ def generate(ctx: ChatContext) -> None:
 @st.fragment(run_every=1.0)
 def refresh_after_stop() -> None:
     """After a Stop nothing may be drawn, so the "stopped" turn (badge, estimated cost)
-    would only appear on the next interaction. This tiny poller, drawn only on runs that
-    stream, notices the flag set in `generate`'s `finally` and reruns the page once."""
+    would only appear on the next interaction. This tiny poller notices the flag set in
+    `generate`'s `finally` and reruns the page once. It is drawn by the page outside the
+    conversation fragment (inside it, it broke the chat input's Stop button on the next
+    answer; benchmarks/latency.py), and its ticks never preempt a running send
+    (Streamlit's scriptrunner_utils/script_requests.py)."""
     flags = st.session_state.get(FLAGS) or {}
     if flags.get("refresh"):
         flags["refresh"] = False

@@ -30,6 +30,10 @@ PARAMS_HEIGHT = 460  # px: with the header, fits a 1440×900 screen
 PHONE_CSS = """<style>@media (max-width: 640px) {
   [data-testid="stHorizontalBlock"]:has(.st-key-chat_params_panel) {
     flex-direction: column-reverse; } }</style>"""
+# The chat input lives in the conversation fragment, where Streamlit does not pin it: it
+# sticks to the bottom of the window instead, over the conversation's end.
+PIN_CSS = """<style>.st-key-chat_prompt { position: sticky; bottom: 0.75rem; z-index: 3; }
+</style>"""
 SURFACES = {"chat": "OpenAI · /v1/chat/completions", "messages": "Anthropic · /v1/messages"}
 EXAMPLES = [
     "Explain server-sent events in two sentences.",
@@ -77,10 +81,6 @@ if model is None:
     st.stop()
 
 block = chat_block_reason(model)
-raw_input = st.chat_input(f"Message {clean(model.display_name, 80)}", submit_mode="stop",
-                          disabled=bool(block), key="chat_prompt", accept_file="multiple")
-prompt, attached = media_attach.split_input(raw_input)
-
 price_note = model.pricing.source.describe() if model.pricing.source else "no published price"
 st.markdown(badges_markdown(model) + f"  \n:small[:gray[Prices: {price_note}]]")
 if models.error is not None:
@@ -103,77 +103,99 @@ else:
     # Chat opens at the top (issue 16: the panel's height pushed it 460 px down)
     with right, st.container(border=True, height=PARAMS_HEIGHT, key="chat_params_panel"):
         chat_params.params_panel(model)
-values = chat_params.values()
-caps = presentation.caps()
-if caps is not None and caps.max_tokens and not values.get("max_tokens"):
-    # presentation mode bounds every request, so an unset max_tokens becomes the cap
-    values["max_tokens"] = caps.max_tokens
 surface = st.session_state[SURFACE]
-ctx = chat.ChatContext(client=connection.get_client(conn), base_url=conn.base_url, zdr=conn.zdr,
-                       model=model, surface=surface, values=values)
 
-action = chat.pop_action()
-if prompt is None and not block:
-    prompt = presentation.demo_chat_prompt()  # the scripted demo's chat step, sent once
-media_problem = None
-if (prompt or attached) and not block:
-    # attachments are checked (type, 50 MB, the model's vision, the protocol) and uploaded
-    # or inlined before the message joins the conversation; a refusal sends nothing
-    attached += media_attach.picked_urls("chat")
-    media_problem = media_attach.check(attached, vision=model.vision,
-                                       model_name=model.display_name, surface=surface)
-    entries: list = []
-    if media_problem is None and attached:
-        entries, media_problem = media_attach.prepare(attached, ctx.client, "chat")
-    if media_problem is None:
-        media_attach.clear_pending("chat")
-        chat.on_submit_prompt(str(prompt or ""), entries)
-        action = {"kind": "generate"}
 
-with left:
-    for problem in chat_store.problems():
-        st.caption(f":material/warning: {problem}")
-    if not chat.turns() and not action:
-        with st.container(border=True, key="chat_welcome"):
-            st.markdown(f"#### Talk to **{md_text(model.display_name)}**")
-            st.caption("Streams token by token. **Stop** keeps the partial answer with its "
-                       "estimated cost. Every answer lists TTFT, tokens/s, tokens, finish "
-                       "reason, request id and cost.")
-            with st.container(horizontal=True):
-                for i, example in enumerate(EXAMPLES):
-                    if st.button(example, key=f"chat_example_{i}", disabled=bool(block)):
-                        chat.on_submit_prompt(example)
-                        action = {"kind": "generate"}
-    chat.render_history(busy=bool(action))
-    if media_problem:
-        st.error(f"Not sent: {media_problem}", icon=":material/hide_image:")
-        if prompt:  # the box has been cleared: keep what was typed in view
-            st.caption(f"Your message, not sent: {md_text(str(prompt), 2000)}")
-    if not action:
-        chat.tool_result_forms()
-        if chat.turns() and chat.turns()[-1]["role"] == "user":
-            # a message the spend guard or the parameter check held back: still here
-            with st.container(horizontal=True, vertical_alignment="center"):
-                st.caption(":material/schedule_send: This message has not been sent yet.")
-                st.button("Send", key="chat_send_again", icon=":material/send:",
-                          on_click=chat.request_action, disabled=bool(block))
-    live = st.container()
-    after = st.container()  # meter, cost preview, code: skipped on runs that send (below)
+def context() -> chat.ChatContext:
+    """The next request's settings, read on every run of the conversation: the parameter
+    panel is a fragment of its own, so its changes do not rerun the page."""
+    values = chat_params.values()
+    caps = presentation.caps()
+    if caps is not None and caps.max_tokens and not values.get("max_tokens"):
+        # presentation mode bounds every request, so an unset max_tokens becomes the cap
+        values["max_tokens"] = caps.max_tokens
+    return chat.ChatContext(client=connection.get_client(conn), base_url=conn.base_url,
+                            zdr=conn.zdr, model=model, surface=surface, values=values)
 
-sending = bool(action and not block and chat.turns()
-               and chat.turns()[-1]["role"] in ("user", "tool")
-               and not chat.held_back(ctx, chat_params.cost_cap(), live))
-if sending:
-    # Send before drawing the preview and code views: an instant first token would
-    # otherwise wait behind the browser rendering them, and they describe the request
-    # this answer replaces anyway. `generate` reruns, which draws them afresh.
-    with live:
-        # drawn only on generating runs, so the poller exists just while a Stop can happen
-        chat.refresh_after_stop()
-        chat.generate(ctx)
 
-with after:
-    # ---- before sending: context meter, cost preview, code -------------------------------
+@st.fragment
+def conversation() -> None:
+    """The conversation and its input, as a fragment: Enter reruns only this, so the first
+    token is not queued behind a redraw of the header and the parameter panel (issue 20).
+    The input is drawn after the history but read first, so a new message shows at once;
+    in a fragment it is not pinned by Streamlit, so PIN_CSS keeps it at the bottom."""
+    ctx = context()
+    history = st.container()
+    raw_input = st.chat_input(f"Message {clean(model.display_name, 80)}", submit_mode="stop",
+                              disabled=bool(block), key="chat_prompt",
+                              accept_file="multiple")
+    prompt, attached = media_attach.split_input(raw_input)
+    action = chat.pop_action()
+    if prompt is None and not block:
+        prompt = presentation.demo_chat_prompt()  # the scripted demo's chat step, sent once
+    media_problem = None
+    if (prompt or attached) and not block:
+        # attachments are checked (type, 50 MB, the model's vision, the protocol) and
+        # uploaded or inlined before the message joins the conversation; a refusal sends
+        # nothing
+        attached += media_attach.picked_urls("chat")
+        media_problem = media_attach.check(attached, vision=model.vision,
+                                           model_name=model.display_name, surface=surface)
+        entries: list = []
+        if media_problem is None and attached:
+            entries, media_problem = media_attach.prepare(attached, ctx.client, "chat")
+        if media_problem is None:
+            media_attach.clear_pending("chat")
+            chat.on_submit_prompt(str(prompt or ""), entries)
+            action = {"kind": "generate"}
+
+    with history:
+        if not chat.turns() and not action:
+            with st.container(border=True, key="chat_welcome"):
+                st.markdown(f"#### Talk to **{md_text(model.display_name)}**")
+                st.caption("Streams token by token. **Stop** keeps the partial answer with "
+                           "its estimated cost. Every answer lists TTFT, tokens/s, tokens, "
+                           "finish reason, request id and cost.")
+                with st.container(horizontal=True):
+                    for i, example in enumerate(EXAMPLES):
+                        if st.button(example, key=f"chat_example_{i}",
+                                     disabled=bool(block)):
+                            chat.on_submit_prompt(example)
+                            action = {"kind": "generate"}
+        # turns added since the page last drew the history (a new message, a tool result,
+        # a stopped answer): older turns stay as drawn, above this fragment
+        chat.render_history(busy=bool(action), start=chat.undrawn())
+        if media_problem:
+            st.error(f"Not sent: {media_problem}", icon=":material/hide_image:")
+            if prompt:  # the box has been cleared: keep what was typed in view
+                st.caption(f"Your message, not sent: {md_text(str(prompt), 2000)}")
+        if not action:
+            chat.tool_result_forms()
+            if chat.turns() and chat.turns()[-1]["role"] == "user":
+                # a message the spend guard or the parameter check held back: still here
+                with st.container(horizontal=True, vertical_alignment="center"):
+                    st.caption(":material/schedule_send: This message has not been sent yet.")
+                    st.button("Send", key="chat_send_again", icon=":material/send:",
+                              on_click=chat.request_action, disabled=bool(block))
+        live = st.container()
+        after = st.container()  # meter, cost preview, code: skipped on runs that send
+
+    sending = bool(action and not block and chat.turns()
+                   and chat.turns()[-1]["role"] in ("user", "tool")
+                   and not chat.held_back(ctx, chat_params.cost_cap(), live))
+    if sending:
+        # Send before drawing the preview and code views: an instant first token would
+        # otherwise wait behind the browser rendering them, and they describe the request
+        # this answer replaces anyway. `generate` reruns the page, which draws them afresh.
+        with live:
+            # drawn only on generating runs, so the poller exists just while a Stop can happen
+            chat.generate(ctx)
+    with after:
+        next_request(ctx)
+
+
+def next_request(ctx: chat.ChatContext) -> None:
+    """Before sending: context meter, cost preview, clear, and the code views."""
     next_body = chat.preview_body(ctx)
     check = chat.context_for(ctx)
     colour = {"ok": "green", "warn": "orange", "over": "red", "unknown": "gray"}[check.level]
@@ -183,17 +205,17 @@ with after:
                + chat.preview_cost(ctx, next_body, check.prompt_tokens))
     if check.level == "over":
         st.warning(check.message, icon=":material/warning:")
+    with st.container(horizontal=True):
+        if st.button("Clear chat", key="chat_clear", icon=":material/delete_sweep:",
+                     disabled=not chat.turns()):
+            chat.clear_chat()
+            st.rerun(scope="app")  # the history is drawn outside this fragment
+        media_attach.settings("chat")
     # Raw request/response views are not drawn for an audience; the `raw_` keys also let
     # the presentation CSS hide them should one ever be drawn.
-    presenting = presentation.is_presenting()
-    raw_code = st.container(key="raw_chat_code")
-    raw_compare = st.container(key="raw_chat_compare")
-    with st.container(horizontal=True):
-        st.button("Clear chat", key="chat_clear", icon=":material/delete_sweep:",
-                  on_click=chat.clear_chat, disabled=not chat.turns())
-        media_attach.settings("chat")
-if not presenting:
-    with raw_code, st.expander("View code", icon=":material/code:"):
+    if presentation.is_presenting():
+        return
+    with st.container(key="raw_chat_code"), st.expander("View code", icon=":material/code:"):
         last = st.session_state.get(chat.LAST) or {}
         which = "Next request"
         if last.get("body"):
@@ -205,9 +227,21 @@ if not presenting:
                       response_headers=last.get("headers"), events=last.get("events"),
                       note=f"Exactly what was sent (request id `{last.get('request_id')}`).")
         else:
-            code_view(surface, conn.base_url, next_body, zdr=conn.zdr,
+            code_view(ctx.surface, ctx.base_url, next_body, zdr=ctx.zdr,
                       note="What will be sent with the current settings (your next message "
                            "is appended to `messages`).")
-    with raw_compare, st.expander("Protocol switch: usage side by side",
-                                  icon=":material/compare_arrows:"):
+    with st.container(key="raw_chat_compare"), st.expander(
+            "Protocol switch: usage side by side", icon=":material/compare_arrows:"):
         protocol_compare(ctx)
+
+
+st.html(PIN_CSS)
+with left:
+    for problem in chat_store.problems():
+        st.caption(f":material/warning: {problem}")
+    busy = bool(st.session_state.get(chat.ACTION))
+    chat.render_history(busy=busy)  # older turns: drawn on full runs only
+    chat.mark_drawn()
+    conversation()
+# After a Stop nothing may be drawn; this poller redraws the stopped answer (badge, cost).
+chat.refresh_after_stop()
