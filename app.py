@@ -24,6 +24,8 @@ PAGES = [
     st.Page("pages/tokens.py", title="Token & grammar", icon=":material/data_array:",
             url_path="tokens"),
     st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/fact_check:",
+            url_path="evaluate"),
     st.Page("pages/costs.py", title="Costs", icon=":material/payments:", url_path="costs"),
     st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
 ]

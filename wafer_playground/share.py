@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 from .store import ROLES, is_secret_name, looks_like_secret, redact_secrets
 
 VERSION = 1
-PAGES = ("catalog", "chat", "tokens", "costs", "compare", "history")
+PAGES = ("catalog", "chat", "tokens", "costs", "compare", "history", "evaluate")
 MAX_URL_CHARS = 6000  # conservative: proxies, chat apps and some browsers cut around 8 KB
 MAX_BLOB_CHARS = 16_000  # refuse to even decode `s` beyond this
 MAX_INFLATED_BYTES = 512 * 1024  # zip-bomb guard for `s`
@@ -66,6 +66,7 @@ class ShareState:
     grammar: str | None = None  # EBNF
     scenario: dict[str, Any] | None = None  # cost planner scenario
     compare: dict[str, Any] | None = None  # compare page: mode, models, per-pane settings
+    evaluate: dict[str, Any] | None = None  # evaluate page: template, test set, models, checks
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ def _clean(raw: Mapping[str, Any], cleaner: _Cleaner) -> ShareState | None:
         cleaner.drop("model")
         model = None
     trees: dict[str, dict[str, Any] | None] = {}
-    for name in ("scenario", "compare"):
+    for name in ("scenario", "compare", "evaluate"):
         value = raw.get(name)
         trees[name] = None
         if isinstance(value, Mapping):
@@ -238,7 +239,7 @@ def _clean(raw: Mapping[str, Any], cleaner: _Cleaner) -> ShareState | None:
         elif value is not None:
             cleaner.drop(name)
     known = {"v", "page", "model", "params", "prompt", "messages", "grammar", "scenario",
-             "compare"}
+             "compare", "evaluate"}
     for k in raw:
         if k not in known:
             cleaner.drop(str(k))
@@ -247,7 +248,7 @@ def _clean(raw: Mapping[str, Any], cleaner: _Cleaner) -> ShareState | None:
         prompt=cleaner.text(raw.get("prompt"), "prompt"),
         messages=cleaner.messages(raw.get("messages")),
         grammar=cleaner.text(raw.get("grammar"), "grammar"), scenario=trees["scenario"],
-        compare=trees["compare"],
+        compare=trees["compare"], evaluate=trees["evaluate"],
     )
 
 
@@ -267,6 +268,8 @@ def _as_dict(state: ShareState) -> dict[str, Any]:
         d["scenario"] = state.scenario
     if state.compare:
         d["compare"] = state.compare
+    if state.evaluate:
+        d["evaluate"] = state.evaluate
     return d
 
 
