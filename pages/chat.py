@@ -6,15 +6,15 @@ import streamlit as st
 
 from components import (
     chat,
-    chat_params,
-    chat_store,
     connection,
     engine_panel,
     media_attach,
     presentation,
     state,
 )
-from components.chat_protocols import protocol_compare
+from components.chat import params as chat_params
+from components.chat import store as chat_store
+from components.chat.protocols import protocol_compare
 from components.code_view import code_view
 from components.errors import error_markdown
 from components.history import shared_state

@@ -1,4 +1,4 @@
-"""Token & grammar workbench page: all drawing lives in components/tokens.py."""
+"""Token & grammar workbench page: all drawing lives in components/tokens/page.py."""
 
 from components.router import ensure_router
 

@@ -9,7 +9,7 @@ error, a dropped tab): a process that dies mid-run leaves the "streaming" row th
 Threads: `Run.events()` runs on one thread (the script thread, or a Compare/Evaluate worker);
 `stop()` and `snapshot()` may be called from any other. Everything `finish()` does is plain
 Python plus the store, because after a Streamlit Stop no `st.*` call may run
-(components/chat.py).
+(components/chat/transcript.py).
 """
 
 from __future__ import annotations

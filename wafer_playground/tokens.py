@@ -298,7 +298,7 @@ class GenToken:
 
 def chat_logprob_tokens(items: Sequence[Mapping[str, Any]]) -> list[GenToken]:
     """Chat `logprobs.content` items -> GenTokens, so Chat draws them as the Token page does
-    (components/tokens_view.generated_html). Chat logprobs carry no token ids."""
+    (components/tokens/view.py generated_html). Chat logprobs carry no token ids."""
     out: list[GenToken] = []
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):

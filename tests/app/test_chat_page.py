@@ -605,7 +605,7 @@ def _ticker_script() -> None:
 
     import streamlit as st
 
-    from components import chat
+    from components.chat import transcript as chat
     from wafer_playground.assembly import ChatAccumulator
     from wafer_playground.catalog import Pricing
 

@@ -38,7 +38,7 @@ class Tracer:
             return
         callee = _module(frame)
         name = frame.f_code.co_name
-        if callee == "components.chat" and name == "generate":
+        if callee == "components.chat.transcript" and name == "generate":
             if event == "call":
                 self.active, self.depth = True, self.depth + 1
             else:
@@ -68,7 +68,7 @@ def route(crossings: list[tuple[str, str, str]]) -> list[str]:
     """The rooms components.chat calls into, in order, consecutive repeats collapsed."""
     out: list[str] = []
     for caller, callee, _ in crossings:
-        if caller == "components.chat" and (not out or out[-1] != callee):
+        if caller == "components.chat.transcript" and (not out or out[-1] != callee):
             out.append(callee)
     return out
 
@@ -82,22 +82,22 @@ def test_a_chat_request_goes_down_and_never_climbs_back(env: HTTPXMock,  # noqa:
     assert tracer.crossings, "the send was not traced"
     climbs = [c for c in tracer.crossings
               if (c[0].startswith("wafer_playground") and c[1].startswith("components"))
-              or (c[0].startswith("components.") and c[0] != "components.chat"
-                  and c[1] == "components.chat")]
+              or (c[0].startswith("components.") and c[0] != "components.chat.transcript"
+                  and c[1] == "components.chat.transcript")]
     path = route(tracer.crossings)
     print("\nroute from components.chat:", " → ".join(path))
     print("calls from components.chat into each room:", {
-        m: sum(1 for c in tracer.crossings if c[0] == "components.chat" and c[1] == m)
+        m: sum(1 for c in tracer.crossings if c[0] == "components.chat.transcript" and c[1] == m)
         for m in dict.fromkeys(path)})
     assert climbs == []
     # the conversation is found once, and the request is sent, streamed, priced and
     # recorded by the run path alone: the chat component never touches the client, the
     # SSE decoder or the store itself (costs: only the session's running total)
-    assert path.count("components.chat_store") == 1
-    direct = {c[1] for c in tracer.crossings if c[0] == "components.chat"}
+    assert path.count("components.chat.store") == 1
+    direct = {c[1] for c in tracer.crossings if c[0] == "components.chat.transcript"}
     assert not direct & {"wafer_playground.client", "wafer_playground.sse",
                          "wafer_playground.store.base", "wafer_playground.store.sqlite"}
-    assert [c[2] for c in tracer.crossings if c[0] == "components.chat"
+    assert [c[2] for c in tracer.crossings if c[0] == "components.chat.transcript"
             and c[1] == "wafer_playground.costs"] == ["add"]
     assert "wafer_playground.runs" in direct
     turns = at.session_state["chat_turns"]

@@ -287,11 +287,11 @@ def test_prob_shading_and_format() -> None:
     assert format_prob(None) == "n/a"
 
 
-# ---- chip HTML (components/tokens_view.py is pure string building) ------------------------------
+# ---- chip HTML (components/tokens/view.py is pure string building) ------------------------------
 
 
 def test_chips_escape_every_piece_and_show_bytes_and_whitespace() -> None:
-    from components.tokens_view import chips_html
+    from components.tokens.view import chips_html
     from wafer_playground.client import TokenPiece
 
     html = chips_html([TokenPiece(1, "<script>alert('x')</script>"), TokenPiece(2, " \n\t"),
@@ -307,7 +307,7 @@ def test_chips_escape_every_piece_and_show_bytes_and_whitespace() -> None:
 
 
 def test_generated_html_shades_and_lists_alternatives() -> None:
-    from components.tokens_view import generated_html
+    from components.tokens.view import generated_html
     from wafer_playground.tokens import Alternative, GenToken
 
     toks = [GenToken(0, 7, "<b>", math.log(0.25),
@@ -365,7 +365,7 @@ def test_chat_logprobs_become_shaded_tokens() -> None:
     """Issue 16: Chat draws logprobs like the Token page, from the same GenToken shape."""
     import math
 
-    from components.tokens_view import generated_html
+    from components.tokens.view import generated_html
     from wafer_playground.tokens import chat_logprob_tokens
 
     items = [{"token": "Par", "logprob": math.log(0.9),

@@ -19,7 +19,7 @@ from wafer_playground.titles import conversation_title
 if TYPE_CHECKING:
     from wafer_playground.store import Store, Surface
 
-TURNS = "chat_turns"  # the transcript in session state (components/chat.py draws it)
+TURNS = "chat_turns"  # the transcript in session state (components/chat/transcript.py draws it)
 CONVERSATION = "chat_conversation_id"  # also set by the History page to reopen a chat
 LOADED = "chat_loaded_conversation"
 PROBLEMS = "chat_store_problems"

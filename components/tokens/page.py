@@ -17,12 +17,13 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from components import connection, engine_panel, grammar_editor
+from components import connection, engine_panel
 from components.connection import Connection
 from components.errors import error_markdown
 from components.history import TOKENS_RUN_ID, get_store, share_panel, shared_state
 from components.state import select_model, selected_model_id
-from components.tokens_view import chips_html, generated_html
+from components.tokens import grammar_editor
+from components.tokens.view import chips_html, generated_html
 from wafer_playground import codegen, tokens
 from wafer_playground.catalog import Model, Pricing
 from wafer_playground.client import TokenPiece, WaferClient

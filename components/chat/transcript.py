@@ -21,11 +21,12 @@ from typing import Any, Literal
 import pandas as pd
 import streamlit as st
 
-from components import chat_store, media_attach, presentation
+from components import media_attach, presentation
+from components.chat import store as chat_store
 from components.code_view import code_view
 from components.errors import show_error
 from components.streaming import LiveTurn
-from components.tokens_view import generated_html
+from components.tokens.view import generated_html
 from components.untrusted import md_code, md_text, model_output
 from wafer_playground import errors as wafer_errors
 from wafer_playground import guard

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from components.chat import ChatContext, turns
+from components.chat.transcript import ChatContext, turns
 from components.errors import show_error
 from wafer_playground.assembly import conversation_messages
 from wafer_playground.costs import Usage, UsageError, cost_of, format_usd
