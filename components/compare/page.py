@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from html import escape
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import streamlit as st
@@ -372,8 +372,8 @@ def scenario_setup(sc: Scenario, rd: Readiness) -> Setup:
 # --------------------------------------------------------------------------- the page flow
 
 SESSION_KEY = "compare_session"  # the last comparison (plain key: survives page switches)
-PERSIST = "session"  # widget values survive page switches (Streamlit 1.67 persist_state)
-MODE_LABELS = {"chat": "Chat", "completions": "Token-ID completion"}
+PERSIST: Literal["session"] = "session"  # values survive page switches (1.67 persist_state)
+MODE_LABELS: dict[Surface, str] = {"chat": "Chat", "completions": "Token-ID completion"}
 
 
 @dataclass
@@ -485,7 +485,7 @@ def apply_shared(state: share.ShareState, catalog: Catalog) -> list[str]:
     """Load a shared setup into the controls (before they are drawn); what was skipped."""
     ss, skipped = st.session_state, []
     cfg = state.compare or {}
-    mode = cfg.get("mode") if cfg.get("mode") in MODE_LABELS else "chat"
+    mode: Surface = "completions" if cfg.get("mode") == "completions" else "chat"
     ss["cmp_mode"] = mode
     options = _options(catalog, mode)
     wanted = [m for m in (cfg.get("models") or [state.model]) if isinstance(m, str)][:4]
@@ -523,7 +523,8 @@ def controls(catalog: Catalog, *, presenting: bool) -> Setup | None:
     ss.setdefault("cmp_mode", "chat")
     top = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
     surface: Surface = top[0].segmented_control(
-        "Request", list(MODE_LABELS), format_func=MODE_LABELS.__getitem__, key="cmp_mode",
+        "Request", list(MODE_LABELS.keys()), format_func=MODE_LABELS.__getitem__,
+        key="cmp_mode",
         required=True, persist_state=PERSIST,
         help="Chat sends messages; token-ID completion sends the prompt as token ids "
              "(tokenized per model, since each model has its own vocabulary).") or "chat"
@@ -555,7 +556,8 @@ def controls(catalog: Catalog, *, presenting: bool) -> Setup | None:
     ss.setdefault("cmp_temp", 0.7)
     ss.setdefault("cmp_top_p", 1.0)
     ss.setdefault("cmp_max", 128)
-    max_cap = presentation.caps().max_tokens if presenting and presentation.caps() else None
+    caps = presentation.caps() if presenting else None
+    max_cap = caps.max_tokens if caps is not None else None
     cols = st.columns(n)
     configs: list[PaneConfig] = []
     for i, col in enumerate(cols):

@@ -161,7 +161,7 @@ def _model_picker(models: Sequence[Model], *, catalog_ids: list[str], catalog: A
         if model.local is not None and model.local.get("chat_template") is False:
             st.caption("Base model without a chat template: build the prompt from text, and "
                        "keep the BOS id first.")
-    return model  # type: ignore[no-any-return]
+    return model
 
 
 def _model_label(model: Model | None) -> str:
@@ -361,7 +361,7 @@ def _peek(conn: Connection, client: WaferClient, model: Model, ids: list[int]) -
                             format_func=lambda i: f"{_tok_label(by_id[i].text)} · id {i} · "
                                                   f"{tokens.format_prob(by_id[i].prob)}")
         st.button("Append this id ↵", key="tok_peek_append", on_click=_append_id,
-                  args=(ids, int(pick)))
+                  args=(ids, int(pick or alts[0].id or 0)))
 
 
 def _text_tab(tok: Tokenizer | None) -> None:
@@ -525,7 +525,7 @@ def _num(col: Any, label: str, key: str, default: float | int | None, *, step: f
 
 def _settings_form() -> tokens.CompletionSettings:
     with st.expander("Request fields (sampling, stops, extras)", expanded=False):
-        c = st.columns(4)
+        c: list[Any] = list(st.columns(4))
         max_tokens = _num(c[0], "max_tokens", "tok_max_tokens", 48, step=1,
                           help="Upper bound on generated tokens; also the cost worst case.")
         min_tokens = _num(c[1], "min_tokens", "tok_min_tokens", None, step=1,
@@ -533,14 +533,14 @@ def _settings_form() -> tokens.CompletionSettings:
         temperature = _num(c[2], "temperature", "tok_temperature", 0.7, step=0.05,
                            help="0 = greedy.", fmt="%.2f")
         top_p = _num(c[3], "top_p", "tok_top_p", None, step=0.05, help="(0, 1]", fmt="%.2f")
-        c = st.columns(4)
+        c = list(st.columns(4))
         top_k = _num(c[0], "top_k", "tok_top_k", None, step=1, help="-1 = off")
         min_p = _num(c[1], "min_p", "tok_min_p", None, step=0.01, help="[0, 1]", fmt="%.2f")
         freq = _num(c[2], "frequency_penalty", "tok_freq", None, step=0.1, help="[-2, 2]",
                     fmt="%.2f")
         pres = _num(c[3], "presence_penalty", "tok_pres", None, step=0.1, help="[-2, 2]",
                     fmt="%.2f")
-        c = st.columns(4)
+        c = list(st.columns(4))
         rep = _num(c[0], "repetition_penalty", "tok_rep", None, step=0.05, help="(0, 2]",
                    fmt="%.2f")
         seed = _num(c[1], "seed", "tok_seed", None, step=1, help="Same seed, same sample.")
@@ -553,7 +553,7 @@ def _settings_form() -> tokens.CompletionSettings:
             st.session_state.setdefault("tok_return_ids", True)
             return_ids = st.toggle("return_token_ids", key="tok_return_ids",
                                    help="Generated ids in the response: needed for exact forks.")
-        c = st.columns([2, 2, 2])
+        c = list(st.columns([2, 2, 2]))
         stop_text = c[0].text_area("stop (one per line; \\n escapes)", key="tok_stop", height=68)
         stop_ids_text = c[1].text_input("stop_token_ids", key="tok_stop_ids",
                                         placeholder="e.g. 2, 106")
@@ -913,7 +913,7 @@ def _fork_controls(run: tokens.CompletionRun, gen: list[tokens.GenToken]) -> Non
                           format_func=lambda i: f"{_tok_label(by_id[i].text)} · id {i} · "
                                                 f"{tokens.format_prob(by_id[i].prob)}")
         st.button("Fork here ↳ continue from this token", key=f"tok_fork_go_{run.label}",
-                  on_click=_fork, args=(run.label, pos, int(chosen)))
+                  on_click=_fork, args=(run.label, pos, int(chosen or alt_ids[0] or 0)))
 
 
 def _fork(label: str, position: int, chosen_id: int) -> None:
@@ -929,7 +929,7 @@ def _fork(label: str, position: int, chosen_id: int) -> None:
     body = {**tokens.without_constraint(src.body), "prompt": new_prompt}
     prev = (st.session_state.get(FORK_INFO) or {}) if label == "fork" else {}
     chosen_text = chosen.text if chosen else ""
-    kept = [[t.id, t.text] for t in gen[:position] if t.id is not None]
+    kept: list[list[Any]] = [[t.id, t.text] for t in gen[:position] if t.id is not None]
     st.session_state[FORK_INFO] = {
         "from": prev.get("from", label), "position": position, "chosen_id": chosen_id,
         "chosen_text": chosen_text, "kept": kept,
@@ -1090,7 +1090,8 @@ def _reopen_from_history() -> None:
     if label not in ("constrained", "unconstrained"):
         label = "unconstrained"  # a saved fork reopens as a plain run of its prompt
     run = tokens.CompletionRun.from_dict({**saved, "label": label, "body": body})
-    prompt = body.get("prompt") if isinstance(body.get("prompt"), list) else []
+    raw_prompt = body.get("prompt")
+    prompt: list[Any] = raw_prompt if isinstance(raw_prompt, list) else []
     _set_prompt([int(i) for i in prompt], "history", f"the saved run of {rec.ts[:19]}")
     if body.get("ebnf"):
         grammar_editor.set_grammar(str(body["ebnf"]))
