@@ -145,22 +145,29 @@ async def chat(eng: Adapter, request: Request, rec: RequestRecord | None) -> Any
     return data
 
 
+# Chat fields llama-server takes under the same name and meaning. The rest of CHAT_FIELDS is
+# translated in _chat_upstream, checked in chat() (reasoning: the local models have none), or
+# is request plumbing. tests/engine/test_params_contract.py checks every field
+# wafer_playground/params.py's SPECS can send against this split, in process and for real.
+FORWARDED = (
+    "temperature",
+    "top_p",
+    "min_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "stop",
+    "seed",
+    "logit_bias",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+)
+
+
 def _chat_upstream(body: dict[str, Any]) -> dict[str, Any]:
     up: dict[str, Any] = {"messages": body["messages"], **NEUTRAL, "cache_prompt": True}
-    for k in (
-        "temperature",
-        "top_p",
-        "min_p",
-        "frequency_penalty",
-        "presence_penalty",
-        "stop",
-        "seed",
-        "logit_bias",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "response_format",
-    ):
+    for k in FORWARDED:
         if body.get(k) is not None:
             up[k] = body[k]
     if body.get("top_k") is not None:
