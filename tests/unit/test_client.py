@@ -352,12 +352,9 @@ def test_connection_refused(httpx_mock: HTTPXMock, sleeps: Sleeps) -> None:
 
 def test_connection_refused_for_real() -> None:
     # A closed loopback port, no mocking: the real transport's error is mapped too.
-    import socket
+    from wafer_playground.local.net import HOST, free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    c = WaferClient(f"http://127.0.0.1:{port}/v1", KEY, max_retries=0)
+    c = WaferClient(f"http://{HOST}:{free_port()}/v1", KEY, max_retries=0)
     with pytest.raises(APIConnectionError):
         c.chat({"model": "m"})
 
