@@ -7,17 +7,7 @@ import functools
 import sys
 from collections.abc import Iterator
 
-from .ast import (
-    Expr,
-    Grammar,
-    GrammarError,
-    GrammarIssue,
-    GrammarReport,
-    Group,
-    Lit,
-    Macro,
-    Repeat,
-)
+from .ast import Expr, Grammar, GrammarError, GrammarIssue, GrammarReport, Group, Lit, Macro, Repeat
 from .lexer import _MAX_NEST, _Positions, _Tok, _tokenize
 from .parser import _Parser
 from .regex import regex_problem

@@ -5,16 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .ast import (
-    CharClass,
-    Expr,
-    Grammar,
-    Group,
-    Lit,
-    Macro,
-    Ref,
-    Repeat,
-)
+from .ast import CharClass, Expr, Grammar, Group, Lit, Macro, Ref, Repeat
 from .checks import _walk, parse
 from .regex import python_regex, regex_ast
 

@@ -11,17 +11,7 @@ from typing import cast
 from lark import Lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
-from .ast import (
-    CharClass,
-    Expr,
-    Grammar,
-    Group,
-    Lit,
-    Macro,
-    MatchResult,
-    Ref,
-    Repeat,
-)
+from .ast import CharClass, Expr, Grammar, Group, Lit, Macro, MatchResult, Ref, Repeat
 from .checks import check, parse
 from .regex import regex_ast
 

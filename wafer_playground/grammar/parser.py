@@ -5,18 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .ast import (
-    CharClass,
-    Expr,
-    Grammar,
-    GrammarError,
-    Group,
-    Lit,
-    Macro,
-    Ref,
-    Repeat,
-    Rule,
-)
+from .ast import CharClass, Expr, Grammar, GrammarError, Group, Lit, Macro, Ref, Repeat, Rule
 from .lexer import _MACROS, _MAX_NEST, _Tok
 
 # ---------------------------------------------------------------------------------------------

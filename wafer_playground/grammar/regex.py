@@ -6,14 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .ast import (
-    CharClass,
-    Expr,
-    Group,
-    Lit,
-    Macro,
-    Repeat,
-)
+from .ast import CharClass, Expr, Group, Lit, Macro, Repeat
 
 # XGrammar's regex dialect is close to ECMAScript; Python's `re` parses most of it. The list
 # below holds the differences measured against XGrammar 0.2.8's compiler (test_grammar_oracle).

@@ -16,9 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wafer_playground.local import messages as anth
-from wafer_playground.local.validation import (
-    ApiError,
-)
+from wafer_playground.local.validation import ApiError
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,8 @@ from typing import Any
 from starlette.requests import Request
 
 from wafer_playground.local.reqlog import PERIODS, RANGES, RequestRecord
-from wafer_playground.local.upstream import (
-    Adapter,
-)
-from wafer_playground.local.validation import (
-    ApiError,
-)
+from wafer_playground.local.upstream import Adapter
+from wafer_playground.local.validation import ApiError
 
 
 async def usage_me(eng: Adapter, request: Request, rec: RequestRecord | None) -> Any:

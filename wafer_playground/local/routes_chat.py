@@ -9,22 +9,9 @@ from typing import Any
 from starlette.requests import Request
 
 from wafer_playground.local import messages as anth
-from wafer_playground.local.asgi import (
-    DONE,
-    EventStream,
-    dumps,
-    request_id,
-    run_cancellable,
-    sse,
-)
+from wafer_playground.local.asgi import DONE, EventStream, dumps, request_id, run_cancellable, sse
 from wafer_playground.local.reqlog import RequestRecord
-from wafer_playground.local.upstream import (
-    NEUTRAL,
-    Adapter,
-    Backend,
-    Ticket,
-    record_usage,
-)
+from wafer_playground.local.upstream import NEUTRAL, Adapter, Backend, Ticket, record_usage
 from wafer_playground.local.validation import (
     CHAT_FIELDS,
     ApiError,

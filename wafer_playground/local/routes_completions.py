@@ -13,21 +13,9 @@ from typing import Any
 
 from starlette.requests import Request
 
-from wafer_playground.local.asgi import (
-    DONE,
-    EventStream,
-    request_id,
-    run_cancellable,
-    sse,
-)
+from wafer_playground.local.asgi import DONE, EventStream, request_id, run_cancellable, sse
 from wafer_playground.local.reqlog import RequestRecord
-from wafer_playground.local.upstream import (
-    NEUTRAL,
-    Adapter,
-    Backend,
-    Ticket,
-    record_usage,
-)
+from wafer_playground.local.upstream import NEUTRAL, Adapter, Backend, Ticket, record_usage
 from wafer_playground.local.validation import (
     COMPLETION_FIELDS,
     ApiError,

@@ -8,9 +8,7 @@ from starlette.requests import Request
 
 from wafer_playground.local.files import check_headers
 from wafer_playground.local.reqlog import RequestRecord
-from wafer_playground.local.upstream import (
-    Adapter,
-)
+from wafer_playground.local.upstream import Adapter
 
 
 async def upload_file(eng: Adapter, request: Request, rec: RequestRecord | None) -> dict[str, Any]:

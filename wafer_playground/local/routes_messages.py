@@ -9,26 +9,11 @@ from typing import Any
 from starlette.requests import Request
 
 from wafer_playground.local import messages as anth
-from wafer_playground.local.asgi import (
-    EventStream,
-    request_id,
-    run_cancellable,
-)
+from wafer_playground.local.asgi import EventStream, request_id, run_cancellable
 from wafer_playground.local.reqlog import RequestRecord
 from wafer_playground.local.routes_chat import chat_common, chat_once
-from wafer_playground.local.upstream import (
-    NEUTRAL,
-    Adapter,
-    Backend,
-    Ticket,
-    record_usage,
-)
-from wafer_playground.local.validation import (
-    MESSAGES_FIELDS,
-    ApiError,
-    check_fields,
-    schema_error,
-)
+from wafer_playground.local.upstream import NEUTRAL, Adapter, Backend, Ticket, record_usage
+from wafer_playground.local.validation import MESSAGES_FIELDS, ApiError, check_fields, schema_error
 
 
 async def messages(eng: Adapter, request: Request, rec: RequestRecord | None) -> Any:

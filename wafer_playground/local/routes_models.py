@@ -7,9 +7,7 @@ from typing import Any
 from starlette.requests import Request
 
 from wafer_playground.local.reqlog import RequestRecord
-from wafer_playground.local.upstream import (
-    Adapter,
-)
+from wafer_playground.local.upstream import Adapter
 
 
 async def models(eng: Adapter, request: Request, rec: RequestRecord | None) -> dict[str, Any]:
