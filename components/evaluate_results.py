@@ -47,13 +47,16 @@ def _mark(c: EvalCell) -> str:
 def grid_frame(setup: EvalSetup, cells: list[EvalCell]) -> pd.DataFrame:
     """Rows × models: the verdict(s) and the (first repeat's) answer, cost, TTFT, tok/s."""
     first_var = setup.tests.variables[0] if setup.tests.variables else None
+    by_key: dict[tuple[int, str], list[EvalCell]] = {}
+    for c in cells:  # one pass: the grid is redrawn while a run of 1,000s of cells goes on
+        by_key.setdefault((c.row, c.model), []).append(c)
     out = []
     for row in setup.tests.rows:
         rec: dict[str, Any] = {"row": row.index + 1}
         if first_var:
             rec[first_var] = clean(row.values.get(first_var, ""), 60)
         for m in setup.models:
-            mine = [c for c in cells if c.row == row.index and c.model == m]
+            mine = by_key.get((row.index, m), [])
             first = mine[0] if mine else None
             rec[f"{m} ✓"] = "".join(_mark(c) for c in mine)
             rec[f"{m} answer"] = clean(first.output, 80) if first else ""
@@ -155,9 +158,11 @@ def _pairwise(setup: EvalSetup, run: EvalRun, cells: list[EvalCell]) -> None:
     """A blind A/B vote on one row's answers from two models (feeds the leaderboard)."""
     if len(setup.models) < 2:
         return
-    pairs = [(r.index, [c for c in cells if c.row == r.index and c.repeat == 0
-                        and c.status == "done"]) for r in setup.tests.rows]
-    pairs = [(i, cs) for i, cs in pairs if len(cs) >= 2]
+    by_row: dict[int, list[EvalCell]] = {}
+    for c in cells:
+        if c.repeat == 0 and c.status == "done":
+            by_row.setdefault(c.row, []).append(c)
+    pairs = [(i, cs) for i, cs in sorted(by_row.items()) if len(cs) >= 2]
     if not pairs:
         return
     with st.expander("Blind vote on answers (feeds the leaderboard)",
