@@ -11,6 +11,7 @@ from components import (
     media_attach,
     presentation,
     state,
+    templates,
 )
 from components.chat import params as chat_params
 from components.chat import store as chat_store
@@ -88,6 +89,8 @@ if models.error is not None:
                "showing the bundled snapshot.")
 if block:
     st.warning(f"Chat is not available for this model: {block}.", icon=":material/block:")
+elif not presentation.is_presenting():
+    templates.template_panel("chat", on_fill=templates.send_to_chat)  # a saved {{template}}
 
 if presentation.is_presenting():
     # one line for the room: what is sent; every control one click away

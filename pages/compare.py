@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import compare as ui
-from components import connection, engine_panel, presentation
+from components import connection, engine_panel, presentation, templates
 from components.errors import error_markdown
 from components.router import ensure_router
 
@@ -27,6 +27,8 @@ try:
         st.warning(f"Model list unavailable ({error_markdown(models.error)}); showing the snapshot "
                    "catalog.", icon=":material/cloud_off:")
 
+    if not presenting:  # a saved {{template}}, filled in, becomes the prompt
+        templates.template_panel("cmp", on_fill=templates.into("cmp_prompt"))
     ui.render_page(conn, models.catalog, presenting=presenting)
 finally:
     marker["run"] = False

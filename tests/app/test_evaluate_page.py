@@ -32,7 +32,8 @@ def sse(*chunks: dict) -> bytes:
 
 def answer(request: httpx.Request) -> httpx.Response:
     body = json.loads(request.content)
-    a, b = map(int, re.findall(r"\d+", body["messages"][-1]["content"])[:2])
+    nums = [int(x) for x in re.findall(r"\d+", body["messages"][-1]["content"])[:2]]
+    a, b = nums if len(nums) == 2 else (0, 0)
     text = str(a + b if body["model"] == "GLM-5.1" else a * b)
     return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=sse(
         {"choices": [{"index": 0, "delta": {"content": text}}]},
@@ -109,3 +110,26 @@ def test_a_bad_test_set_says_where(db: Path, httpx_mock: HTTPXMock) -> None:
     at.button(key="ev_use_paste").click()
     _run(at)
     assert any("row 1, column “expect_regex”" in e.value for e in at.error)
+
+
+def test_a_saved_template_fills_compare_and_chat(db: Path, httpx_mock: HTTPXMock) -> None:
+    store = SQLiteStore(db)
+    EvalStore(store.for_owner(ANONYMOUS)).save_template("capital", "Capital of {{country}}?")
+    store.close()
+    httpx_mock.add_response(url=f"{FAKE_BASE}/models", json=FIXTURE, is_reusable=True)
+    httpx_mock.add_callback(answer, url=f"{FAKE_BASE}/chat/completions", is_reusable=True)
+    at = _run(make_app("pages/compare.py"))
+    assert at.button(key="cmp_tpl_use").disabled  # {{country}} not filled yet
+    at.text_area(key="cmp_tpl_var_capital_country").set_value("France")
+    _run(at)
+    at.button(key="cmp_tpl_use").click()
+    _run(at)
+    assert at.text_area(key="cmp_prompt").value == "Capital of France?"
+    at = _run(make_app("pages/chat.py"))
+    at.text_area(key="chat_tpl_var_capital_country").set_value("Peru")
+    _run(at)
+    at.button(key="chat_tpl_use").click()
+    _run(at)
+    sent = [json.loads(r.content) for r in httpx_mock.get_requests()
+            if r.url.path.endswith("/chat/completions")]
+    assert sent and sent[-1]["messages"][-1] == {"role": "user", "content": "Capital of Peru?"}
