@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, StreamlitServer  # noqa: E402
-from tests.reliability.fake_server import FakeWafer  # noqa: E402
+from tests.fake_wafer import FakeWafer  # noqa: E402
 from tests.reliability.load_driver import run_load  # noqa: E402
 
 

@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, StreamlitServer  # noqa: E402
+from tests.fake_wafer import FakeWafer, Reply, answer_stream  # noqa: E402
 from tests.pg import PostgresServer, find_pg_bin  # noqa: E402
-from tests.reliability.fake_server import FakeWafer, Reply, answer_stream  # noqa: E402
 from tests.reliability.load_driver import _complete, _open_all, _send  # noqa: E402
 from wafer_playground.client import key_fingerprint  # noqa: E402
 from wafer_playground.store.postgres import PostgresStore  # noqa: E402

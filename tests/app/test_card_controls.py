@@ -11,7 +11,7 @@ from pytest_httpx import HTTPXMock
 from streamlit.testing.v1 import AppTest
 
 from tests.app.conftest import FAKE_BASE, make_app
-from tests.reliability.fake_server import VISION_CARD
+from tests.fake_wafer import VISION_CARD
 
 GLM = copy.deepcopy(VISION_CARD)
 GLM["id"] = "glm-sys"

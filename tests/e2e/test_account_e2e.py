@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 
 from tests.conftest import wait_for_app
 from tests.e2e.test_media_e2e import open_chat, open_page, shot, wafer_app
-from tests.reliability.fake_server import CARDS_WITH_VISION, FakeWafer, Reply, serve
+from tests.fake_wafer import CARDS_WITH_VISION, FakeWafer, Reply, serve
 
 pytestmark = pytest.mark.e2e
 METRICS = {"endpoint": "127.0.0.1", "range_minutes": 1440, "summary": {

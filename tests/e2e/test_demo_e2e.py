@@ -1,6 +1,6 @@
 """Issue 16, seen and not assumed: every flow in Chromium at a laptop, a projector and a phone.
 
-A fake Wafer server (tests/reliability/fake_server.py) serves the demo catalog of
+A fake Wafer server (tests/fake_wafer.py) serves the demo catalog of
 tests/fixtures/demo_catalog.py: everyday prices, one $999.99/M outlier and one model without
 a price; its chat streams slowly enough to be caught mid-stream. Each test saves its
 screenshots under $WAFER_SHOTS (default .pytest_cache/shots16) and asserts what a person
@@ -20,8 +20,8 @@ from playwright.sync_api import Locator, Page, expect
 
 from components.catalog import PRICE_W
 from tests.conftest import ROOT, wait_for_app
+from tests.fake_wafer import FakeWafer, Reply, answer_stream
 from tests.fixtures.demo_catalog import CARDS
-from tests.reliability.fake_server import FakeWafer, Reply, answer_stream
 
 pytestmark = pytest.mark.e2e
 SHOTS = Path(os.environ.get("WAFER_SHOTS", ROOT / ".pytest_cache" / "shots16"))

@@ -1,6 +1,6 @@
 """Media in Chat, in headless Chromium against a real `streamlit run app.py`.
 
-Against the fake Wafer server (tests/reliability/fake_server.py) with its vision card: an
+Against the fake Wafer server (tests/fake_wafer.py) with its vision card: an
 attached image shows as a thumbnail, goes up through POST /v1/files, the chat request carries
 the documented `image_url.file_id` part, and the answer and its cost appear; inline mode
 sends a data URL instead; a text-only model refuses the attachment before anything is sent.
@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import ROOT, wait_for_app
-from tests.reliability.fake_server import CARDS_WITH_VISION, VISION_MODEL, FakeWafer, serve
+from tests.fake_wafer import CARDS_WITH_VISION, VISION_MODEL, FakeWafer, serve
 
 pytestmark = pytest.mark.e2e
 SHOTS = [Path("/tmp/shots17"), ROOT / ".pytest_cache" / "screens"]
@@ -113,7 +113,7 @@ def test_image_on_a_vision_model_and_refusal_on_a_text_model(
     assert up[0].header("x-wafer-purpose") == "vision"
     assert up[0].header("content-type") == "image/png"
     assert up[0].header("x-wafer-filename") == "squares.png"
-    assert up[0].header("authorization") == f"Bearer {KEY}"
+    assert up[0].sent_key(KEY)
     fid = next(iter(fake.files))  # the id the fake server issued
     chats = fake.requests_to("POST", "/chat/completions")
     assert len(chats) == 1

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import ROOT, wait_for_app
-from tests.reliability.fake_server import FakeWafer, Reply, answer_stream, serve
+from tests.fake_wafer import FakeWafer, Reply, answer_stream, serve
 from wafer_playground.client import key_fingerprint
 from wafer_playground.store.postgres import PostgresStore
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.engine.conftest import SMOL
-from tests.reliability.fake_server import CARDS_WITH_VISION, VISION_MODEL, FakeWafer, serve
+from tests.fake_wafer import CARDS_WITH_VISION, VISION_MODEL, FakeWafer, serve
 from wafer_playground import codegen, media
 
 pytestmark = pytest.mark.engine
@@ -131,7 +131,7 @@ def test_image_snippets_run_against_a_vision_model(fake: FakeWafer, tmp_path: Pa
         assert proc.returncode == 0, f"{label} failed:\n{proc.stdout}\n{proc.stderr}"
         assert "chat.completion" in proc.stdout and "fake server" in proc.stdout
         hit = fake.requests_to("POST", "/chat/completions")[before]
-        assert hit.header("authorization") == f"Bearer {KEY}"
+        assert hit.sent_key(KEY)
         assert hit.json()["messages"][0]["content"][1] == {
             "type": "image_url", "image_url": {"file_id": fid}}
         ran += 1

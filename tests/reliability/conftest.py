@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, Page
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT, StreamlitServer, free_port
-from tests.reliability.fake_server import FakeWafer, serve
+from tests.fake_wafer import FakeWafer, serve
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import psutil
 from playwright.sync_api import Browser, Page
 
 from tests.conftest import StreamlitServer, wait_for_app
-from tests.reliability.fake_server import MODEL, FakeWafer, Reply, answer_stream
+from tests.fake_wafer import MODEL, FakeWafer, Reply, answer_stream
 
 
 @dataclass

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
+from tests.fake_wafer import CARDS, FakeWafer
 from tests.reliability.conftest import app_at
-from tests.reliability.fake_server import CARDS, FakeWafer
 from tests.unit.grammar_corpus import DIALECT_TABLE
 from wafer_playground import grammar, params, tokens, transcript, usage
 from wafer_playground.catalog import PriceSource, parse_models

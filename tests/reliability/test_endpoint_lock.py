@@ -12,8 +12,9 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import wait_for_app
+from tests.fake_wafer import FakeWafer, serve
 from tests.reliability.conftest import app_at, canary_key, page_text
-from tests.reliability.fake_server import FakeWafer, serve
+from wafer_playground.client import key_fingerprint
 
 CHAT = "pages/chat.py"
 
@@ -25,7 +26,8 @@ def visitor_server() -> Iterator[FakeWafer]:
 
 
 def _keys_seen(server: FakeWafer) -> set[str | None]:
-    return {hit.header("authorization") for hit in server.hits}
+    """Fingerprints of the bearer keys the server saw (None: no key)."""
+    return {hit.key_fingerprint for hit in server.hits}
 
 
 @pytest.fixture
@@ -49,13 +51,13 @@ def test_operator_key_goes_to_wafer_and_never_to_a_typed_url(
     assert "server's key only ever goes to its Wafer URL" in page_text(at)
     # the same session on Wafer: the operator's key, at the operator's base URL
     at.sidebar.radio(key="conn_kind").set_value("wafer").run()
-    assert f"Bearer {operator_env}" in _keys_seen(fake)
+    assert key_fingerprint(operator_env) in _keys_seen(fake)
     # a key the visitor types goes where the visitor points it
     at.sidebar.radio(key="conn_kind").set_value("custom").run()
     at.sidebar.text_input(key="conn_key").set_value("sk-visitor-own").run()
     at.chat_input[0].set_value("and mine?").run()
-    assert "Bearer sk-visitor-own" in _keys_seen(visitor_server)
-    assert f"Bearer {operator_env}" not in _keys_seen(visitor_server)
+    assert key_fingerprint("sk-visitor-own") in _keys_seen(visitor_server)
+    assert key_fingerprint(operator_env) not in _keys_seen(visitor_server)
 
 
 def test_the_lock_removes_custom_and_local_for_every_visitor(

@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.reliability.conftest import app_at, dead_url, page_text
-from tests.reliability.fake_server import (
+from tests.fake_wafer import (
     MODEL,
     FakeWafer,
     Reply,
     chunk,
     error_json,
 )
+from tests.reliability.conftest import app_at, dead_url, page_text
 from wafer_playground.store import SQLiteStore
 
 CHAT = "pages/chat.py"

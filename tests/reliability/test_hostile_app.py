@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.fake_wafer import CARDS, MODEL, FakeWafer, Reply, chunk, serve
 from tests.reliability.conftest import app_at, page_text
-from tests.reliability.fake_server import CARDS, MODEL, FakeWafer, Reply, chunk, serve
 
 CHAT = "pages/chat.py"
 CATALOG = "pages/catalog.py"

@@ -22,8 +22,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import StreamlitServer, wait_for_app
+from tests.fake_wafer import CARDS, FakeWafer, Reply, serve
 from tests.reliability.conftest import browser_page, serve_app
-from tests.reliability.fake_server import CARDS, FakeWafer, Reply, serve
 from wafer_playground.store import SQLiteStore
 from wafer_playground.transcript import export_json, import_json
 

@@ -18,8 +18,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import StreamlitServer, wait_for_app
+from tests.fake_wafer import CARDS, FakeWafer, Reply, answer_stream, serve
 from tests.reliability.conftest import app_at, canary_key, page_text
-from tests.reliability.fake_server import CARDS, FakeWafer, Reply, answer_stream, serve
 
 BRAVO_CARDS = [{"id": "bravo-model", "object": "model", "owned_by": "other",
                 "wafer": {"display_name": "Bravo Model", "context_length": 8192,
@@ -128,9 +128,9 @@ def test_two_browser_sessions_stay_apart(fake_server: FakeWafer, bravo: FakeWafe
 
         # each endpoint saw only its own session's key, only as the bearer token
         for fake, mine, theirs in ((alpha, KEY_A, KEY_B), (bravo, KEY_B, KEY_A)):
-            auths = {h.header("authorization") for h in fake.hits}
-            assert f"Bearer {mine}" in auths
-            assert auths <= {None, f"Bearer {mine}"}, auths
+            auths = {h.key_fingerprint for h in fake.hits}
+            assert _fp(mine) in auths
+            assert auths <= {None, _fp(mine)}, auths
             assert all(theirs.encode() not in h.body for h in fake.hits)
 
         # a reload is a new session: the key was in session memory only
@@ -153,11 +153,11 @@ def test_model_cache_is_keyed_by_fingerprint(fake: FakeWafer, rel_env: Path) -> 
     assert "1 models" in " ".join(c.value for c in at.sidebar.caption)
     assert at.session_state["_models_cache"]
     first = fake.requests_to("GET", "/models")
-    assert [h.header("authorization") for h in first] == [f"Bearer {KEY_A}"]
+    assert [h.key_fingerprint for h in first] == [_fp(KEY_A)]
     at.session_state["conn_key"] = KEY_B
     at.run()
     hits = fake.requests_to("GET", "/models")
-    assert [h.header("authorization") for h in hits] == [f"Bearer {KEY_A}", f"Bearer {KEY_B}"]
+    assert [h.key_fingerprint for h in hits] == [_fp(KEY_A), _fp(KEY_B)]
     models = [m.id for m in at.session_state["_models_cache"][(fake.url, _fp(KEY_B))]
               .catalog.models]
     assert models == ["bravo-model"]

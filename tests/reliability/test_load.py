@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.conftest import StreamlitServer
-from tests.reliability.fake_server import FakeWafer
+from tests.fake_wafer import FakeWafer
 from tests.reliability.load_driver import run_load
 
 pytestmark = pytest.mark.e2e

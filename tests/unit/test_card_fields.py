@@ -7,7 +7,7 @@ import copy
 from decimal import Decimal
 from typing import Any
 
-from tests.reliability.fake_server import VISION_CARD
+from tests.fake_wafer import VISION_CARD
 from wafer_playground.catalog import parse_card, parse_models, to_frame
 from wafer_playground.costs import Usage, cost_of, format_usd
 from wafer_playground.params import (
