@@ -17,6 +17,7 @@ import streamlit as st
 from components.connection import history_owner
 from components.presentation import is_presenting
 from wafer_playground import share
+from wafer_playground.compare import KEEP_OUTPUT, past_runs
 from wafer_playground.costs import format_usd
 from wafer_playground.store import (
     ANONYMOUS,
@@ -213,12 +214,13 @@ def render_history_page(store: Store) -> None:
     if is_presenting():
         _titles_only(store)  # the audience sees titles, never past prompts or answers
         return
-    chats, votes, runs, log, library, imp = st.tabs(["Conversations", "Compare votes",
+    chats, votes, runs, log, library, imp = st.tabs(["Conversations", "Compare",
                                                      "Completion runs", "Request log",
                                                      "Library", "Import"])
     with chats:
         _conversations(store)
     with votes:
+        _compare_runs(store)
         _votes(store)
     with runs:
         _completion_runs(store)
@@ -241,9 +243,41 @@ def _titles_only(store: Store) -> None:
                            for r in rows))
 
 
+def _compare_runs(store: Store) -> None:
+    """Every comparison, voted or not: its panes as the request log kept them."""
+    past = past_runs(store.list_requests(limit=2000))
+    st.markdown("##### Comparisons")
+    if not past:
+        st.info("No comparisons yet. Runs from the Compare page appear here, with each "
+                "pane's answer, speed and cost.")
+        return
+    st.caption(f"{len(past)} comparison(s), most recent first")
+    for run in past[:50]:
+        with st.container(border=True, key=f"hist_cmp_{run.id}"):
+            title = conversation_title(run.prompt, fallback="Comparison")
+            st.markdown(f"**{md_text(title)}**" + (" · :gray-badge[blind]" if run.blind
+                                                     else ""))
+            st.caption(f"{_when(run.ts)} · {len(run.panes)} pane(s) · "
+                       f"{_cost(run.cost_usd)} in all")
+            for pane in run.panes:
+                meta = pane.response or {}
+                label = str(meta.get("label") or pane.model)
+                speed = (f" · TTFT {pane.ttft_s:.2f} s" if pane.ttft_s is not None else "") + (
+                    f" · {pane.tokens_per_s:.1f} tok/s" if pane.tokens_per_s else "")
+                head = (f"{md_text(label, 80)} ({md_code(pane.model, 80)}) · "
+                        f"{md_text(pane.status, 20)}{speed} · {_cost(pane.cost_usd)}")
+                with st.expander(head, icon=":material/view_column:"):
+                    output = str(meta.get("output") or "")
+                    if output:
+                        st.markdown(md_text(output, KEEP_OUTPUT))
+                    else:
+                        st.caption("No answer text was kept for this pane.")
+
+
 def _votes(store: Store) -> None:
     """Blind Compare runs and what was picked (saved when you vote on the Compare page)."""
     votes = store.list_votes(limit=200)
+    st.markdown("##### Blind votes")
     if not votes:
         st.info("No Compare votes yet. Run a blind comparison on the Compare page and pick "
                 "the best answer: it shows up here.")

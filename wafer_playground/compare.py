@@ -25,6 +25,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from . import media
 from .catalog import Model, Pricing
 from .client import WaferClient
 from .costs import MAX_REQUEST_TOKENS, Cost, Usage, UsageError, cost_of, format_usd
@@ -33,6 +34,7 @@ from .guard import Caps, check_request, high_estimate
 from .params import build_chat_body
 from .params import validate as validate_chat
 from .runs import RequestLog, Run
+from .store import RequestRecord
 from .tokens import CompletionSettings, build_body
 from .tokens import validate as validate_completion
 from .untrusted import csv_text, md_text
@@ -418,6 +420,57 @@ def pane_result(snap: PaneSnapshot, pricing: Pricing, *, grammar_ok: bool | None
     )
 
 
+# --------------------------------------------------------------------------- past runs
+
+
+KEEP_OUTPUT = 2000  # characters of each pane's answer kept with its log row (History)
+
+
+@dataclass(frozen=True)
+class PastRun:
+    """A comparison as the request log kept it: its panes' rows, in display order."""
+
+    id: str
+    ts: str
+    prompt: str
+    blind: bool
+    panes: tuple[RequestRecord, ...]
+
+    @property
+    def cost_usd(self) -> Decimal | None:
+        costs = [p.cost_usd for p in self.panes if p.cost_usd is not None]
+        return sum(costs, Decimal(0)) if costs else None
+
+
+def _prompt_of(params: dict[str, Any]) -> str:
+    prompt = params.get("prompt")
+    if isinstance(prompt, list):
+        return f"token ids: {', '.join(str(i) for i in prompt[:24])}" + (
+            "…" if len(prompt) > 24 else "")
+    for m in reversed(params.get("messages") or []):
+        if isinstance(m, dict) and m.get("role") == "user":
+            text, _ = media.split_content(m.get("content"))
+            return text
+    return ""
+
+
+def past_runs(records: Sequence[RequestRecord]) -> list[PastRun]:
+    """Comparisons in the request log (rows the Compare page tagged `compare_run`), most
+    recent first; a run whose process died keeps its panes, marked interrupted."""
+    groups: dict[str, list[RequestRecord]] = {}
+    for r in records:
+        gid = (r.response or {}).get("compare_run")
+        if isinstance(gid, str) and gid:
+            groups.setdefault(gid, []).append(r)
+    out = []
+    for gid, rows in groups.items():
+        rows.sort(key=lambda r: str((r.response or {}).get("label") or ""))
+        first = min(rows, key=lambda r: r.ts)
+        out.append(PastRun(gid, first.ts, _prompt_of(first.params),
+                           bool((first.response or {}).get("blind")), tuple(rows)))
+    return sorted(out, key=lambda p: p.ts, reverse=True)
+
+
 # --------------------------------------------------------------------------- summary
 
 
@@ -679,6 +732,7 @@ def with_labels(results: Sequence[PaneResult], labels: Sequence[str], *,
 
 __all__ = [
     "ALIASES",
+    "KEEP_OUTPUT",
     "METRICS",
     "CompareRun",
     "PaneResult",
@@ -686,6 +740,7 @@ __all__ = [
     "PaneConfig",
     "PaneSpec",
     "Params",
+    "PastRun",
     "Summary",
     "assign_labels",
     "best_indices",
@@ -695,7 +750,9 @@ __all__ = [
     "display_rows",
     "pane_cost",
     "pane_result",
+    "past_runs",
     "preflight",
+    "problems_of",
     "prompt_estimate",
     "summarize",
     "summary_figure",

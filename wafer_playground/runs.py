@@ -137,11 +137,16 @@ class RequestLog:
     dropped for the rest of this log's life."""
 
     def __init__(self, store: Store | None, *, base_url: str,
-                 problems: list[str] | None = None, **links: Any) -> None:
+                 problems: list[str] | None = None, meta: dict[str, Any] | None = None,
+                 keep_output: int = 0, **links: Any) -> None:
         self.store = store
         self.base_url = base_url
         self.links = dict(links)  # conversation_id, turn_id
         self.problems: list[str] = problems if problems is not None else []
+        # kept in the row's `response` JSON: what groups it (a Compare run's id and pane
+        # label) and, with keep_output, the answer's first characters (History shows them)
+        self.meta = dict(meta or {})
+        self.keep_output = keep_output
 
     def _fail(self, exc: Exception) -> None:
         text = f"the request log is not being saved: {exc}"
@@ -156,7 +161,8 @@ class RequestLog:
             return self.store.log_request(
                 model=str(run.body.get("model") or ""), base_url=self.base_url,
                 surface=run.surface, params=media.without_inline(run.body),
-                status="streaming", **{k: v for k, v in self.links.items() if v is not None})
+                status="streaming", **({"response": self.meta} if self.meta else {}),
+                **{k: v for k, v in self.links.items() if v is not None})
         except Exception as exc:  # noqa: BLE001 - a full disk must not stop the request
             self._fail(exc)
             return None
@@ -164,8 +170,11 @@ class RequestLog:
     def finish(self, run: Run, row: str | None) -> None:
         if self.store is None or row is None:
             return
+        fields = run.record_fields()
+        if self.keep_output:
+            fields["response"] = {**self.meta, "output": run.content[:self.keep_output]}
         try:
-            self.store.update_request(row, **run.record_fields())
+            self.store.update_request(row, **fields)
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
 

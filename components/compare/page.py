@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -32,6 +33,7 @@ from wafer_playground.catalog import Catalog, Pricing
 from wafer_playground.client import WaferClient
 from wafer_playground.compare import (
     DISPLAY_METRIC_COLUMN,
+    KEEP_OUTPUT,
     METRICS,
     CompareRun,
     Encoder,
@@ -725,8 +727,12 @@ def start(setup: Setup, client: WaferClient, catalog: Catalog, *, base_url: str,
     except Exception as exc:  # noqa: BLE001 - a broken DB must not hide the comparison
         store, notes = None, [f"Not saved to the request log: {type(exc).__name__}."]
     # each pane is logged as "streaming" when sent, and finalised when it ends (runs.py)
+    group = uuid.uuid4().hex[:12]  # History groups a comparison's panes by it
     run = CompareRun(client, specs, pricing_for=_pricing_for(catalog),
-                     log_for=lambda _spec: RequestLog(store, base_url=base_url, problems=notes))
+                     log_for=lambda spec: RequestLog(
+                         store, base_url=base_url, problems=notes, keep_output=KEEP_OUTPUT,
+                         meta={"compare_run": group, "label": spec.label,
+                               "blind": setup.blind}))
     sess = CompareSession(run, specs, prompt_text, setup.blind, base_url, scenario,
                           media=entries, notes=notes)
     sess.run.start()

@@ -270,3 +270,28 @@ def test_shared_state_bad_link_warns() -> None:
     assert not at.exception
     assert "could not be read" in at.warning[0].value
     assert at.session_state["got"] == ShareState(page="chat")  # readable params still apply
+
+
+def test_comparisons_are_listed_with_or_without_a_vote(db: SQLiteStore) -> None:
+    """Issue 16: History lists Compare runs (voted or not), each pane with its answer."""
+    from wafer_playground.runs import RequestLog
+
+    for label, model, status in (("Model A", "glm-5.2", "done"),
+                                 ("Model B", "qwen", "interrupted")):
+        log = RequestLog(db, base_url=FAKE_BASE,
+                         meta={"compare_run": "cmp1", "label": label, "blind": True})
+        row = db.log_request(model=model, base_url=FAKE_BASE, surface="chat",
+                             params={"model": model, "messages": [
+                                 {"role": "user", "content": "Name a prime above 100"}]},
+                             status="streaming", response=log.meta)
+        db.update_request(row, status=status, cost=Decimal("0.001"),
+                          response={**log.meta, "output": f"{model} says 101"})
+    at = _history()
+    assert not at.exception, at.exception
+    text = " ".join(m.value for m in at.markdown) + " ".join(c.value for c in at.caption)
+    assert "Name a prime above 100" in text and "blind" in text
+    assert "2 pane(s)" in text and "$0.002" in text
+    heads = [e.label for e in at.expander]
+    assert any("Model A" in h and "glm-5.2" in h and "done" in h for h in heads)
+    assert any("Model B" in h and "interrupted" in h for h in heads)
+    assert "glm-5.2 says 101" in text
