@@ -6,13 +6,11 @@ The choice is durable (components.state, survives page switches) and mirrored in
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import streamlit as st
 
 from components import state
 from wafer_playground.catalog import Catalog, Model, format_tokens
-from wafer_playground.costs import format_usd
+from wafer_playground.costs import format_per_million
 from wafer_playground.untrusted import clean, md_text
 
 _KEY = "chat_model_pick"
@@ -22,9 +20,7 @@ def price_text(model: Model) -> str:
     p = model.pricing
     if not p.published:
         return "price not published"
-    assert p.input_cpm is not None and p.output_cpm is not None
-    inp = format_usd(Decimal(p.input_cpm) / 100)
-    out = format_usd(Decimal(p.output_cpm) / 100)
+    inp, out = format_per_million(p, "input"), format_per_million(p, "output")
     snap = " (snapshot)" if p.is_snapshot else ""
     return f"{inp} in / {out} out per 1M{snap}"
 

@@ -173,9 +173,8 @@ def speed_frame(models: Sequence[Model], speeds: Sequence[Speed]) -> pd.DataFram
         p = m.pricing
         rows.append({
             "id": m.id, "name": m.display_name,
-            "input_usd_per_m": float(p.input_cpm) / 100 if p.input_cpm is not None else np.nan,
-            "output_usd_per_m": float(p.output_cpm) / 100 if p.output_cpm is not None
-            else np.nan,
+            "input_usd_per_m": p.usd_per_million_f("input"),
+            "output_usd_per_m": p.usd_per_million_f("output"),
             "ttft_p50_ms": _nan(s.ttft_p50_ms if s else None),
             "ttft_p90_ms": _nan(s.ttft_p90_ms if s else None),
             "tps_p50": _nan(s.tps_p50 if s else None), "tps_p90": _nan(s.tps_p90 if s else None),

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 Tier = Literal["pass_included", "serverless_only"]
+PricePart = Literal["input", "output", "cache_read"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,16 @@ class Pricing:
     @property
     def is_snapshot(self) -> bool:
         return self.source is not None and self.source.kind == "snapshot"
+
+    def usd_per_million(self, part: PricePart) -> Decimal | None:
+        """Dollars per 1M tokens of `part` ("input", "output", "cache_read"), exact; None
+        when not published. Every page converts a price through here."""
+        return cents_to_dollars(getattr(self, f"{part}_cpm"))
+
+    def usd_per_million_f(self, part: PricePart) -> float:
+        """The same as a float for tables and charts; NaN when not published."""
+        d = self.usd_per_million(part)
+        return float("nan") if d is None else float(d)
 
 
 @dataclass(frozen=True)
@@ -384,8 +395,19 @@ def format_tokens(n: int | float | None) -> str:
     return f"{value:.0f}"
 
 
-def cents_to_dollars(cpm: Decimal | None) -> float | None:
-    return None if cpm is None else float(cpm / 100)
+CENTS_PER_DOLLAR = Decimal(100)
+
+
+def cents_to_dollars(cents: Decimal | int | None) -> Decimal | None:
+    """THE cents -> dollars conversion (prices per 1M tokens and cent amounts alike), exact:
+    a shift of the decimal point, never a float division. None ("not published") stays None.
+    Display goes through `costs.format_usd`."""
+    return None if cents is None else Decimal(cents).scaleb(-2)
+
+
+def cents_to_dollars_f(cents: Any) -> Any:
+    """The same for tables: a float or a float64 array of cents -> dollars, NaN kept."""
+    return np.asarray(cents, dtype="float64") / float(CENTS_PER_DOLLAR)
 
 
 FRAME_COLUMNS = [
@@ -408,7 +430,7 @@ def to_frame(models: Sequence[Model]) -> pd.DataFrame:
             return float("nan")
         hit = dollars.get(cpm)
         if hit is None:
-            hit = dollars[cpm] = float(cpm / 100)
+            hit = dollars[cpm] = float(cents_to_dollars(cpm) or 0)  # cpm is not None
         return hit
 
     def col(values: list[Any]) -> pd.Series:

@@ -33,11 +33,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .catalog import Model, PriceSource, Pricing
+from .catalog import CENTS_PER_DOLLAR, Model, PricePart, PriceSource, Pricing
 
 CostKind = Literal["actual", "estimate"]
 MILLION = Decimal(1_000_000)
-CENTS_PER_DOLLAR = Decimal(100)
 DAYS_PER_MONTH = 30  # planner convention: a month is 30 days (stated on the page)
 CACHE_FALLBACK_NOTE = ("no cache-read price published: cached tokens priced at the input "
                        "price (an upper bound)")
@@ -258,6 +257,11 @@ def format_usd(d: Decimal | float | None) -> str:
         if len(text.split(".")[1]) < 2:
             text = f"{q:.2f}"
     return f"{sign}${text}"
+
+
+def format_per_million(pricing: Pricing, part: PricePart) -> str:
+    """A list price as every page writes it: "$0.60" per 1M tokens, or "not published"."""
+    return format_usd(pricing.usd_per_million(part))
 
 
 @dataclass

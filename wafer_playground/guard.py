@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from .catalog import Pricing
-from .costs import format_usd, worst_case
+from .catalog import PricePart, Pricing
+from .costs import MILLION, format_per_million, format_usd, worst_case
 from .params import estimate_prompt_tokens
 
 # The one prompt estimate (params.estimate_prompt_tokens, ~4 chars per token) is typical
@@ -33,14 +33,16 @@ def high_estimate(body: Mapping[str, Any]) -> int:
     return math.ceil(estimate_prompt_tokens(body) * GUARD_MARGIN)
 
 
-def _per_million(cpm: Decimal | None) -> str:
-    return "not published" if cpm is None else f"{format_usd(cpm / 100)}/M"
+def _per_million(pricing: Pricing, part: PricePart) -> str:
+    text = format_per_million(pricing, part)
+    return text if pricing.usd_per_million(part) is None else f"{text}/M"
 
 
 def max_tokens_within(prompt_tokens: int, pricing: Pricing, cap: Decimal) -> int | None:
     """Largest max_tokens whose worst case fits under `cap`; None when even 1 does not fit
     or the price is not published; -1 when output is free (any max_tokens fits)."""
-    if pricing.input_cpm is None or pricing.output_cpm is None:
+    out_per_m = pricing.usd_per_million("output")
+    if pricing.input_cpm is None or out_per_m is None:
         return None
     prompt_cost = worst_case(prompt_tokens, 0, pricing).total
     if prompt_cost is None:
@@ -48,9 +50,9 @@ def max_tokens_within(prompt_tokens: int, pricing: Pricing, cap: Decimal) -> int
     room = cap - prompt_cost
     if room < 0:
         return None
-    if pricing.output_cpm == 0:
+    if out_per_m == 0:
         return -1
-    per_token = pricing.output_cpm / Decimal(100_000_000)
+    per_token = out_per_m / MILLION
     n = int((room / per_token).to_integral_value(rounding=ROUND_FLOOR))
     return n if n >= 1 else None
 
@@ -78,8 +80,8 @@ def check(prompt_tokens_estimate: int, max_tokens: int, pricing: Pricing,
     advice = (f"Lower max_tokens to {fits:,} or raise the cap." if fits and fits > 0
               else "The prompt alone exceeds the cap: shorten it or raise the cap.")
     return (f"Blocked before sending: the worst case{who} is {format_usd(bound.total)} "
-            f"({prompt_tokens_estimate:,} prompt tokens at {_per_million(pricing.input_cpm)} "
-            f"+ {max_tokens:,} output tokens at {_per_million(pricing.output_cpm)}), above "
+            f"({prompt_tokens_estimate:,} prompt tokens at {_per_million(pricing, 'input')} "
+            f"+ {max_tokens:,} output tokens at {_per_million(pricing, 'output')}), above "
             f"your cap of {format_usd(cap)}. {advice}")
 
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .catalog import Model
+from .catalog import Model, cents_to_dollars, cents_to_dollars_f
 from .costs import Usage, UsageError, cost_of
 
 USAGE_COLUMNS = [
@@ -214,8 +214,8 @@ def _validate(cols: _Columns, fmt: str, pre_bad: list[BadRow]) -> ParsedUsage:
     models = pd.Series(cols.raw["model"], dtype=object).where(lambda s: s.notna(), "")
     ts = (_timestamps([v for v, keep in zip(cols.raw["ts"], ok, strict=True) if keep])
           if n else pd.Series([], dtype="datetime64[ns, UTC]"))
-    reported = pd.to_numeric(pd.Series(cols.raw["reported_cost"], dtype=object),
-                             errors="coerce").to_numpy(dtype="float64") / 100
+    reported = cents_to_dollars_f(pd.to_numeric(pd.Series(cols.raw["reported_cost"],
+                                                          dtype=object), errors="coerce"))
     frame = pd.DataFrame({
         "line": lines[ok],
         "model": models[ok].astype(str).str.strip().to_numpy(),
@@ -548,14 +548,14 @@ def usage_me_view(data: Any) -> UsageMeView:
         "cache_read_tokens": n(m, "cache_read_tokens", "models"),
         "output_tokens": n(m, "output_tokens", "models"),
         "request_count": n(m, "request_count", "models"),
-        "reported_usd": (n(m, "estimated_cost_cents", "models") / 100
+        "reported_usd": (float(cents_to_dollars_f(n(m, "estimated_cost_cents", "models")))
                          if m.get("estimated_cost_cents") is not None else float("nan")),
     } for m in data.get("models") or [] if isinstance(m, dict)], columns=[
         "model", "input_tokens", "cache_read_tokens", "output_tokens", "request_count",
         "reported_usd"])
     cents = data.get("total_estimated_cost_cents")
-    reported = (Decimal(cents) / 100 if isinstance(cents, int) and not isinstance(cents, bool)
-                and 0 <= cents <= MAX_ACCOUNT_COUNT else None)
+    reported = (cents_to_dollars(cents) if isinstance(cents, int)
+                and not isinstance(cents, bool) and 0 <= cents <= MAX_ACCOUNT_COUNT else None)
     if cents is not None and reported is None:
         notes.append(f"total_estimated_cost_cents {str(cents)[:40]!r} is not a cost: not shown")
     return UsageMeView(

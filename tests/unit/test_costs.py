@@ -384,3 +384,34 @@ def test_daily_costs_group_own_model_costs_by_utc_day() -> None:
     assert [str(d.date()) for d in days["date"]] == ["2026-08-31", "2026-09-01", "2026-09-02"]
     assert days["usd"].tolist() == pytest.approx([1.0, 1.0, 1.0])
     assert days["requests"].tolist() == [1, 1, 1]
+
+
+# ---- one money conversion and formatter (issue 15): cents -> dollars, then format_usd ----
+
+def test_cents_to_dollars_is_exact_and_keeps_not_published() -> None:
+    from wafer_playground.catalog import cents_to_dollars, cents_to_dollars_f
+
+    assert cents_to_dollars(None) is None
+    assert cents_to_dollars(Decimal("23.59")) == Decimal("0.2359")  # a microcents price
+    assert cents_to_dollars(1) == Decimal("0.01")
+    assert cents_to_dollars(Decimal("0.000001")) == Decimal("1E-8")  # no float rounding
+    arr = cents_to_dollars_f(np.array([100.0, np.nan, 2359.0]))
+    assert arr[0] == 1.0 and np.isnan(arr[1]) and arr[2] == pytest.approx(23.59)
+
+
+def test_pricing_converts_and_formats_through_one_function() -> None:
+    from wafer_playground.catalog import to_frame
+    from wafer_playground.costs import format_per_million
+
+    p = Pricing(input_cpm=Decimal("23.59"), output_cpm=Decimal(1234567), cache_read_cpm=None)
+    assert p.usd_per_million("input") == Decimal("0.2359")
+    assert p.usd_per_million("cache_read") is None
+    assert np.isnan(p.usd_per_million_f("cache_read"))
+    assert format_per_million(p, "input") == "$0.236"
+    assert format_per_million(p, "output") == "$12,345.67"  # thousands separated
+    assert format_per_million(p, "cache_read") == "not published"
+    # the catalog frame holds the same figures as floats
+    row = to_frame([Model("m", "M", pricing=p)]).iloc[0]
+    assert row["input_usd_per_m"] == float(p.usd_per_million("input") or 0)
+    assert row["output_usd_per_m"] == 12345.67
+    assert np.isnan(row["cache_read_usd_per_m"])
