@@ -1,76 +1,37 @@
-"""The catalog in headless Chromium against a fake /v1/models on 127.0.0.1."""
+"""The catalog in headless Chromium against the fake Wafer server on 127.0.0.1."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.conftest import ROOT, wait_for_app
+from tests.fake_wafer import FakeWafer, Reply, error_json, serve
 
 FIXTURE = (Path(__file__).resolve().parent.parent / "fixtures" / "models_3.json").read_bytes()
 SCREENS = ROOT / ".pytest_cache" / "screens"
 pytestmark = pytest.mark.e2e
 
 
-class FakeWafer:
-    """A tiny /v1/models server whose answer the test can switch: ok, 401, html."""
-
-    def __init__(self) -> None:
-        self.mode = "ok"
-        self.auth_seen: list[str | None] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                fake.auth_seen.append(self.headers.get("Authorization"))
-                if not self.path.endswith("/v1/models"):
-                    self._send(404, b'{"error":{"message":"not found"}}', "application/json")
-                elif fake.mode == "401":
-                    self._send(401, json.dumps({"error": {
-                        "type": "authentication_error", "code": "invalid_api_key",
-                        "message": "Invalid API key", "request_id": "req_e2e401e2e401"}}
-                    ).encode(), "application/json")
-                elif fake.mode == "html":
-                    self._send(502, b"<!DOCTYPE html><html><h1>502 Bad Gateway</h1></html>",
-                               "text/html")
-                else:
-                    self._send(200, FIXTURE, "application/json")
-
-            def _send(self, status: int, body: bytes, ctype: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("x-request-id", "req_e2e000000000")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+MODES = {
+    "ok": Reply(body=FIXTURE, content_type="application/json"),
+    "401": error_json(401, "invalid_api_key", "Invalid API key", "req_e2e401e2e401",
+                      type="authentication_error"),
+    "html": Reply(status=502, body=b"<!DOCTYPE html><html><h1>502 Bad Gateway</h1></html>",
+                  content_type="text/html"),
+}
 
 
 @pytest.fixture
 def fake_wafer() -> Iterator[FakeWafer]:
-    fake = FakeWafer()
-    try:
+    """The shared fake (tests/fake_wafer.py) serving models_3.json; a test may switch mode."""
+    for fake in serve():
+        fake.script("GET", "/models", MODES["ok"])
         yield fake
-    finally:
-        fake.stop()
 
 
 SLOW = 90_000  # the 2-core machine may be building llama.cpp at the same time
@@ -86,7 +47,7 @@ def _open(page, url: str) -> None:  # type: ignore[no-untyped-def]
 def test_catalog_filter_select_detail(page, fake_wafer: FakeWafer,  # type: ignore[no-untyped-def]
                                       streamlit_server_factory, tmp_path: Path) -> None:
     server = streamlit_server_factory(env={"WAFER_ENDPOINT": "wafer",
-                                           "WAFER_BASE_URL": fake_wafer.base_url,
+                                           "WAFER_BASE_URL": fake_wafer.url,
                                            "WAFER_API_KEY": "test-key"})
     page.set_viewport_size({"width": 1500, "height": 1900})
     _open(page, server.url)
@@ -94,7 +55,7 @@ def test_catalog_filter_select_detail(page, fake_wafer: FakeWafer,  # type: igno
     page.get_by_test_id("stDataFrame").first.wait_for()
     assert page.get_by_test_id("stException").count() == 0
     assert page.get_by_test_id("stDataFrame").count() == 1
-    assert "Bearer test-key" in fake_wafer.auth_seen
+    assert any(h.sent_key("test-key") for h in fake_wafer.requests_to("GET", "/models"))
 
     # Filter: capabilities -> vision leaves Kimi-K3 only; the URL follows.
     search = page.get_by_placeholder("id, name, provider, description…")
@@ -172,7 +133,7 @@ def test_shared_link_opened_first_on_a_fresh_server(page, fake_wafer: FakeWafer,
                                                    streamlit_server_factory) -> None:
     # The very first request of the server process is a deep link with filter state.
     server = streamlit_server_factory(env={"WAFER_ENDPOINT": "wafer",
-                                           "WAFER_BASE_URL": fake_wafer.base_url,
+                                           "WAFER_BASE_URL": fake_wafer.url,
                                            "WAFER_API_KEY": "test-key"})
     _open(page, f"{server.url}/catalog?caps=vision&sort=output&model=Kimi-K3")
     page.get_by_text("1 of 3 models").wait_for()
@@ -186,11 +147,11 @@ def test_shared_link_opened_first_on_a_fresh_server(page, fake_wafer: FakeWafer,
 def test_no_traceback_when_endpoint_fails(page, fake_wafer: FakeWafer,  # type: ignore[no-untyped-def]
                                           streamlit_server_factory, mode: str,
                                           tmp_path: Path) -> None:
-    base = fake_wafer.base_url
+    base = fake_wafer.url
     if mode == "down":
         fake_wafer.stop()  # nothing listens on that port any more
     else:
-        fake_wafer.mode = mode
+        fake_wafer.script("GET", "/models", MODES[mode])
     server = streamlit_server_factory(env={"WAFER_ENDPOINT": "wafer", "WAFER_BASE_URL": base,
                                            "WAFER_API_KEY": "test-key"})
     _open(page, server.url)
@@ -207,13 +168,3 @@ def test_no_traceback_when_endpoint_fails(page, fake_wafer: FakeWafer,  # type: 
     page.screenshot(path=str(tmp_path / f"catalog-{mode}.png"), full_page=True)
     SCREENS.mkdir(parents=True, exist_ok=True)
     shutil.copy(tmp_path / f"catalog-{mode}.png", SCREENS / f"catalog-{mode}.png")
-    if mode == "down":
-        fake_wafer.httpd = _Closed()  # already stopped; make teardown a no-op
-
-
-class _Closed:
-    def shutdown(self) -> None:
-        pass
-
-    def server_close(self) -> None:
-        pass
