@@ -134,6 +134,19 @@ def test_empty_chunks_are_harmless() -> None:
     assert decode(b"", b"data: x\n", b"", b"\n") == [ServerSentEvent(data="x")]
 
 
+@pytest.mark.parametrize("raw", [
+    b"data: \xe4\xb8\n\n",  # a code point cut short at the line end
+    b"data: a\xff\xfeb\ndata: \xf0\x9f\x99\x82\n\n",  # invalid bytes, then a 4-byte one
+    b"data: \xc3\n\xa9\n\n",  # a lead byte and its continuation on two lines
+])
+def test_whole_line_chunks_decode_like_the_general_path(raw: bytes) -> None:
+    # One \n-terminated chunk takes the splitter's fast path; with a parked head the same
+    # bytes go the general way. Invalid UTF-8 must come out the same either way.
+    fast = decode(raw)
+    assert fast and fast == decode(raw[:2], raw[2:])
+    assert "\ufffd" in fast[0].data or "\U0001f642" in fast[-1].data
+
+
 def test_event_ending_in_cr_is_dispatched_without_waiting_for_more_bytes() -> None:
     def chunks() -> Iterator[bytes]:
         yield b"data: x\r\r"
