@@ -1,20 +1,19 @@
 """Costs page in headless Chromium: workload -> ranking + chart, share link in a fresh page,
-usage upload with bad rows. A tiny fake `/v1/models` runs on 127.0.0.1 in a thread."""
+usage upload with bad rows. The fake Wafer server (tests/fake_wafer.py) serves the models,
+usage and metrics on 127.0.0.1."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import ROOT, wait_for_app
+from tests.fake_wafer import Reply, serve
 
 pytestmark = pytest.mark.e2e
 SCREENS = ROOT / ".pytest_cache" / "screens"
@@ -59,35 +58,12 @@ METRICS = {
 ROUTES = {"/v1/models": MODELS, "/v1/usage/me": USAGE_ME, "/v1/endpoints/metrics": METRICS}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server API
-        route = ROUTES.get(self.path.split("?")[0])
-        if route is not None:
-            body = json.dumps(route).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-        else:
-            body = json.dumps({"error": {"message": "not here", "type": "not_found"}}).encode()
-            self.send_response(404)
-            self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def fake_wafer() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    for fake in serve(MODELS["data"]):
+        for path, payload in ROUTES.items():
+            fake.script("GET", path.removeprefix("/v1"), Reply(json=payload))
+        yield fake.url
 
 
 def _set_number(page, label: str, value: str) -> None:  # type: ignore[no-untyped-def]
