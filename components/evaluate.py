@@ -427,8 +427,9 @@ def render_page(conn: Connection, catalog: Catalog, *, presenting: bool) -> None
         else:
             ids = [r.id for r in runs]
             current = st.session_state.get(RUN)
+            # no status here: the progress line below is the live one
             labels = {r.id: f"{clean(r.name, 50) or 'run'} · {r.ts[:16].replace('T', ' ')}"
-                      f" · {r.status}" for r in runs}
+                      for r in runs}
             rid = st.selectbox("Run", ids, index=ids.index(current) if current in ids else 0,
                                format_func=labels.__getitem__, key=K + "pick_run")
             st.session_state[RUN] = rid

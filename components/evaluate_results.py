@@ -37,11 +37,12 @@ def share_state(setup: EvalSetup) -> share.ShareState:
 
 
 def _mark(c: EvalCell) -> str:
-    if c.status != "done" and c.status != "error":
+    """Words, not emoji: headless Chromium and many servers lack an emoji font."""
+    if c.status not in ("done", "error"):
         return "…"
     if c.status == "error":
-        return "⚠️"
-    return "—" if c.passed is None else ("✅" if c.passed else "❌")
+        return "error"
+    return "—" if c.passed is None else ("✓ pass" if c.passed else "✗ fail")
 
 
 def grid_frame(setup: EvalSetup, cells: list[EvalCell]) -> pd.DataFrame:
@@ -58,7 +59,7 @@ def grid_frame(setup: EvalSetup, cells: list[EvalCell]) -> pd.DataFrame:
         for m in setup.models:
             mine = by_key.get((row.index, m), [])
             first = mine[0] if mine else None
-            rec[f"{m} ✓"] = "".join(_mark(c) for c in mine)
+            rec[f"{m} ✓"] = " ".join(_mark(c) for c in mine)
             rec[f"{m} answer"] = clean(first.output, 80) if first else ""
             rec[f"{m} $"] = (format_usd(first.cost_usd) if first and first.cost_usd is not None
                              else "")
@@ -207,7 +208,8 @@ def diff_view(runs: list[EvalRun]) -> None:
         st.success("No row flipped between A and B.", icon=":material/check:")
         return
     frame = pd.DataFrame([{"row": f.row + 1, "model": f.model,
-                           "A": "✅" if f.before else "❌", "B": "✅" if f.after else "❌",
+                           "A": "✓ pass" if f.before else "✗ fail",
+                           "B": "✓ pass" if f.after else "✗ fail",
                            "change": "fixed" if f.after else "broke"} for f in flips])
     st.dataframe(frame.style.apply(
         lambda r: ["background-color: #fde2e1" if r["change"] == "broke"

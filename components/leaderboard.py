@@ -52,7 +52,8 @@ def render(*, presenting: bool = False) -> None:
     scale = presentation.scale()
     fig = stats.leaderboard_figure(board, font_size=round(12 * scale))
     st.plotly_chart(presentation.style_figure(fig), key=K + "chart", width="stretch")
-    st.caption(f"{len(picked)} vote(s).")
+    st.caption(f"{len(picked)} vote(s)." + (" With this few votes the intervals say little."
+                                             if len(picked) < 20 else ""))
 
 
 __all__ = ["render"]

@@ -127,8 +127,9 @@ def pass_cost_figure(summaries: Sequence[ModelSummary], *, height: int = 360) ->
             hovertemplate=(f"{s.model}<br>pass rate %{{y:.0f}}%<br>cost per answer $%{{x:.6f}}"
                            "<extra></extra>")))
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      xaxis={"type": "log", "title": "cost per answer (USD, log)"},
-                      yaxis={"title": "pass rate (%)", "range": [-5, 105]},
+                      xaxis={"type": "log", "title": "cost per answer (USD, log)",
+                             "tickprefix": "$", "exponentformat": "e"},
+                      yaxis={"title": "pass rate (%)", "range": [-8, 115]},
                       showlegend=False, title="Pass rate vs cost")
     return fig
 

@@ -88,7 +88,7 @@ def test_a_run_on_two_models_draws_summary_and_grid(db: Path, httpx_mock: HTTPXM
     assert summary.loc[0, "cost per passing answer"].startswith("$")
     assert summary.loc[1, "cost per passing answer"] == "— (none passed)"
     grid = _frame(at, "GLM-5.1 ✓")
-    assert list(grid["GLM-5.1 ✓"]) == ["✅", "✅"] and list(grid["Kimi-K3 ✓"]) == ["❌", "❌"]
+    assert list(grid["GLM-5.1 ✓"]) == ["✓ pass"] * 2 and list(grid["Kimi-K3 ✓"]) == ["✗ fail"] * 2
     assert list(grid["GLM-5.1 answer"]) == ["5", "17"]
     # the template was saved as version 1 and the run is tied to it
     assert "Version 1 of 1" in "\n".join(c.value for c in at.caption)
