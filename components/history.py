@@ -16,6 +16,7 @@ import streamlit as st
 
 from components.connection import history_owner
 from components.presentation import is_presenting
+from components.untrusted import model_output
 from wafer_playground import share
 from wafer_playground.compare import KEEP_OUTPUT, past_runs
 from wafer_playground.costs import format_usd
@@ -268,8 +269,8 @@ def _compare_runs(store: Store) -> None:
                         f"{md_text(pane.status, 20)}{speed} · {_cost(pane.cost_usd)}")
                 with st.expander(head, icon=":material/view_column:"):
                     output = str(meta.get("output") or "")
-                    if output:
-                        st.markdown(md_text(output, KEEP_OUTPUT))
+                    if output:  # formatting kept, nothing loads (components/untrusted.py)
+                        model_output(output[:KEEP_OUTPUT], key=f"hist_cmp_{pane.id}")
                     else:
                         st.caption("No answer text was kept for this pane.")
 
