@@ -15,6 +15,7 @@ import pytest
 
 from wafer_playground.client import key_fingerprint
 from wafer_playground.store import SQLiteStore
+from wafer_playground.store.evals import EvalStore
 from wafer_playground.store.move import TABLES, main
 from wafer_playground.store.postgres import PostgresStore
 from wafer_playground.transcript import export_json
@@ -44,6 +45,11 @@ def _history(path: Path) -> dict[str, int]:
         s.save_prompt("plan", "Plan {{x}}")
         s.save_grammar("yn", 'root ::= "y" | "n"')
         s.record_vote("q", ["m1", "m2"], "m1")
+        ev = EvalStore(s)  # evaluations move too (issue 18)
+        ev.save_template("plan", "Plan {{x}}")
+        ev.save_test_set("set", {"variables": ["x"], "rows": [{"values": {"x": "1"}}]})
+        run = ev.create_run({"template": "Plan {{x}}"}, [(0, "m1", 0)], base_url="http://x/v1")
+        ev.update_cell(ev.cells(run)[0].id, status="done", passed=True, cost_usd="1E-7")
     # one reply cut off by a crash: still "streaming" in the file
     cut = base.for_owner(A).create_conversation("cut off")
     base.for_owner(A).start_turn(cut, "assistant", "half")
@@ -59,12 +65,13 @@ def test_move_is_verified_and_reads_back_the_same(tmp_path: Path, postgres_url: 
     path = tmp_path / "h.db"
     counts = _history(path)
     assert counts == {"conversations": 10, "turns": 19, "requests": 12, "presets": 3,
-                      "prompts": 3, "grammars": 3, "votes": 3}
+                      "prompts": 3, "grammars": 3, "votes": 3, "prompt_versions": 3,
+                      "eval_test_sets": 3, "eval_runs": 3, "eval_cells": 3}
     assert main(["migrate", "--from", str(path), "--to", postgres_url]) == 0
     out = capsys.readouterr().out
     for table, n in counts.items():
         assert f"{table:<14} {n:>8} {0:>10} {n:>9}  yes" in out
-    assert "53 rows, verified" in out
+    assert "65 rows, verified" in out
     password = postgres_url.split(":")[2].split("@")[0]
     assert password not in out
 

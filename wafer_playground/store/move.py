@@ -24,8 +24,10 @@ from typing import Any
 
 from .records import StoreError
 
-# Parents before children (turns and requests point at conversations, requests at turns).
-TABLES = ("conversations", "turns", "requests", "presets", "prompts", "grammars", "votes")
+# Parents before children (turns and requests point at conversations, requests at turns,
+# evaluation cells at their run).
+TABLES = ("conversations", "turns", "requests", "presets", "prompts", "grammars", "votes",
+          "prompt_versions", "eval_test_sets", "eval_runs", "eval_cells")
 
 
 @dataclass(frozen=True)
