@@ -355,6 +355,8 @@ class FakeWafer:
             hit.sent = i + 1
             if pace:
                 yield pace
+                if self._stopping.is_set():
+                    return
         if reply.stall_after is not None and reply.stall_after >= len(items):
             yield reply.stall_s
         if reply.reset:

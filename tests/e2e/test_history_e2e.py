@@ -4,21 +4,19 @@ History; and a kill -9 of the server mid-stream followed by a restart."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import sqlite3
-import threading
 import time
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import wait_for_app
+from tests.fake_wafer import Event, FakeWafer, Reply, delta_chunk
 from wafer_playground.store import SQLiteStore
 
 pytestmark = pytest.mark.e2e
@@ -189,60 +187,28 @@ def test_chat_reload_reopen_from_history(page: Page, streamlit_server_factory, l
 
 class _SlowSSE:
     """Fault injection for the crash test: a chat endpoint whose stream is guaranteed to be
-    in flight when the app is killed (the real engine may finish first on a fast machine)."""
+    in flight when the app is killed (the real engine may finish first on a fast machine).
+    The shared fake Wafer server (tests/fake_wafer.py) streams `tokens` words at 50/s."""
 
     def __init__(self) -> None:
         self.tokens = 5
-        fake = self
+        self.fake = FakeWafer([{"id": "slow-model", "object": "model", "owned_by": "test",
+                                "max_model_len": 32768,
+                                "wafer": {"display_name": "Slow model"}}]).start()
+        self.base_url = self.fake.url
+        self.fake.script("POST", "/chat/completions", lambda hit: Reply(
+            sse=self._stream(self.tokens), tokens_per_s=50,
+            headers={"x-request-id": "req_0123456789ab"}))
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                self._json({"object": "list", "data": [{
-                    "id": "slow-model", "object": "model", "owned_by": "test",
-                    "max_model_len": 32768, "wafer": {"display_name": "Slow model"}}]})
-
-            def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                n = fake.tokens
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("x-request-id", "req_0123456789ab")
-                self.end_headers()
-                try:
-                    for i in range(n):
-                        chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [
-                            {"index": 0, "delta": {"content": f" w{i}"}, "finish_reason": None}]}
-                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                        self.wfile.flush()
-                        time.sleep(0.02)
-                    end = {"id": "c", "object": "chat.completion.chunk", "choices": [
-                        {"index": 0, "delta": {}, "finish_reason": "stop"}]}
-                    usage = {"id": "c", "choices": [],
-                             "usage": {"prompt_tokens": 8, "completion_tokens": n}}
-                    self.wfile.write(f"data: {json.dumps(end)}\n\ndata: {json.dumps(usage)}"
-                                     "\n\ndata: [DONE]\n\n".encode())
-                    self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def _json(self, obj: object) -> None:
-                body = json.dumps(obj).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    @staticmethod
+    def _stream(n: int) -> list[Event]:
+        words: list[Event] = [delta_chunk({"content": f" w{i}"}) for i in range(n)]
+        return [*words, delta_chunk({}, "stop"),
+                {"id": "c", "choices": [], "usage": {"prompt_tokens": 8, "completion_tokens": n}},
+                "[DONE]"]
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.fake.stop()
 
 
 def _raw_turns(db: Path) -> list[tuple[str, str, str]]:

@@ -7,13 +7,12 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from tests.fake_wafer import FakeWafer, Reply, serve
 from wafer_playground.codegen import request_headers, snippets
 
 BODY = {
@@ -38,58 +37,38 @@ BODY = {
 SECRET = "wfr_test_canary_value_123"
 
 
-class _Capture(BaseHTTPRequestHandler):
-    seen: list[tuple[str, dict[str, str], bytes]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        n = int(self.headers.get("Content-Length") or 0)
-        _Capture.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()},
-                              self.rfile.read(n)))
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        self.wfile.write(b"data: [DONE]\n\n")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def capture_server() -> Iterator[str]:
-    _Capture.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+def capture_server() -> Iterator[FakeWafer]:
+    """The shared fake Wafer server (tests/fake_wafer.py): logs each request, answers [DONE]."""
+    for fake in serve():
+        for path in ("/chat/completions", "/messages", "/completions"):
+            fake.script("POST", path, Reply(sse=["[DONE]"]))
+        yield fake
 
 
 @pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None,
                     reason="needs curl and bash")
 @pytest.mark.parametrize("surface,zdr", [("chat", True), ("messages", False),
                                          ("completions", False)])
-def test_curl_snippet_sends_exact_body_and_headers(capture_server: str, surface: str,
+def test_curl_snippet_sends_exact_body_and_headers(capture_server: FakeWafer, surface: str,
                                                    zdr: bool) -> None:
     body = dict(BODY)
     if surface == "completions":
         body = {"model": "m", "prompt": [1, 2, 3], "ebnf": 'root ::= "a"', "max_tokens": 4}
-    code = snippets(surface, capture_server, body, zdr=zdr)["curl"]  # type: ignore[arg-type]
+    code = snippets(surface, capture_server.url, body, zdr=zdr)["curl"]  # type: ignore[arg-type]
     assert SECRET not in code and "$WAFER_API_KEY" in code
     env = {"PATH": os.environ["PATH"], "WAFER_API_KEY": SECRET}
     proc = subprocess.run(["bash", "-c", code], env=env, capture_output=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
-    path, headers, raw = _Capture.seen[-1]
+    hit = capture_server.requests[-1]
+    path, headers, raw = hit.path, {k.lower(): v for k, v in hit.headers}, hit.body
     assert path == {"chat": "/v1/chat/completions", "messages": "/v1/messages",
                     "completions": "/v1/completions"}[surface]
     assert json.loads(raw) == body  # every field, nothing added, nothing dropped
-    assert headers["authorization"] == f"Bearer {SECRET}"
+    assert hit.sent_key(SECRET)  # the fake logs Authorization as a fingerprint only
     assert headers["content-type"] == "application/json"
     expected = {k.lower(): v for k, v in request_headers(
         surface, zdr=zdr, stream=bool(body.get("stream"))).items()}  # type: ignore[arg-type]
-    expected["authorization"] = f"Bearer {SECRET}"
     sent = {k: v for k, v in headers.items()
             if k not in ("host", "user-agent", "content-length", "expect")}
     assert sent == expected  # exactly these headers: nothing missing, nothing extra
