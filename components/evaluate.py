@@ -372,7 +372,8 @@ def progress_view(run_id: str) -> None:
     def draw() -> None:
         p = progress(es, run_id)
         frac = p.done / p.total if p.total else 1.0
-        st.progress(frac, text=f"{p.done}/{p.total} cells done · {format_usd(p.spent)} so far"
+        st.progress(frac, text=f"{p.rows_done}/{p.rows} rows · {p.done}/{p.total} cells done"
+                               f" · {format_usd(p.spent)} so far"
                                f" · {_eta(p.eta_s) if p.status == 'running' else p.status}"
                                + (f" · {p.errors} error(s)" if p.errors else ""))
         job = job_of(run_id)

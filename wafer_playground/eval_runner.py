@@ -185,6 +185,8 @@ class Progress:
     spent: Decimal
     eta_s: float | None
     status: str
+    rows: int = 0  # test-set rows (a row is done when all its models and repeats are)
+    rows_done: int = 0
 
 
 class EvalJob:
@@ -396,7 +398,8 @@ def progress(estore: EvalStore, run_id: str) -> Progress:
     return Progress(total=p["total"], done=finished, errors=counts.get("error", 0),
                     running=counts.get("running", 0), spent=p["spent"],
                     eta_s=job.eta_s(remaining) if job is not None else None,
-                    status=run.status if run else "missing")
+                    status=run.status if run else "missing", rows=p["rows"],
+                    rows_done=p["rows_done"])
 
 
 def todo(cells: Sequence[EvalCell]) -> list[EvalCell]:

@@ -158,7 +158,7 @@ def test_a_killed_run_resumes_without_resending_finished_cells(fake: FakeWafer, 
         _set_up(page, tmp_path)
         _run(page)
         # rows 1–3 answer, rows 4–5 hang: 6 of 10 done, then the app server is killed
-        expect(page.get_by_text(re.compile(r"6/10 cells done"))).to_be_visible(
+        expect(page.get_by_text(re.compile(r"3/5 rows · 6/10 cells done"))).to_be_visible(
             timeout=TIMEOUT_MS)
     finally:
         server.stop()

@@ -47,6 +47,9 @@ def test_runs_and_cells_round_trip_per_owner(backend: Backend) -> None:
         "done", True, "2", ["number: ok"], Decimal("0.0000001"), 0.25)
     p = e.progress(rid)
     assert p["counts"]["done"] == 1 and p["total"] == 3 and p["spent"] == Decimal("1E-7")
+    assert (p["rows"], p["rows_done"]) == (2, 0)  # row 0 still waits for m2
+    e.update_cell(cells[1].id, status="error", error="boom")
+    assert e.progress(rid)["rows_done"] == 1
     with pytest.raises(StoreError):
         e.update_cell(cells[1].id, status="finished")
     e.set_run_status(rid, "running")

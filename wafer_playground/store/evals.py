@@ -259,16 +259,23 @@ class EvalStore:
     def progress(self, run_id: str) -> dict[str, Any]:
         """Counts per status and the money so far: cheap enough for a 1 s progress redraw."""
         rows = self.store._query(
-            "SELECT e.status, e.cost_usd, e.judge_cost_usd FROM eval_cells e JOIN eval_runs r"
-            " ON r.id = e.run_id WHERE e.run_id = ? AND r.owner = ?", (run_id, self.owner))
+            "SELECT e.row_index, e.status, e.cost_usd, e.judge_cost_usd FROM eval_cells e"
+            " JOIN eval_runs r ON r.id = e.run_id WHERE e.run_id = ? AND r.owner = ?",
+            (run_id, self.owner))
         counts = {s: 0 for s in CELL_STATUSES}
         spent = Decimal(0)
+        open_rows: set[int] = set()
+        all_rows: set[int] = set()
         for r in rows:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
+            all_rows.add(r["row_index"])
+            if r["status"] not in ("done", "error"):
+                open_rows.add(r["row_index"])
             for col in ("cost_usd", "judge_cost_usd"):
                 if r[col] is not None:
                     spent += Decimal(r[col])
-        return {"total": len(rows), "counts": counts, "spent": spent}
+        return {"total": len(rows), "counts": counts, "spent": spent,
+                "rows": len(all_rows), "rows_done": len(all_rows - open_rows)}
 
     def update_cell(self, cell_id: str, **fields: Any) -> None:
         unknown = set(fields) - set(_CELL_FIELDS)
