@@ -280,9 +280,10 @@ def _job(conn: Connection, catalog: Catalog, es: EvalStore, run_id: str,
         p = plan(setup, encode=_encoder(client, catalog) if setup.surface == "completions"
                  else None)
     except TokenizerUnavailable as exc:
+        client.close()
         return f"Cannot tokenize the prompts: {exc}. Use the chat request type."
     return EvalJob(es, run_id, p, client=client, base_url=conn.base_url,
-                   pricing_for=_pricing_for(catalog))
+                   pricing_for=_pricing_for(catalog), owns_client=True)
 
 
 def start(setup: EvalSetup, cap: Decimal | None, conn: Connection, catalog: Catalog) -> None:
@@ -307,6 +308,7 @@ def start(setup: EvalSetup, cap: Decimal | None, conn: Connection, catalog: Cata
     invalid = sorted({x for spec in p.specs.values()
                       for x in problems_of(spec, catalog.get(spec.model))})
     if invalid:
+        job_or_problem.client.close()
         st.error("Not started: fix these first.\n\n" + "\n".join(
             f"- {md_text(x, TEXT_LIMIT)}" for x in invalid[:8]), icon=":material/error:")
         return
@@ -314,6 +316,7 @@ def start(setup: EvalSetup, cap: Decimal | None, conn: Connection, catalog: Cata
     msg = refusal(est, cap, caps=presentation.caps(),
                   max_tokens=int(setup.params.get("max_tokens") or 0))
     if msg:
+        job_or_problem.client.close()
         st.error(msg, icon=":material/block:")
         return
     rid = es.create_run(setup.to_json(), setup.cells(), base_url=conn.base_url,
@@ -334,7 +337,7 @@ def resume_orphans(conn: Connection, catalog: Catalog) -> list[str]:
     notes = []
     for run in es.list_runs(limit=20):
         if run.base_url != conn.base_url or job_of(run.id) is not None or \
-                not es.resumable(run):
+                not es.resumable(run) or not es.claim(run):  # another server may win
             continue
         notes.append(resume(run, conn, catalog) or f"Resumed “{clean(run.name, 60)}”.")
     return notes

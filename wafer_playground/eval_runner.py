@@ -195,7 +195,7 @@ class EvalJob:
     def __init__(self, estore: EvalStore, run_id: str, p: Plan, *, client: WaferClient,
                  base_url: str, pricing_for: Callable[[str], Pricing],
                  concurrency: int = ENDPOINT_CAP, gate: Gate | None = None,
-                 judge_client: WaferClient | None = None) -> None:
+                 judge_client: WaferClient | None = None, owns_client: bool = False) -> None:
         self.estore = estore
         self.run_id = run_id
         self.plan = p
@@ -215,6 +215,7 @@ class EvalJob:
         self.finished_now = 0
         self.sent = 0  # requests this job sent (answers and judges)
         self.ended = threading.Event()
+        self.owns_client = owns_client  # close the client when the job ends (the page's)
 
     # -- control
 
@@ -259,6 +260,8 @@ class EvalJob:
         except Exception as exc:  # noqa: BLE001 - the job must still end
             self.problems.append(f"the run's status was not saved: {exc}")
         finally:
+            if self.owns_client:
+                self.client.close()
             self.ended.set()
             with _JOBS_LOCK:
                 if JOBS.get(self.run_id) is self:

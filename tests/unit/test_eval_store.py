@@ -75,4 +75,7 @@ def test_a_run_left_running_by_a_dead_writer_is_resumable(backend: Backend) -> N
                     ("dead-host:1:1", rid))
     run = e.get_run(rid)
     assert run is not None and e.resumable(run)
+    assert e.claim(run) and not e.claim(run)  # the second taker (another server) loses
+    run = e.get_run(rid)
+    assert run is not None and not e.resumable(run)  # this process drives it now
     db.close()

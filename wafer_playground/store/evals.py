@@ -240,6 +240,16 @@ class EvalStore:
             return False
         return not self.store._writer_check()(run.writer)
 
+    def claim(self, run: EvalRun) -> bool:
+        """Take over an orphaned run for this process: only one of several servers sharing
+        the database wins (compare-and-set on the dead writer's token)."""
+        with self.store._tx() as c:
+            cur = c.execute(f"UPDATE eval_runs SET writer = ?, updated_at = ? WHERE id = ?"
+                            f" AND owner = ? AND status = 'running'"
+                            f" AND writer {self.store._same} ?",
+                            (self.store._writer, now_iso(), run.id, self.owner, run.writer))
+            return bool(cur.rowcount == 1)
+
     def delete_run(self, run_id: str) -> None:
         with self.store._tx() as c:
             if c.execute("SELECT 1 FROM eval_runs WHERE id = ? AND owner = ?",
