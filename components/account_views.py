@@ -7,9 +7,11 @@ Answers are held per session and connection (base URL + key fingerprint), never 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from components import connection
@@ -23,6 +25,7 @@ QUOTA_TTL_S = 60
 _QUOTA = "_account_quota"
 _SPEED = "_account_speed"
 METRICS_RANGE = 1440  # the last day
+MEASURE_DUE = "_account_speed_due"  # one run: Measure was pressed
 
 
 def _quota(conn: connection.Connection) -> account.Quota | str | None:
@@ -117,52 +120,64 @@ def _metrics_endpoint(base_url: str) -> str:
     return "pass.wafer.ai" if host.endswith("wafer.ai") or not host else host
 
 
-def speed_section(conn: connection.Connection, models: list[Model]) -> None:
-    """Measured p50/p90 TTFT and tokens/s per model beside its price, and a chart."""
-    with st.container(key="cat_speed"):
-        _speed_section(conn, models)
+@dataclass(frozen=True)
+class Speeds:
+    """Measured speed per catalog model (`account.speed_frame`, in the catalog's order),
+    where it comes from, and the problems met measuring it."""
+
+    frame: pd.DataFrame
+    source: str  # "metrics" | "log"
+    problems: list[str]
+    with_key: bool
+
+    @property
+    def measured(self) -> int:
+        return int((self.frame["requests"] > 0).sum())
 
 
-def _speed_section(conn: connection.Connection, models: list[Model]) -> None:
-    st.markdown("##### Measured speed beside price")
+def _ask_measure() -> None:
+    # a callback runs before the page script: the table drawn in this run has the figures
+    st.session_state[MEASURE_DUE] = True
+
+
+def speeds(conn: connection.Connection, models: list[Model]) -> Speeds:
+    """The speed columns for the catalog table; a Measure click (see `speed_section`) since
+    the last run fetches them from the metrics API first."""
     with_key = bool(conn.api_key and conn.base_url)
-    measure = False
-    if with_key:
+    measure = bool(st.session_state.pop(MEASURE_DUE, False)) and with_key
+    got, source, problems = _speeds(conn, models, measure=measure)
+    return Speeds(account.speed_frame(models, got), source, problems, with_key)
+
+
+def speed_section(sp: Speeds) -> None:
+    """Under the table: where its speed columns come from, Measure, and price vs speed."""
+    with st.container(key="cat_speed"):
+        _speed_section(sp)
+
+
+def _speed_section(sp: Speeds) -> None:
+    st.markdown("##### Measured speed beside price")
+    if sp.with_key:
         c1, c2 = st.columns([3, 1], vertical_alignment="center")
-        c1.caption("From the Wafer metrics API (`GET /v1/endpoints/metrics?model=…`, last "
-                   "24 hours, your key's traffic): one call per model, when you press "
-                   "Measure.")
-        measure = c2.button("Measure", key="cat_speed_measure", icon=":material/speed:")
-    speeds, source, problems = _speeds(conn, models, measure=measure)
-    if not with_key:
-        st.caption(":material/history: No API key: measured from **this app's own request "
-                   "log** (your Chat and Compare requests), not from Wafer's metrics.")
-    frame = account.speed_frame(models, speeds)
-    measured = frame[frame["requests"] > 0]
-    for p in problems[:5]:  # inert already: built with error_markdown / md_code / md_text
+        c1.caption("The table's TTFT and tok/s columns come from the Wafer metrics API "
+                   "(`GET /v1/endpoints/metrics?model=…`, last 24 hours, your key's "
+                   "traffic): one call per model, when you press Measure.")
+        c2.button("Measure", key="cat_speed_measure", icon=":material/speed:",
+                  on_click=_ask_measure)
+    else:
+        st.caption(":material/history: No API key: the table's TTFT and tok/s columns are "
+                   "measured from **this app's own request log** (your Chat and Compare "
+                   "requests), not from Wafer's metrics.")
+    for p in sp.problems[:5]:  # inert already: built with error_markdown / md_code / md_text
         st.caption(f":material/warning: {p}")
-    if measured.empty:
-        st.caption("No measurements yet" + (": press Measure." if with_key and source ==
-                                            "metrics" else ": send a few requests first."))
+    if not sp.measured:
+        st.caption("No measurements yet" + (": press Measure." if sp.with_key else
+                                            ": send a few requests first."))
         return
-    cc = st.column_config
-    st.dataframe(
-        frame.sort_values("requests", ascending=False), hide_index=True, key="cat_speed_df",
-        column_order=["name", "input_usd_per_m", "output_usd_per_m", "ttft_p50_ms",
-                      "ttft_p90_ms", "tps_p50", "tps_p90", "requests", "source"],
-        column_config={
-            "name": cc.TextColumn("Model"),
-            "input_usd_per_m": cc.NumberColumn("$ in / 1M", format="$%.4g"),
-            "output_usd_per_m": cc.NumberColumn("$ out / 1M", format="$%.4g"),
-            "ttft_p50_ms": cc.NumberColumn("TTFT p50", format="%.0f ms"),
-            "ttft_p90_ms": cc.NumberColumn("TTFT p90", format="%.0f ms"),
-            "tps_p50": cc.NumberColumn("tok/s p50", format="%.1f"),
-            "tps_p90": cc.NumberColumn("tok/s p90", format="%.1f"),
-            "requests": cc.NumberColumn("Requests"),
-            "source": cc.TextColumn("Measured by")},
-        placeholder="—")
-    st.plotly_chart(account.price_speed_figure(frame), key="cat_price_speed",
+    st.caption(f"{sp.measured} model(s) measured (p50 / p90 over "
+               f"{int(sp.frame['requests'].sum()):,} requests); — = not measured.")
+    st.plotly_chart(account.price_speed_figure(sp.frame), key="cat_price_speed",
                     config={"displaylogo": False})
 
 
-__all__ = ["quota_meter", "speed_section"]
+__all__ = ["Speeds", "quota_meter", "speed_section", "speeds"]

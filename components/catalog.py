@@ -14,7 +14,6 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -44,10 +43,12 @@ from components.catalog_frame import (
 from components.errors import show_error
 from components.state import select_model
 from components.untrusted import NAME_LIMIT, TEXT_LIMIT, long_text, md_code, md_text, raw_json
-from wafer_playground.catalog import Model, snapshot_note, snapshot_source
+from wafer_playground.account import SOURCE_LABELS
+from wafer_playground.catalog import Model, PricePart, snapshot_note, snapshot_source
 from wafer_playground.costs import (
     DAYS_PER_MONTH,
     PASS_EXPLAINER,
+    format_per_million,
     format_usd,
     plan_model,
     tier_label,
@@ -61,12 +62,18 @@ DERIVED_KEY = "_catalog_derived"
 CHART_KEY = "_catalog_chart"  # (widget key, point ids per trace) of the chart last drawn
 PICKS_KEY = "_catalog_picks"  # bumps on every chart pick: the table redraws with it selected
 EXTRA_PARAMS = ("model", "chart")
-NP = 112  # px: room for the "not published" placeholder, never truncated
-# Price first (issue 16): name, id, the four prices fit 1440 px without scrolling sideways.
+NP = 112  # px: room for the "not published" header help and values, never truncated
+# Price first (issue 16): name, id, the four prices fit 1440 px without scrolling sideways;
+# measured speed right beside them (issue 17), the medians first so they fit at 1440 px too.
+SPEED_COLUMNS = ["ttft_p50_ms", "tps_p50", "ttft_p90_ms", "tps_p90"]
 TABLE_COLUMNS = ["display_name", "id", "input_usd_per_m", "output_usd_per_m", "per_request",
-                 "per_month", "context_length", "tier_label", "caps", "zdr",
+                 "per_month", *SPEED_COLUMNS, "context_length", "tier_label", "caps", "zdr",
                  "cache_read_usd_per_m", "max_output_tokens", "provider", "source"]
 PRICE_W = 96  # px: "$999.99", "$30,000.00" and "not published" stay whole
+SPEED_W = 80  # px: "1,250 ms", "155.0"
+# One placeholder for every empty cell: a price the card does not publish (never $0) and a
+# speed not measured yet read alike; each column's help says which.
+EMPTY = "—"
 
 
 @dataclass
@@ -305,8 +312,11 @@ def _sync_url(f: Filters, wl: WorkloadInput, chart: str, selected: str | None) -
 # ---- table -----------------------------------------------------------------------------
 
 
-def _column_config(view: pd.DataFrame) -> dict[str, object]:
+def _column_config(view: pd.DataFrame, speed_source: str = "") -> dict[str, object]:
     cc = st.column_config
+    unpublished = f" {EMPTY} = not published by the card (never counted as $0)."
+    measured = (f"Measured by {speed_source} (p50 = median, p90 = 9 in 10 requests at or "
+                f"below). {EMPTY} = not measured yet.")
     price_fmt = dollar_format(np.concatenate([
         view[c].to_numpy(dtype="float64") for c in
         ("input_usd_per_m", "output_usd_per_m", "cache_read_usd_per_m")]), exact=True)
@@ -315,30 +325,48 @@ def _column_config(view: pd.DataFrame) -> dict[str, object]:
         "id": cc.TextColumn("Model id", width=170,
                             help="What goes into code: select the cell and copy (Ctrl+C)"),
         "provider": cc.TextColumn("Provider"),
-        "tier_label": cc.TextColumn("Tier", width=NP, help=PASS_EXPLAINER),
+        "tier_label": cc.TextColumn("Tier", width=NP, help=PASS_EXPLAINER + unpublished),
         "context_length": cc.NumberColumn("Context", format="compact", width=NP,
-                                          help="max_model_len: prompt + completion"),
-        "max_output_tokens": cc.NumberColumn("Max out", format="compact", width=NP),
+                                          help="max_model_len: prompt + completion."
+                                               + unpublished),
+        "max_output_tokens": cc.NumberColumn("Max out", format="compact", width=NP,
+                                             help="Most tokens one answer may have."
+                                                  + unpublished),
         "caps": cc.ListColumn("Capabilities", help="As stated on the model card"),
         "zdr": cc.CheckboxColumn("ZDR", width="small",
                                  help="Accepts Wafer-ZDR: required (zero data retention)"),
-        "input_usd_per_m": cc.NumberColumn("In $/1M", format=price_fmt, width=PRICE_W),
-        "output_usd_per_m": cc.NumberColumn("Out $/1M", format=price_fmt, width=PRICE_W),
+        "input_usd_per_m": cc.NumberColumn("In $/1M", format=price_fmt, width=PRICE_W,
+                                           help="Input tokens, $ per million." + unpublished),
+        "output_usd_per_m": cc.NumberColumn("Out $/1M", format=price_fmt, width=PRICE_W,
+                                            help="Output tokens, $ per million."
+                                                 + unpublished),
         "cache_read_usd_per_m": cc.NumberColumn("Cache $/1M", format=price_fmt, width=NP,
-                                                help="Cache-read input tokens"),
+                                                help="Cache-read input tokens." + unpublished),
         "per_request": cc.NumberColumn("$/request", format=dollar_format(view["per_request"]),
                                        width=PRICE_W,
-                                       help="Your workload, one request (estimate)"),
+                                       help="Your workload, one request (estimate)."
+                                            + unpublished),
         "per_month": cc.NumberColumn("$/month", format=dollar_format(view["per_month"]),
                                      width=PRICE_W,
-                                     help=f"Your workload × requests/day × {DAYS_PER_MONTH}"),
+                                     help=f"Your workload × requests/day × {DAYS_PER_MONTH}."
+                                          + unpublished),
+        "ttft_p50_ms": cc.NumberColumn("TTFT p50", format="%,.0f ms", width=SPEED_W,
+                                       help="Time to first token. " + measured),
+        "ttft_p90_ms": cc.NumberColumn("TTFT p90", format="%,.0f ms", width=SPEED_W,
+                                       help="Time to first token. " + measured),
+        "tps_p50": cc.NumberColumn("tok/s p50", format="%,.1f", width=SPEED_W,
+                                   help="Output tokens per second. " + measured),
+        "tps_p90": cc.NumberColumn("tok/s p90", format="%,.1f", width=SPEED_W,
+                                   help="Output tokens per second. " + measured),
         "source": cc.TextColumn("Price source", width=NP,
                                 help="live = this endpoint's card; snapshot = the bundled "
-                                     "dated catalog (the card publishes no price)"),
+                                     "dated catalog (the card publishes no price)."
+                                     + unpublished),
     }
 
 
-def _table(d: _Derived, view: pd.DataFrame, f: Filters, wl: WorkloadInput) -> str | None:
+def _table(d: _Derived, view: pd.DataFrame, f: Filters, wl: WorkloadInput,
+           speed_source: str) -> str | None:
     """Draw the table; return the model id whose detail should show."""
     picks = st.session_state.get(PICKS_KEY, 0)
     # A new set or order of rows is a new widget, so stale row positions never leak. The
@@ -356,7 +384,7 @@ def _table(d: _Derived, view: pd.DataFrame, f: Filters, wl: WorkloadInput) -> st
     event = st.dataframe(
         view[TABLE_COLUMNS], key=key, hide_index=True, on_select="rerun",
         selection_mode="single-row", selection_default=default, lazy=False,
-        column_config=_column_config(view), placeholder="not published",
+        column_config=_column_config(view, speed_source), placeholder=EMPTY,
         height=min(38 + 35 * max(len(view), 1), 460),
     )
     rows = list(event.selection.rows)
@@ -379,10 +407,17 @@ def _table(d: _Derived, view: pd.DataFrame, f: Filters, wl: WorkloadInput) -> st
 ROOM_ROWS = 15  # presentation mode: what a room can read; the chart shows every model
 
 
-def _room_table(view: pd.DataFrame) -> None:
+def _speed_text(v: float, fmt: str) -> str:
+    return EMPTY if pd.isna(v) else fmt.format(v)
+
+
+def _room_table(view: pd.DataFrame, *, speed: bool = False) -> None:
     """Presentation mode: the price-first columns as an HTML table, which grows with the
-    larger type (the interactive grid is a canvas drawn in px). A chart point opens a model."""
+    larger type (the interactive grid is a canvas drawn in px). A chart point opens a model.
+    Measured speed joins them when there is any."""
     top = view.head(ROOM_ROWS)
+    speeds = {"TTFT p50": [_speed_text(v, "{:,.0f} ms") for v in top["ttft_p50_ms"]],
+              "tok/s p50": [_speed_text(v, "{:,.1f}") for v in top["tps_p50"]]} if speed else {}
     st.table(pd.DataFrame({  # st.table draws cells as markdown: card text made inert
         "Model": [md_text(n) for n in top["display_name"]],
         "Model id": [md_text(i) for i in top["id"]],
@@ -390,6 +425,7 @@ def _room_table(view: pd.DataFrame) -> None:
         "Out $/1M": [format_usd(v) for v in top["output_usd_per_m"]],
         "$/request": [format_usd(v) for v in top["per_request"]],
         "$/month": [format_usd(v) for v in top["per_month"]],
+        **speeds,
         "Context": [compact_tokens(v) for v in top["context_length"]],
     }), hide_index=True)
     if len(view) > ROOM_ROWS:
@@ -490,9 +526,9 @@ def _detail(m: Model, wl: WorkloadInput, where: str = "") -> None:
             long_text(m.description, key=f"cat_desc{where}_{m.id[:64]}")
         p = m.pricing
         row = plan_model(wl.to_workload(), m)
-        _stats([(f"{label} / 1M", format_usd(None if cpm is None else cpm / Decimal(100)))
-                for label, cpm in (("Input", p.input_cpm), ("Output", p.output_cpm),
-                                   ("Cache read", p.cache_read_cpm))])
+        parts: tuple[tuple[str, PricePart], ...] = (
+            ("Input", "input"), ("Output", "output"), ("Cache read", "cache_read"))
+        _stats([(f"{label} / 1M", format_per_million(p, part)) for label, part in parts])
         st.caption(_price_source_text(m))
         _stats([("Context", compact_tokens(m.context_length)),
                 ("Max output", compact_tokens(m.max_output_tokens)),
@@ -541,7 +577,11 @@ def render_catalog_page() -> None:
     _init_widgets(d)
     f, wl = _controls(d)
     per_request, per_month = d.workload(wl)
-    view = apply_filters(d.frame.assign(per_request=per_request, per_month=per_month), f)
+    # measured TTFT and tok/s, one row per model in the frame's order (account.speed_frame)
+    sp = account_views.speeds(conn, d.models)
+    speed = {c: sp.frame[c].to_numpy(dtype="float64") for c in SPEED_COLUMNS}
+    view = apply_filters(d.frame.assign(per_request=per_request, per_month=per_month,
+                                        **speed), f)
     shown = f"**{len(view)}** of {len(d.frame)} models"
     st.markdown(shown if len(view) else shown + " match: loosen a filter.")
     _chart_pick(d)
@@ -549,11 +589,11 @@ def render_catalog_page() -> None:
         # the chart's key follows the rows shown, as with the grid (see _table)
         rows_sig = hashlib.sha256("\n".join(view["id"]).encode()).hexdigest()[:12]
         st.session_state[TABLE_KEY] = f"catalog_room_{rows_sig}"
-        _room_table(view)
+        _room_table(view, speed=bool(sp.measured))
         selected = st.session_state.get(DETAIL_KEY)
         selected = selected if selected in set(view["id"]) else None
     else:
-        selected = _table(d, view, f, wl)
+        selected = _table(d, view, f, wl, SOURCE_LABELS.get(sp.source, sp.source))
     chart_col, detail_col = st.columns([3, 2])
     with chart_col:
         mode = st.radio("Chart", list(CHART_MODES), key="cat_chart", horizontal=True,
@@ -582,7 +622,7 @@ def render_catalog_page() -> None:
     if opened is not None and opened == selected:
         _detail_dialog(d.by_id[selected], wl)
     if not presentation.is_presenting():
-        account_views.speed_section(conn, d.models)  # measured TTFT and tok/s beside price
+        account_views.speed_section(sp)  # where the speed columns come from; price vs speed
     _problems(models.catalog.problems)
     st.session_state[SAVED_KEY] = (f, wl, mode)
     _sync_url(f, wl, mode, selected)

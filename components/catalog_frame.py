@@ -173,21 +173,22 @@ def dollar_format(values: np.ndarray | pd.Series, *, exact: bool = False, minimu
     `exact` (list prices): the fewest decimals (>= 2) that show every value exactly, so
     $1.00 stays "$1.00" and half a cent per million shows as "$0.005". Otherwise (computed
     costs): enough decimals for three significant digits of the smallest non-zero value.
-    Either way a real, tiny price never displays as "$0.00".
+    Either way a real, tiny price never displays as "$0.00". Thousands are separated
+    ("$12,345.67", sprintf-js's `,` flag in the grid), as `costs.format_usd` writes money.
     """
     arr = np.asarray(values, dtype="float64")
     positive = arr[np.isfinite(arr) & (arr > 0)]
     if positive.size == 0:
-        return f"$%.{minimum}f"
+        return f"$%,.{minimum}f"
     if exact:
         for decimals in range(minimum, maximum + 1):
             scaled = positive * 10**decimals
             if np.all(np.abs(scaled - np.round(scaled)) < 1e-6 * np.maximum(scaled, 1)):
-                return f"$%.{decimals}f"
-        return f"$%.{maximum}f"
+                return f"$%,.{decimals}f"
+        return f"$%,.{maximum}f"
     smallest = float(positive.min())
     decimals = max(minimum, min(maximum, -math.floor(math.log10(smallest)) + 2))
-    return f"$%.{decimals}f"
+    return f"$%,.{decimals}f"
 
 
 # ---- URL state (st.query_params) ---------------------------------------------------------

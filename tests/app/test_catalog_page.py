@@ -32,9 +32,8 @@ def _run(at: AppTest) -> AppTest:
 
 
 def _table(at: AppTest) -> pd.DataFrame:
-    # the one catalog grid (the measured-speed table below it has tok/s columns)
-    grids = [d for d in at.dataframe if "tps_p50" not in d.value.columns]
-    assert len(grids) == 1 and grids[0] is at.dataframe[0]
+    # the one catalog grid: prices, the workload and measured speed are its columns
+    assert len(at.dataframe) == 1
     return at.dataframe[0].value.set_index("id")
 
 
@@ -54,7 +53,7 @@ def test_all_models_shown_with_prices_and_sources(app_env: str, httpx_mock: HTTP
     assert t.loc["GLM-5.1", "source"] == "live"
     assert t.loc["Kimi-K3", "source"] == "snapshot 2026-09-02"
     assert t.loc["Kimi-K3", "output_usd_per_m"] == 15.0
-    # Not published: NaN (drawn as "not published"), never 0.
+    # Not published: NaN (drawn as "—", the price columns' help says why), never 0.
     assert math.isnan(t.loc["Qwen3.5-397B-A17B", "input_usd_per_m"])
     assert math.isnan(t.loc["Qwen3.5-397B-A17B", "per_month"])
     assert pd.isna(t.loc["Qwen3.5-397B-A17B", "source"])
@@ -348,3 +347,42 @@ def test_chart_click_opens_the_model(app_env: str, httpx_mock: HTTPXMock) -> Non
     assert at.subheader[0].value == "Kimi-K3"
     _select(at, ids.index("Qwen3.5-397B-A17B"))  # and the table still works after a pick
     assert at.subheader[0].value == "Qwen3.5-397B-A17B"
+
+
+METRICS = {"summary": {"total_requests": 42, "ttft_p50_ms": 410.0, "ttft_p90_ms": 1250.0,
+                       "tps_p50": 92.0, "tps_p90": 155.0}}
+
+
+def test_measured_speed_is_columns_of_the_catalog_grid(app_env: str,
+                                                       httpx_mock: HTTPXMock) -> None:
+    """Issue 17: TTFT and tok/s per model beside price, in the grid itself; Measure fills
+    them in the same run (its callback runs before the table is drawn)."""
+    _serve(httpx_mock)
+    httpx_mock.add_response(url=re.compile(r".*/endpoints/metrics\?.*model=GLM-5\.1.*"),
+                            json=METRICS, is_reusable=True)
+    httpx_mock.add_response(url=re.compile(r".*/endpoints/metrics\?.*"),
+                            json={"summary": {"total_requests": 0}}, is_reusable=True)
+    at = make_app()
+    at.session_state["conn_key"] = "wfr_apptest_key"
+    _run(at)
+    t = _table(at)
+    assert {"ttft_p50_ms", "ttft_p90_ms", "tps_p50", "tps_p90"} <= set(t.columns)
+    assert t["tps_p50"].isna().all()  # nothing measured before Measure
+    assert any("press Measure" in c.value for c in at.caption)
+    at.button(key="cat_speed_measure").click()
+    _run(at)
+    t = _table(at)
+    assert t.loc["GLM-5.1", "ttft_p50_ms"] == 410.0 and t.loc["GLM-5.1", "tps_p90"] == 155.0
+    assert math.isnan(t.loc["Kimi-K3", "tps_p50"])  # not measured: empty, never 0
+    # the prices stay first, the speed right after them
+    cols = list(t.reset_index().columns)
+    assert cols.index("per_month") + 1 == cols.index("ttft_p50_ms")
+    assert cols.index("ttft_p50_ms") + 1 == cols.index("tps_p50")  # the medians first
+    assert any("1 model(s) measured" in c.value for c in at.caption)
+    # measured once, kept for this session: a rerun asks nothing again
+    asked = len([r for r in httpx_mock.get_requests() if "/endpoints/metrics" in str(r.url)])
+    assert asked == 3
+    _run(at)
+    assert _table(at).loc["GLM-5.1", "tps_p50"] == 92.0
+    assert len([r for r in httpx_mock.get_requests()
+                if "/endpoints/metrics" in str(r.url)]) == asked

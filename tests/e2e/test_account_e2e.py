@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from components.catalog import PRICE_W, SPEED_W
 from tests.conftest import wait_for_app
 from tests.e2e.test_media_e2e import open_chat, open_page, shot, wafer_app
 from tests.fake_wafer import CARDS_WITH_VISION, FakeWafer, Reply, serve
@@ -28,6 +29,25 @@ USAGE = {"user_id": "u", "pass_account_id": None,
                      "cache_read_tokens": 0, "request_count": 4, "estimated_cost_cents": 1}],
          "total_input_tokens": 1200, "total_output_tokens": 300, "total_requests": 4,
          "total_estimated_cost_cents": 1}
+
+
+def grid_has_speed(page: Page, *values: str) -> None:
+    """The catalog grid (the page's only one) has the speed columns right after $/month, the
+    medians inside the grid at 1440 px with no sideways scrolling, and these raw values in
+    its cells (the grid's accessible table, which carries values, not the drawn "410 ms")."""
+    grid = page.get_by_test_id("stDataFrame")
+    expect(grid).to_have_count(1)
+    expect(grid.locator("th[role='columnheader']").filter(has_text="$/month")).to_have_count(
+        1, timeout=30_000)  # the accessible table is filled after the canvas is drawn
+    heads = grid.locator("th[role='columnheader']").all_inner_texts()
+    at = heads.index("$/month")
+    assert heads[at + 1:at + 5] == ["TTFT p50", "tok/s p50", "TTFT p90", "tok/s p90"], heads
+    box = grid.bounding_box()
+    # selection marker + Model + Model id + 4 prices + the 2 medians inside the grid
+    assert box is not None and box["width"] >= 33 + 150 + 170 + 4 * PRICE_W + 2 * SPEED_W, box
+    cells = grid.locator("td").all_inner_texts()
+    for value in values:
+        assert value in cells, cells[:60]
 
 
 @pytest.fixture
@@ -51,16 +71,19 @@ def test_quota_speed_and_usage_window_with_a_key(
     expect(meter).to_contain_text("undocumented")
     expect(meter).to_contain_text("4,100 of 5,000 requests")
     expect(meter).to_contain_text("window resets in 2 h")
-    # measured speed beside price: one metrics call per model, filtered by `model`
+    # measured speed beside price: one metrics call per model, filtered by `model`; the
+    # figures are columns of the catalog grid, right after $/month
     page.get_by_role("button", name="Measure").click()
     wait_for_app(page)
     speed = page.locator(".st-key-cat_speed")
-    expect(speed.get_by_test_id("stDataFrame")).to_be_visible(timeout=30_000)
+    expect(speed).to_contain_text(f"{len(CARDS_WITH_VISION)} model(s) measured",
+                                  timeout=30_000)
     expect(page.get_by_text("Price vs speed")).to_be_visible()
     asked = sorted(h.query for h in fake.requests_to("GET", "/endpoints/metrics"))
     assert len(asked) == len(CARDS_WITH_VISION)
     assert all("range_minutes=1440" in q and "model=" in q for q in asked)
-    page.get_by_text("Measured speed beside price").scroll_into_view_if_needed()
+    assert speed.get_by_test_id("stDataFrame").count() == 0  # no second table
+    grid_has_speed(page, "410", "1250", "92", "155")
     shot(page, "account_catalog_speed")
     # usage over a date range on Costs
     open_page(page, server.url, "/costs", height=2200)
@@ -92,7 +115,8 @@ def test_without_a_key_speed_comes_from_the_request_log_and_no_quota(
     wait_for_app(page)
     open_page(page, server.url, "/", height=2200)
     expect(page.get_by_text("this app's own request log")).to_be_visible(timeout=30_000)
-    expect(page.locator(".st-key-cat_speed").get_by_test_id("stDataFrame")).to_be_visible()
+    expect(page.locator(".st-key-cat_speed")).to_contain_text("1 model(s) measured")
+    grid_has_speed(page)
     assert page.locator(".st-key-pass_quota").count() == 0  # no key: no quota call at all
     assert not fake.requests_to("GET", "/endpoints/metrics")
     page.get_by_text("Measured speed beside price").scroll_into_view_if_needed()

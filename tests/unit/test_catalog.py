@@ -298,11 +298,11 @@ def test_workload_costs_agree_with_the_cost_engine() -> None:
 
 
 def test_dollar_format_never_hides_a_small_price() -> None:
-    assert dollar_format(np.array([1.0, 3.2, 0.1])) == "$%.3f"
-    assert dollar_format(np.array([1.0, 3.2, 0.1]), exact=True) == "$%.2f"
-    assert dollar_format(np.array([1.0, 0.005]), exact=True) == "$%.3f"
-    assert dollar_format(np.array([0.0087, 261.0])) == "$%.5f"
-    assert dollar_format(np.array([np.nan, 0.0])) == "$%.2f"
+    assert dollar_format(np.array([1.0, 3.2, 0.1])) == "$%,.3f"
+    assert dollar_format(np.array([1.0, 3.2, 0.1]), exact=True) == "$%,.2f"
+    assert dollar_format(np.array([1.0, 0.005]), exact=True) == "$%,.3f"
+    assert dollar_format(np.array([0.0087, 261.0])) == "$%,.5f"
+    assert dollar_format(np.array([np.nan, 0.0])) == "$%,.2f"
 
 
 def test_compact_tokens() -> None:
