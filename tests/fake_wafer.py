@@ -353,7 +353,7 @@ class FakeWafer:
                     return
             yield encode_event(item)
             hit.sent = i + 1
-            if pace:
+            if pace and i < len(items) - 1:  # none after the last: the client may hang up
                 yield pace
                 if self._stopping.is_set():
                     return

@@ -1,26 +1,24 @@
 """Chat page in headless Chromium against a real `streamlit run app.py`.
 
 Against the local engine (real llama-server): a streamed turn with its facts, Stop mid-stream
-(partial kept, marked stopped, estimated cost), View code. Against a scripted SSE server in
-this process (for exact timing): Stop cancels the upstream request within 250 ms, and moving
-a parameter slider during a stream does not abort it.
+(partial kept, marked stopped, estimated cost), View code. Against the fake Wafer server
+(tests/fake_wafer.py) in this process (for exact timing): Stop cancels the upstream request
+within 250 ms, and moving a parameter slider during a stream does not abort it.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import ROOT, select_option, wait_for_app
+from tests.fake_wafer import Event, FakeWafer, Hit, Reply, delta_chunk, serve
 
 pytestmark = pytest.mark.e2e
 SCREENS = ROOT / ".pytest_cache" / "screens"
@@ -52,77 +50,45 @@ def set_max_tokens(page: Page, n: int) -> None:
 
 @dataclass
 class Script:
+    """What the shared fake Wafer server (tests/fake_wafer.py) streams: `tokens` deltas
+    " t0 t1 …" (or `deltas_for(body)`), one every `interval_s`, then usage and [DONE]."""
+
+    fake: FakeWafer
     tokens: int = 300
     interval_s: float = 0.02
-    requests: list[dict] = field(default_factory=list)
-    # body -> the deltas to stream; None = count " t0 t1 …" up to `tokens`
     deltas_for: Callable[[dict], list[dict]] | None = None
 
+    @property
+    def requests(self) -> list[Hit]:
+        return self.fake.requests_to("POST", "/chat/completions")
 
-class _Handler(BaseHTTPRequestHandler):
-    script: Script
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802
-        body = json.dumps({"object": "list", "data": [{
-            "id": "fake-model", "object": "model", "owned_by": "test", "max_model_len": 32768,
-            "wafer": {"display_name": "Scripted model",
-                      "capabilities": {"tools": True, "reasoning": True},
-                      "pricing": {"input_cents_per_million": 100,
-                                  "output_cents_per_million": 200}}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self) -> None:  # noqa: N802
-        n = int(self.headers.get("Content-Length") or 0)
-        rec: dict = {"body": json.loads(self.rfile.read(n)), "sent": 0,
-                     "started": time.monotonic(), "disconnect_at": None, "completed": False}
-        self.script.requests.append(rec)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("x-request-id", f"req_fake{len(self.script.requests)}")
-        self.end_headers()
-        if self.script.deltas_for is not None:
-            deltas = self.script.deltas_for(rec["body"])
+    def reply(self, hit: Hit) -> Reply:
+        if self.deltas_for is not None:
+            deltas = self.deltas_for(hit.json())
         else:
-            deltas = [{"content": f" t{i}"} for i in range(self.script.tokens)]
-        try:
-            for i, d in enumerate(deltas):
-                finish = d.pop("finish_reason", None)
-                chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [
-                    {"index": 0, "delta": d, "finish_reason": finish}]}
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                self.wfile.flush()
-                rec["sent"] = i + 1
-                time.sleep(self.script.interval_s)
-            usage = {"id": "c", "choices": [], "usage": {
-                "prompt_tokens": 1200, "completion_tokens": len(deltas),
-                "prompt_tokens_details": {"cached_tokens": 800},
-                "completion_tokens_details": {"reasoning_tokens": 12}}}
-            self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
-            self.wfile.flush()
-            rec["completed"] = True
-        except (BrokenPipeError, ConnectionResetError):
-            rec["disconnect_at"] = time.monotonic()
+            deltas = [{"content": f" t{i}"} for i in range(self.tokens)]
+        events: list[Event] = []
+        for d in deltas:
+            finish = d.pop("finish_reason", None)
+            events.append(delta_chunk(d, finish))
+        usage = {"id": "c", "choices": [], "usage": {
+            "prompt_tokens": 1200, "completion_tokens": len(deltas),
+            "prompt_tokens_details": {"cached_tokens": 800},
+            "completion_tokens_details": {"reasoning_tokens": 12}}}
+        return Reply(sse=[*events, usage, "[DONE]"], tokens_per_s=1 / self.interval_s)
 
 
 @pytest.fixture
 def scripted() -> Iterator[tuple[str, Script]]:
-    script = Script()
-    handler = type("H", (_Handler,), {"script": script})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", script
-    finally:
-        server.shutdown()
-        server.server_close()
+    for fake in serve([{
+            "id": "fake-model", "object": "model", "owned_by": "test", "max_model_len": 32768,
+            "wafer": {"display_name": "Scripted model",
+                      "capabilities": {"tools": True, "reasoning": True},
+                      "pricing": {"input_cents_per_million": 100,
+                                  "output_cents_per_million": 200}}}]):
+        script = Script(fake)
+        fake.script("POST", "/chat/completions", script.reply)
+        yield fake.url, script
 
 
 def open_chat(page: Page, url: str, model: str) -> None:
@@ -147,12 +113,12 @@ def test_stop_cancels_upstream_fast(page: Page, streamlit_server_factory, script
     clicked = time.monotonic()
     page.get_by_test_id("stChatInputStopButton").click()
     deadline = time.monotonic() + 5
-    while script.requests[0]["disconnect_at"] is None and time.monotonic() < deadline:
+    while script.requests[0].disconnect_at is None and time.monotonic() < deadline:
         time.sleep(0.01)
     rec = script.requests[0]
-    assert rec["disconnect_at"] is not None and not rec["completed"]
-    latency = rec["disconnect_at"] - clicked
-    print(f"stop -> upstream disconnect: {latency * 1000:.0f} ms after {rec['sent']} tokens")
+    assert rec.disconnect_at is not None and not rec.completed
+    latency = rec.disconnect_at - clicked
+    print(f"stop -> upstream disconnect: {latency * 1000:.0f} ms after {rec.sent} tokens")
     # The 250 ms target is measured by benchmarks/latency.py (ratios, same-run baseline);
     # a test only proves the upstream request was cancelled, not how fast on a busy box.
     # the partial answer stays and is redrawn marked "stopped" with an estimated cost,
@@ -178,18 +144,18 @@ def test_slider_move_during_stream_does_not_abort(page: Page, streamlit_server_f
     for _ in range(4):
         thumb.press("ArrowLeft")
         time.sleep(0.05)
-    assert script.requests[0]["sent"] < script.tokens  # the slider moved mid-stream
+    assert script.requests[0].sent < script.tokens  # the slider moved mid-stream
     expect(page.get_by_text("t149", exact=False).first).to_be_visible(timeout=30_000)
     wait_for_app(page)
     rec = script.requests[0]
-    assert rec["completed"] and rec["disconnect_at"] is None
+    assert rec.completed and rec.disconnect_at is None
     expect(page.get_by_text("actual", exact=True).first).to_be_visible()
     # the moved slider is used for the next request
     send(page, "again")
     deadline = time.monotonic() + 30
     while len(script.requests) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert script.requests[1]["body"]["temperature"] == pytest.approx(0.8)
+    assert script.requests[1].json()["temperature"] == pytest.approx(0.8)
 
 
 def test_local_engine_turn_stop_and_code(page: Page, streamlit_server_factory, local_engine,
@@ -296,7 +262,7 @@ def test_thinking_and_tool_round_trip(page: Page, streamlit_server_factory, scri
     form = page.get_by_test_id("stForm")
     expect(form).to_contain_text("get_weather", timeout=30_000)
     wait_for_app(page)
-    body = script.requests[0]["body"]
+    body = script.requests[0].json()
     assert body["tools"][0]["function"]["name"] == "get_weather"
     assert body["reasoning_effort"] == "high"
     shot(page, tmp_path, "chat-tool-call")
@@ -305,7 +271,7 @@ def test_thinking_and_tool_round_trip(page: Page, streamlit_server_factory, scri
     expect(page.get_by_text("good evening for a walk", exact=False).first).to_be_visible(
         timeout=30_000)
     wait_for_app(page)
-    second = script.requests[1]["body"]["messages"]
+    second = script.requests[1].json()["messages"]
     assert second[-1] == {"role": "tool", "tool_call_id": "call_w1",
                           "content": '{"temp_c": 18, "sky": "clear"}'}
     assert second[-2]["tool_calls"][0]["function"]["arguments"] == '{"city": "Paris"}'

@@ -116,3 +116,15 @@ def test_malformed_authorization_is_not_kept(face: tuple[FakeWafer, httpx.Client
     first, second = fake.requests
     assert first.key_present and first.key_fingerprint == "malformed"
     assert not second.key_present and second.key_fingerprint is None
+
+
+def test_paced_stream_is_complete_when_read_to_the_end(
+        face: tuple[FakeWafer, httpx.Client]) -> None:
+    fake, client = face
+    fake.script("POST", "/chat/completions",
+                Reply(sse=[chunk("a"), chunk("b"), "[DONE]"], tokens_per_s=200,
+                      first_token_s=0.01))
+    with client.stream("POST", "/chat/completions", json={}) as r:
+        assert _events(r)[-1] == "[DONE]"
+    [hit] = fake.requests
+    assert hit.sent == 3 and hit.completed and hit.disconnect_at is None
