@@ -1,6 +1,7 @@
 """Benchmark: the Model catalog page's AppTest run time with 2,000 and 10,000 synthetic models.
 
-For each size it serves a synthetic `/v1/models` from a loopback HTTP server, runs the real
+For each size the fake Wafer server (tests/fake_wafer.py) serves a synthetic `/v1/models`
+on loopback; the benchmark runs the real
 app (router, sidebar, catalog page) under AppTest and times:
 
 * first load   (fetch + parse + derived frames + draw),
@@ -21,11 +22,9 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 import types
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from tests.conftest import _steady_state_navigation  # noqa: E402,F401 - patches AppTest
+from tests.fake_wafer import FakeWafer, Reply  # noqa: E402
 from tests.fixtures.synth import synth_payload  # noqa: E402
 
 TARGET_S = 1.5
@@ -42,23 +42,6 @@ import streamlit as st
 import wafer_bench_frames
 st.dataframe(wafer_bench_frames.FRAME, hide_index=True)
 """
-
-
-def serve(body: bytes) -> tuple[ThreadingHTTPServer, str]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/v1"
 
 
 def timed(at: AppTest, change: Callable[[AppTest], object] | None = None) -> float:
@@ -81,7 +64,9 @@ def page_app(base_url: str) -> AppTest:
 
 def bench_size(n: int, repeat: int) -> dict[str, tuple[float, float]]:
     body = json.dumps(synth_payload(n)).encode()
-    httpd, base = serve(body)
+    fake = FakeWafer().start()
+    fake.script("GET", "/models", Reply(body=body, content_type="application/json"))
+    base = fake.url
     try:
         results: dict[str, list[float]] = {}
         base_first: list[float] = []
@@ -118,8 +103,7 @@ def bench_size(n: int, repeat: int) -> dict[str, tuple[float, float]]:
         out["baseline: bare st.dataframe"] = (b_rerun, b_rerun)
         return out
     finally:
-        httpd.shutdown()
-        httpd.server_close()
+        fake.stop()
 
 
 def main() -> None:
