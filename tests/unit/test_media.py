@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import io
 
-import httpx
 import pytest
 from PIL import Image
 
+from tests.fake_wafer import FakeWafer
 from wafer_playground import media
 from wafer_playground.assembly import conversation_messages
 from wafer_playground.client import WaferClient
@@ -117,29 +117,17 @@ def test_refusal_and_thumbnail() -> None:
 
 
 def test_client_upload_file() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        if request.headers["x-wafer-purpose"] == "audio":
-            return httpx.Response(400, json={"error": {
-                "type": "invalid_request_error", "code": "invalid_purpose",
-                "message": "bad purpose", "param": "X-Wafer-Purpose",
-                "request_id": "req_x"}}, headers={"x-request-id": "req_x"})
-        return httpx.Response(200, json={"id": "file_" + "0" * 32, "purpose": "vision",
-                                         "status": "ready"},
-                              headers={"x-request-id": "req_up"})
-
+    fake = FakeWafer()  # tests/fake_wafer.py: its Files API follows wafer_playground/local/files
     c = WaferClient("https://pass.example/v1", api_key="wfr_secret",
-                    transport=httpx.MockTransport(handler))
+                    transport=fake.transport())
     r = c.upload_file(b"\x89PNG", "image/png", "vision", "shot ✓.png")
-    assert r.data["id"] == "file_" + "0" * 32 and r.request_id == "req_up"
-    req = seen[0]
-    assert req.url.path == "/v1/files" and req.content == b"\x89PNG"
-    assert req.headers["content-type"] == "image/png"
-    assert req.headers["x-wafer-filename"] == "shot .png"  # ASCII only in a header
-    assert req.headers["authorization"] == "Bearer wfr_secret"
+    assert r.data["id"] == "file_" + "0" * 32 and r.request_id == "req_fake00000001"
+    req = fake.requests[0]
+    assert req.path == "/v1/files" and req.body == b"\x89PNG"
+    assert req.header("content-type") == "image/png"
+    assert req.header("x-wafer-filename") == "shot .png"  # ASCII only in a header
+    assert req.sent_key("wfr_secret")
     with pytest.raises(APIStatusError) as exc:
         c.upload_file(b"x", "image/png", "audio")
-    assert exc.value.code == "invalid_purpose" and len(seen) == 2  # no retry
+    assert exc.value.code == "invalid_purpose" and len(fake.requests) == 2  # no retry
     assert "wfr_secret" not in str(exc.value)
