@@ -4,13 +4,12 @@ request log (SQLite or PostgreSQL, tests/pg.py) says the person spent."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import httpx
 import pytest
 
+from tests.fake_wafer import FakeWafer, Reply
 from tests.pg import Backend
 from wafer_playground.budgets import (
     Budget,
@@ -69,16 +68,13 @@ def test_refusal_says_which_budget_and_how_much() -> None:
     assert month is not None and "monthly budget is $10.00" in month
 
 
-def _client(spent: dict[str, Decimal], calls: list[dict]) -> BudgetedClient:
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(json.loads(request.content))
-        return httpx.Response(200, json={"id": "x", "object": "chat.completion", "model": "m",
-                                         "choices": [{"index": 0, "finish_reason": "stop",
-                                                      "message": {"role": "assistant",
-                                                                  "content": "hi"}}]})
-
+def _client(spent: dict[str, Decimal], fake: FakeWafer) -> BudgetedClient:
+    fake.script("POST", "/chat/completions", Reply(json={
+        "id": "x", "object": "chat.completion", "model": "m",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "hi"}}]}))
     return BudgetedClient(
-        "https://pass.example/v1", "wfr_test", transport=httpx.MockTransport(handler),
+        "https://pass.example/v1", "wfr_test", transport=fake.transport(),
         limits=[Limit("your", Budget(daily_usd=Decimal("0.01")),
                       lambda since: spent[format_ts(since)[:10]])],
         model_info=lambda model: (PRICING, 4096) if model == "m" else (None, None),
@@ -86,12 +82,12 @@ def _client(spent: dict[str, Decimal], calls: list[dict]) -> BudgetedClient:
 
 
 def test_the_client_refuses_before_sending_anything() -> None:
-    calls: list[dict] = []
+    fake = FakeWafer()  # tests/fake_wafer.py; its request log is what reached the server
     spent = {"2026-12-04": Decimal("0.001"), "2026-12-01": Decimal("0.001")}
-    client = _client(spent, calls)
+    client = _client(spent, fake)
     body = {"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
     assert client.chat(body).data["choices"][0]["message"]["content"] == "hi"
-    assert len(calls) == 1
+    assert len(fake.requests) == 1
     spent["2026-12-04"] = Decimal("0.0099")  # another replica recorded a spend meanwhile
     with pytest.raises(BudgetExceeded) as exc:
         client.chat(body)
@@ -100,14 +96,14 @@ def test_the_client_refuses_before_sending_anything() -> None:
                  client.messages, client.messages_stream):
         with pytest.raises(BudgetExceeded):
             send(body)
-    assert len(calls) == 1  # nothing refused reached the server
+    assert len(fake.requests) == 1  # nothing refused reached the server
     # a model with unpublished prices adds nothing up front, but a used-up budget stops it
     spent["2026-12-04"] = Decimal("0.01")
     with pytest.raises(BudgetExceeded):
         client.chat({**body, "model": "unpriced"})
     spent["2026-12-04"] = Decimal("0.001")
     client.chat({**body, "model": "unpriced"})
-    assert len(calls) == 2
+    assert len(fake.requests) == 2
 
 
 def test_spend_comes_from_the_owners_request_log(backend: Backend) -> None:
@@ -171,8 +167,8 @@ def test_teams_and_their_budget() -> None:
 
 
 def test_a_team_budget_refuses_for_the_whole_team() -> None:
-    calls: list[dict] = []
-    client = _client({"2026-12-04": Decimal(0), "2026-12-01": Decimal(0)}, calls)
+    fake = FakeWafer()  # tests/fake_wafer.py; its request log is what reached the server
+    client = _client({"2026-12-04": Decimal(0), "2026-12-01": Decimal(0)}, fake)
     client._limits = [Limit("your team eng's", Budget(monthly_usd=Decimal(100)),
                             lambda since: Decimal("99.95"))]
     small = {"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
@@ -182,4 +178,4 @@ def test_a_team_budget_refuses_for_the_whole_team() -> None:
         client.chat(big)
     assert ("your team eng's monthly budget is $100.00 and it has spent $99.95; this request"
             " could cost up to $0.20") in str(exc.value)
-    assert len(calls) == 1
+    assert len(fake.requests) == 1
