@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from urllib.parse import parse_qsl
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.fake_wafer import FakeWafer, Hit, Reply, error_json
 from wafer_playground import account
 from wafer_playground.catalog import Model, Pricing
 from wafer_playground.client import WaferClient
@@ -100,27 +101,28 @@ def test_usage_window() -> None:
 
 
 def test_client_account_calls() -> None:
-    seen: list[httpx.Request] = []
+    fake = FakeWafer()  # tests/fake_wafer.py, through its MockTransport face
+    for path in ("/usage/me", "/endpoints/metrics"):
+        fake.script("GET", path, Reply(json={"ok": True}))
+    fake.script("GET", "/inference/quota", error_json(404, "not_found", "x", "req_quota"))
+    seen = fake.requests
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        if request.url.path.endswith("/inference/quota"):
-            return httpx.Response(404, json={"error": {"code": "not_found", "message": "x"}})
-        return httpx.Response(200, json={"ok": True})
+    def params(hit: Hit) -> dict[str, str]:
+        return dict(parse_qsl(hit.query))
 
     c = WaferClient("https://pass.wafer.ai/v1", api_key="wfr_k",
-                    transport=httpx.MockTransport(handler), max_retries=0)
+                    transport=fake.transport(), max_retries=0)
     c.usage_me(start_at="2026-12-01T00:00:00+00:00", end_at="2026-12-04T00:00:00+00:00")
-    assert seen[-1].url.host == "api.wafer.ai"
-    assert dict(seen[-1].url.params) == {"start_at": "2026-12-01T00:00:00+00:00",
+    assert seen[-1].header("host") == "api.wafer.ai"
+    assert params(seen[-1]) == {"start_at": "2026-12-01T00:00:00+00:00",
                                          "end_at": "2026-12-04T00:00:00+00:00"}
     c.usage_me("30d")
-    assert dict(seen[-1].url.params) == {"period": "30d"}
+    assert params(seen[-1]) == {"period": "30d"}
     c.endpoint_metrics("pass.wafer.ai", 1440, model="Kimi-K3")
-    assert dict(seen[-1].url.params) == {"endpoint": "pass.wafer.ai", "range_minutes": "1440",
+    assert params(seen[-1]) == {"endpoint": "pass.wafer.ai", "range_minutes": "1440",
                                          "model": "Kimi-K3"}
     with pytest.raises(Exception) as exc:
         c.inference_quota()
     assert getattr(exc.value, "status", None) == 404
-    assert seen[-1].url.host == "pass.wafer.ai" and seen[-1].url.path == "/v1/inference/quota"
-    assert json.loads(seen[0].content or b"null") is None  # GETs carry no body
+    assert seen[-1].header("host") == "pass.wafer.ai" and seen[-1].path == "/v1/inference/quota"
+    assert json.loads(seen[0].body or b"null") is None  # GETs carry no body
