@@ -15,6 +15,11 @@ The first token is ``<tag>first`` and the last ``<tag>end`` so a page can watch 
 Between tokens the sender waits in ``select()`` on the socket, so a client that closes the
 connection (Stop) is noticed when it happens, not at the next write.
 
+Why not the shared fake Wafer server (tests/fake_wafer.py, which every test and the other
+benchmarks use): these figures are taken at the socket. The close time needs a half-closed
+socket (``SHUT_WR``) and a wait for the reader's EOF, and the back-pressure figure times each
+blocking ``write``; an ASGI app on uvicorn sees neither, so moving would change the figures.
+
 Run: ``python benchmarks/_fake_sse.py --port P`` (prints ``ready`` when listening).
 """
 
