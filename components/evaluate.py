@@ -402,7 +402,10 @@ def render_page(conn: Connection, catalog: Catalog, *, presenting: bool) -> None
     if not conn.base_url:
         st.warning(conn.problem or "No endpoint.")
         return
-    for note in resume_orphans(conn, catalog):
+    # kept for the session: the resumed run may end (and rerun the page) within a second
+    notes = st.session_state.setdefault(K + "resumed", [])
+    notes.extend(resume_orphans(conn, catalog))
+    for note in notes:
         st.info(note, icon=":material/restart_alt:")
     es = _estore()
     runs = es.list_runs(limit=50)
