@@ -52,7 +52,7 @@ def test_migrates_old_schema_and_keeps_data(backend: Backend) -> None:
     assert "cached_tokens" not in backend.columns("old", "requests")  # really the old shape
 
     s = backend.open("old")
-    assert s.schema_version == SCHEMA_VERSION == 5
+    assert s.schema_version == SCHEMA_VERSION == 6
     assert backend.version("old") == SCHEMA_VERSION
     rec = s.get_request("r1")
     assert rec is not None and (rec.prompt_tokens, rec.cached_tokens) == (10, None)
@@ -81,7 +81,7 @@ def test_v4_library_moves_to_the_keyless_owner(backend: Backend) -> None:
         con.execute("INSERT INTO grammars (id, name, ebnf, updated_at) VALUES ('g1', 'yn',"
                     f" 'root ::= \"y\" | \"n\"', '{ts}')")
     s = backend.open("v4")
-    assert s.schema_version == 5
+    assert s.schema_version == SCHEMA_VERSION
     preset, prompt, gram = s.get_preset("hot"), s.get_prompt("hi"), s.get_grammar("yn")
     assert preset is not None and preset.params == {"temperature": 1.5}
     assert prompt is not None and prompt.text == "Hi"
