@@ -31,7 +31,8 @@ from wafer_playground.local.net import HOST, free_port
 from wafer_playground.store import SQLStore, open_store
 
 REQUIRE_ENV = "WAFER_REQUIRE_POSTGRES"
-TABLES = ("conversations", "turns", "requests", "presets", "prompts", "grammars", "votes")
+TABLES = ("conversations", "turns", "requests", "presets", "prompts", "grammars", "votes",
+          "prompt_versions", "eval_test_sets", "eval_runs", "eval_cells")
 
 
 def find_pg_bin() -> Path | None:
