@@ -26,7 +26,7 @@ try:
         st.warning(f"Model list unavailable ({error_markdown(models.error)}); showing the "
                    "snapshot catalog.", icon=":material/cloud_off:")
     if presenting:
-        from components import leaderboard
+        from components.evaluate import leaderboard
 
         leaderboard.render(presenting=True)
     else:

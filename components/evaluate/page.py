@@ -16,7 +16,7 @@ import streamlit as st
 
 from components import presentation
 from components.connection import Connection
-from components.evaluate_results import diff_view, results, share_state
+from components.evaluate.results import diff_view, results, share_state
 from components.history import get_store, share_panel, shared_state
 from components.model_picker import option_label
 from components.untrusted import md_text
@@ -392,7 +392,7 @@ def progress_view(run_id: str) -> None:
 
 
 def render_page(conn: Connection, catalog: Catalog, *, presenting: bool) -> None:
-    from components import leaderboard
+    from components.evaluate import leaderboard
 
     shared = shared_state("evaluate")
     if shared is not None:

@@ -19,7 +19,7 @@ from wafer_playground.evals import EvalSetup, TestSetError
 from wafer_playground.store.evals import EvalCell, EvalRun, EvalStore
 from wafer_playground.untrusted import TEXT_LIMIT, clean
 
-K = "ev_"  # the Evaluate page's session-state prefix (components/evaluate.py)
+K = "ev_"  # the Evaluate page's session-state prefix (components/evaluate/page.py)
 
 
 def _estore() -> EvalStore:
