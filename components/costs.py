@@ -187,6 +187,11 @@ def _headline(priced: pd.DataFrame, rows: list[PlanRow], scenario: Scenario, *,
             st.markdown(f"### {format_usd(scenario.budget)} / month buys "
                         f"**{int(best['affordable_per_day']):,} requests/day** on "
                         f"**{md_text(best['model'])}**")
+        elif scenario.budget is not None and best["per_month_usd"] == 0:
+            # a free model (the local engine) affords any number: say so, not "set a budget"
+            st.markdown(f"### {format_usd(scenario.budget)} / month: "
+                        f"**{md_text(best['model'])}** has no per-token charge, so the budget "
+                        "is not the limit")
         else:
             st.caption("Set *Budget $/month* above to see how many requests a day it buys.")
         m2, m3 = st.columns(2)
@@ -218,9 +223,9 @@ def _plan_table(frame: pd.DataFrame, *, budget: bool, budget_usd: Decimal | None
                      "dated catalog that the connected endpoint does not serve"),
             "tier": st.column_config.TextColumn("Pass / Serverless"),
             "per_request": st.column_config.TextColumn("$ / request"),
-            "per_day_usd": st.column_config.NumberColumn("$ / day", format="$%.2f"),
-            "per_month_usd": st.column_config.NumberColumn("$ / month", format="$%.2f"),
-            "year_usd": st.column_config.NumberColumn("$ / 12 months", format="$%.2f",
+            "per_day_usd": st.column_config.NumberColumn("$ / day", format="$%,.2f"),
+            "per_month_usd": st.column_config.NumberColumn("$ / month", format="$%,.2f"),
+            "year_usd": st.column_config.NumberColumn("$ / 12 months", format="$%,.2f",
                                                       help="With monthly growth"),
             "affordable_per_day": st.column_config.NumberColumn(
                 "Requests/day in budget", format="localized",
@@ -241,6 +246,9 @@ def _share_link(scenario: Scenario) -> str:
 
 def render_planner(models: list[Model], where: dict[str, str]) -> None:
     problems = _restore_scenario()
+    demo = presentation.demo_budget()  # the scripted demo's costs step: a budget to answer
+    if demo is not None and not st.session_state.get("costs_budget"):
+        st.session_state["costs_budget"] = demo
     if problems:
         st.warning("Some values in the link were ignored: " + "; ".join(problems))
     head = st.container()  # the answers first (issue 16), computed from the inputs below

@@ -128,6 +128,7 @@ DEMO_KEY = "_demo_step"  # durable: the step shown while the scripted demo runs
 DEMO_FIRE = "_demo_fire"  # the step whose action (send the chat, run the compare) is due
 DEMO_PROMPT = "In three sentences: why does streaming make a chat feel fast?"
 DEMO_SCENARIO = "speed"  # wafer_playground/scenarios.py PRICE_SPEED: three models
+DEMO_BUDGET = 100.0  # $/month preset on the costs step, so the budget answer is the headline
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ DEMO_STEPS = (
              "streams fastest, what each answer cost."),
     DemoStep("pages/costs.py", "What it costs a month",
              "From one request to a monthly bill: the cheapest model served here, and what "
-             "a budget buys."),
+             f"${DEMO_BUDGET:,.0f} a month buys on it."),
 )
 
 
@@ -174,6 +175,12 @@ def demo_chat_prompt() -> str | None:
 def demo_scenario() -> str | None:
     """The compare step's scenario id, once: the Compare page runs it as if clicked."""
     return DEMO_SCENARIO if _due(2) else None
+
+
+def demo_budget() -> float | None:
+    """The costs step's budget ($/month), once: the Costs page presets it unless a budget
+    is already set (the presenter's own figure wins)."""
+    return DEMO_BUDGET if _due(3) else None
 
 
 def _goto(step: int | None) -> None:
@@ -269,6 +276,7 @@ def ticker(slot: st.delta_generator.DeltaGenerator, *, tokens_per_s: float | Non
     )
 
 
-__all__ = ["DEMO_STEPS", "apply_presentation", "caps", "demo_chat_prompt", "demo_scenario",
+__all__ = ["DEMO_BUDGET", "DEMO_STEPS", "apply_presentation", "caps", "demo_budget",
+           "demo_chat_prompt", "demo_scenario",
            "demo_step", "ensure_applied", "is_presenting", "scale", "set_presenting",
            "style_figure", "sync_query_param", "ticker"]

@@ -4,6 +4,7 @@ restore, endpoint switch without stale prices, request-log reprice, account usag
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from decimal import Decimal
 
 import pandas as pd
@@ -12,6 +13,7 @@ from pytest_httpx import HTTPXMock
 from streamlit.testing.v1 import AppTest
 
 from tests.app.conftest import FAKE_BASE, make_app
+from wafer_playground.costs import Scenario
 
 pytestmark = pytest.mark.httpx_mock(assert_all_responses_were_requested=False)
 OTHER_BASE = "http://other.test/v1"
@@ -279,3 +281,47 @@ def test_p50_p90_uses_the_lognormal_mean(app_env: str, httpx_mock: HTTPXMock) ->
     assert _plan(at).loc["GLM-5.1", "per_request"] == "$0.0034"  # 3 significant digits
     assert _plan(at).loc["GLM-5.1", "per_month_usd"] == pytest.approx(0.0033951188 * 30_000)
     assert at.query_params["mode"] == "p50p90" and at.query_params["in90"] == "4000"
+
+
+def _demo_costs_step(httpx_mock: HTTPXMock, budget: float | None = None) -> AppTest:
+    """The Costs page as the scripted demo's last step opens it (components/presentation)."""
+    from components import presentation
+
+    _serve(httpx_mock)
+    at = make_app("pages/costs.py")
+    at.session_state[presentation.PRESENT_KEY] = True
+    at.session_state[presentation.DEMO_KEY] = at.session_state[presentation.DEMO_FIRE] = 3
+    if budget is not None:
+        at.session_state["_costs_scenario"] = replace(Scenario(), budget_month=budget)
+    return _run(at)
+
+
+def _headlines(at: AppTest) -> str:
+    return " ".join(m.value for m in at.markdown if m.value.startswith("###"))
+
+
+def test_the_demo_costs_step_presets_a_budget(app_env: str, httpx_mock: HTTPXMock) -> None:
+    from components.presentation import DEMO_BUDGET
+
+    at = _demo_costs_step(httpx_mock)
+    assert at.number_input(key="costs_budget").value == DEMO_BUDGET
+    # the budget answer is a headline. Kimi-K2.6: 2000*68 + 500*315 = 293500 -> $0.002935
+    # a request, x1000 x30 = $88.05/month; $100 / ($0.002935 x 30) = 1135.7 requests/day
+    assert "$100.00 / month buys **1,135 requests/day** on **Kimi-K2.6**" in _headlines(at)
+    assert at.query_params["budget"] == "100"
+    # preset once: the presenter can clear it and it stays cleared
+    at.number_input(key="costs_budget").set_value(0.0)
+    _run(at)
+    assert "requests/day" not in _headlines(at)
+
+
+def test_the_demo_keeps_a_budget_already_set(app_env: str, httpx_mock: HTTPXMock) -> None:
+    at = _demo_costs_step(httpx_mock, budget=250.0)
+    assert at.number_input(key="costs_budget").value == 250.0
+    assert "$250.00 / month buys" in _headlines(at)
+
+
+def test_outside_the_demo_no_budget_is_preset(app_env: str, httpx_mock: HTTPXMock) -> None:
+    at = _costs_page(httpx_mock)
+    assert at.number_input(key="costs_budget").value == 0.0
+    assert "requests/day" not in _headlines(at)

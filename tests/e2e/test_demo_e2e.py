@@ -288,39 +288,45 @@ def test_presentation_mode_on_every_page(page: Page, app_url: str, vp: str) -> N
             assert page.get_by_text(re.compile(r"Ready · \d models")).count() == 1
 
 
-def test_one_click_scripted_demo(page: Page, app_url: str) -> None:
-    """From any page: catalog -> a chat that streams -> three models -> costs, at 1920."""
-    _open(page, f"{app_url}/history", VIEWPORTS["1920"])
+@pytest.mark.parametrize("vp", ["1920", "1440"])
+def test_one_click_scripted_demo(page: Page, app_url: str, vp: str) -> None:
+    """From any page: catalog -> a chat that streams -> three models -> costs, at 1920 (the
+    room) and 1440 (the presenter's laptop)."""
+    _open(page, f"{app_url}/history", VIEWPORTS[vp])
     page.get_by_role("button", name="Start the demo").click()
     page.locator(".st-key-demo_bar").wait_for()
     page.get_by_role("heading", name="Model catalog").wait_for()
     wait_for_app(page, SLOW)
-    _shot(page, "demo_1_catalog_1920")
+    _shot(page, f"demo_1_catalog_{vp}")
     assert "Demo 1 of 4" in page.locator(".st-key-demo_bar").inner_text()
     assert page.get_by_test_id("stTable").count() == 1  # a room-sized table
     page.get_by_role("button", name="Next: A chat that streams").click()
     page.wait_for_url(re.compile(r"/chat"))
     page.get_by_text("streaming…").first.wait_for()
     page.wait_for_timeout(1500)
-    _shot(page, "demo_2_chat_streaming_1920")
+    _shot(page, f"demo_2_chat_streaming_{vp}")
     wait_for_app(page, SLOW)
     assert "Paris" in page.get_by_test_id("stMainBlockContainer").inner_text()
     page.get_by_role("button", name="Next: Three models on price and speed").click()
     page.wait_for_url(re.compile(r"/compare"))
     page.locator(".st-key-pane_2").wait_for()  # three panes
     page.wait_for_timeout(1500)
-    _shot(page, "demo_3_compare_streaming_1920")
+    _shot(page, f"demo_3_compare_streaming_{vp}")
     page.get_by_text("Fastest first token:").wait_for()
     wait_for_app(page, SLOW)
     page.get_by_text("Fastest first token:").scroll_into_view_if_needed()
-    _shot(page, "demo_3_compare_done_1920")
+    _shot(page, f"demo_3_compare_done_{vp}")
     assert page.locator(".st-key-pane_3").count() == 0
     page.get_by_role("button", name="Next: What it costs a month").click()
     page.wait_for_url(re.compile(r"/costs"))
     page.locator(".st-key-costs_headline").wait_for()
     wait_for_app(page, SLOW)
-    _shot(page, "demo_4_costs_1920")
+    _shot(page, f"demo_4_costs_{vp}")
     _in_view(page, ".st-key-costs_headline")
+    # the step presets a budget, so its answer is the headline, on the first screen
+    head = page.locator(".st-key-costs_headline").inner_text()
+    assert re.search(r"\$100\.00 / month buys [\d,]+ requests/day on fake-tiny", head), head
+    _in_view(page, ".st-key-costs_headline h3:has-text('requests/day')")
     page.get_by_role("button", name="Finish").click()
     wait_for_app(page, SLOW)
     assert page.locator(".st-key-demo_bar").count() == 0
@@ -365,6 +371,9 @@ def test_scripted_demo_on_the_local_engine(page: Page, streamlit_server_factory,
     wait_for_app(page, SLOW)
     _shot(page, "local_demo_4_costs_1920")
     _healthy(page)
+    # the local models are free: the preset budget says it is not the limit
+    head = page.locator(".st-key-costs_headline").inner_text()
+    assert "$100.00 / month" in head and "no per-token charge" in head, head
 
 
 def test_history_titles_votes_and_presenting(page: Page, app_url: str) -> None:
