@@ -8,11 +8,22 @@ from typing import Any
 
 import streamlit as st
 
-from wafer_playground.codegen import LABELS, PATHS, Surface, request_headers, snippets
+from components.media_attach import uploaded_files
+from wafer_playground.codegen import (
+    LABELS,
+    PATHS,
+    UPLOAD_LABELS,
+    Surface,
+    request_headers,
+    snippets,
+    upload_snippets,
+    uploads_for,
+)
 from wafer_playground.sse import ServerSentEvent
 
 _LANG = {"curl": "bash", "python_openai": "python", "python_httpx": "python",
-         "python_anthropic": "python", "javascript": "javascript"}
+         "python_anthropic": "python", "javascript": "javascript", "upload_curl": "bash",
+         "upload_python_httpx": "python", "upload_python_openai": "python"}
 MAX_EVENTS_SHOWN = 200  # every rerun re-sends this block: the last 200 keep it light
 
 
@@ -34,7 +45,19 @@ def code_view(surface: Surface, base_url: str, body: dict[str, Any], *, zdr: boo
     if note:
         st.caption(note)
     codes = snippets(surface, base_url, body, zdr=zdr)
-    names = [LABELS[k] for k in codes] + ["Raw request/response"]
+    labels = dict(LABELS)
+    uploads = uploads_for(body, uploaded_files()) if surface == "chat" else []
+    if uploads:
+        # media referenced by id: show how to upload one's own copy (POST /v1/files)
+        unknown = sum(1 for u in uploads if not u.known)
+        st.caption(f"This request references {len(uploads)} uploaded file(s) by `file_id`. "
+                   "The **Upload** tabs send your own copy with `POST /v1/files` (raw bytes, "
+                   "`X-Wafer-Purpose`) and print the new id to use in its place."
+                   + (f" {unknown} of them were not uploaded in this session: their tabs "
+                      "use a stand-in file name and type." if unknown else ""))
+        codes = {**codes, **upload_snippets(base_url, uploads, zdr=zdr)}
+        labels.update(UPLOAD_LABELS)
+    names = [labels[k] for k in codes] + ["Raw request/response"]
     tabs = st.tabs(names)
     for tab, (key, code) in zip(tabs, codes.items(), strict=False):
         with tab:

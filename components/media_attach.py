@@ -28,6 +28,7 @@ MODES = {"upload": "Upload (POST /v1/files), send file_id",
          "inline": "Inline data URL in the request"}
 DEFAULT_MODE = "upload"
 _UPLOADED = "_media_uploaded"  # (base URL, key fingerprint, purpose, sha256) -> id, expiry
+_FILES = "_media_files"  # file id -> name, mime, purpose: what "View code" uploads again
 _ICONS = {"vision": ":material/image:", "document": ":material/description:",
           "video": ":material/movie:"}
 
@@ -182,10 +183,25 @@ def prepare(picked: list[Picked], client: WaferClient, prefix: str
                     known["expires_at"] = str(up.data["expires_at"])
                 uploaded[ident] = known
             entry.update(known)
+            _remember(entry)
         else:
             entry["data_url"] = media.data_url(p.mime, data)
         entries.append(entry)
     return entries, None
+
+
+def _remember(entry: dict[str, Any]) -> None:
+    files: dict[str, dict[str, str]] = st.session_state.setdefault(_FILES, {})
+    if entry.get("file_id") and len(files) < 1000:
+        files[str(entry["file_id"])] = {k: str(entry.get(k) or "")
+                                        for k in ("name", "mime", "purpose")}
+
+
+def uploaded_files() -> dict[str, dict[str, str]]:
+    """File id -> name, MIME type and purpose of the uploads this session made or showed
+    (a conversation reopened from History included), for the upload snippets."""
+    files: dict[str, dict[str, str]] = st.session_state.get(_FILES, {})
+    return files
 
 
 def clear_pending(prefix: str) -> None:
@@ -200,6 +216,7 @@ def show(entries: Any, *, key: str) -> None:
         for e in entries:
             if not isinstance(e, dict):
                 continue
+            _remember(e)
             name = md_text(str(e.get("name") or "attachment")[:80])
             ref = (md_code(e["file_id"]) if e.get("file_id") else
                    "inline" if e.get("data_url") else
@@ -215,4 +232,4 @@ def show(entries: Any, *, key: str) -> None:
 
 
 __all__ = ["DEFAULT_MODE", "MODES", "Picked", "check", "clear_pending", "mode", "picked_urls",
-           "prepare", "settings", "shape", "show", "split_input"]
+           "prepare", "settings", "shape", "show", "split_input", "uploaded_files"]

@@ -3,14 +3,24 @@
 Every field of `body` appears in every snippet (nothing is dropped or defaulted), so running a
 snippet reproduces the request byte-for-byte in meaning. The key is never embedded: snippets
 read `$WAFER_API_KEY` / `os.environ["WAFER_API_KEY"]` / `process.env.WAFER_API_KEY`.
+
+A chat that references uploaded media by `file_id` also gets upload snippets (curl, httpx,
+openai): `POST /v1/files` with the raw bytes and `X-Wafer-Purpose`, as
+../shared/spec/wafer-api-2026-12-addendum.md §1.2 describes, printing the new id.
 """
 
 from __future__ import annotations
 
 import json
 import pprint
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any, Literal
 
+from . import media
 from .client import root_url
 
 Surface = Literal["chat", "completions", "messages"]
@@ -226,6 +236,209 @@ def python_anthropic(base_url: str, body: dict[str, Any], *, zdr: bool = False) 
     return "\n".join(out) + "\n"
 
 
+# ---- uploads (POST /v1/files) -----------------------------------------------------------
+
+UPLOAD_LABELS: dict[str, str] = {
+    "upload_curl": "Upload · curl",
+    "upload_python_httpx": "Upload · httpx",
+    "upload_python_openai": "Upload · openai",
+}
+# the purpose a part type implies when the app has no record of the upload (addendum §1.5)
+_KIND_PURPOSE = {"image_url": "vision", "input_image": "vision", "image": "vision",
+                 "file": "document", "video_url": "video"}
+_DEFAULT_NAME = {"vision": "image.png", "document": "document.pdf", "video": "video.mp4"}
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One file a request references by id, as an upload snippet sends it again."""
+
+    file_id: str  # the id the request carries
+    path: str  # the local file the snippet reads (the attachment's own name)
+    mime: str
+    purpose: str
+    known: bool  # False: not uploaded in this session; path and type are stand-ins
+
+
+def referenced_files(body: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(file_id, part type) of every media part referenced by id, in order, once each."""
+    out: dict[str, str] = {}
+    for i, m in enumerate(body.get("messages") or []):
+        content = m.get("content") if isinstance(m, dict) else None
+        for j, p in enumerate(content if isinstance(content, list) else []):
+            try:
+                ref = media.media_ref(p, f"messages[{i}].content[{j}]") \
+                    if isinstance(p, dict) else None
+            except ValueError:
+                continue  # malformed: the request's own checks say so
+            if ref is not None and ref.file_id:
+                out.setdefault(ref.file_id, ref.kind)
+    return list(out.items())
+
+
+def header_label(name: str) -> str:
+    """`X-Wafer-Filename`: a free label; header values must be printable ASCII (as
+    `WaferClient.upload_file` sends it)."""
+    return "".join(c for c in name if 32 <= ord(c) < 127)[:200]
+
+
+def local_name(name: Any, purpose: str) -> str:
+    """The file name a snippet reads: the attachment's base name (no folders, no control
+    characters), or a stand-in for its purpose."""
+    base = PurePath(str(name or "").replace("\\", "/")).name if name else ""
+    base = re.sub(r"[\x00-\x1f\x7f]", "", base).strip()[:200]
+    return base if base not in ("", ".", "..") else _DEFAULT_NAME.get(purpose, "file.bin")
+
+
+def uploads_for(body: Mapping[str, Any],
+                known: Mapping[str, Mapping[str, Any]] | None = None) -> list[Upload]:
+    """The uploads a request's file ids stand for. `known` maps a file id to what this app
+    uploaded under it (name, mime, purpose); an id it does not know gets a stand-in file of
+    the type its part implies, marked `known=False`."""
+    out = []
+    for fid, kind in referenced_files(body):
+        info = (known or {}).get(fid) or {}
+        purpose = str(info.get("purpose") or _KIND_PURPOSE.get(kind, "vision"))
+        if purpose not in media.ALLOWED:
+            purpose = "vision"
+        mime = media.base_mime(str(info.get("mime") or ""))
+        is_known = bool(info) and mime in media.ALLOWED[purpose]
+        path = local_name(info.get("name"), purpose) if is_known else _DEFAULT_NAME[purpose]
+        if not is_known:
+            mime = media.mime_from_name(path) or media.ALLOWED[purpose][0]
+        out.append(Upload(fid, path, mime, purpose, is_known))
+    return out
+
+
+def _upload_headers(u: Upload, *, zdr: bool) -> dict[str, str]:
+    headers = {"Content-Type": u.mime, "X-Wafer-Purpose": u.purpose}
+    label = header_label(u.path)
+    if label:
+        headers["X-Wafer-Filename"] = label
+    if zdr:
+        headers["Wafer-ZDR"] = "required"
+    return headers
+
+
+def _replaces(u: Upload) -> str:
+    # goes into a code comment: an id is upstream text, so nothing but id characters
+    fid = re.sub(r"[^A-Za-z0-9_.-]", "?", u.file_id)[:80]
+    return f"replaces {fid}" + ("" if u.known else "; put your own file here")
+
+
+def upload_curl(base_url: str, uploads: Sequence[Upload], *, zdr: bool = False) -> str:
+    url = base_url.rstrip("/") + "/files"
+    blocks = []
+    for u in uploads:
+        lines = [f"# {_replaces(u)}",
+                 f"curl -sS --fail-with-body {url}",
+                 '  -H "Authorization: Bearer $WAFER_API_KEY"']
+        # quoted: a file name is the user's text, the shell must expand nothing in it
+        lines += [f"  -H {shlex.quote(f'{k}: {v}')}" for k, v in
+                  _upload_headers(u, zdr=zdr).items()]
+        lines.append(f"  --data-binary {shlex.quote('@' + u.path)}")
+        blocks.append(lines[0] + "\n" + " \\\n".join(lines[1:]) + " &&\necho")
+    head = ("# POST /v1/files takes the raw bytes (not multipart); the answer's \"id\" goes "
+            "in\n# the chat as {\"type\": \"image_url\", \"image_url\": {\"file_id\": ...}}\n")
+    # chained with &&: the first failed upload stops the rest and is the exit status
+    return head + " &&\n".join(blocks) + "\n"
+
+
+def _upload_list(uploads: Sequence[Upload]) -> list[str]:
+    out = ["FILES = [  # (file, MIME type, purpose)"]
+    for u in uploads:
+        out.append(f"    ({json.dumps(u.path, ensure_ascii=False)}, {json.dumps(u.mime)}, "
+                   f"{json.dumps(u.purpose)}),  # {_replaces(u)}")
+    out.append("]")
+    return out
+
+
+def _label_expr() -> str:
+    # the same rule as header_label: X-Wafer-Filename must be printable ASCII
+    return '"".join(c for c in Path(path).name if 32 <= ord(c) < 127)[:200]'
+
+
+def upload_python_httpx(base_url: str, uploads: Sequence[Upload], *,
+                        zdr: bool = False) -> str:
+    url = base_url.rstrip("/") + "/files"
+    zdr_line = ['            "Wafer-ZDR": "required",'] if zdr else []
+    out = [
+        "import os",
+        "from pathlib import Path",
+        "",
+        "import httpx",
+        "",
+        *_upload_list(uploads),
+        "",
+        "# POST /v1/files takes the raw bytes (not multipart), metadata in headers",
+        "for path, mime, purpose in FILES:",
+        "    r = httpx.post(",
+        f'        "{url}",',
+        "        headers={",
+        '            "Authorization": f"Bearer {os.environ[\'WAFER_API_KEY\']}",',
+        '            "Content-Type": mime,',
+        '            "X-Wafer-Purpose": purpose,',
+        f"            \"X-Wafer-Filename\": {_label_expr()},",
+        *zdr_line,
+        "        },",
+        "        content=Path(path).read_bytes(),",
+        "        timeout=300,",
+        "    )",
+        "    if r.is_error:  # Wafer's error body says what was wrong",
+        '        raise SystemExit(f"HTTP {r.status_code}: {r.text}")',
+        '    print(path, r.json()["id"])  # use it as image_url.file_id',
+    ]
+    return "\n".join(out) + "\n"
+
+
+def upload_python_openai(base_url: str, uploads: Sequence[Upload], *,
+                         zdr: bool = False) -> str:
+    zdr_line = ['            "Wafer-ZDR": "required",'] if zdr else []
+    out = [
+        "import os",
+        "from pathlib import Path",
+        "",
+        "import httpx",
+        "from openai import OpenAI",
+        "",
+        f'client = OpenAI(base_url="{base_url.rstrip("/")}", '
+        'api_key=os.environ["WAFER_API_KEY"])',
+        "",
+        *_upload_list(uploads),
+        "",
+        "# client.files.create() sends multipart, which Wafer refuses: POST /v1/files takes",
+        "# the raw bytes with the metadata in headers, so use the SDK's generic post()",
+        "for path, mime, purpose in FILES:",
+        "    r = client.post(",
+        '        "/files",',
+        "        cast_to=httpx.Response,",
+        "        content=Path(path).read_bytes(),",
+        "        options={",
+        '            "headers": {',
+        '                "Content-Type": mime,',
+        '                "X-Wafer-Purpose": purpose,',
+        f"                \"X-Wafer-Filename\": {_label_expr()},",
+        *["    " + z for z in zdr_line],
+        "            },",
+        '            "max_retries": 0,  # an upload is not idempotent: never sent twice',
+        "        },",
+        "    )",
+        '    print(path, r.json()["id"])  # use it as image_url.file_id',
+    ]
+    return "\n".join(out) + "\n"
+
+
+def upload_snippets(base_url: str, uploads: Sequence[Upload], *,
+                    zdr: bool = False) -> dict[str, str]:
+    """Label -> code for uploading `uploads`; keys are those of `UPLOAD_LABELS`. Empty when
+    the request references no file."""
+    if not uploads:
+        return {}
+    return {"upload_curl": upload_curl(base_url, uploads, zdr=zdr),
+            "upload_python_httpx": upload_python_httpx(base_url, uploads, zdr=zdr),
+            "upload_python_openai": upload_python_openai(base_url, uploads, zdr=zdr)}
+
+
 def snippets(surface: Surface, base_url: str, body: dict[str, Any], *,
              zdr: bool = False) -> dict[str, str]:
     """Label -> code, in display order. Keys are those of `LABELS`."""
@@ -239,5 +452,7 @@ def snippets(surface: Surface, base_url: str, body: dict[str, Any], *,
     return out
 
 
-__all__ = ["LABELS", "PATHS", "Surface", "curl", "javascript", "python_anthropic",
-           "python_httpx", "python_openai", "request_headers", "snippets"]
+__all__ = ["LABELS", "PATHS", "UPLOAD_LABELS", "Surface", "Upload", "curl", "header_label",
+           "javascript", "local_name", "python_anthropic", "python_httpx", "python_openai",
+           "referenced_files", "request_headers", "snippets", "upload_curl",
+           "upload_python_httpx", "upload_python_openai", "upload_snippets", "uploads_for"]

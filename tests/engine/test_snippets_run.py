@@ -10,6 +10,7 @@ succeed, and the server must see the documented `image_url.file_id` part and the
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -52,19 +53,20 @@ def image_chat(model: str, file_id: str) -> dict[str, Any]:
 
 def run(label: str, code: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "WAFER_API_KEY": KEY}
-    if label == "curl":
+    if label in ("curl", "upload_curl"):
         f, cmd = tmp / "s.sh", ["bash"]
     elif label == "javascript":
         f, cmd = tmp / "s.mjs", ["node"]  # .mjs: top-level await
     else:
         f, cmd = tmp / "s.py", [sys.executable]
     f.write_text(code)
+    # in `tmp`: an upload snippet reads its file from the working directory
     return subprocess.run([*cmd, str(f)], capture_output=True, text=True, timeout=180,
-                          env=env)
+                          env=env, cwd=tmp)
 
 
 def runnable(label: str) -> bool:
-    return {"curl": HAS_CURL, "javascript": HAS_NODE}.get(label, True)
+    return {"curl": HAS_CURL, "upload_curl": HAS_CURL, "javascript": HAS_NODE}.get(label, True)
 
 
 CASES = [
@@ -134,5 +136,67 @@ def test_image_snippets_run_against_a_vision_model(fake: FakeWafer, tmp_path: Pa
         assert hit.sent_key(KEY)
         assert hit.json()["messages"][0]["content"][1] == {
             "type": "image_url", "image_url": {"file_id": fid}}
+        ran += 1
+    assert ran >= 2
+
+
+# ---- upload snippets: POST /v1/files with the raw bytes, then the new id in a chat -------
+
+NAME = "my dot (1).png"  # a space and brackets: the shell snippet must quote it
+
+
+def uploads(old_id: str) -> list[codegen.Upload]:
+    body = image_chat(VISION_MODEL, old_id)
+    return codegen.uploads_for(body, {old_id: {"name": NAME, "mime": "image/png",
+                                               "purpose": "vision"}})
+
+
+def printed_ids(out: str) -> list[str]:
+    return re.findall(r"\bfile_[0-9a-f]{32}\b", out)
+
+
+def test_upload_snippets_run_against_the_local_engine(local_engine: str,
+                                                      tmp_path: Path) -> None:
+    """The stand-in takes the raw body the snippets send (it refuses multipart), and each
+    snippet prints the new id."""
+    (tmp_path / NAME).write_bytes(PNG)
+    codes = codegen.upload_snippets(local_engine, uploads("file_" + "0" * 32))
+    ran = 0
+    for label, code in codes.items():
+        if not runnable(label):
+            continue
+        proc = run(label, code, tmp_path)
+        assert proc.returncode == 0, f"{label} failed:\n{code}\n{proc.stdout}\n{proc.stderr}"
+        assert len(printed_ids(proc.stdout)) == 1, f"{label}: no id in\n{proc.stdout}"
+        ran += 1
+    assert ran >= 2
+
+
+def test_upload_snippets_then_chat_with_the_new_id(fake: FakeWafer, tmp_path: Path) -> None:
+    """Against the fake Wafer server's vision model: every upload snippet sends the raw
+    bytes with its headers, and the id it prints works in the chat snippets."""
+    (tmp_path / NAME).write_bytes(PNG)
+    codes = codegen.upload_snippets(fake.url, uploads("file_" + "0" * 32))
+    ran = 0
+    for label, code in codes.items():
+        if not runnable(label):
+            continue
+        before = len(fake.requests_to("POST", "/files"))
+        proc = run(label, code, tmp_path)
+        assert proc.returncode == 0, f"{label} failed:\n{proc.stdout}\n{proc.stderr}"
+        hits = fake.requests_to("POST", "/files")[before:]
+        assert len(hits) == 1
+        assert hits[0].body == PNG  # raw bytes, not multipart
+        assert hits[0].header("content-type") == "image/png"
+        assert hits[0].header("x-wafer-purpose") == "vision"
+        assert hits[0].header("x-wafer-filename") == NAME
+        assert hits[0].sent_key(KEY)
+        (new_id,) = printed_ids(proc.stdout)
+        chat = codegen.snippets("chat", fake.url, image_chat(VISION_MODEL, new_id))
+        proc = run("python_openai", chat["python_openai"], tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        sent = fake.requests_to("POST", "/chat/completions")[-1].json()
+        assert sent["messages"][0]["content"][1] == {
+            "type": "image_url", "image_url": {"file_id": new_id}}
         ran += 1
     assert ran >= 2

@@ -134,3 +134,85 @@ def test_javascript_snippet_parses_and_embeds_body(tmp_path: Path) -> None:
     f2.write_text(code.split("\n\nconst res")[0] + "\nconsole.log(JSON.stringify(body));\n")
     out = subprocess.run(["node", str(f2)], capture_output=True, timeout=30, text=True)
     assert json.loads(out.stdout) == BODY
+
+
+# ---- upload snippets (POST /v1/files) for a chat that references files by id -----------
+
+FID = "file_" + "0123456789abcdef" * 2
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+                    "0000000d4944415478da63f8cfc0f01f0005000201a5f1e7d20000000049454e44ae426082")
+
+
+def _media_body(*parts: dict[str, object]) -> dict[str, object]:
+    return {"model": "v", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"}, *parts]}]}
+
+
+def test_uploads_for_names_each_referenced_file_once() -> None:
+    from wafer_playground import codegen, media
+
+    body = _media_body(media.part("vision", file_id=FID),
+                       media.part("document", file_id="file_doc", shape="typed"),
+                       media.part("vision", file_id=FID),  # the same file twice: once
+                       media.part("vision", url="https://example.com/x.png"))  # not an id
+    known = {FID: {"name": "C:\\shots\\my dot's (1).png", "mime": "image/png",
+                   "purpose": "vision"}}
+    ups = codegen.uploads_for(body, known)
+    assert [(u.file_id, u.path, u.mime, u.purpose, u.known) for u in ups] == [
+        (FID, "my dot's (1).png", "image/png", "vision", True),  # base name only
+        ("file_doc", "document.pdf", "application/pdf", "document", False)]  # a stand-in
+    assert codegen.uploads_for(BODY) == []
+    assert codegen.upload_snippets("http://x/v1", []) == {}
+
+
+def test_upload_snippets_are_safe_with_hostile_names_and_ids() -> None:
+    from wafer_playground import codegen, media
+
+    evil_id = 'file_x"\nimport os; os.system("id")  #'
+    body = _media_body(media.part("vision", file_id=evil_id))
+    ups = codegen.uploads_for(body, {evil_id: {"name": "../../a$(id)`x`\n.png",
+                                               "mime": "image/png", "purpose": "vision"}})
+    codes = codegen.upload_snippets("https://pass.wafer.ai/v1", ups, zdr=True)
+    assert set(codes) == set(codegen.UPLOAD_LABELS)
+    for key in ("upload_python_httpx", "upload_python_openai"):
+        tree = ast.parse(codes[key])  # still valid Python: the id cannot break out
+        assert not [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+                    and getattr(n.func, "attr", "") == "system"]
+        assert SECRET not in codes[key] and "WAFER_API_KEY" in codes[key]
+        assert '"Wafer-ZDR": "required"' in codes[key]
+    curl = codes["upload_curl"]
+    assert "$(id)" not in curl.replace("'@a$(id)`x`.png'", "").replace(
+        "'X-Wafer-Filename: a$(id)`x`.png'", "")  # only inside single quotes
+    assert "import os; os.system" not in curl
+    assert '"max_retries": 0' in codes["upload_python_openai"]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None or shutil.which("bash") is None,
+                    reason="needs curl and bash")
+def test_upload_curl_sends_the_raw_bytes_with_the_headers(capture_server: FakeWafer,
+                                                          tmp_path: Path) -> None:
+    from wafer_playground import codegen, media
+
+    name = "my dot's (1).png"
+    (tmp_path / name).write_bytes(PNG)
+    ups = codegen.uploads_for(_media_body(media.part("vision", file_id=FID)),
+                              {FID: {"name": name, "mime": "image/png", "purpose": "vision"}})
+    code = codegen.upload_curl(capture_server.url, ups)
+    env = {"PATH": os.environ["PATH"], "WAFER_API_KEY": SECRET}
+    proc = subprocess.run(["bash", "-c", code], env=env, capture_output=True, timeout=30,
+                          cwd=tmp_path, text=True)
+    assert proc.returncode == 0, proc.stderr
+    hit = capture_server.requests_to("POST", "/files")[-1]
+    assert hit.body == PNG  # the raw bytes, not multipart
+    assert hit.header("content-type") == "image/png"
+    assert hit.header("x-wafer-purpose") == "vision"
+    assert hit.header("x-wafer-filename") == name
+    assert hit.sent_key(SECRET)
+    assert json.loads(proc.stdout)["id"] in capture_server.files
+    # a failed upload fails the script and stops the uploads after it
+    two = codegen.upload_curl(capture_server.url + "/nowhere", [*ups, *ups])
+    before = len(capture_server.requests)
+    proc = subprocess.run(["bash", "-c", two], env=env, capture_output=True, timeout=30,
+                          cwd=tmp_path, text=True)
+    assert proc.returncode != 0
+    assert len(capture_server.requests) == before + 1
