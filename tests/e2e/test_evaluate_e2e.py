@@ -194,3 +194,47 @@ def test_a_killed_run_resumes_without_resending_finished_cells(fake: FakeWafer, 
     assert all(c.status == "done" for c in cells)
     assert es.get_run(run.id).status == "done"  # type: ignore[union-attr]
     store.close()
+
+
+def test_local_engine_two_models_token_ids_with_a_digit_grammar(page: Page, local_engine: str,
+                                                                tmp_path: Path) -> None:
+    """Offline: the same template and 5-row CSV on both local models, as token-id
+    completions constrained to digits (one of them is a base model without a chat
+    template). Every cell finishes and every answer is digits; whether the sums are right
+    is the models' business."""
+    from tests.conftest import select_option
+
+    server = StreamlitServer(env={"WAFER_ENDPOINT": "local", "WAFER_LOCAL_URL": local_engine,
+                                  "WAFER_PLAYGROUND_DB": str(tmp_path / "local.db")})
+    try:
+        _open(page, server.url)
+        _set_up(page, tmp_path)
+        select_option(page, "ev_surface", "Token ids (/v1/completions, optional grammar)")
+        wait_for_app(page, TIMEOUT_MS)
+        grammar = page.locator(".st-key-ev_ebnf textarea")
+        grammar.fill("root ::= [0-9]+")
+        grammar.press("Tab")
+        wait_for_app(page, TIMEOUT_MS)
+        max_tokens = page.locator(".st-key-ev_max input")
+        max_tokens.fill("4")  # a sum has at most 3 digits; keeps two CPU cores' run short
+        max_tokens.press("Tab")
+        wait_for_app(page, TIMEOUT_MS)
+        _run(page)
+        expect(page.get_by_text(re.compile(r"10/10 cells done"))).to_be_visible(
+            timeout=300_000)
+        wait_for_app(page, TIMEOUT_MS)
+        page.get_by_text("Summary per model").scroll_into_view_if_needed()
+        _shot(page, "evaluate_local_engine.png")
+    finally:
+        server.stop()
+    store = SQLiteStore(tmp_path / "local.db")
+    es = EvalStore(store.for_owner(ANONYMOUS))
+    (run,) = es.list_runs()
+    cells = es.cells(run.id)
+    requests = store.for_owner(ANONYMOUS).list_requests(surface="completions")
+    store.close()
+    assert run.status == "done" and len(cells) == 10
+    assert all(c.status == "done" and re.fullmatch(r"[0-9]+", c.output or "") for c in cells), \
+        [(c.model, c.status, c.output) for c in cells]
+    assert len({c.model for c in cells}) == 2
+    assert len(requests) >= 10 and all(r.status == "done" for r in requests)
