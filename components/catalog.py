@@ -366,7 +366,7 @@ def _column_config(view: pd.DataFrame, speed_source: str = "") -> dict[str, obje
 
 
 def _table(d: _Derived, view: pd.DataFrame, f: Filters, wl: WorkloadInput,
-           speed_source: str) -> str | None:
+           speed_source: str | None) -> str | None:
     """Draw the table; return the model id whose detail should show."""
     picks = st.session_state.get(PICKS_KEY, 0)
     # A new set or order of rows is a new widget, so stale row positions never leak. The
@@ -381,10 +381,13 @@ def _table(d: _Derived, view: pd.DataFrame, f: Filters, wl: WorkloadInput,
     default = None
     if selected in ids:
         default = {"selection": {"rows": [ids.index(selected)], "columns": []}}
+    # no measurement yet: no four columns of dashes pushing context and tier off the screen
+    columns = TABLE_COLUMNS if speed_source else \
+        [c for c in TABLE_COLUMNS if c not in SPEED_COLUMNS]
     event = st.dataframe(
-        view[TABLE_COLUMNS], key=key, hide_index=True, on_select="rerun",
+        view[columns], key=key, hide_index=True, on_select="rerun",
         selection_mode="single-row", selection_default=default, lazy=False,
-        column_config=_column_config(view, speed_source), placeholder=EMPTY,
+        column_config=_column_config(view, speed_source or ""), placeholder=EMPTY,
         height=min(38 + 35 * max(len(view), 1), 460),
     )
     rows = list(event.selection.rows)
@@ -593,7 +596,8 @@ def render_catalog_page() -> None:
         selected = st.session_state.get(DETAIL_KEY)
         selected = selected if selected in set(view["id"]) else None
     else:
-        selected = _table(d, view, f, wl, SOURCE_LABELS.get(sp.source, sp.source))
+        selected = _table(d, view, f, wl, SOURCE_LABELS.get(sp.source, sp.source)
+                          if sp.measured else None)
     chart_col, detail_col = st.columns([3, 2])
     with chart_col:
         mode = st.radio("Chart", list(CHART_MODES), key="cat_chart", horizontal=True,

@@ -325,3 +325,19 @@ def test_outside_the_demo_no_budget_is_preset(app_env: str, httpx_mock: HTTPXMoc
     at = _costs_page(httpx_mock)
     assert at.number_input(key="costs_budget").value == 0.0
     assert "requests/day" not in _headlines(at)
+
+
+def test_the_demo_budget_on_free_models_says_it_is_not_the_limit(
+        app_env: str, httpx_mock: HTTPXMock) -> None:
+    """The local engine's models cost nothing per token: no "buys N requests/day"."""
+    from components import presentation
+
+    _serve(httpx_mock, payload={"object": "list", "data": [
+        card("smol-local", None, (0, 0, 0)), card("smol-local-2", None, (0, 0, 0))]})
+    at = make_app("pages/costs.py")
+    at.session_state[presentation.PRESENT_KEY] = True
+    at.session_state[presentation.DEMO_KEY] = at.session_state[presentation.DEMO_FIRE] = 3
+    _run(at)
+    head = _headlines(at)
+    assert "$100.00 / month: **smol-local** has no per-token charge" in head, head
+    assert "requests/day" not in head

@@ -121,3 +121,26 @@ def test_without_a_key_speed_comes_from_the_request_log_and_no_quota(
     assert not fake.requests_to("GET", "/endpoints/metrics")
     page.get_by_text("Measured speed beside price").scroll_into_view_if_needed()
     shot(page, "account_catalog_speed_log")
+
+
+@pytest.mark.parametrize("size", [(1440, 900), (1920, 1080)], ids=["1440", "1920"])
+def test_catalog_first_screen_with_speed_columns(
+        page: Page, streamlit_server_factory, fake: FakeWafer, tmp_path: Path,
+        size: tuple[int, int]) -> None:
+    """What a person sees after Measure: price and speed in one grid on the first screen."""
+    fake.script("GET", "/endpoints/metrics", Reply(json=METRICS))
+    server = wafer_app(streamlit_server_factory, fake, tmp_path / "c.db")
+    open_page(page, server.url, "/", height=size[1])
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    wait_for_app(page)
+    page.get_by_role("button", name="Measure").click()
+    wait_for_app(page)
+    grid_has_speed(page, "410", "92")
+    # back to the top (pressing Measure scrolled down to it): the first screen
+    page.get_by_role("heading", name="Model catalog").scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    box = page.get_by_test_id("stDataFrame").bounding_box()
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] < size[1], box
+    page.wait_for_timeout(600)
+    Path("/tmp/shots").mkdir(exist_ok=True)
+    page.screenshot(path=f"/tmp/shots/catalog_speed_{size[0]}.png")
