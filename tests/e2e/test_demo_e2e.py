@@ -402,7 +402,7 @@ def test_history_titles_votes_and_presenting(page: Page, app_url: str) -> None:
     main.get_by_text("Explain server-sent events in two sentences").first.wait_for()
     _shot(page, "history_titles_1440")
     assert "None" not in main.inner_text()
-    page.get_by_role("tab", name="Compare votes").click()
+    page.get_by_role("tab", name="Compare", exact=True).click()
     main.get_by_text("Which city is the capital of France").first.wait_for()
     _shot(page, "history_votes_1440")
     assert "picked" in main.inner_text() and "None" not in main.inner_text()
