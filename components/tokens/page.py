@@ -27,7 +27,7 @@ from components.tokens.view import chips_html, generated_html
 from wafer_playground import codegen, tokens
 from wafer_playground.catalog import Model, Pricing
 from wafer_playground.client import TokenPiece, WaferClient
-from wafer_playground.costs import format_usd
+from wafer_playground.costs import format_per_million, format_usd
 from wafer_playground.errors import WaferError
 from wafer_playground.runs import RequestLog, Run
 from wafer_playground.share import ShareState
@@ -156,8 +156,8 @@ def _model_picker(models: Sequence[Model], *, catalog_ids: list[str], catalog: A
     model = catalog.get(st.session_state[MODEL])
     with cols[1]:
         price = model.pricing
-        st.caption(f"**Prices** · input {_cpm(price.input_cpm)} · output {_cpm(price.output_cpm)}"
-                   f" per 1M tokens" + (f" · {price.source.describe()}" if price.source else ""))
+        st.caption(f"**Prices** · input {format_per_million(price, 'input')} · output "
+                   f"{format_per_million(price, 'output')} per 1M tokens" + (f" · {price.source.describe()}" if price.source else ""))
         if model.local is not None and model.local.get("chat_template") is False:
             st.caption("Base model without a chat template: build the prompt from text, and "
                        "keep the BOS id first.")
@@ -169,10 +169,6 @@ def _model_label(model: Model | None) -> str:
         return "?"
     name, mid = clean(model.display_name), clean(model.id)
     return f"{name} ({mid})" if name != mid else mid
-
-
-def _cpm(cents: Any) -> str:
-    return "not published" if cents is None else format_usd(cents / 100)
 
 
 def _tokenizer(model: Model, plan: TokenizerPlan, client: WaferClient,
@@ -602,8 +598,8 @@ def _send_bar(conn: Connection, model: Model, ids: list[int] | None, ids_error: 
         total = None if est.total is None else est.total * n_runs
         st.metric("Worst-case cost (estimate)", format_usd(total),
                   help="No cache hits and every max_tokens token generated.")
-        st.caption(f"{prompt_len} prompt ids × {_cpm(model.pricing.input_cpm)}/M + "
-                   f"{settings.max_tokens or 0} max_tokens × {_cpm(model.pricing.output_cpm)}/M"
+        st.caption(f"{prompt_len} prompt ids × {format_per_million(model.pricing, 'input')}/M + "
+                   f"{settings.max_tokens or 0} max_tokens × {format_per_million(model.pricing, 'output')}/M"
                    f"{per}")
     send = cols[2].button("Send", type="primary", key="tok_send", width="stretch",
                           icon=":material/send:")
