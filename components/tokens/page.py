@@ -156,8 +156,9 @@ def _model_picker(models: Sequence[Model], *, catalog_ids: list[str], catalog: A
     model = catalog.get(st.session_state[MODEL])
     with cols[1]:
         price = model.pricing
+        source = f" · {price.source.describe()}" if price.source else ""
         st.caption(f"**Prices** · input {format_per_million(price, 'input')} · output "
-                   f"{format_per_million(price, 'output')} per 1M tokens" + (f" · {price.source.describe()}" if price.source else ""))
+                   f"{format_per_million(price, 'output')} per 1M tokens{source}")
         if model.local is not None and model.local.get("chat_template") is False:
             st.caption("Base model without a chat template: build the prompt from text, and "
                        "keep the BOS id first.")
@@ -598,8 +599,10 @@ def _send_bar(conn: Connection, model: Model, ids: list[int] | None, ids_error: 
         total = None if est.total is None else est.total * n_runs
         st.metric("Worst-case cost (estimate)", format_usd(total),
                   help="No cache hits and every max_tokens token generated.")
-        st.caption(f"{prompt_len} prompt ids × {format_per_million(model.pricing, 'input')}/M + "
-                   f"{settings.max_tokens or 0} max_tokens × {format_per_million(model.pricing, 'output')}/M"
+        pin, pout = (format_per_million(model.pricing, "input"),
+                     format_per_million(model.pricing, "output"))
+        st.caption(f"{prompt_len} prompt ids × {pin}/M + "
+                   f"{settings.max_tokens or 0} max_tokens × {pout}/M"
                    f"{per}")
     send = cols[2].button("Send", type="primary", key="tok_send", width="stretch",
                           icon=":material/send:")
