@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from components.catalog import PRICE_W, SPEED_W
+from components.catalog.page import PRICE_W, SPEED_W
 from tests.conftest import wait_for_app
 from tests.e2e.test_media_e2e import open_chat, open_page, shot, wafer_app
 from tests.fake_wafer import CARDS_WITH_VISION, FakeWafer, Reply, serve

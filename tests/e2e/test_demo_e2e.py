@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from components.catalog import PRICE_W
+from components.catalog.page import PRICE_W
 from tests.conftest import ROOT, wait_for_app
 from tests.fake_wafer import FakeWafer, Reply, answer_stream
 from tests.fixtures.demo_catalog import CARDS

@@ -327,7 +327,7 @@ def test_token_chips_escape_pieces() -> None:
 # Every place that hands HTML to the browser, with why it is safe. A new call site fails
 # this test until someone checks it escapes everything a model or user wrote.
 HTML_SINKS = {
-    "components/catalog.py": 1,  # _stats: constant labels, format_usd/compact numbers
+    "components/catalog/page.py": 1,  # _stats: constant labels, format_usd/compact numbers
     "components/chat/transcript.py": 1,  # a turn's logprob tokens: tokens.view escapes
     "components/compare/page.py": 1,  # prompt-token chips: html.escape per piece
     "components/presentation.py": 2,  # CSS and the ticker: numbers only

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.catalog_chart import picked_id, price_figure, unplotted_count
-from components.catalog_frame import (
+from components.catalog.chart import picked_id, price_figure, unplotted_count
+from components.catalog.frame import (
     Filters,
     WorkloadInput,
     apply_filters,

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components import costs_charts as charts
+from components.costs import charts
 from wafer_playground.catalog import Model, Pricing
 from wafer_playground.costs import Workload, months_frame, plan, plan_frame, reprice
 from wafer_playground.usage import metrics_view

@@ -343,8 +343,8 @@ def test_account_usage_refuses_negative_and_absurd_counts_with_a_note() -> None:
 
 
 def test_catalog_chart_text_is_escaped_for_plotly() -> None:
-    from components.catalog_chart import price_figure
-    from components.catalog_frame import (
+    from components.catalog.chart import price_figure
+    from components.catalog.frame import (
         Filters,
         WorkloadInput,
         apply_filters,

@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from components import connection, presentation
-from components import costs_charts as charts
+from components.costs import charts
 from wafer_playground.catalog import Model, load_snapshot
 from wafer_playground.costs import (
     DAYS_PER_MONTH,
@@ -329,11 +329,11 @@ def render_costs_page() -> None:
     with plan_tab:
         render_planner(models, where)
     with reprice_tab:
-        from components.costs_reprice import render_reprice
+        from components.costs.reprice import render_reprice
 
         render_reprice(models)
     with account_tab:
-        from components.costs_account import render_account
+        from components.costs.account import render_account
 
         render_account(models)
 

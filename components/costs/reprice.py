@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from components import costs_charts as charts
+from components.costs import charts
 from wafer_playground.catalog import Model
 from wafer_playground.costs import daily_costs, format_usd, reprice
 from wafer_playground.untrusted import TEXT_LIMIT, frame_csv, md_text

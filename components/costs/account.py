@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import streamlit as st
 
 from components import connection
-from components import costs_charts as charts
+from components.costs import charts
 from components.errors import show_error
 from wafer_playground.account import usage_window
 from wafer_playground.catalog import Model

@@ -1,6 +1,6 @@
 """The Model catalog page: header and price source, filters, workload, table, chart, detail.
 
-Data work lives in `catalog_frame` (pure) and the figure in `catalog_chart`; this module only
+Data work lives in `frame` (pure) and the figure in `chart`; this module only
 draws. Derived frames are cached per session (keyed by the fetched catalog), so a filter
 click costs boolean masks, not re-parsing. Filter and workload values are mirrored into
 `st.query_params` so a view can be shared as a link: never the key, never the base URL.
@@ -20,8 +20,8 @@ import pandas as pd
 import streamlit as st
 
 from components import account_views, connection, presentation
-from components.catalog_chart import CHART_MODES, picked_id, price_figure, unplotted_count
-from components.catalog_frame import (
+from components.catalog.chart import CHART_MODES, picked_id, price_figure, unplotted_count
+from components.catalog.frame import (
     CAPABILITIES,
     CONTEXT_STEPS,
     PARAM_NAMES,
