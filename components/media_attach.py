@@ -5,7 +5,8 @@ The rules live in `wafer_playground/media.py` (MIME types per purpose, 50 MB, pa
 this module only draws and calls the client.
 
 Default: **upload, then reference by `image_url.file_id`.** Referenced media do not count
-toward Wafer's 50 MB request cap and are not re-sent with every later turn (addendum §1.1),
+toward Wafer's 50 MB request cap and are not re-sent with every later turn
+(docs/spec/addendum-2026-12.md §1.1),
 and History can keep the id (valid 30 days) where it must never keep the bytes. Inline data
 URLs stay one click away for endpoints without a Files API (a custom vLLM/SGLang URL).
 """

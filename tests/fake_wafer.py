@@ -53,7 +53,8 @@ CARDS: list[dict[str, Any]] = [
                "pricing": {"input_cents_per_million": 10, "output_cents_per_million": 20}}},
 ]
 
-# A vision model card with every field of the addendum's reconstructed Kimi-K3 card:
+# A vision model card with every field of the reconstructed Kimi-K3 card in
+# docs/spec/addendum-2026-12.md:
 # max_output_tokens, reasoning_effort, chat_completions flags, the microcent cache price,
 # supports_vision, and one field no client knows (must stay visible in the raw card).
 VISION_MODEL = "fake-kimi-vision"
@@ -364,7 +365,8 @@ class FakeWafer:
         hit.completed = True
 
     def _upload(self, hit: Hit) -> Reply:
-        """POST /v1/files as the addendum's stand-in rules say (shared with wafer-local)."""
+        """POST /v1/files as the stand-in rules of docs/spec/addendum-2026-12.md say (shared
+        with wafer-local)."""
         from wafer_playground.local.files import check_headers
         from wafer_playground.local.validation import ApiError
 

@@ -1,6 +1,6 @@
 """Account views: the Pass quota, measured speed per model, the usage date window.
 
-Shapes from ../shared/spec/wafer-api-2026-12-addendum.md:
+Shapes from docs/spec/addendum-2026-12.md:
 - §4 `GET /v1/inference/quota` (on the inference host): NOT documented by Wafer; its fields
   come from integrations' fixtures (plan_tier, billing_model `pass_quota`, a fixed 5-hour
   window, included/remaining/overage request counts, `current_period_used_percent` on a 0-100

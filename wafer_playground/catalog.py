@@ -67,7 +67,7 @@ class Pricing:
 
 @dataclass(frozen=True)
 class ReasoningEffort:
-    """A card's `reasoning_effort` block (addendum §2.1): how effort is applied
+    """A card's `reasoning_effort` block (docs/spec/addendum-2026-12.md §2.1): how effort is applied
     (`system_prompt` | `native_effort`), the values the model accepts, and its default."""
 
     control: str | None
@@ -75,7 +75,8 @@ class ReasoningEffort:
     default: str | None
 
 
-# `chat_completions` flags a card may carry (addendum §2.1); absent = not stated.
+# `chat_completions` flags a card may carry (docs/spec/addendum-2026-12.md §2.1); absent = not
+# stated.
 CHAT_FLAGS = ("supported", "streaming", "tools", "tool_streaming", "json_object",
               "json_schema", "tools_with_response_format")
 
@@ -200,7 +201,8 @@ def parse_pricing(block: Any, source: PriceSource | None,
         return Pricing(source=None)
     def price(key: str) -> Decimal | None:
         # the microcents field (1 microcent = 10^-6 cent) is exact where the cents field
-        # is rounded (addendum §2.1: 23 590 000 microcents vs 24 cents): prefer it
+        # is rounded (docs/spec/addendum-2026-12.md §2.1: 23 590 000 microcents vs 24 cents):
+        # prefer it
         micro = key.replace("_cents_", "_microcents_")
         if block.get(micro) is not None:
             exact = _decimal(block.get(micro), micro, issues, scale=6)
@@ -225,7 +227,8 @@ _EFFORT = re.compile(r"^[a-z][a-z_]{0,19}$")
 
 
 def _block(card: dict[str, Any], w: dict[str, Any], name: str) -> dict[str, Any]:
-    """A card block that may sit in `wafer` (GUESS, addendum §2.1) or at the top level."""
+    """A card block that may sit in `wafer` (GUESS, docs/spec/addendum-2026-12.md §2.1) or at
+    the top level."""
     for where in (w, card):
         value = where.get(name)
         if isinstance(value, dict):

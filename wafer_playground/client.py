@@ -407,18 +407,20 @@ class WaferClient:
                          model: str | None = None) -> Result:
         params: dict[str, Any] = {"endpoint": endpoint, "range_minutes": range_minutes}
         if model:
-            params["model"] = model  # the resolved model name; case-sensitive (addendum §3.2)
+            # the resolved model name; case-sensitive (docs/spec/addendum-2026-12.md §3.2)
+            params["model"] = model
         return self._json("GET", "/endpoints/metrics", base=account_base_url(self.base_url),
                           params=params)
 
     def inference_quota(self) -> Result:
         """`GET /v1/inference/quota` on the inference host: the Pass quota. Undocumented
-        (addendum §4); a 404 means this endpoint or key has none."""
+        (docs/spec/addendum-2026-12.md §4); a 404 means this endpoint or key has none."""
         return self._json("GET", "/inference/quota")
 
     def upload_file(self, data: bytes, mime: str, purpose: str,
                     filename: str | None = None) -> Result:
-        """`POST /v1/files` (addendum §1.2): the raw bytes as the body, metadata in headers.
+        """`POST /v1/files` (docs/spec/addendum-2026-12.md §1.2): the raw bytes as the body,
+        metadata in headers.
         Not retried: an upload is not idempotent (a retry could store the file twice)."""
         headers = {**self._headers(), "Content-Type": mime, "X-Wafer-Purpose": purpose}
         if filename:

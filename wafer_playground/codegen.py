@@ -6,7 +6,7 @@ read `$WAFER_API_KEY` / `os.environ["WAFER_API_KEY"]` / `process.env.WAFER_API_K
 
 A chat that references uploaded media by `file_id` also gets upload snippets (curl, httpx,
 openai): `POST /v1/files` with the raw bytes and `X-Wafer-Purpose`, as
-../shared/spec/wafer-api-2026-12-addendum.md §1.2 describes, printing the new id.
+docs/spec/addendum-2026-12.md §1.2 describes, printing the new id.
 """
 
 from __future__ import annotations
@@ -243,7 +243,8 @@ UPLOAD_LABELS: dict[str, str] = {
     "upload_python_httpx": "Upload · httpx",
     "upload_python_openai": "Upload · openai",
 }
-# the purpose a part type implies when the app has no record of the upload (addendum §1.5)
+# the purpose a part type implies when the app has no record of the upload
+# (docs/spec/addendum-2026-12.md §1.5)
 _KIND_PURPOSE = {"image_url": "vision", "input_image": "vision", "image": "vision",
                  "file": "document", "video_url": "video"}
 _DEFAULT_NAME = {"vision": "image.png", "document": "document.pdf", "video": "video.mp4"}

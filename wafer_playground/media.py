@@ -1,7 +1,7 @@
 """Media for chat: the Files API's purposes and MIME types, size limits, and content parts.
 
 One table for the app (checks before anything is sent) and the local engine (the
-`POST /v1/files` stand-in), from ../shared/spec/wafer-api-2026-12-addendum.md §1:
+`POST /v1/files` stand-in), from docs/spec/addendum-2026-12.md §1:
 
 - purposes `vision` | `document` | `video`, each with its allowed MIME types [DOC];
 - 50 MB per request body; the per-upload limit is not published, so 50 MB is used for
@@ -33,7 +33,7 @@ MAX_BYTES = 50 * 1000 * 1000  # "50 MB" (decimal: the lower reading, so a file w
 FILE_TTL = timedelta(days=30)
 FILE_ID = re.compile(r"^file_[0-9a-f]{32}$")
 # Part types a chat body may carry media in: OpenAI's image_url, and the GUESSed shapes for
-# documents and videos (addendum §1.5-1.6) that the stand-in accepts.
+# documents and videos (docs/spec/addendum-2026-12.md §1.5-1.6) that the stand-in accepts.
 MEDIA_PART_TYPES = ("image_url", "video_url", "file", "input_image", "image")
 
 REF_SHAPE_LABELS: dict[str, str] = {

@@ -1,6 +1,6 @@
 """Render-throttle policy for streamed text (pure; used by components/streaming.py).
 
-Measured in research (streamlit-eng.md §2): re-rendering the whole message for every token is
+Measured in docs/research/streamlit-eng.md §2: re-rendering the whole message for every token is
 quadratic in bytes and browser work. Rendering at most every max(50 ms, len/40k s) kept the
 stream visibly live while cutting browser CPU ~4x and websocket bytes ~50x.
 

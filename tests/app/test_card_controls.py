@@ -1,5 +1,5 @@
 """Chat under AppTest: the card's reasoning_effort block and chat_completions flags drive the
-controls (addendum §2.1), and max_output_tokens bounds the max-tokens field."""
+controls (docs/spec/addendum-2026-12.md §2.1), and max_output_tokens bounds the max-tokens field."""
 
 from __future__ import annotations
 

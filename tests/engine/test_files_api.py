@@ -1,6 +1,6 @@
 """The local engine's Files API stand-in, model retrieval, request ids, max_tokens limits and
-media refusal (addendum §1.7), in process: the adapter over a scripted llama-server, the
-file store in a temporary folder. No llama-server needed."""
+media refusal (docs/spec/addendum-2026-12.md §1.7), in process: the adapter over a scripted
+llama-server, the file store in a temporary folder. No llama-server needed."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from wafer_playground import account
 from wafer_playground.catalog import Model, Pricing
 from wafer_playground.client import WaferClient
 
-# the union of the integrations' fixtures (addendum §4)
+# the union of the integrations' fixtures (docs/spec/addendum-2026-12.md §4)
 PRO = {"endpoint": "pass.wafer.ai", "billing_model": "pass_quota", "plan_tier": "pro",
        "window_start": "2026-04-25T00:00:00+00:00", "window_end": "2026-04-25T05:00:00+00:00",
        "seconds_to_window_end": 16449, "request_count": 58, "included_request_limit": 5000,

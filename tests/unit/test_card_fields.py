@@ -1,5 +1,6 @@
-"""The card fields of addendum §2.1: max_output_tokens, reasoning_effort, chat_completions
-flags, microcent prices and supports_vision are read and used; unknown fields stay raw."""
+"""The card fields of docs/spec/addendum-2026-12.md §2.1: max_output_tokens, reasoning_effort,
+chat_completions flags, microcent prices and supports_vision are read and used; unknown fields
+stay raw."""
 
 from __future__ import annotations
 

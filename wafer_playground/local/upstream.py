@@ -27,7 +27,8 @@ from wafer_playground.sse import SSEDecoder
 log = logging.getLogger(__name__)
 
 
-# Wafer's cap on a request body (inline media count toward it; addendum §1.1); also what
+# Wafer's cap on a request body (inline media count toward it;
+# docs/spec/addendum-2026-12.md §1.1); also what
 # stops memory abuse
 MAX_BODY = media.MAX_BYTES
 # Neutral sampling defaults (SGLang/OpenAI semantics) instead of llama.cpp's own
