@@ -1,5 +1,8 @@
 """Compare: one prompt to 2-4 models at once, a per-pane result, a best-of summary, exports.
 
+Over 600 lines: the pane specs, the runner, the results and the exports share the PaneSpec /
+PaneSnapshot / PaneResult types and are read together; each part below is short.
+
 Three parts, all free of Streamlit:
 
 - `CompareRun` starts one worker thread per pane. Each thread runs its request through the one

@@ -1,5 +1,9 @@
 """THE cost engine: one truth for every price on every page.
 
+Over 600 lines on purpose: THE cost engine is one module so no page can price anything
+another way; the exact (Decimal) and vectorised (numpy) paths sit side by side and are tested
+against each other (tests/unit/test_costs.py).
+
 Prices arrive as US cents per 1,000,000 tokens (`catalog.Pricing`); every result here is in
 dollars. Display figures use exact `Decimal` arithmetic; large tables use numpy (float64 for
 per-row figures, exact integer token sums + Decimal for totals, so a total never drifts).

@@ -1,5 +1,8 @@
 """Usage files -> validated per-request token rows for repricing, and the account-API views.
 
+Over 600 lines: one module for every usage format the Costs page reprices; the formats share
+the row validation and the aliases, and are tested together (tests/unit/test_usage.py).
+
 Accepted inputs (auto-detected):
 
 * CSV with a header (any column order, case-insensitive names, see `ALIASES`);

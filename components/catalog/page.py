@@ -1,5 +1,8 @@
 """The Model catalog page: header and price source, filters, workload, table, chart, detail.
 
+Over 600 lines: the page's sections (filters, workload, table, chart, detail) read and
+write the same query-parameter-backed state; the pure parts are already in `frame` and `chart`.
+
 Data work lives in `frame` (pure) and the figure in `chart`; this module only
 draws. Derived frames are cached per session (keyed by the fetched catalog), so a filter
 click costs boolean masks, not re-parsing. Filter and workload values are mirrored into

@@ -1,5 +1,8 @@
 """Compare widgets: live panes, the polling loop, the summary table, exports, blind vote.
 
+Over 600 lines: setup, live panes, summary and vote share the CompareSession in session state;
+splitting them is left for later (the core decisions already live in wafer_playground/compare.py).
+
 All Streamlit calls happen here on the script thread; the upstream streams run in
 `wafer_playground.compare.CompareRun` worker threads and are only *read* through snapshots.
 """

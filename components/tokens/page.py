@@ -1,5 +1,9 @@
 """The Token & grammar workbench: text <-> ids, chat templates, grammar, send, compare, fork.
 
+Over 600 lines: the page's sections (prompt, settings, send, results, forks, share) share
+its session-state keys; splitting them is left for later (the decisions already live in
+wafer_playground/tokens.py and tokenizers.py).
+
 Drawing and wiring only: id parsing, validation, request bodies, accumulation, logprobs and
 forks live in `wafer_playground.tokens`; tokenizers in `wafer_playground.tokenizers`; prices
 in `wafer_playground.costs`. Buttons that change the prompt run as callbacks (before the

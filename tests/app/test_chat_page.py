@@ -1,5 +1,8 @@
 """Chat page under AppTest with pytest-httpx: models, a streamed SSE turn, facts, errors,
-tool calls, edit/regenerate/delete, params validation and the model query parameter."""
+tool calls, edit/regenerate/delete, params validation and the model query parameter.
+
+Over 600 lines: one test module per page keeps its fixtures (cards, SSE builders, the mocked
+endpoint) in one place; the tests are short and independent."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Token & grammar page under AppTest, with the Wafer API mocked at http://wafer.test/v1."""
+"""Token & grammar page under AppTest, with the Wafer API mocked at http://wafer.test/v1.
+
+Over 600 lines: one test module per page keeps its fixtures (the mocked catalog, tokenizer
+and completions) in one place; the tests are short and independent."""
 
 from __future__ import annotations
 
