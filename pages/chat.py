@@ -27,6 +27,7 @@ from wafer_playground.costs import format_usd
 ensure_router()  # a share link opened first on a fresh server still goes through app.py
 
 SURFACE = "chat_surface"
+WHOLE_PAGE = "chat_whole_page_run"  # set just before the page calls the conversation fragment
 PARAMS_HEIGHT = 460  # px: with the header, fits a 1440×900 screen
 PHONE_CSS = """<style>@media (max-width: 640px) {
   [data-testid="stHorizontalBlock"]:has(.st-key-chat_params_panel) {
@@ -63,7 +64,7 @@ if shared is not None:
 # at the top level it stays pinned to the bottom of the page.
 st.session_state.setdefault(SURFACE, "chat")
 
-head = st.columns([6, 3, 2.6], vertical_alignment="bottom")  # room for "$0.000974"
+head = st.columns([6, 5.6], vertical_alignment="bottom")
 with head[0]:
     st.markdown("## :material/chat: Chat playground")
     model = model_picker(models.catalog)
@@ -74,9 +75,6 @@ with head[1]:
                                   help="Send the conversation as OpenAI chat completions or "
                                        "as Anthropic Messages.")
     st.session_state[SURFACE] = picked or st.session_state[SURFACE]
-with head[2]:
-    spend = st.session_state[chat.SPEND]
-    st.metric("Session cost", format_usd(spend.total), help=spend.describe(), border=True)
 
 if model is None:
     st.stop()
@@ -127,6 +125,9 @@ def conversation() -> None:
     token is not queued behind a redraw of the header and the parameter panel (issue 20).
     The input is drawn after the history but read first, so a new message shows at once;
     in a fragment it is not pinned by Streamlit, so PIN_CSS keeps it at the bottom."""
+    # a fragment rerun of its own (Enter, a button in it): the answer's end reruns only
+    # this; as part of the whole page's run Streamlit allows only a full rerun
+    alone = not st.session_state.pop(WHOLE_PAGE, False)
     ctx = context()
     history = st.container()
     raw_input = st.chat_input(f"Message {clean(model.display_name, 80)}", submit_mode="stop",
@@ -189,16 +190,21 @@ def conversation() -> None:
     if sending:
         # Send before drawing the preview and code views: an instant first token would
         # otherwise wait behind the browser rendering them, and they describe the request
-        # this answer replaces anyway. `generate` reruns the page, which draws them afresh.
+        # this answer replaces anyway. `generate` reruns this fragment, which draws them afresh.
         with live:
             # drawn only on generating runs, so the poller exists just while a Stop can happen
-            chat.generate(ctx)
+            chat.generate(ctx, rerun="fragment" if alone else "app")
     with after:
         next_request(ctx)
 
 
 def next_request(ctx: chat.ChatContext) -> None:
-    """Before sending: context meter, cost preview, clear, and the code views."""
+    """Before sending: session cost, context meter, cost preview, clear, and the code views.
+    The session cost is drawn here, in the fragment that reruns after an answer, so it is
+    never stale (in the page's header it kept the previous total until a full rerun)."""
+    spend = st.session_state[chat.SPEND]
+    st.metric("Session cost", format_usd(spend.total), help=spend.describe(), border=True,
+              width="content")
     next_body = chat.preview_body(ctx)
     check = chat.context_for(ctx)
     colour = {"ok": "green", "warn": "orange", "over": "red", "unknown": "gray"}[check.level]
@@ -218,21 +224,27 @@ def next_request(ctx: chat.ChatContext) -> None:
     # the presentation CSS hide them should one ever be drawn.
     if presentation.is_presenting():
         return
-    with st.container(key="raw_chat_code"), st.expander("View code", icon=":material/code:"):
-        last = st.session_state.get(chat.LAST) or {}
-        which = "Next request"
-        if last.get("body"):
-            which = st.segmented_control("Request", ["Last request", "Next request"],
-                                         default="Last request", key="chat_code_which") \
-                or "Last request"
-        if which == "Last request" and last.get("body"):
-            code_view(last["surface"], last["base_url"], last["body"], zdr=last["zdr"],
-                      response_headers=last.get("headers"), events=last.get("events"),
-                      note=f"Exactly what was sent (request id `{last.get('request_id')}`).")
-        else:
-            code_view(ctx.surface, ctx.base_url, next_body, zdr=ctx.zdr,
-                      note="What will be sent with the current settings (your next message "
-                           "is appended to `messages`).")
+    # Drawn only while open: a closed expander's content is still sent, and the snippets
+    # hold the whole conversation several times over (2 MB at 200 turns after every
+    # answer, benchmarks/long_chat.py). Opening one reruns just this fragment.
+    with st.container(key="raw_chat_code"), st.expander(
+            "View code", icon=":material/code:", key="chat_code_open",
+            on_change="rerun") as code_box:
+        if code_box.open:
+            last = st.session_state.get(chat.LAST) or {}
+            which = "Next request"
+            if last.get("body"):
+                which = st.segmented_control("Request", ["Last request", "Next request"],
+                                             default="Last request", key="chat_code_which") \
+                    or "Last request"
+            if which == "Last request" and last.get("body"):
+                code_view(last["surface"], last["base_url"], last["body"], zdr=last["zdr"],
+                          response_headers=last.get("headers"), events=last.get("events"),
+                          note=f"Exactly what was sent (request id `{last.get('request_id')}`).")
+            else:
+                code_view(ctx.surface, ctx.base_url, next_body, zdr=ctx.zdr,
+                          note="What will be sent with the current settings (your next message "
+                               "is appended to `messages`).")
     with st.container(key="raw_chat_compare"), st.expander(
             "Protocol switch: usage side by side", icon=":material/compare_arrows:"):
         protocol_compare(ctx)
@@ -245,6 +257,7 @@ with left:
     busy = bool(st.session_state.get(chat.ACTION))
     chat.render_history(busy=busy)  # older turns: drawn on full runs only
     chat.mark_drawn()
+    st.session_state[WHOLE_PAGE] = True  # read (and dropped) by the fragment just below
     conversation()
 # After a Stop nothing may be drawn; this poller redraws the stopped answer (badge, cost).
 chat.refresh_after_stop()

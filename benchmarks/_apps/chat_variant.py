@@ -7,6 +7,9 @@ store saves, the status line, the rerun after the turn. So the server-CPU ratio
 
 ``BENCH_RENDER=noblocks``: the throttled renderer without freezing finished paragraphs
 (every redraw re-sends the whole answer): the ablation for `freeze_point`.
+
+``BENCH_RENDER=fullrerun``: the whole page reruns after every answer (as before issue 20's
+fragment-scoped rerun), so every older turn is drawn again: the control for long_chat.py.
 """
 
 from __future__ import annotations
@@ -38,8 +41,18 @@ if MODE == "once":
     streaming.ThrottledText.update = _hold  # type: ignore[method-assign]
 elif MODE == "noblocks":
     streaming.freeze_point = _never
+elif MODE == "fullrerun":
+    import components.chat as chat_pkg  # noqa: E402
+    from components.chat import transcript  # noqa: E402
+
+    _generate = transcript.generate
+
+    def _full_rerun(ctx: transcript.ChatContext, *, rerun: str = "app") -> None:
+        _generate(ctx, rerun="app")
+
+    chat_pkg.generate = _full_rerun
 else:
-    raise SystemExit(f"BENCH_RENDER={MODE!r}: expected 'once' or 'noblocks'")
+    raise SystemExit(f"BENCH_RENDER={MODE!r}: expected 'once', 'noblocks' or 'fullrerun'")
 
 st.set_page_config(page_title="Wafer Playground", page_icon=":material/bolt:", layout="wide",
                    initial_sidebar_state="expanded")

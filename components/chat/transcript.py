@@ -415,9 +415,11 @@ def _sent(run: Run, turn: dict[str, Any], last: dict[str, Any]) -> None:
                            request_id=run.request_id)
 
 
-def generate(ctx: ChatContext) -> None:
+def generate(ctx: ChatContext, *, rerun: Literal["app", "fragment"] = "app") -> None:
     """Stream one assistant answer for the current turns through the one run path
-    (wafer_playground/runs.py); this module only draws its events and keeps the turn."""
+    (wafer_playground/runs.py); this module only draws its events and keeps the turn.
+    `rerun`: what reruns after the answer; "fragment" only from a fragment's own rerun
+    (Streamlit refuses it while the fragment runs as part of the whole page)."""
     ts = turns()  # grabbed before streaming: see the module docstring
     spend: SessionTotal = st.session_state[SPEND]
     last: dict[str, Any] = st.session_state[LAST]
@@ -468,7 +470,10 @@ def generate(ctx: ChatContext) -> None:
         if (facts := run.facts()) is not None:
             spend.add(facts.cost)
         flags["refresh"] = run.status == "stopped"  # stopped: redraw when idle
-    st.rerun()  # redraw the finished turn in the history with its facts and actions
+    # Redraw the finished turn with its facts and actions. From the conversation fragment
+    # only the fragment reruns: the older turns above it stay as drawn (a full rerun resent
+    # all of them after every answer: 2.4 MB at 200 turns, benchmarks/long_chat.py).
+    st.rerun(scope=rerun)
 
 
 @st.fragment(run_every=1.0)
