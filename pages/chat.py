@@ -29,9 +29,6 @@ ensure_router()  # a share link opened first on a fresh server still goes throug
 SURFACE = "chat_surface"
 WHOLE_PAGE = "chat_whole_page_run"  # set just before the page calls the conversation fragment
 PARAMS_HEIGHT = 460  # px: with the header, fits a 1440×900 screen
-PHONE_CSS = """<style>@media (max-width: 640px) {
-  [data-testid="stHorizontalBlock"]:has(.st-key-chat_params_panel) {
-    flex-direction: column-reverse; } }</style>"""
 # The chat input lives in the conversation fragment, where Streamlit does not pin it: it
 # sticks to the bottom of the window instead, over the conversation's end.
 PIN_CSS = """<style>.st-key-chat_prompt { position: sticky; bottom: 0.75rem; z-index: 3; }
@@ -96,9 +93,8 @@ if presentation.is_presenting():
         chat_params.params_panel(model)
     left = st.container()
 else:
-    # On a phone the columns stack and the page opens at its end (the chat input): the
-    # panel goes above the conversation there, so a phone opens on the conversation.
-    st.html(PHONE_CSS)
+    # On a phone the columns stack in this order: the conversation and its input first, the
+    # parameter panel after them, so a phone opens on the conversation.
     left, right = st.columns([0.64, 0.36], gap="large")
     # a side panel that scrolls on its own: the page stays as tall as the conversation, so
     # Chat opens at the top (issue 16: the panel's height pushed it 460 px down)

@@ -476,14 +476,16 @@ def generate(ctx: ChatContext, *, rerun: Literal["app", "fragment"] = "app") -> 
     st.rerun(scope=rerun)
 
 
-@st.fragment(run_every=1.0)
+@st.fragment(run_every=2.0)
 def refresh_after_stop() -> None:
     """After a Stop nothing may be drawn, so the "stopped" turn (badge, estimated cost)
     would only appear on the next interaction. This tiny poller notices the flag set in
     `generate`'s `finally` and reruns the page once. It is drawn by the page outside the
     conversation fragment (inside it, it broke the chat input's Stop button on the next
     answer; benchmarks/latency.py), and its ticks never preempt a running send
-    (Streamlit's scriptrunner_utils/script_requests.py)."""
+    (Streamlit's scriptrunner_utils/script_requests.py). Every 2 s, not 1 s: each tick of an
+    idle open tab costs the server a fragment run (benchmarks/long_chat.py measured ~60-110 ms
+    CPU per second per idle tab at 1 s on a loaded machine)."""
     flags = st.session_state.get(FLAGS) or {}
     if flags.get("refresh"):
         flags["refresh"] = False

@@ -332,7 +332,7 @@ HTML_SINKS = {
     "components/compare/page.py": 1,  # prompt-token chips: html.escape per piece
     "components/presentation.py": 2,  # CSS and the ticker: numbers only
     "components/tokens/page.py": 5,  # chips_html / generated_html: tokens.view escapes
-    "pages/chat.py": 2,  # PHONE_CSS and PIN_CSS: constant style blocks
+    "pages/chat.py": 1,  # PIN_CSS: a constant style block
 }
 
 
