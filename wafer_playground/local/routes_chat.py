@@ -11,7 +11,14 @@ from starlette.requests import Request
 from wafer_playground.local import messages as anth
 from wafer_playground.local.asgi import DONE, EventStream, dumps, request_id, run_cancellable, sse
 from wafer_playground.local.reqlog import RequestRecord
-from wafer_playground.local.upstream import NEUTRAL, Adapter, Backend, Ticket, record_usage
+from wafer_playground.local.upstream import (
+    NEUTRAL,
+    SAMPLING_FORWARDED,
+    Adapter,
+    Backend,
+    Ticket,
+    record_usage,
+)
 from wafer_playground.local.validation import (
     CHAT_FIELDS,
     ApiError,
@@ -137,14 +144,7 @@ async def chat(eng: Adapter, request: Request, rec: RequestRecord | None) -> Any
 # is request plumbing. tests/engine/test_params_contract.py checks every field
 # wafer_playground/params.py's SPECS can send against this split, in process and for real.
 FORWARDED = (
-    "temperature",
-    "top_p",
-    "min_p",
-    "frequency_penalty",
-    "presence_penalty",
-    "stop",
-    "seed",
-    "logit_bias",
+    *SAMPLING_FORWARDED,
     "tools",
     "tool_choice",
     "parallel_tool_calls",

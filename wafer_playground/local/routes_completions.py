@@ -15,7 +15,15 @@ from starlette.requests import Request
 
 from wafer_playground.local.asgi import DONE, EventStream, request_id, run_cancellable, sse
 from wafer_playground.local.reqlog import RequestRecord
-from wafer_playground.local.upstream import NEUTRAL, Adapter, Backend, Ticket, record_usage
+from wafer_playground.local.upstream import (
+    NEUTRAL,
+    SAMPLING_FORWARDED,
+    Adapter,
+    Backend,
+    Ticket,
+    record_usage,
+    usage_of,
+)
 from wafer_playground.local.validation import (
     COMPLETION_FIELDS,
     ApiError,
@@ -113,17 +121,7 @@ async def completions(eng: Adapter, request: Request, rec: RequestRecord | None)
 
 def _completion_upstream(body: dict[str, Any], b: Backend) -> dict[str, Any]:
     native: dict[str, Any] = {**NEUTRAL, "cache_prompt": True}
-    for k in (
-        "temperature",
-        "top_p",
-        "min_p",
-        "frequency_penalty",
-        "presence_penalty",
-        "stop",
-        "seed",
-        "logit_bias",
-        "ignore_eos",
-    ):
+    for k in (*SAMPLING_FORWARDED, "ignore_eos"):
         if body.get(k) is not None:
             native[k] = body[k]
     if body.get("top_k") is not None:
@@ -308,12 +306,7 @@ async def _completions_once(
             prompt_n += len(ids)
             completion_n += fin.completion_tokens
             cached += fin.cached_tokens
-    usage = {
-        "prompt_tokens": prompt_n,
-        "completion_tokens": completion_n,
-        "total_tokens": prompt_n + completion_n,
-        "prompt_tokens_details": {"cached_tokens": cached},
-    }
+    usage = usage_of(prompt_n, completion_n, cached)
     record_usage(rec, usage)
     return {
         "id": cid,
@@ -391,12 +384,7 @@ async def _completions_stream(
                     first = False
                     yield sse({**head, "choices": [choice]})
                 prompt_n += len(ids)
-        usage = {
-            "prompt_tokens": prompt_n,
-            "completion_tokens": completion_n,
-            "total_tokens": prompt_n + completion_n,
-            "prompt_tokens_details": {"cached_tokens": cached},
-        }
+        usage = usage_of(prompt_n, completion_n, cached)
         record_usage(rec, usage)
         if include_usage:
             yield sse({**head, "choices": [], "usage": usage})

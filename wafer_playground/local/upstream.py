@@ -34,6 +34,16 @@ MAX_BODY = media.MAX_BYTES
 # Neutral sampling defaults (SGLang/OpenAI semantics) instead of llama.cpp's own
 # (temperature 0.8, top_k 40, top_p 0.95, min_p 0.05), so results mean the same as on Wafer.
 NEUTRAL = {"temperature": 1.0, "top_p": 1.0, "top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
+# Sampling fields llama-server takes under the same name and meaning on chat and completions.
+SAMPLING_FORWARDED = ("temperature", "top_p", "min_p", "frequency_penalty", "presence_penalty",
+                      "stop", "seed", "logit_bias")
+
+
+def usage_of(prompt_n: int, completion_n: int, cached: int) -> dict[str, Any]:
+    """The OpenAI usage object the engine reports (streamed or not)."""
+    return {"prompt_tokens": prompt_n, "completion_tokens": completion_n,
+            "total_tokens": prompt_n + completion_n,
+            "prompt_tokens_details": {"cached_tokens": cached}}
 
 
 @dataclass
