@@ -186,7 +186,7 @@ def _tokenizer(model: Model, plan: TokenizerPlan, client: WaferClient,
         # Hub files load from the local cache on every run; the network is tried only
         # when the user asks (a hanging proxy must not stall each rerun).
         return tokenizer_for(model.id, local=local, client=client,
-                             vocab_size=_card_vocab(model),
+                             vocab_size=model.vocab_size,
                              allow_download=want_download or plan.kind != "hf"), None
     except TokenizerUnavailable as exc:
         if plan.kind == "hf" and not want_download:
@@ -196,12 +196,8 @@ def _tokenizer(model: Model, plan: TokenizerPlan, client: WaferClient,
         return None, str(exc)
 
 
-def _card_vocab(model: Model) -> int | None:
-    return model.vocab_size
-
-
 def _vocab_size(model: Model, tok: Tokenizer | None) -> int | None:
-    return _card_vocab(model) or (tok.vocab_size if tok is not None else None)
+    return model.vocab_size or (tok.vocab_size if tok is not None else None)
 
 
 def _allow_hf(key: str) -> None:
