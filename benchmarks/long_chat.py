@@ -17,11 +17,11 @@ with the History page's **Open** button, in a fresh tab (a fresh session); then 
 
 Per interaction: Streamlit server CPU (psutil, sampled every 20 ms, from the key press to the
 end of the interaction's last run), websocket bytes and wall time. Printed beside them: an
-idle open tab's own rate (the page's 1 s Stop poller, components/chat/transcript.py
-refresh_after_stop, ticks all the time). A WebSocket wrapper in the page
+idle open tab's own rate (zero since the Stop poller went: components/streaming.py
+rerun_after_stop). A WebSocket wrapper in the page
 timestamps every message; Playwright's copy of the same frames says what each one is
 (Streamlit's ForwardMsg), so the messages split into script runs. The interaction is its
-runs that draw something (the poller's idle ticks draw nothing and are left out) and ends
+runs that draw something (a run that draws nothing is left out) and ends
 with the last one's `script_finished`. Medians are printed for both sizes and the ratio
 200/2 (goal <= 1.5x); figures are printed, never asserted.
 
@@ -50,7 +50,7 @@ from wafer_playground.transcript import import_json  # noqa: E402
 
 GOAL = 1.5
 EARLY_FOR_RERUN = 2  # ForwardMsg.ScriptFinishedStatus FINISHED_EARLY_FOR_RERUN
-TICK_BYTES = 300  # an idle tick of the Stop poller sends one ~130-byte delta
+TICK_BYTES = 300  # a run drawing less than this draws nothing of the conversation
 ANSWER_TOKENS, ANSWER_RATE = 200, 200.0
 
 _VOCAB = ("the model streams tokens over server sent events while the page keeps every turn "
@@ -198,8 +198,8 @@ class ChatTab(h.BenchPage):
         return [(t / 1000 - self.offset, n) for t, n in self.page.evaluate("window.__ws")]
 
     def runs(self, t0: float) -> list[Run]:
-        """The script runs whose messages arrived after `t0`, without the Stop poller's
-        idle ticks (a run that draws nothing: no delta). Page messages and Playwright's
+        """The script runs whose messages arrived after `t0`, without runs that draw
+        nothing (a poller's idle tick). Page messages and Playwright's
         frames are the same stream in the same order, so they pair up by index."""
         log = self.ws_log()
         out: list[Run] = []
@@ -244,7 +244,7 @@ def cycle(tab: ChatTab, t0: float) -> tuple[float, int, int]:
 
 
 def idle_rate(tab: ChatTab, seconds: float = 4.0) -> tuple[float, float]:
-    """Server CPU s/s and websocket B/s of an idle open tab (the 1 s poller's ticks)."""
+    """Server CPU s/s and websocket B/s of an idle open tab (no poller: expected ~0)."""
     c0, b0, t0 = h.cpu_of(tab.app.ps), sum(n for _, n in tab.ws_log()), time.time()
     time.sleep(seconds)
     c1, b1, t1 = h.cpu_of(tab.app.ps), sum(n for _, n in tab.ws_log()), time.time()

@@ -46,7 +46,7 @@ def memory(app: h.App) -> dict[str, float]:
 
 
 def settle(app: h.App, seconds: float = 2.0) -> dict[str, float]:
-    """Memory after the server has been left alone a moment (the poller still ticks)."""
+    """Memory after the server has been left alone a moment (idle tabs run nothing)."""
     time.sleep(seconds)
     return memory(app)
 

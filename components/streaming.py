@@ -145,3 +145,55 @@ def _tool_text(acc: ChatAccumulator | AnthropicAccumulator) -> str:
 
 
 __all__ = ["CURSOR", "LiveTurn", "ThrottledText", "yield_point"]
+
+
+def rerun_after_stop() -> bool:
+    """Ask this browser session for one full rerun once the stopped run has shut down.
+
+    After a Stop the script may draw nothing more, so the stopped answer (its badge and
+    estimated cost) would wait for the user's next click. A `run_every` poller used to fetch
+    it, and its ticks were the bug: a tick that reaches the session between a run's end and
+    the moment the event loop has forwarded that run's last messages starts a new
+    ScriptRunner, and Streamlit drops every event of the old one still queued
+    (`AppSession._handle_scriptrunner_event_on_event_loop` ignores a non-current sender).
+    Under load that lost an answer's final redraw: the browser kept "streaming…" forever
+    (tests/reliability/test_load.py, 3 in 22 runs on a loaded 2-core machine). Here the
+    rerun is requested from the session's own event loop only after the old runner has
+    shut down (`_scriptrunner is None`), so nothing of it is dropped, and no tab polls.
+
+    Private Streamlit attributes (pyproject pins streamlit <1.70); returns False, and the
+    answer shows on the next interaction, wherever they are missing (AppTest, a change).
+    """
+    try:
+        from streamlit.proto.WidgetStates_pb2 import WidgetStates
+        from streamlit.runtime import Runtime
+        from streamlit.runtime.app_session import AppSessionState
+        from streamlit.runtime.scriptrunner import RerunData, get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        info = Runtime.instance()._session_mgr.get_active_session_info(ctx.session_id)  # type: ignore[union-attr]
+        session = info.session  # type: ignore[union-attr]
+        loop = session._event_loop
+        stopping = session._scriptrunner  # the runner of this (stopped) run
+        # what st.rerun(scope="app") would ask for: this page, its query string; and an
+        # empty set of widget states, so the stopped run's triggers (the chat input's
+        # message) are reset rather than submitted a second time
+        rerun = RerunData(query_string=ctx.query_string,  # type: ignore[union-attr]
+                          page_script_hash=ctx.page_script_hash,  # type: ignore[union-attr]
+                          widget_states=WidgetStates())
+    except Exception:  # noqa: BLE001 - no runtime session here: the next click redraws
+        return False
+    deadline = loop.time() + 30.0
+
+    def when_idle() -> None:
+        if session._state == AppSessionState.SHUTDOWN_REQUESTED:
+            return
+        if session._scriptrunner is stopping and loop.time() < deadline:
+            loop.call_later(0.05, when_idle)  # its last events are not forwarded yet
+            return
+        if session._scriptrunner is not None:
+            return  # the user started another run already: it redraws the answer
+        session._create_scriptrunner(rerun)
+
+    loop.call_soon_threadsafe(when_idle)
+    return True

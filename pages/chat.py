@@ -188,7 +188,6 @@ def conversation() -> None:
         # otherwise wait behind the browser rendering them, and they describe the request
         # this answer replaces anyway. `generate` reruns this fragment, which draws them afresh.
         with live:
-            # drawn only on generating runs, so the poller exists just while a Stop can happen
             chat.generate(ctx, rerun="fragment" if alone else "app")
     with after:
         next_request(ctx)
@@ -255,5 +254,3 @@ with left:
     chat.mark_drawn()
     st.session_state[WHOLE_PAGE] = True  # read (and dropped) by the fragment just below
     conversation()
-# After a Stop nothing may be drawn; this poller redraws the stopped answer (badge, cost).
-chat.refresh_after_stop()

@@ -7,7 +7,6 @@ from components.chat import params, protocols, store
 from components.chat.transcript import (
     ACTION,
     DRAWN,
-    FLAGS,
     LAST,
     SPEND,
     TURNS,
@@ -23,7 +22,6 @@ from components.chat.transcript import (
     pop_action,
     preview_body,
     preview_cost,
-    refresh_after_stop,
     render_history,
     request_action,
     request_body,
@@ -34,9 +32,9 @@ from components.chat.transcript import (
 )
 
 __all__ = [
-    "ACTION", "DRAWN", "FLAGS", "LAST", "SPEND", "TURNS", "ChatContext", "clear_chat",
+    "ACTION", "DRAWN", "LAST", "SPEND", "TURNS", "ChatContext", "clear_chat",
     "context_for", "facts_line", "generate", "held_back", "init_state", "mark_drawn",
     "on_submit_prompt", "params", "pop_action", "preview_body", "preview_cost", "protocols",
-    "refresh_after_stop", "render_history", "request_action", "request_body", "spend_check",
+    "render_history", "request_action", "request_body", "spend_check",
     "store", "tool_result_forms", "turns", "undrawn",
 ]

@@ -20,12 +20,13 @@ from typing import Any, Literal
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 
 from components import media_attach, presentation
 from components.chat import store as chat_store
 from components.code_view import code_view
 from components.errors import show_error
-from components.streaming import LiveTurn
+from components.streaming import LiveTurn, rerun_after_stop
 from components.tokens.view import generated_html
 from components.untrusted import md_code, md_text, model_output
 from wafer_playground import errors as wafer_errors
@@ -55,7 +56,6 @@ SPEND = "chat_spend"
 LAST = "chat_last"
 EDITING = "chat_editing"
 DRAWN = "chat_drawn"  # turns drawn by the last full run (above the conversation fragment)
-FLAGS = "chat_flags"  # a plain dict the Stop-safe `finally` may still mutate
 ChatSurface = Literal["chat", "messages"]
 STORE_EVERY_S = 1.0  # stream progress is saved about once a second
 TICK_EVERY_S = 0.25  # the presentation ticker redraws about four times a second
@@ -73,9 +73,6 @@ class ChatContext:
 
 def init_state() -> None:
     """Call at the top of every full page run."""
-    # A full run clears the Stop-refresh flag: it is only for the poller after a Stop (a
-    # widget rerun that interrupted a stream redraws the page anyway).
-    st.session_state[FLAGS] = {"refresh": False}
     st.session_state.setdefault(TURNS, [])
     st.session_state.setdefault(SPEND, SessionTotal())
     st.session_state.setdefault(LAST, {})
@@ -423,7 +420,7 @@ def generate(ctx: ChatContext, *, rerun: Literal["app", "fragment"] = "app") -> 
     ts = turns()  # grabbed before streaming: see the module docstring
     spend: SessionTotal = st.session_state[SPEND]
     last: dict[str, Any] = st.session_state[LAST]
-    flags: dict[str, Any] = st.session_state[FLAGS]
+    stopped_by_user = False
     saver = chat_store.Saver.begin(ts, ctx.model.id, ctx.surface)
     body = request_body(ctx, ts)
     turn = new_turn("assistant", status="streaming", model=ctx.model.id, surface=ctx.surface)
@@ -463,33 +460,23 @@ def generate(ctx: ChatContext, *, rerun: Literal["app", "fragment"] = "app") -> 
                 view.final(run.acc)
             if ticker_slot is not None:
                 _tick(ticker_slot, run, time.perf_counter(), live=False)
+    except StopException:
+        # the Stop button: nothing may be drawn now, so the session reruns once this run
+        # is down (a widget's rerun, RerunException, redraws the page by itself)
+        stopped_by_user = True
+        raise
     finally:
         # Plain Python only: after a Stop any st.* call would raise again.
         run.finish()  # a Stop unwound the loop: the run ends "stopped", its record too
         turn.update(turn_of(run))
         if (facts := run.facts()) is not None:
             spend.add(facts.cost)
-        flags["refresh"] = run.status == "stopped"  # stopped: redraw when idle
+        if stopped_by_user:
+            rerun_after_stop()
     # Redraw the finished turn with its facts and actions. From the conversation fragment
     # only the fragment reruns: the older turns above it stay as drawn (a full rerun resent
     # all of them after every answer: 2.4 MB at 200 turns, benchmarks/long_chat.py).
     st.rerun(scope=rerun)
-
-
-@st.fragment(run_every=2.0)
-def refresh_after_stop() -> None:
-    """After a Stop nothing may be drawn, so the "stopped" turn (badge, estimated cost)
-    would only appear on the next interaction. This tiny poller notices the flag set in
-    `generate`'s `finally` and reruns the page once. It is drawn by the page outside the
-    conversation fragment (inside it, it broke the chat input's Stop button on the next
-    answer; benchmarks/latency.py), and its ticks never preempt a running send
-    (Streamlit's scriptrunner_utils/script_requests.py). Every 2 s, not 1 s: each tick of an
-    idle open tab costs the server a fragment run (benchmarks/long_chat.py measured ~60-110 ms
-    CPU per second per idle tab at 1 s on a loaded machine)."""
-    flags = st.session_state.get(FLAGS) or {}
-    if flags.get("refresh"):
-        flags["refresh"] = False
-        st.rerun(scope="app")
 
 
 def preview_cost(ctx: ChatContext, body: dict[str, Any], prompt_tokens: int) -> str:
@@ -510,5 +497,5 @@ def on_submit_prompt(prompt: str, attachments: list[dict[str, Any]] | None = Non
 
 
 __all__ = ["ChatContext", "clear_chat", "facts_line", "generate", "held_back", "init_state",
-           "on_submit_prompt", "pop_action", "refresh_after_stop", "render_history",
+           "on_submit_prompt", "pop_action", "render_history",
            "request_action", "request_body", "spend_check", "tool_result_forms", "turns"]

@@ -107,6 +107,9 @@ def test_stop_cancels_upstream_fast(page: Page, streamlit_server_factory, script
     base, script = scripted
     server = streamlit_server_factory(env={"WAFER_ENDPOINT": "local", "WAFER_LOCAL_URL": base,
                                            "WAFER_PLAYGROUND_DB": str(tmp_path / "s.db")})
+    frames: list[float] = []  # when the server sent the page a websocket message
+    page.on("websocket", lambda ws: ws.on("framereceived",
+                                          lambda _: frames.append(time.monotonic())))
     open_chat(page, server.url, "fake-model")
     send(page, "count for me")
     page.get_by_text("t40", exact=False).first.wait_for(timeout=20_000)
@@ -127,7 +130,14 @@ def test_stop_cancels_upstream_fast(page: Page, streamlit_server_factory, script
     expect(msg).to_contain_text("stopped", timeout=10_000)
     expect(msg).to_contain_text("estimate")
     expect(msg).to_contain_text("t40")
-    assert len(script.requests) == 1
+    # one rerun after the Stop, by the server (components/streaming.py rerun_after_stop):
+    # the message is not sent again, and an idle tab then gets nothing (no poller)
+    assert len(script.requests) == 1, [(r.json()["messages"], r.sent) for r in script.requests]
+    wait_for_app(page)
+    time.sleep(0.5)
+    quiet_from = time.monotonic()
+    time.sleep(4.5)
+    assert [t for t in frames if t > quiet_from] == []
 
 
 def test_slider_move_during_stream_does_not_abort(page: Page, streamlit_server_factory,

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 import psutil
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import StreamlitServer, wait_for_app
 from tests.fake_wafer import MODEL, FakeWafer, Reply, answer_stream
@@ -103,7 +103,10 @@ def run_load(server: StreamlitServer, fake: FakeWafer, browser: Browser, *, sess
         assert single is not None, "the single session never completed"
         for p in pages:
             wait_for_app(p, timeout=60_000)
-        pages[0].get_by_role("button", name="Clear chat").click()
+        # a rerun under load may briefly show the previous run's (stale) button too
+        clear = pages[0].get_by_role("button", name="Clear chat")
+        expect(clear).to_have_count(1, timeout=30_000)
+        clear.click()
         wait_for_app(pages[0], timeout=60_000)
 
         proc = psutil.Process(server.proc.pid)
