@@ -644,6 +644,13 @@ def test_every_answer_has_its_own_code_and_raw_view(env: HTTPXMock) -> None:
     assert [m["content"] for m in first["body"]["messages"]] == ["first"]
     assert [m["content"] for m in second["body"]["messages"]][-1] == "second"
     assert first["request_id"] == "req_abc123"
-    # each answer's popover holds a snippet for exactly its own request
+    # closed, the popovers send nothing (benchmarks/long_chat.py: bytes per new message)
+    assert not any('"content": "first"' in c.value for c in at.code)
+    # opened, each answer's popover holds a snippet for exactly its own request
+    for answer in answers:
+        at.session_state[f"chat_code_pop_{answer['id']}"] = True
+    at.run()
+    assert not at.exception, at.exception
     codes = [c.value for c in at.code]
     assert any('"content": "first"' in c and "second" not in c for c in codes)
+    assert any('"content": "second"' in c for c in codes)

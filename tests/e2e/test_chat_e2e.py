@@ -160,6 +160,15 @@ def test_slider_move_during_stream_does_not_abort(page: Page, streamlit_server_f
     rec = script.requests[0]
     assert rec.completed and rec.disconnect_at is None
     expect(page.get_by_text("actual", exact=True).first).to_be_visible()
+    # the answer's "Code & raw" popover is drawn only when opened: it opens with the
+    # request that made this answer
+    page.get_by_role("button", name="Code & raw").first.click()
+    snippet = page.locator("[data-testid='stPopoverBody'] [data-testid='stCode']").first
+    expect(snippet).to_contain_text("count slowly", timeout=30_000)
+    expect(snippet).to_contain_text('"stream": true')
+    shot(page, tmp_path, "chat-code-raw-popover")
+    page.keyboard.press("Escape")
+    wait_for_app(page)
     # the moved slider is used for the next request
     send(page, "again")
     deadline = time.monotonic() + 30
