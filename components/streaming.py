@@ -144,7 +144,6 @@ def _tool_text(acc: ChatAccumulator | AnthropicAccumulator) -> str:
     return json.dumps(parts, indent=2, ensure_ascii=False)
 
 
-__all__ = ["CURSOR", "LiveTurn", "ThrottledText", "yield_point"]
 
 
 def rerun_after_stop() -> bool:
@@ -197,3 +196,6 @@ def rerun_after_stop() -> bool:
 
     loop.call_soon_threadsafe(when_idle)
     return True
+
+
+__all__ = ["CURSOR", "LiveTurn", "ThrottledText", "rerun_after_stop", "yield_point"]
