@@ -250,7 +250,13 @@ with left:
     for problem in chat_store.problems():
         st.caption(f":material/warning: {problem}")
     busy = bool(st.session_state.get(chat.ACTION))
-    chat.render_history(busy=busy)  # older turns: drawn on full runs only
+    if first := chat.first_shown():
+        st.button(f"Show {first} earlier turn{'s' if first > 1 else ''}",
+                  key="chat_show_earlier", icon=":material/expand_less:", type="tertiary",
+                  on_click=chat.show_all_turns,
+                  help="Long conversations open on their latest turns, which keeps every "
+                       "rerun quick; all of them are sent with the next message.")
+    chat.render_history(busy=busy, start=first)  # older turns: drawn on full runs only
     chat.mark_drawn()
     st.session_state[WHOLE_PAGE] = True  # read (and dropped) by the fragment just below
     conversation()

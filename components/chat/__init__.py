@@ -14,6 +14,7 @@ from components.chat.transcript import (
     clear_chat,
     context_for,
     facts_line,
+    first_shown,
     generate,
     held_back,
     init_state,
@@ -25,6 +26,7 @@ from components.chat.transcript import (
     render_history,
     request_action,
     request_body,
+    show_all_turns,
     spend_check,
     tool_result_forms,
     turns,
@@ -33,8 +35,8 @@ from components.chat.transcript import (
 
 __all__ = [
     "ACTION", "DRAWN", "LAST", "SPEND", "TURNS", "ChatContext", "clear_chat",
-    "context_for", "facts_line", "generate", "held_back", "init_state", "mark_drawn",
+    "context_for", "facts_line", "first_shown", "generate", "held_back", "init_state", "mark_drawn",
     "on_submit_prompt", "params", "pop_action", "preview_body", "preview_cost", "protocols",
-    "render_history", "request_action", "request_body", "spend_check",
+    "render_history", "request_action", "request_body", "show_all_turns", "spend_check",
     "store", "tool_result_forms", "turns", "undrawn",
 ]

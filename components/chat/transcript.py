@@ -57,6 +57,11 @@ SPEND = "chat_spend"
 LAST = "chat_last"
 EDITING = "chat_editing"
 DRAWN = "chat_drawn"  # turns drawn by the last full run (above the conversation fragment)
+# A full run draws the last WINDOW turns; earlier ones wait behind a button. The browser's
+# work per rerun grows with every element on the page (benchmarks/long_chat.py: at 200
+# turns Enter -> first token took 3.4x the wall time of 2 turns with the same server CPU).
+WINDOW = 40
+SHOW_ALL = "chat_show_all_turns"
 ChatSurface = Literal["chat", "messages"]
 STORE_EVERY_S = 1.0  # stream progress is saved about once a second
 TICK_EVERY_S = 0.25  # the presentation ticker redraws about four times a second
@@ -144,6 +149,7 @@ def clear_chat() -> None:
     st.session_state[TURNS] = []
     st.session_state[LAST] = {}
     st.session_state.pop(EDITING, None)
+    st.session_state.pop(SHOW_ALL, None)
     chat_store.forget()
 
 
@@ -325,6 +331,24 @@ def mark_drawn() -> None:
     st.session_state[DRAWN] = len(turns())
 
 
+def first_shown() -> int:
+    """Index of the first turn a full run draws: the last WINDOW, unless all were asked
+    for. It never hides the turn being edited."""
+    n = len(turns())
+    if st.session_state.get(SHOW_ALL) or n <= WINDOW:
+        return 0
+    start = n - WINDOW
+    editing = st.session_state.get(EDITING)
+    for i, turn in enumerate(turns()[:start]):
+        if turn["id"] == editing:
+            return i
+    return start
+
+
+def show_all_turns() -> None:
+    st.session_state[SHOW_ALL] = True
+
+
 def undrawn() -> int:
     """Index of the first turn the page has not drawn outside the conversation fragment."""
     return min(int(st.session_state.get(DRAWN) or 0), len(turns()))
@@ -504,5 +528,5 @@ def on_submit_prompt(prompt: str, attachments: list[dict[str, Any]] | None = Non
 
 
 __all__ = ["ChatContext", "clear_chat", "facts_line", "generate", "held_back", "init_state",
-           "on_submit_prompt", "pop_action", "render_history",
+           "first_shown", "on_submit_prompt", "pop_action", "render_history", "show_all_turns",
            "request_action", "request_body", "spend_check", "tool_result_forms", "turns"]

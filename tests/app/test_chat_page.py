@@ -286,6 +286,10 @@ def test_view_code_shows_last_request(env: HTTPXMock) -> None:
     stream_reply(env)
     at = chat_app().run()
     at.chat_input[0].set_value("code please").run()
+    # drawn only while open (a closed expander's content is still sent)
+    assert not any(c.value.startswith("curl") for c in at.code)
+    at.session_state["chat_code_open"] = True
+    at.run()
     codes = [c.value for c in at.code]
     curl = next(c for c in codes if c.startswith("curl"))
     assert "$WAFER_API_KEY" in curl and '"include_usage": true' in curl
@@ -654,3 +658,34 @@ def test_every_answer_has_its_own_code_and_raw_view(env: HTTPXMock) -> None:
     codes = [c.value for c in at.code]
     assert any('"content": "first"' in c and "second" not in c for c in codes)
     assert any('"content": "second"' in c for c in codes)
+
+
+def test_a_long_conversation_opens_on_its_latest_turns(env: HTTPXMock) -> None:
+    """Issue 20: a full run draws the last WINDOW turns (the browser's work per rerun grows
+    with the page); the earlier ones are one click away, and all of them are still sent."""
+    at = chat_app().run()
+    turns = []
+    for i in range(50):
+        role = "user" if i % 2 == 0 else "assistant"
+        turns.append({"id": f"t{i}", "role": role, "content": f"turn number {i}",
+                      "status": "done"})
+    at.session_state["chat_turns"] = turns
+    at.run()
+    assert not at.exception, at.exception
+    texts = [m.markdown[0].value for m in at.chat_message if m.markdown]
+    assert len(at.chat_message) == 40, len(at.chat_message)
+    assert "turn number 10" in texts[0] and not any("turn number 9" == t for t in texts)
+    at.button(key="chat_show_earlier").click().run()
+    assert not at.exception, at.exception
+    assert len(at.chat_message) == 50
+    assert not [b for b in at.button if b.key == "chat_show_earlier"]
+    # the next message carries the whole conversation, hidden turns included
+    stream_reply(env)
+    at.session_state["chat_show_all_turns"] = False
+    at.run()
+    assert len(at.chat_message) == 40
+    at.chat_input[0].set_value("next").run()
+    assert not at.exception, at.exception
+    sent = sent_bodies(env)[-1]["messages"]
+    assert [m["content"] for m in sent][:2] == ["turn number 0", "turn number 1"]
+    assert sent[-1]["content"] == "next" and len(sent) == 51
