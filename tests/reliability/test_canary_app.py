@@ -37,6 +37,11 @@ def test_echoed_key_is_redacted_everywhere(name: str, fake: FakeWafer, rel_env: 
     at = app_at("pages/chat.py", fake.url, key=key).run()
     at.chat_input[0].set_value("hello").run()
     assert not at.exception
+    # open the answer's "Code & raw" (drawn only while open): its raw view has the headers
+    answer = at.session_state["chat_turns"][-1]
+    at.session_state[f"chat_code_pop_{answer['id']}"] = True
+    at.run()
+    assert not at.exception
     shown = page_text(at)
     assert key not in shown
     assert at.error, "no error shown"
