@@ -674,7 +674,7 @@ def test_a_long_conversation_opens_on_its_latest_turns(env: HTTPXMock) -> None:
     assert not at.exception, at.exception
     texts = [m.markdown[0].value for m in at.chat_message if m.markdown]
     assert len(at.chat_message) == 40, len(at.chat_message)
-    assert "turn number 10" in texts[0] and not any("turn number 9" == t for t in texts)
+    assert "turn number 10" in texts[0] and "turn number 9" not in texts
     at.button(key="chat_show_earlier").click().run()
     assert not at.exception, at.exception
     assert len(at.chat_message) == 50
