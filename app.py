@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import account_views, connection, engine_panel, presentation, team
+from components import account_views, connection, engine_panel, heap, presentation, team
 
 st.set_page_config(
     page_title="Wafer Playground",
@@ -44,4 +44,7 @@ with st.sidebar:
     engine_panel.sidebar_line(conn)
     account_views.quota_meter(conn)  # Pass quota; hidden where the endpoint answers 404
 presentation.apply_presentation()
-nav.run()
+try:
+    nav.run()
+finally:  # also after st.stop / st.rerun: the page's modules are imported by then
+    heap.freeze_after_first_run(nav.url_path)

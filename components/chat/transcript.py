@@ -26,7 +26,7 @@ from components import media_attach, presentation
 from components.chat import store as chat_store
 from components.code_view import code_view
 from components.errors import show_error
-from components.streaming import LiveTurn, rerun_after_stop
+from components.streaming import LiveTurn, rerun_after_stop, wait_until_sent
 from components.tokens.view import generated_html
 from components.untrusted import md_code, md_text, model_output
 from wafer_playground import errors as wafer_errors
@@ -507,6 +507,8 @@ def generate(ctx: ChatContext, *, rerun: Literal["app", "fragment"] = "app") -> 
     # Redraw the finished turn with its facts and actions. From the conversation fragment
     # only the fragment reruns: the older turns above it stay as drawn (a full rerun resent
     # all of them after every answer: 2.4 MB at 200 turns, benchmarks/long_chat.py).
+    # the final draw must leave before the rerun starts: a new run drops what is queued
+    wait_until_sent()
     st.rerun(scope=rerun)
 
 
