@@ -27,6 +27,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._apps.harness import load_line  # noqa: E402
+from benchmarks._verdict import verdict  # noqa: E402
 from wafer_playground.local.engine import EngineHandle, start_engine  # noqa: E402
 
 MODEL = "smollm2-135m-instruct"
@@ -115,6 +116,12 @@ def main() -> int:
     r_tps = statistics.median(tps[multi]) / statistics.median(tps[base])
     print(f"  ratio {multi} / {base}: TTFT {r_ttft:.2f}x (target <= 0.3), "
           f"total tok/s {r_tps:.2f}x (target >= 1.0)")
+    verdict(f"local engine: median TTFT, {args.streams} concurrent streams",
+            f"{r_ttft:.2f}x ({statistics.median(ttfts[multi]):.0f} ms)",
+            f"one-slot engine {statistics.median(ttfts[base]):.0f} ms", "<= 0.3x", r_ttft <= 0.3)
+    verdict(f"local engine: total tok/s, {args.streams} concurrent streams",
+            f"{r_tps:.2f}x ({statistics.median(tps[multi]):.1f} tok/s)",
+            f"one-slot engine {statistics.median(tps[base]):.1f} tok/s", ">= 1.0x", r_tps >= 1.0)
     print(load_line("after"))
     return 0
 

@@ -14,13 +14,18 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import psutil
 
-from wafer_playground.local.engine import start_engine
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._verdict import verdict  # noqa: E402
+from wafer_playground.local.engine import start_engine  # noqa: E402
 
 MODEL = "smollm2-135m-instruct"
 PROMPTS = [
@@ -120,6 +125,11 @@ def main() -> int:
         print(f"  TTFT added by adapter (medians): "
               f"{med['adapter']['ttft_ms'] - med['raw']['ttft_ms']:+.1f} ms  (median of paired "
               f"deltas {statistics.median(pair_ttft):+.1f} ms; target <= 15 ms)")
+        added = med["adapter"]["ttft_ms"] - med["raw"]["ttft_ms"]
+        verdict("local engine adapter: tokens/s", f"{ratio:.3f}x", f"raw llama-server "
+                f"{med['raw']['tps']:.1f} tok/s", ">= 0.95x", ratio >= 0.95)
+        verdict("local engine adapter: TTFT added", f"{added:+.1f} ms",
+                f"raw llama-server {med['raw']['ttft_ms']:.1f} ms", "<= 15 ms", added <= 15)
         for k, errs in failures.items():
             if errs:
                 print(f"  {k}: {len(errs)} transport failure(s), retried: {errs[0]}")

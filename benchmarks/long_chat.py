@@ -45,6 +45,7 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._apps import harness as h  # noqa: E402
+from benchmarks._verdict import verdict  # noqa: E402
 from wafer_playground.store import open_store  # noqa: E402
 from wafer_playground.transcript import import_json  # noqa: E402
 
@@ -349,6 +350,10 @@ ROWS = [  # (label, key, unit)
 ]
 
 
+VERDICT_KEYS = ("slider.cpu_s", "slider.bytes", "slider.wall_s", "message.first_wall_s",
+                "message.cycle_cpu_s", "message.cycle_bytes", "message.cycle_wall_s")
+
+
 def _fmt(v: float | None, unit: str) -> str:
     if v is None:
         return "-"
@@ -365,6 +370,21 @@ def report(results: dict[int, dict[str, list[dict[str, Any]]]], sizes: list[int]
         b = h.med([s[field] for s in results[big][kind]])
         ratio = f"{b / a:6.2f}x" if a and b is not None else "     -"
         print(f"  {label:36s} {_fmt(a, unit)} {_fmt(b, unit)}  {ratio}")
+
+
+def verdicts(results: dict[int, dict[str, list[dict[str, Any]]]], sizes: list[int]) -> None:
+    """Issue 20 item 3: a slider change or a new message at `big` turns costs <= GOAL x."""
+    small, big = sizes[0], sizes[-1]
+    for label, key, unit in ROWS:
+        if key not in VERDICT_KEYS:
+            continue
+        kind, field = key.split(".")
+        a = h.med([s[field] for s in results[small][kind]])
+        b = h.med([s[field] for s in results[big][kind]])
+        ok = None if not a or b is None else b / a <= GOAL
+        verdict(f"long chat: {label} ({big} vs {small} turns)",
+                "-" if ok is None else f"{b / a:.2f}x ({_fmt(a, unit).strip()} -> "
+                f"{_fmt(b, unit).strip()})", f"the {small}-turn chat", f"<= {GOAL}x", ok)
 
 
 def main() -> None:
@@ -425,6 +445,8 @@ def main() -> None:
     for app in apps:
         print(f"\n{app.name}:", end="")
         report(results[app.name], sizes)
+    if "chat" in results:
+        verdicts(results["chat"], sizes)
     if "chat" in results and "chat_fullrerun" in results:
         big = sizes[-1]
         print(f"\nchat / chat_fullrerun at {big} turns, message cycle to idle (medians):")

@@ -21,11 +21,15 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "stream_render": ([], ["--quick"]),
     "latency": ([], ["--quick"]),
+    "render_cost": ([], ["--samples", "2"]),
     "catalog_page": ([], ["--repeat", "1"]),
     "cost_engine": ([], ["--rows", "200000"]),
     "grammar": ([], ["--repeat", "2"]),
     "local_engine": ([], ["--repeats", "2"]),
     "load": ([], ["--sessions", "4"]),
+    "long_chat": ([], ["--samples", "1", "--variants", "chat"]),
+    "memory": ([], ["--sessions", "10"]),
+    "engine_concurrency": ([], ["--rounds", "1"]),
 }
 
 
@@ -41,6 +45,7 @@ def main() -> int:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
+    verdicts: list[tuple[str, str]] = []  # every script's "VERDICT | ..." lines (_verdict.py)
     for name, (full, quick) in SCRIPTS.items():
         if args.only and name not in args.only:
             continue
@@ -62,6 +67,16 @@ def main() -> int:
               f"full output in {args.out / f'{name}.txt'}\n", flush=True)
         if proc.returncode:
             failed.append(name)
+        verdicts += [(name, line) for line in proc.stdout.splitlines()
+                     if line.startswith("VERDICT |")]
+    table = ["| script | what | figure | same-run baseline | target | verdict |",
+             "|---|---|---|---|---|---|"]
+    table += [f"| {name} | " + " | ".join(line.split(" | ")[1:]) + " |"
+              for name, line in verdicts]
+    (args.out / "verdicts.md").write_text("\n".join(table) + "\n")
+    print("\n".join(table))
+    misses = sum(line.endswith("MISS") for _, line in verdicts)
+    print(f"{len(verdicts)} verdicts, {misses} missed; table in {args.out / 'verdicts.md'}")
     if failed:
         print(f"failed: {', '.join(failed)}")
     return 1 if failed else 0

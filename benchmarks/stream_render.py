@@ -36,10 +36,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._apps import harness as h  # noqa: E402
+from benchmarks._verdict import verdict  # noqa: E402
 
 RENDER_TARGET = 1.15
 CPU_TARGET = 1.3
 BYTES_TARGET = 20.0
+END_LAG_TARGET_S = 0.100  # issue 20 item 2, at 2,000 tok/s
+END_RATIO_TARGET = 1.05
 PROMPT = "Write a long answer, please."
 
 
@@ -147,6 +150,22 @@ def summarise(results: list[dict[str, Any]], rate: float, names: list[str]) -> d
                   f"browser CPU {c['browser_cpu_s'] / w['browser_cpu_s']:.2f}x, "
                   f"ws bytes {c['ws_bytes'] / w['ws_bytes']:.3f}x, "
                   f"last visible {c['visible_s'] / w['visible_s']:.2f}x")
+            if rate >= 2000:  # issue 20 item 2
+                r_cpu = c["server_cpu_s"] / w["server_cpu_s"]
+                r_ws = c["ws_bytes"] / w["ws_bytes"]
+                base = f"write_stream page (lag {w['lag_s']:.2f} s, {w['render_ratio']:.2f}x)"
+                verdict("end lag at 2,000 tok/s x 5,000 tokens", f"{c['lag_s'] * 1000:.0f} ms",
+                        base, "<= 100 ms", c["lag_s"] <= END_LAG_TARGET_S)
+                verdict("last token visible / stream at 2,000 tok/s",
+                        f"{c['render_ratio']:.2f}x", base, f"<= {END_RATIO_TARGET}x",
+                        c["render_ratio"] <= END_RATIO_TARGET)
+                verdict("server CPU at 2,000 tok/s", f"{r_cpu:.2f}x ({c['server_cpu_s']:.2f} s)",
+                        f"write_stream page {w['server_cpu_s']:.2f} s", "<= 0.45x",
+                        r_cpu <= 0.45)
+                verdict("websocket bytes at 2,000 tok/s",
+                        f"{r_ws:.3f}x ({c['ws_bytes'] / 1e6:.2f} MB)",
+                        f"write_stream page {w['ws_bytes'] / 1e6:.2f} MB", "<= 0.03x",
+                        r_ws <= 0.03)
             if "naive_once" in m and m["naive_once"]["server_cpu_s"]:
                 print(f"  (baseline's own: write_stream CPU / naive_once = "
                       f"{w['server_cpu_s'] / m['naive_once']['server_cpu_s']:.2f}x, "
