@@ -58,9 +58,11 @@ LAST = "chat_last"
 EDITING = "chat_editing"
 DRAWN = "chat_drawn"  # turns drawn by the last full run (above the conversation fragment)
 # A full run draws the last WINDOW turns; earlier ones wait behind a button. The browser's
-# work per rerun grows with every element on the page (benchmarks/long_chat.py: at 200
-# turns Enter -> first token took 3.4x the wall time of 2 turns with the same server CPU).
-WINDOW = 40
+# work grows with every element on the page, drawn or not: Streamlit's frontend renders
+# every component again on each commit, ~14 of them before a first token
+# (benchmarks/render_cost.py). benchmarks/long_chat.py, 200 turns vs 2, Enter -> first
+# token: 3.4x with all turns shown, 1.73x with 40, 1.25x with 24 (12 exchanges).
+WINDOW = 24
 SHOW_ALL = "chat_show_all_turns"
 ChatSurface = Literal["chat", "messages"]
 STORE_EVERY_S = 1.0  # stream progress is saved about once a second

@@ -14,6 +14,7 @@ import pytest
 from pytest_httpx import HTTPXMock
 from streamlit.testing.v1 import AppTest
 
+from components.chat.transcript import WINDOW
 from tests.app.conftest import FAKE_BASE, make_app
 from wafer_playground import share
 
@@ -673,8 +674,9 @@ def test_a_long_conversation_opens_on_its_latest_turns(env: HTTPXMock) -> None:
     at.run()
     assert not at.exception, at.exception
     texts = [m.markdown[0].value for m in at.chat_message if m.markdown]
-    assert len(at.chat_message) == 40, len(at.chat_message)
-    assert "turn number 10" in texts[0] and "turn number 9" not in texts
+    assert len(at.chat_message) == WINDOW, len(at.chat_message)
+    assert f"turn number {50 - WINDOW}" in texts[0]
+    assert f"turn number {49 - WINDOW}" not in texts
     at.button(key="chat_show_earlier").click().run()
     assert not at.exception, at.exception
     assert len(at.chat_message) == 50
@@ -683,7 +685,7 @@ def test_a_long_conversation_opens_on_its_latest_turns(env: HTTPXMock) -> None:
     stream_reply(env)
     at.session_state["chat_show_all_turns"] = False
     at.run()
-    assert len(at.chat_message) == 40
+    assert len(at.chat_message) == WINDOW
     at.chat_input[0].set_value("next").run()
     assert not at.exception, at.exception
     sent = sent_bodies(env)[-1]["messages"]
