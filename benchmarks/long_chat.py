@@ -360,14 +360,20 @@ def _fmt(v: float | None, unit: str) -> str:
     return f"{v * 1000:8.0f} ms" if unit == "ms" else f"{v / 1000:8.1f} KB"
 
 
+def _pair(results: dict[int, dict[str, list[dict[str, Any]]]], sizes: list[int],
+          key: str) -> tuple[float | None, float | None]:
+    """Medians of `key` ("kind.field") at the smallest and the largest size."""
+    kind, field = key.split(".")
+    return (h.med([s[field] for s in results[sizes[0]][kind]]),
+            h.med([s[field] for s in results[sizes[-1]][kind]]))
+
+
 def report(results: dict[int, dict[str, list[dict[str, Any]]]], sizes: list[int]) -> None:
     small, big = sizes[0], sizes[-1]
     print(f"\nmedians; ratio = {big} turns / {small} turns (goal <= {GOAL}x)")
     print(f"  {'':36s} {small:>8d} t  {big:>8d} t   ratio")
     for label, key, unit in ROWS:
-        kind, field = key.split(".")
-        a = h.med([s[field] for s in results[small][kind]])
-        b = h.med([s[field] for s in results[big][kind]])
+        a, b = _pair(results, sizes, key)
         ratio = f"{b / a:6.2f}x" if a and b is not None else "     -"
         print(f"  {label:36s} {_fmt(a, unit)} {_fmt(b, unit)}  {ratio}")
 
@@ -378,9 +384,7 @@ def verdicts(results: dict[int, dict[str, list[dict[str, Any]]]], sizes: list[in
     for label, key, unit in ROWS:
         if key not in VERDICT_KEYS:
             continue
-        kind, field = key.split(".")
-        a = h.med([s[field] for s in results[small][kind]])
-        b = h.med([s[field] for s in results[big][kind]])
+        a, b = _pair(results, sizes, key)
         ok = None if not a or b is None else b / a <= GOAL
         verdict(f"long chat: {label} ({big} vs {small} turns)",
                 "-" if ok is None else f"{b / a:.2f}x ({_fmt(a, unit).strip()} -> "

@@ -5,7 +5,7 @@ included (`runner.postScriptGC`). A full collection walks every tracked object: 
 the catalog, tokenizers and Streamlit itself. It took ~190 ms per run, holding the GIL. The
 server's event loop could not forward the run's last messages meanwhile. So the last token
 of an answer reached the browser ~0.2 s after the script had drawn it
-(benchmarks/stream_render.py "lag"; benchmarks/README.md, 2026-12-05 (2)).
+(benchmarks/stream_render.py "lag"; benchmarks/README.md "Latest figures").
 
 The objects created by the imports and the first run of a page live as long as the process.
 `gc.freeze()` moves them out of the collector's sight, so later collections walk only what
