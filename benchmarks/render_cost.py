@@ -8,9 +8,11 @@ them by the nearest element's `data-testid` or `st-key-…` class. Counted from 
 the first token in the DOM, on the same fake upstream (instant first token), both pages
 in the same run.
 
-Streamlit's frontend renders every component of the page on each commit, not only the
-changed ones. So the cost per commit grows with everything on the page: the parameter
-panel, the sidebar, each turn's actions. The ratio per commit is the figure to watch.
+Streamlit's frontend renders much more than the changed element on each commit: every
+element's wrappers and, on this app, the sidebar's page navigation. So the cost per commit
+grows with everything on the page. The ratio per commit is the figure to watch. (Until
+2026-12-05 this walk also counted subtrees React had skipped, whose fibers keep an earlier
+commit's flags: it reported ~3,480 renders per commit instead of ~280.)
 
 Run: ``uv run python benchmarks/render_cost.py [--samples 4]``
 """
@@ -54,6 +56,9 @@ HOOK_JS = """
       const F = window.__fib;
       if (!F.on) return;
       F.commits++;
+      // A subtree React bailed out of keeps the fibers (and the flags) of an earlier
+      // commit: its parent's child pointer is unchanged. Skip it, as React DevTools does
+      // (`nextFiber.child !== prevFiber.child`), or every commit counts the whole page.
       const stack = [root.current];
       while (stack.length) {
         const f = stack.pop();
@@ -61,7 +66,7 @@ HOOK_JS = """
           const k = label(f.return); F.by[k] = (F.by[k] || 0) + 1; F.total++;
         }
         if (f.sibling) stack.push(f.sibling);
-        if (f.child) stack.push(f.child);
+        if (f.child && (!f.alternate || f.child !== f.alternate.child)) stack.push(f.child);
       }
     }
   };

@@ -107,12 +107,10 @@ class LiveTurn:
         self.tools: ThrottledText | None = None
         self.status.caption(":material/hourglass_top: waiting for the first token…")
         self._first = True
+        self._token_seen = False
 
     def update(self, acc: ChatAccumulator | AnthropicAccumulator) -> None:
         now = time.perf_counter()
-        if acc.first_token_at is not None and self._first:
-            self._first = False
-            self.status.caption(":material/stream: streaming… (Stop keeps the partial answer)")
         if acc.reasoning:
             if self.thinking is None:
                 box = self._thinking_holder.expander("Thinking…", expanded=True,
@@ -125,6 +123,15 @@ class LiveTurn:
             if self.tools is None:
                 self.tools = ThrottledText(code_language="json")
             self.tools.update(_tool_text(acc), now)
+        if acc.first_token_at is not None and self._first:
+            # The status line changes with the next event after the first token, not with
+            # it: drawn first it delayed the token's frame by 5-10 ms (the server sends each
+            # draw separately), and drawn just after, it took the token's next browser frame.
+            if self._token_seen:
+                self._first = False
+                self.status.caption(":material/stream: streaming… (Stop keeps the partial "
+                                    "answer)")
+            self._token_seen = True
         yield_point()
 
     def final(self, acc: ChatAccumulator | AnthropicAccumulator) -> None:

@@ -58,11 +58,12 @@ LAST = "chat_last"
 EDITING = "chat_editing"
 DRAWN = "chat_drawn"  # turns drawn by the last full run (above the conversation fragment)
 # A full run draws the last WINDOW turns; earlier ones wait behind a button. The browser's
-# work grows with every element on the page, drawn or not: Streamlit's frontend renders
-# every component again on each commit, ~14 of them before a first token
-# (benchmarks/render_cost.py). benchmarks/long_chat.py, 200 turns vs 2, Enter -> first
-# token: 3.4x with all turns shown, 1.73x with 40, 1.25x with 24 (12 exchanges).
+# work grows with every element on the page: Streamlit's frontend renders most components
+# again on each commit (~280 per commit here, ~120 on the write_stream page), ~12 commits
+# before a first token (benchmarks/render_cost.py). benchmarks/long_chat.py, 200 turns vs
+# 2, Enter -> first token: 3.4x with all turns shown, 1.73x with 40, 1.25x with 24.
 WINDOW = 24
+FRAGMENT_TURNS = 2  # the conversation fragment redraws at most the last exchange on a send
 SHOW_ALL = "chat_show_all_turns"
 ChatSurface = Literal["chat", "messages"]
 STORE_EVERY_S = 1.0  # stream progress is saved about once a second
@@ -509,9 +510,20 @@ def generate(ctx: ChatContext, *, rerun: Literal["app", "fragment"] = "app") -> 
     # Redraw the finished turn with its facts and actions. From the conversation fragment
     # only the fragment reruns: the older turns above it stay as drawn (a full rerun resent
     # all of them after every answer: 2.4 MB at 200 turns, benchmarks/long_chat.py).
+    scope = rerun_scope(rerun, len(ts) - undrawn())
     # the final draw must leave before the rerun starts: a new run drops what is queued
     wait_until_sent()
-    st.rerun(scope=rerun)
+    st.rerun(scope=scope)
+
+
+def rerun_scope(asked: Literal["app", "fragment"], in_fragment: int) -> Literal["app", "fragment"]:
+    """What reruns after an answer, given the turns the conversation fragment now draws.
+
+    The fragment redraws every turn added since the page's last full run, before each
+    send. Past the last exchange the page reruns instead and draws them above the fragment:
+    each turn drawn in it cost the next first token browser commits (benchmarks/latency.py
+    --quick: 76 ms with the fragment growing over 4 messages, 58 ms when it did not)."""
+    return "app" if asked == "app" or in_fragment > FRAGMENT_TURNS else "fragment"
 
 
 def preview_cost(ctx: ChatContext, body: dict[str, Any], prompt_tokens: int) -> str:
@@ -532,5 +544,6 @@ def on_submit_prompt(prompt: str, attachments: list[dict[str, Any]] | None = Non
 
 
 __all__ = ["ChatContext", "clear_chat", "facts_line", "generate", "held_back", "init_state",
-           "first_shown", "on_submit_prompt", "pop_action", "render_history", "show_all_turns",
-           "request_action", "request_body", "spend_check", "tool_result_forms", "turns"]
+           "first_shown", "on_submit_prompt", "pop_action", "render_history", "rerun_scope",
+           "show_all_turns", "request_action", "request_body", "spend_check",
+           "tool_result_forms", "turns"]

@@ -14,7 +14,7 @@ import pytest
 from pytest_httpx import HTTPXMock
 from streamlit.testing.v1 import AppTest
 
-from components.chat.transcript import WINDOW
+from components.chat.transcript import FRAGMENT_TURNS, WINDOW, rerun_scope
 from tests.app.conftest import FAKE_BASE, make_app
 from wafer_playground import share
 
@@ -691,3 +691,11 @@ def test_a_long_conversation_opens_on_its_latest_turns(env: HTTPXMock) -> None:
     sent = sent_bodies(env)[-1]["messages"]
     assert [m["content"] for m in sent][:2] == ["turn number 0", "turn number 1"]
     assert sent[-1]["content"] == "next" and len(sent) == 51
+
+
+def test_answer_reruns_the_page_once_the_fragment_holds_more_than_the_last_exchange() -> None:
+    # the conversation fragment redraws its turns before every send (issue 20)
+    assert rerun_scope("fragment", FRAGMENT_TURNS) == "fragment"
+    assert rerun_scope("fragment", FRAGMENT_TURNS + 1) == "app"
+    assert rerun_scope("fragment", FRAGMENT_TURNS + 2) == "app"
+    assert rerun_scope("app", 0) == "app"  # a whole-page run may only rerun the page
