@@ -215,7 +215,7 @@ OBSERVER_JS = """tag => {
   const root = document.querySelector('[data-testid="stMain"]') || document.body;
   const now = () => performance.timeOrigin + performance.now();
   const b = window.__bench = {tag, first: null, firstFrame: null, last: null, lastFrame: null,
-                              click: null};
+                              click: null, enter: null};
   const check = () => {
     const t = root.textContent;
     if (b.first === null && t.includes(tag + 'first')) {
@@ -230,6 +230,10 @@ OBSERVER_JS = """tag => {
   obs.observe(root, {childList: true, subtree: true, characterData: true});
   if (!window.__benchClick) {
     window.__benchClick = true;
+    document.addEventListener('keydown', e => {  // the key that sends the message
+      if (e.key === 'Enter' && window.__bench && window.__bench.enter === null)
+        window.__bench.enter = now();
+    }, true);
     document.addEventListener('click', e => {
       if (e.target.closest && e.target.closest('[data-testid="stChatInputStopButton"]')
           && window.__bench && window.__bench.click === null) window.__bench.click = now();
@@ -303,7 +307,7 @@ class BenchPage:
         """The observer's timestamps on the Python clock (None = not seen)."""
         raw: dict[str, Any] = self.page.evaluate("window.__bench")
         return {k: (None if raw.get(k) is None else raw[k] / 1000 - self.offset)
-                for k in ("first", "firstFrame", "last", "lastFrame", "click")}
+                for k in ("first", "firstFrame", "last", "lastFrame", "click", "enter")}
 
     def wait_mark(self, key: str, timeout_s: float) -> None:
         self.page.wait_for_function(f"() => window.__bench && window.__bench.{key} !== null",
