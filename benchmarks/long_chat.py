@@ -9,7 +9,9 @@ headless Chromium): two conversations are imported into the app's database throu
 ~60 words, 100 answers of ~150 words of markdown with facts). Each is opened as a user does,
 with the History page's **Open** button, in a fresh tab (a fresh session); then per sample:
 
-* **slider**: one ArrowRight/ArrowLeft on the Temperature slider of the parameter panel;
+* **slider**: one ArrowRight/ArrowLeft on the Temperature slider of the parameter panel
+  (its server CPU: the mean over 6 more changes, each waited out, less the idle rate:
+  psutil counts CPU in 10 ms ticks and one change costs one or two of them);
 * **message**: Enter with a short question; the fake upstream answers 200 tokens at
   200 tok/s. Measured: Enter -> first token visible, and the whole cycle to idle, including
   the rerun the page makes after the answer (from the answer's run ending "early for
@@ -52,6 +54,7 @@ from wafer_playground.transcript import import_json  # noqa: E402
 GOAL = 1.5
 EARLY_FOR_RERUN = 2  # ForwardMsg.ScriptFinishedStatus FINISHED_EARLY_FOR_RERUN
 TICK_BYTES = 300  # a run drawing less than this draws nothing of the conversation
+SLIDER_CPU_CHANGES = 6  # slider changes whose CPU is summed (psutil counts 10 ms ticks)
 ANSWER_TOKENS, ANSWER_RATE = 200, 200.0
 
 _VOCAB = ("the model streams tokens over server sent events while the page keeps every turn "
@@ -285,7 +288,7 @@ class CpuSampler:
         return self.at(t1) - (before[-1] if before else self.samples[0][1])
 
 
-def slider_sample(tab: ChatTab, i: int) -> dict[str, Any]:
+def slider_sample(tab: ChatTab, i: int, idle_cpu: float) -> dict[str, Any]:
     thumb = tab.page.locator(".st-key-chat_p_temperature input[type='range']")
     if thumb.count() == 0:
         thumb = tab.page.locator(".st-key-chat_p_temperature [role='slider']")
@@ -298,8 +301,18 @@ def slider_sample(tab: ChatTab, i: int) -> dict[str, Any]:
     tab.calibrate()
     t0 = tab.last_key(key)
     end, nbytes, runs = cycle(tab, t0)
+    # A slider run costs 1-2 of psutil's 10 ms CPU ticks, so one change reads 10 or 20 ms
+    # by chance. CPU is therefore taken over SLIDER_CPU_CHANGES more changes, each waited
+    # out, less the idle tab's own rate over that time.
+    c0, w0 = h.cpu_of(tab.app.ps), time.time()
+    for j in range(SLIDER_CPU_CHANGES):
+        thumb.press("ArrowLeft" if (i + j) % 2 == 0 else "ArrowRight")
+        time.sleep(0.3)
+        tab.wait_idle()
+    spent = h.cpu_of(tab.app.ps) - c0 - idle_cpu * (time.time() - w0)
     return {"wall_s": end - t0, "bytes": nbytes, "runs": runs,
-            "cpu_s": cpu.between(t0, end)}
+            "cpu_s": max(0.0, spent) / SLIDER_CPU_CHANGES,
+            "cpu_one_s": cpu.between(t0, end)}
 
 
 def message_sample(tab: ChatTab, upstream: h.FakeUpstream, tag: str) -> dict[str, Any]:
@@ -423,7 +436,7 @@ def main() -> None:
                         tab.open_conversation(convs[app.name][n])
                         drawn = tab.page.get_by_test_id("stChatMessage").count()
                         idle_cpu, idle_bytes = idle_rate(tab)
-                        sl = slider_sample(tab, rnd)
+                        sl = slider_sample(tab, rnd, idle_cpu)
                         counter += 1
                         msg = message_sample(tab, upstream, f"K{counter}K")
                     finally:
