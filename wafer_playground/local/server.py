@@ -1,13 +1,14 @@
 """Starlette app speaking the Wafer API in front of llama-server child processes.
 
-One llama-server per model (`-np 1`), reached over loopback with a pooled
-`httpx.AsyncClient`. The adapter owns everything Wafer promises that llama-server does not:
-strict request validation, Wafer's error envelope and request ids, token-ID-only
-completions with XGrammar-dialect `ebnf` (checked by `wafer_playground.grammar`, then
-translated to GBNF), `stop_token_ids` / `min_tokens` emulation, legacy completion logprobs,
-the Anthropic Messages surface, a bounded per-model queue, and usage/metrics from its own
-request log. Streams are forwarded event by event; a client disconnect cancels the
-upstream request (the connection is closed, and llama-server stops generating).
+One llama-server per model (with `--parallel` slots), reached over loopback by an
+`httpx.AsyncClient` on loopback.py's lean transport. The adapter owns everything Wafer
+promises that llama-server does not: strict request validation, Wafer's error envelope and
+request ids, token-ID-only completions with XGrammar-dialect `ebnf` (checked by
+`wafer_playground.grammar`, then translated to GBNF), `stop_token_ids` / `min_tokens`
+emulation, legacy completion logprobs, the Anthropic Messages surface, a bounded per-model
+queue, and usage/metrics from its own request log. Streams are forwarded event by event; a
+client disconnect cancels the upstream request (the connection is closed, and llama-server
+stops generating).
 
 Extensions (documented on the cards under `local.extensions`):
 - completions `logprobs` adds `token_ids` and `top_logprobs_by_id` ([{id, token, bytes,
@@ -46,6 +47,7 @@ from wafer_playground.local import (
     routes_tokens,
 )
 from wafer_playground.local.asgi import EventStream, RequestIdMiddleware, error_response, request_id
+from wafer_playground.local.loopback import LoopbackTransport
 from wafer_playground.local.reqlog import RequestRecord
 from wafer_playground.local.upstream import Adapter, Backend, EngineConfig
 from wafer_playground.local.validation import ApiError
@@ -156,12 +158,7 @@ class LocalEngineApp(Adapter):
                 b.client = httpx.AsyncClient(
                     base_url=b.url,
                     timeout=httpx.Timeout(600, connect=5),
-                    # llama-server (cpp-httplib) drops idle connections after 5 s; let
-                    # ours expire first so a request rarely lands on a closing socket
-                    limits=httpx.Limits(
-                        max_connections=64, max_keepalive_connections=16, keepalive_expiry=2.0
-                    ),
-                    transport=self.config.upstream_transport,
+                    transport=self.config.upstream_transport or LoopbackTransport(),
                 )
                 b.slot = asyncio.Semaphore(max(1, self.config.parallel))
             try:

@@ -264,7 +264,7 @@ class Adapter:
                 break
             except httpx.HTTPError as exc:
                 if attempt == 0 and isinstance(exc, _STALE):
-                    continue  # a pooled keep-alive connection the server had just closed
+                    continue  # llama-server dropped the connection before answering: once more
                 raise ApiError(
                     503,
                     "engine_unavailable",
@@ -315,7 +315,7 @@ class Adapter:
                 return
             except httpx.HTTPError as exc:
                 if attempt == 0 and not yielded and isinstance(exc, _STALE):
-                    continue  # a pooled keep-alive connection the server had just closed
+                    continue  # llama-server dropped the connection before answering: once more
                 raise ApiError(
                     503,
                     "engine_unavailable",
