@@ -9,7 +9,13 @@ which goes first. Prints the median TTFT over all requests, total tokens/s (all 
 round's wall time) and the ratios. Targets (issue: performance round 2): median TTFT with 4
 streams <= 0.3x the one-slot engine's, total tokens/s >= 1x.
 
+Then both local models at once, one stream each, as Compare's two panes: on an engine giving
+each llama-server 2 threads (the old default) and on the default one, which divides the
+cores among them. Prints each model's tok/s alone and together; the verdict is the slower
+pane's tok/s together (>= 1x the old engine's).
+
     uv run python benchmarks/engine_concurrency.py [--streams 4] [--rounds 3] [--tokens 64]
+                                                   [--side-by-side-only]
 """
 
 from __future__ import annotations
@@ -48,8 +54,8 @@ def _ids(url: str, prompt: str) -> list[int]:
 
 
 def _stream(url: str, prompt: list[int], tokens: int, t_start: float,
-            out: list[tuple[float, int]]) -> None:
-    body = {"model": MODEL, "stream": True, "max_tokens": tokens, "min_tokens": tokens,
+            out: list[tuple[float, int]], model: str = MODEL) -> None:
+    body = {"model": model, "stream": True, "max_tokens": tokens, "min_tokens": tokens,
             "temperature": 0, "prompt": prompt}
     first: float | None = None
     n = 0
@@ -65,6 +71,10 @@ def _stream(url: str, prompt: list[int], tokens: int, t_start: float,
                 n += 1
     assert first is not None
     out.append(((first - t_start) * 1000, n))
+    rates.setdefault(model, []).append((n - 1) / (time.perf_counter() - first))
+
+
+rates: dict[str, list[float]] = {}  # each stream's tok/s after its first token, by model
 
 
 def _round(handle: EngineHandle, streams: int, tokens: int) -> tuple[list[float], float]:
@@ -87,8 +97,12 @@ def main() -> int:
     ap.add_argument("--streams", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--side-by-side-only", action="store_true")
     args = ap.parse_args()
     print(load_line("before"))
+    if args.side_by_side_only:
+        side_by_side(args.rounds, args.tokens)
+        return 0
     engines = {"one slot": start_engine(models=[MODEL], extra_args=["--parallel", "1"]),
                f"{args.streams} slots": start_engine(models=[MODEL],
                                                     extra_args=["--parallel", str(args.streams)])}
@@ -122,8 +136,58 @@ def main() -> int:
     verdict(f"local engine: total tok/s, {args.streams} concurrent streams",
             f"{r_tps:.2f}x ({statistics.median(tps[multi]):.1f} tok/s)",
             f"one-slot engine {statistics.median(tps[base]):.1f} tok/s", ">= 1.0x", r_tps >= 1.0)
+    side_by_side(args.rounds, args.tokens)
     print(load_line("after"))
     return 0
+
+
+def side_by_side(rounds: int, tokens: int) -> None:
+    """Both local models streaming at once, as Compare's panes do: each model's tok/s alone
+    and together, on an engine that gives each llama-server 2 threads (the old default) and
+    on one that divides the cores among them (wafer_playground/local/cli.py
+    threads_per_model)."""
+    models = ["smollm2-135m-instruct", "gemma-3-270m"]
+    engines = {"2 threads each": start_engine(models=models, extra_args=["--threads", "2"]),
+               "cores divided": start_engine(models=models)}
+    got: dict[str, dict[str, list[float]]] = {k: {} for k in engines}
+    try:
+        for i in range(rounds + 1):  # round 0 warms up
+            order = list(engines.items())
+            for name, h in (order if i % 2 == 0 else order[::-1]):
+                with httpx.Client(timeout=60) as c:
+                    ids = {m: [int(t["id"]) if isinstance(t, dict) else int(t) for t in c.post(
+                        h.base_url + "/tokenize", json={"model": m, "content": PROMPTS[0],
+                                                        "add_special": True}).json()["tokens"]]
+                        for m in models}
+                for together in (False, True):
+                    rates.clear()
+                    threads = [threading.Thread(target=_stream, args=(
+                        h.base_url, ids[m], tokens, time.perf_counter(), [], m)) for m in models]
+                    for t in threads:
+                        t.start()
+                        if not together:
+                            t.join()
+                    for t in threads:
+                        t.join()
+                    if i:
+                        for m in models:
+                            key = f"{m} {'together' if together else 'alone'}"
+                            got[name].setdefault(key, []).extend(rates[m])
+    finally:
+        for h in engines.values():
+            h.stop()
+    print(f"\nboth local models at once (Compare's two panes), {tokens} tokens, {rounds} rounds:")
+    for name, rows in got.items():
+        print(f"  {name:15s} " + " · ".join(f"{k} {statistics.median(v):5.1f} tok/s"
+                                              for k, v in sorted(rows.items())))
+    slow = {name: min(statistics.median(v) for k, v in rows.items() if k.endswith("together"))
+            for name, rows in got.items()}
+    base, new = list(engines)
+    ratio = slow[new] / slow[base]
+    print(f"  slower pane together: {slow[new]:.1f} vs {slow[base]:.1f} tok/s ({ratio:.2f}x)")
+    verdict("local engine: two models at once, slower pane's tok/s", f"{ratio:.2f}x "
+            f"({slow[new]:.1f} tok/s)", f"2 threads each {slow[base]:.1f} tok/s", ">= 1.0x",
+            ratio >= 1.0)
 
 
 if __name__ == "__main__":

@@ -90,3 +90,21 @@ def test_killed_parent_takes_the_engine_down() -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert _wait_dead(pids, 15) == []
+
+
+def test_the_llama_servers_share_the_cores_instead_of_oversubscribing_them() -> None:
+    """Two llama-servers spin-waiting for more threads than there are cores crawl together
+    (wafer_playground/local/cli.py threads_per_model); each gets its share, at least one."""
+    handle = start_engine()  # every installed model, as the app starts it
+    try:
+        threads = []
+        for pid in _child_pids(handle.base_url):
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            threads.append(int(argv[argv.index(b"-t") + 1]))
+    finally:
+        handle.stop()
+    cores = len(os.sched_getaffinity(0))
+    assert len(threads) >= 2 and min(threads) >= 1
+    assert sum(threads) <= max(cores, len(threads))
+    assert len(set(threads)) == 1  # an even share
