@@ -5,7 +5,9 @@ The real llama-server path is covered by the contract tests (tests/engine/test_c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -13,6 +15,14 @@ import pytest
 from wafer_playground.local.loopback import LoopbackTransport
 
 Reply = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+T = TypeVar("T")
+
+
+def _arun(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on a thread of its own: in the whole suite, Playwright's sync API keeps an
+    event loop running on the main thread, where asyncio.run refuses to start."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _run(reply: Reply, work: Callable[[httpx.AsyncClient], Awaitable[object]],
@@ -40,7 +50,7 @@ def _run(reply: Reply, work: Callable[[httpx.AsyncClient], Awaitable[object]],
         finally:
             server.close()
 
-    return asyncio.run(main())
+    return _arun(main())
 
 
 def _writes(*parts: bytes, gap: float = 0.0) -> Reply:
@@ -156,7 +166,7 @@ def test_refused_connection_and_silent_peer_map_to_httpx_errors() -> None:
             await c.get(f"http://127.0.0.1:{port}/health")
 
     with pytest.raises(httpx.ConnectError):
-        asyncio.run(refused())
+        _arun(refused())
 
     async def silent(_r: asyncio.StreamReader, _w: asyncio.StreamWriter) -> None:
         await asyncio.sleep(5)
@@ -190,4 +200,4 @@ def test_leaving_a_stream_early_closes_the_connection() -> None:
         finally:
             server.close()
 
-    assert asyncio.run(main()) == b""
+    assert _arun(main()) == b""
