@@ -43,18 +43,24 @@ PROMPTS = ["Write a short paragraph about the sea.",
            "Describe a busy railway station at noon."]
 
 
+def _tokenize(url: str, text: str, model: str = MODEL) -> list[int]:
+    with httpx.Client(timeout=60) as c:
+        tokens = c.post(url + "/tokenize", json={"model": model, "content": text,
+                                                 "add_special": True}).json()["tokens"]
+    return [int(t["id"]) if isinstance(t, dict) else int(t) for t in tokens]
+
+
 def _ids(url: str, prompt: str) -> list[int]:
     """Completions take token ids: the chat-templated prompt, tokenized by the engine."""
     with httpx.Client(timeout=60) as c:
         text = c.post(url + "/apply-template", json={
             "model": MODEL, "messages": [{"role": "user", "content": prompt}]}).json()["prompt"]
-        tokens = c.post(url + "/tokenize", json={"model": MODEL, "content": text,
-                                                 "add_special": True}).json()["tokens"]
-    return [int(t["id"]) if isinstance(t, dict) else int(t) for t in tokens]
+    return _tokenize(url, text)
 
 
 def _stream(url: str, prompt: list[int], tokens: int, t_start: float,
-            out: list[tuple[float, int]], model: str = MODEL) -> None:
+            out: list[tuple[float, int, float]], model: str = MODEL) -> None:
+    """Appends (TTFT ms, tokens, tok/s after the first token)."""
     body = {"model": model, "stream": True, "max_tokens": tokens, "min_tokens": tokens,
             "temperature": 0, "prompt": prompt}
     first: float | None = None
@@ -70,15 +76,11 @@ def _stream(url: str, prompt: list[int], tokens: int, t_start: float,
                 first = first or time.perf_counter()
                 n += 1
     assert first is not None
-    out.append(((first - t_start) * 1000, n))
-    rates.setdefault(model, []).append((n - 1) / (time.perf_counter() - first))
-
-
-rates: dict[str, list[float]] = {}  # each stream's tok/s after its first token, by model
+    out.append(((first - t_start) * 1000, n, (n - 1) / (time.perf_counter() - first)))
 
 
 def _round(handle: EngineHandle, streams: int, tokens: int) -> tuple[list[float], float]:
-    results: list[tuple[float, int]] = []
+    results: list[tuple[float, int, float]] = []
     prompts = [_ids(handle.base_url, p) for p in PROMPTS]
     t0 = time.perf_counter()
     threads = [threading.Thread(target=_stream, args=(handle.base_url, prompts[i % 4], tokens,
@@ -89,7 +91,7 @@ def _round(handle: EngineHandle, streams: int, tokens: int) -> tuple[list[float]
         t.join()
     wall = time.perf_counter() - t0
     assert len(results) == streams
-    return [ttft for ttft, _ in results], sum(n for _, n in results) / wall
+    return [ttft for ttft, _, _ in results], sum(n for _, n, _ in results) / wall
 
 
 def main() -> int:
@@ -154,15 +156,12 @@ def side_by_side(rounds: int, tokens: int) -> None:
         for i in range(rounds + 1):  # round 0 warms up
             order = list(engines.items())
             for name, h in (order if i % 2 == 0 else order[::-1]):
-                with httpx.Client(timeout=60) as c:
-                    ids = {m: [int(t["id"]) if isinstance(t, dict) else int(t) for t in c.post(
-                        h.base_url + "/tokenize", json={"model": m, "content": PROMPTS[0],
-                                                        "add_special": True}).json()["tokens"]]
-                        for m in models}
+                ids = {m: _tokenize(h.base_url, PROMPTS[0], m) for m in models}
                 for together in (False, True):
-                    rates.clear()
+                    out: dict[str, list[tuple[float, int, float]]] = {m: [] for m in models}
                     threads = [threading.Thread(target=_stream, args=(
-                        h.base_url, ids[m], tokens, time.perf_counter(), [], m)) for m in models]
+                        h.base_url, ids[m], tokens, time.perf_counter(), out[m], m))
+                        for m in models]
                     for t in threads:
                         t.start()
                         if not together:
@@ -172,7 +171,7 @@ def side_by_side(rounds: int, tokens: int) -> None:
                     if i:
                         for m in models:
                             key = f"{m} {'together' if together else 'alone'}"
-                            got[name].setdefault(key, []).extend(rates[m])
+                            got[name].setdefault(key, []).extend(r for _, _, r in out[m])
     finally:
         for h in engines.values():
             h.stop()

@@ -174,7 +174,7 @@ def threads_per_model(models: int) -> int:
         cores = len(os.sched_getaffinity(0))  # what a container or taskset leaves us
     except AttributeError:  # macOS, Windows
         cores = os.cpu_count() or 1
-    return max(1, min(8, cores) // max(1, models))
+    return max(1, min(8, cores) // models)
 
 
 def default_models() -> list[str]:

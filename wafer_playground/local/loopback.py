@@ -24,6 +24,7 @@ import httpx
 
 MAX_HEAD = 64 * 1024  # status line + headers
 MAX_CHUNK = 16 * 1024 * 1024
+_NO_RESPONSE = "Server disconnected without sending a response."  # httpcore's words
 _DROP = {b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"host"}
 
 
@@ -112,8 +113,7 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
             if isinstance(exc, TimeoutError):
                 raise httpx.ReadTimeout("llama-server did not answer in time") from None
             if isinstance(exc, ConnectionError | asyncio.IncompleteReadError):
-                raise httpx.RemoteProtocolError(
-                    "Server disconnected without sending a response.") from None
+                raise httpx.RemoteProtocolError(_NO_RESPONSE) from None
             if isinstance(exc, ValueError):  # a line over the StreamReader's 64 KiB limit
                 raise httpx.RemoteProtocolError("oversized line in the response head") from None
             raise
@@ -128,7 +128,7 @@ class LoopbackTransport(httpx.AsyncBaseTransport):
 async def _read_head(reader: asyncio.StreamReader) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     line = await reader.readline()
     if not line:
-        raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        raise httpx.RemoteProtocolError(_NO_RESPONSE)
     parts = line.rstrip(b"\r\n").split(b" ", 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
         raise httpx.RemoteProtocolError(f"bad status line {line[:60]!r}")
