@@ -31,7 +31,17 @@ WHOLE_PAGE = "chat_whole_page_run"  # set just before the page calls the convers
 PARAMS_HEIGHT = 460  # px: with the header, fits a 1440×900 screen
 # The chat input lives in the conversation fragment, where Streamlit does not pin it: it
 # sticks to the bottom of the window instead, over the conversation's end.
+# While an answer streams, the fragment's elements below it (session cost, context meter,
+# code views) are stale, and Streamlit fades stale elements with a CSS transition that
+# starts 0.5 s in. A running transition makes the browser draw a frame every display
+# refresh, so each token waited for the next one: the first token of a 0.5 s-prefill
+# answer showed 16 ms after it arrived instead of 8 (benchmarks/latency.py, issue 20).
+# Here they stay as drawn until the answer ends and the fragment redraws them.
 PIN_CSS = """<style>.st-key-chat_prompt { position: sticky; bottom: 0.75rem; z-index: 3; }
+.st-key-chat_conversation [data-stale="true"] { opacity: 1 !important;
+  transition: none !important; }
+.st-key-chat_conversation details { transition: none !important; }
+.st-key-chat_conversation summary { opacity: 1 !important; transition: none !important; }
 </style>"""
 SURFACES = {"chat": "OpenAI · /v1/chat/completions", "messages": "Anthropic · /v1/messages"}
 EXAMPLES = [
@@ -259,4 +269,5 @@ with left:
     chat.render_history(busy=busy, start=first)  # older turns: drawn on full runs only
     chat.mark_drawn()
     st.session_state[WHOLE_PAGE] = True  # read (and dropped) by the fragment just below
-    conversation()
+    with st.container(key="chat_conversation"):  # scopes PIN_CSS's stale rule
+        conversation()
