@@ -207,6 +207,11 @@ def next_request(ctx: chat.ChatContext) -> None:
     """Before sending: session cost, context meter, cost preview, clear, and the code views.
     The session cost is drawn here, in the fragment that reruns after an answer, so it is
     never stale (in the page's header it kept the previous total until a full rerun)."""
+    # On a send, the new message moves the fragment's blocks down one place, so the
+    # streaming answer's block takes over this one's elements and its chat message replaces
+    # the first of them (Streamlit matches elements by position). This empty slot is what
+    # it replaces: the session cost stays on screen under the answer while it streams.
+    st.empty()
     spend = st.session_state[chat.SPEND]
     st.metric("Session cost", format_usd(spend.total), help=spend.describe(), border=True,
               width="content")

@@ -170,11 +170,16 @@ def test_slider_move_during_stream_does_not_abort(page: Page, streamlit_server_f
     page.keyboard.press("Escape")
     wait_for_app(page)
     # the moved slider is used for the next request
+    script.tokens = 400  # 8 s: long enough to look at it mid-stream
     send(page, "again")
     deadline = time.monotonic() + 30
     while len(script.requests) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert script.requests[1].json()["temperature"] == pytest.approx(0.8)
+    # while it streams, the session cost stays under the answer (pages/chat.py next_request)
+    expect(page.get_by_test_id("stChatMessage")).to_have_count(4, timeout=10_000)
+    expect(page.get_by_test_id("stMetric")).to_contain_text("Session cost")
+    assert not script.requests[1].completed
 
 
 def test_local_engine_turn_stop_and_code(page: Page, streamlit_server_factory, local_engine,
