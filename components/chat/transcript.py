@@ -51,7 +51,7 @@ from wafer_playground.runs import Done, ErrorEvent, Run, TurnLog, turn_of
 from wafer_playground.tokens import chat_logprob_tokens
 
 TURNS = chat_store.TURNS
-CODE_OPEN = "chat_code_pop_"  # + turn id: that answer's "Code & raw" popover is open
+CODE_OPEN = "raw_turn_code_"  # + turn id: that answer's "Code & raw" popover is open
 ACTION = "chat_action"
 SPEND = "chat_spend"
 LAST = "chat_last"
@@ -61,8 +61,9 @@ DRAWN = "chat_drawn"  # turns drawn by the last full run (above the conversation
 # work grows with every element on the page: Streamlit's frontend renders most components
 # again on each commit (~280 per commit here, ~120 on the write_stream page), ~12 commits
 # before a first token (benchmarks/render_cost.py). benchmarks/long_chat.py, 200 turns vs
-# 2, Enter -> first token: 3.4x with all turns shown, 1.73x with 40, 1.25x with 24.
-WINDOW = 24
+# 2, Enter -> first token: 3.4x with all turns shown, 1.73x with 40, 1.25x with 24; a slider
+# change's wall time (the browser's renders) 1.50-1.59x with 24 in two of four runs, so 16.
+WINDOW = 16
 FRAGMENT_TURNS = 2  # the conversation fragment redraws at most the last exchange on a send
 SHOW_ALL = "chat_show_all_turns"
 ChatSurface = Literal["chat", "messages"]
@@ -250,13 +251,12 @@ def _actions(index: int, turn: dict[str, Any], busy: bool) -> None:
                   help="Remove this turn from the conversation")
         req = turn.get("request")
         if req and not presentation.is_presenting():
-            # keyed "raw…": a request payload, which the presentation CSS hides too
-            # Drawn only while open: a closed popover's content is still sent, and with the
-            # whole request as snippets in every answer a new message cost 12.6x the bytes
-            # at 200 turns as at 2 (benchmarks/long_chat.py). Opening it reruns once.
-            with st.container(key=f"raw_turn_{tid}", width="content"), \
-                    st.popover("Code & raw", icon=":material/code:", type="tertiary",
-                               key=f"{CODE_OPEN}{tid}", on_change="rerun") as pop:
+            # keyed "raw…" (CODE_OPEN): a request payload, which the presentation CSS hides
+            # too. Drawn only while open: a closed popover's content is still sent, and with
+            # the whole request as snippets in every answer a new message cost 12.6x the
+            # bytes at 200 turns as at 2 (benchmarks/long_chat.py). Opening it reruns once.
+            with st.popover("Code & raw", icon=":material/code:", type="tertiary",
+                            key=f"{CODE_OPEN}{tid}", on_change="rerun") as pop:
                 if not pop.open:
                     return
                 last = st.session_state.get(LAST) or {}

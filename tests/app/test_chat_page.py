@@ -14,7 +14,7 @@ import pytest
 from pytest_httpx import HTTPXMock
 from streamlit.testing.v1 import AppTest
 
-from components.chat.transcript import FRAGMENT_TURNS, WINDOW, rerun_scope
+from components.chat.transcript import CODE_OPEN, FRAGMENT_TURNS, WINDOW, rerun_scope
 from tests.app.conftest import FAKE_BASE, make_app
 from wafer_playground import share
 
@@ -653,7 +653,7 @@ def test_every_answer_has_its_own_code_and_raw_view(env: HTTPXMock) -> None:
     assert not any('"content": "first"' in c.value for c in at.code)
     # opened, each answer's popover holds a snippet for exactly its own request
     for answer in answers:
-        at.session_state[f"chat_code_pop_{answer['id']}"] = True
+        at.session_state[f"{CODE_OPEN}{answer['id']}"] = True
     at.run()
     assert not at.exception, at.exception
     codes = [c.value for c in at.code]

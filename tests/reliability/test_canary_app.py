@@ -39,7 +39,7 @@ def test_echoed_key_is_redacted_everywhere(name: str, fake: FakeWafer, rel_env: 
     assert not at.exception
     # open the answer's "Code & raw" (drawn only while open): its raw view has the headers
     answer = at.session_state["chat_turns"][-1]
-    at.session_state[f"chat_code_pop_{answer['id']}"] = True
+    at.session_state[f"raw_turn_code_{answer['id']}"] = True
     at.run()
     assert not at.exception
     shown = page_text(at)
