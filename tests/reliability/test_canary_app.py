@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from components.chat.transcript import CODE_OPEN
 from tests.fake_wafer import FakeWafer, Reply, chunk, error_json
 from tests.reliability.conftest import app_at, canary_key, page_text
 from wafer_playground import share
@@ -39,7 +40,7 @@ def test_echoed_key_is_redacted_everywhere(name: str, fake: FakeWafer, rel_env: 
     assert not at.exception
     # open the answer's "Code & raw" (drawn only while open): its raw view has the headers
     answer = at.session_state["chat_turns"][-1]
-    at.session_state[f"raw_turn_code_{answer['id']}"] = True
+    at.session_state[f"{CODE_OPEN}{answer['id']}"] = True
     at.run()
     assert not at.exception
     shown = page_text(at)
