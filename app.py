@@ -37,8 +37,17 @@ connection.boot()  # the local engine starts with the server when it is the star
 # ?present=1 switches presentation mode on for this session; while presenting the sidebar is
 # hidden, so the page menu moves to the top (issue 16: hiding the sidebar hid the menu)
 presenting = presentation.sync_query_param()
-nav = st.navigation(PAGES, position="top" if presenting else "sidebar")
+nav = st.navigation(PAGES, position="top" if presenting else "hidden")
+# The menu as page links, not Streamlit's own sidebar menu: the browser redraws that menu on
+# every update the page gets, once per token while an answer streams (140 of the 480
+# component renders per token on Chat, benchmarks/render_cost.py, issue 20); links are
+# elements, which it skips when they have not changed. Placed first, filled after the gate.
+menu = st.sidebar.container(key="page_menu", gap=None)
 team.gate()  # a team server with sign-in: a signed-out visitor stops here
+if not presenting:
+    for page in PAGES:
+        if page.visibility != "hidden":
+            menu.page_link(page, width="stretch")
 conn = connection.sidebar()
 with st.sidebar:
     engine_panel.sidebar_line(conn)

@@ -49,7 +49,7 @@ def test_history_flow(page: Page, streamlit_server_factory, tmp_path: Path) -> N
                                            "WAFER_ENDPOINT": "custom"})
     page.goto(server.url + "/")
     wait_for_app(page)
-    page.get_by_test_id("stSidebarNavLink").filter(has_text="History").click()
+    page.get_by_test_id("stPageLink-NavLink").filter(has_text="History").click()
     wait_for_app(page)
     expect(page.get_by_role("heading", name="History")).to_be_visible()
     expect(_row(page, ids["paris"])).to_contain_text("Paris trip")
@@ -129,7 +129,7 @@ def _open_chat(page: Page, url: str, model: str) -> None:
 
 
 def _go_history(page: Page) -> None:
-    page.get_by_test_id("stSidebarNavLink").filter(has_text="History").click()
+    page.get_by_test_id("stPageLink-NavLink").filter(has_text="History").click()
     wait_for_app(page)
     expect(page.get_by_role("heading", name="History")).to_be_visible()
 

@@ -39,7 +39,7 @@ def _open(page: Page, url: str, path: str = "") -> None:
 
 
 def _history(page: Page) -> None:
-    page.get_by_test_id("stSidebarNavLink").filter(has_text="History").click()
+    page.get_by_test_id("stPageLink-NavLink").filter(has_text="History").click()
     wait_for_app(page)
     expect(page.get_by_role("heading", name="History")).to_be_visible()
 

@@ -55,7 +55,7 @@ def _open_tokens_page(page: Page, factory, local_engine: str,  # type: ignore[no
     page.goto(server.url + "/")
     _wait(page)
     # the first script run can start after the page reports idle: wait for the link itself
-    page.get_by_test_id("stSidebarNavLink").filter(has_text="Token & grammar").click(
+    page.get_by_test_id("stPageLink-NavLink").filter(has_text="Token & grammar").click(
         timeout=180_000)
     _wait(page)
 

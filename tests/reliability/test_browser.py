@@ -75,7 +75,7 @@ def _send(page: Page, text: str) -> None:
 
 def _nav(page: Page, title: str) -> None:
     # Sidebar links keep the session (and the typed key); page.goto would start a new one.
-    page.get_by_test_id("stSidebarNavLink").filter(has_text=title).first.click()
+    page.get_by_test_id("stPageLink-NavLink").filter(has_text=title).first.click()
     time.sleep(0.3)
     wait_for_app(page, timeout=60_000)
 

@@ -111,7 +111,7 @@ def _idle(page: Page) -> None:
 
 
 def _nav(page: Page, title: str) -> None:
-    page.get_by_test_id("stSidebarNavLink").filter(has_text=title).first.click()
+    page.get_by_test_id("stPageLink-NavLink").filter(has_text=title).first.click()
     _idle(page)
 
 

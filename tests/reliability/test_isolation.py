@@ -81,7 +81,7 @@ def test_two_browser_sessions_stay_apart(fake_server: FakeWafer, bravo: FakeWafe
 
         # both stream at the same time on the same server process
         for p in (a, b):
-            p.get_by_test_id("stSidebarNavLink").filter(has_text="Chat").click()
+            p.get_by_test_id("stPageLink-NavLink").filter(has_text="Chat").click()
             _wait(p)
             expect(p.get_by_test_id("stChatInputTextArea")).to_be_enabled(timeout=30_000)
         a.get_by_test_id("stChatInputTextArea").fill("alpha question")
@@ -100,7 +100,7 @@ def test_two_browser_sessions_stay_apart(fake_server: FakeWafer, bravo: FakeWafe
 
         # catalogs: each sees only its endpoint's models
         for p in (a, b):
-            p.get_by_test_id("stSidebarNavLink").filter(has_text="Model catalog").click()
+            p.get_by_test_id("stPageLink-NavLink").filter(has_text="Model catalog").click()
             _wait(p)
         # the table is a canvas grid: its cells exist as hidden aria nodes, so read the DOM
         for p, name in ((a, "Fake GLM"), (b, "Bravo Model")):
@@ -119,7 +119,7 @@ def test_two_browser_sessions_stay_apart(fake_server: FakeWafer, bravo: FakeWafe
 
         # history: one SQLite file, and each key lists only its own conversation
         for p in (a, b):
-            p.get_by_test_id("stSidebarNavLink").filter(has_text="History").click()
+            p.get_by_test_id("stPageLink-NavLink").filter(has_text="History").click()
             _wait(p)
         expect(a.get_by_text("alpha question").first).to_be_visible(timeout=30_000)
         expect(b.get_by_text("bravo question").first).to_be_visible(timeout=30_000)
