@@ -222,6 +222,92 @@ def _slider(spec: ParamSpec, model: Model | None) -> None:
                   disabled=bool(reason))
 
 
+def _sampling(model: Model | None) -> None:
+    """Temperature and the other sampling sliders."""
+    for name in ("temperature", "top_p", "top_k", "min_p", "frequency_penalty",
+                 "presence_penalty", "repetition_penalty"):
+        _slider(BY_NAME[name], model)
+
+
+def _length(model: Model | None) -> None:
+    """Max tokens, stop sequences, seed and the spend guard."""
+    limit = (model.max_output_tokens or model.context_length) if model else None
+    st.number_input("Max tokens", min_value=1, max_value=limit or None, step=64,
+                    key=_k("max_tokens"), placeholder="server default",
+                    help=BY_NAME["max_tokens"].help
+                    + (f" This model allows up to {limit:,}." if limit else ""))
+    st.multiselect("Stop sequences", options=[], key=_k("stop"),
+                   accept_new_options=True, max_selections=4,
+                   placeholder="type a sequence, press Enter", help=BY_NAME["stop"].help)
+    st.number_input("Seed", min_value=0, step=1, key=_k("seed"), placeholder="random",
+                    help=BY_NAME["seed"].help)
+    st.number_input("Max $ per request", min_value=0.0, step=0.01, format="%.4f",
+                    key=_COST_CAP_W, placeholder="no cap",
+                    help="Spend guard: a message is not sent when its worst case (the "
+                         "prompt plus the full max_tokens at list price) could cost more. "
+                         "0 or empty = no cap.")
+
+
+def _output(model: Model | None) -> None:
+    """Log-probabilities and the response format."""
+    st.toggle("Log-probabilities", key=_k("logprobs"), help=BY_NAME["logprobs"].help)
+    st.slider("Top log-probs", 0, 20, key=_k("top_logprobs"),
+              disabled=not st.session_state.get(_k("logprobs")),
+              help=_help(BY_NAME["top_logprobs"], None if st.session_state.get(
+                  _k("logprobs")) else "turn on log-probabilities first"))
+    st.radio("Response format", RESPONSE_FORMATS, key=_k("response_format"),
+             horizontal=True, help=BY_NAME["response_format"].help,
+             format_func={"text": "Text", "json_object": "JSON mode",
+                          "json_schema": "JSON schema"}.get)
+    for fmt in ("json_object", "json_schema"):
+        why = card_flag_reason(model, fmt, "not offered")
+        if why:
+            st.caption(f":material/block: {md_text(why, 300)}.")
+    if st.session_state.get(_k("response_format")) == "json_schema":
+        st.text_area("JSON schema", key=_k("json_schema"), height=180,
+                     help=BY_NAME["json_schema"].help)
+        st.button("Insert example schema", key="chat_p_ex_schema", type="tertiary",
+                  on_click=_insert_example_schema)
+
+
+def _tools(model: Model | None) -> None:
+    """Tools and tool choice."""
+    reason = unsupported_reason(BY_NAME["tools"], model)
+    if reason:
+        st.caption(f":material/block: Tools disabled: {md_text(reason, 300)}.")
+    st.text_area("Tools (JSON array)", key=_k("tools"), height=180, disabled=bool(reason),
+                 help=_help(BY_NAME["tools"], reason), placeholder='[{"type": "function", …}]')
+    names = tool_names(str(st.session_state.get(_k("tools")) or ""))
+    options = [*TOOL_CHOICES, *names]
+    if st.session_state.get(_k("tool_choice")) not in options:
+        st.session_state[_k("tool_choice")] = "auto"
+    st.selectbox("Tool choice", options, key=_k("tool_choice"), disabled=bool(reason),
+                 help=_help(BY_NAME["tool_choice"], reason),
+                 format_func=lambda c: c if c in TOOL_CHOICES else f"function: {c}")
+    st.button("Insert example tool", key="chat_p_ex_tools", type="tertiary",
+              on_click=_insert_example_tools, disabled=bool(reason))
+
+
+def _reasoning(model: Model | None) -> None:
+    """Reasoning effort and thinking."""
+    reason = unsupported_reason(BY_NAME["reasoning_effort"], model)
+    if reason:
+        st.caption(f":material/block: Reasoning controls disabled: {md_text(reason, 300)}.")
+    efforts = (DEFAULT, *reasoning_choices(model))  # the card's own list, if it has one
+    if st.session_state.get(_k("reasoning_effort")) not in efforts:
+        st.session_state[_k("reasoning_effort")] = DEFAULT
+    note = reasoning_note(model)
+    if note and not reason:
+        st.caption(md_text(note, 300))
+    st.selectbox("Reasoning effort", efforts,
+                 key=_k("reasoning_effort"),
+                 format_func=lambda v: "model default" if v == DEFAULT else v,
+                 disabled=bool(reason), help=_help(BY_NAME["reasoning_effort"], reason))
+    st.selectbox("Thinking", (DEFAULT, "enabled", "disabled"), key=_k("thinking"),
+                 format_func=lambda v: "model default" if v == DEFAULT else v,
+                 disabled=bool(reason), help=_help(BY_NAME["thinking"], reason))
+
+
 SUMMARY_SKIP = ("system", "tools", "json_schema")  # long text: named, not quoted
 
 
@@ -259,80 +345,18 @@ def params_panel(model: Model | None) -> None:
                    + "), from its card. **Reset** goes back to the API defaults.")
     st.text_area("System prompt", key=_k("system"), height=90,
                  placeholder="You are a helpful assistant.", help=BY_NAME["system"].help)
-    # three tabs fit the side panel (five overflowed it); the groups follow one another
-    three = st.tabs(["Sampling", "Length · output", "Tools · reasoning"])
-    tabs = [three[0], three[1], three[1], three[2], three[2]]
-    with tabs[0]:
-        for name in ("temperature", "top_p", "top_k", "min_p", "frequency_penalty",
-                     "presence_penalty", "repetition_penalty"):
-            _slider(BY_NAME[name], model)
-    with tabs[1]:
-        limit = (model.max_output_tokens or model.context_length) if model else None
-        st.number_input("Max tokens", min_value=1, max_value=limit or None, step=64,
-                        key=_k("max_tokens"), placeholder="server default",
-                        help=BY_NAME["max_tokens"].help
-                        + (f" This model allows up to {limit:,}." if limit else ""))
-        st.multiselect("Stop sequences", options=[], key=_k("stop"),
-                       accept_new_options=True, max_selections=4,
-                       placeholder="type a sequence, press Enter", help=BY_NAME["stop"].help)
-        st.number_input("Seed", min_value=0, step=1, key=_k("seed"), placeholder="random",
-                        help=BY_NAME["seed"].help)
-        st.number_input("Max $ per request", min_value=0.0, step=0.01, format="%.4f",
-                        key=_COST_CAP_W, placeholder="no cap",
-                        help="Spend guard: a message is not sent when its worst case (the "
-                             "prompt plus the full max_tokens at list price) could cost more. "
-                             "0 or empty = no cap.")
-    with tabs[2]:
-        st.toggle("Log-probabilities", key=_k("logprobs"), help=BY_NAME["logprobs"].help)
-        st.slider("Top log-probs", 0, 20, key=_k("top_logprobs"),
-                  disabled=not st.session_state.get(_k("logprobs")),
-                  help=_help(BY_NAME["top_logprobs"], None if st.session_state.get(
-                      _k("logprobs")) else "turn on log-probabilities first"))
-        st.radio("Response format", RESPONSE_FORMATS, key=_k("response_format"),
-                 horizontal=True, help=BY_NAME["response_format"].help,
-                 format_func={"text": "Text", "json_object": "JSON mode",
-                              "json_schema": "JSON schema"}.get)
-        for fmt in ("json_object", "json_schema"):
-            why = card_flag_reason(model, fmt, "not offered")
-            if why:
-                st.caption(f":material/block: {md_text(why, 300)}.")
-        if st.session_state.get(_k("response_format")) == "json_schema":
-            st.text_area("JSON schema", key=_k("json_schema"), height=180,
-                         help=BY_NAME["json_schema"].help)
-            st.button("Insert example schema", key="chat_p_ex_schema", type="tertiary",
-                      on_click=_insert_example_schema)
-    with tabs[3]:
-        reason = unsupported_reason(BY_NAME["tools"], model)
-        if reason:
-            st.caption(f":material/block: Tools disabled: {md_text(reason, 300)}.")
-        st.text_area("Tools (JSON array)", key=_k("tools"), height=180, disabled=bool(reason),
-                     help=_help(BY_NAME["tools"], reason), placeholder='[{"type": "function", …}]')
-        names = tool_names(str(st.session_state.get(_k("tools")) or ""))
-        options = [*TOOL_CHOICES, *names]
-        if st.session_state.get(_k("tool_choice")) not in options:
-            st.session_state[_k("tool_choice")] = "auto"
-        st.selectbox("Tool choice", options, key=_k("tool_choice"), disabled=bool(reason),
-                     help=_help(BY_NAME["tool_choice"], reason),
-                     format_func=lambda c: c if c in TOOL_CHOICES else f"function: {c}")
-        st.button("Insert example tool", key="chat_p_ex_tools", type="tertiary",
-                  on_click=_insert_example_tools, disabled=bool(reason))
-    with tabs[4]:
-        reason = unsupported_reason(BY_NAME["reasoning_effort"], model)
-        if reason:
-            st.caption(f":material/block: Reasoning controls disabled: {md_text(reason, 300)}.")
-        efforts = (DEFAULT, *reasoning_choices(model))  # the card's own list, if it has one
-        if st.session_state.get(_k("reasoning_effort")) not in efforts:
-            st.session_state[_k("reasoning_effort")] = DEFAULT
-        note = reasoning_note(model)
-        if note and not reason:
-            st.caption(md_text(note, 300))
-        st.selectbox("Reasoning effort", efforts,
-                     key=_k("reasoning_effort"),
-                     format_func=lambda v: "model default" if v == DEFAULT else v,
-                     disabled=bool(reason), help=_help(BY_NAME["reasoning_effort"], reason))
-        st.selectbox("Thinking", (DEFAULT, "enabled", "disabled"), key=_k("thinking"),
-                     format_func=lambda v: "model default" if v == DEFAULT else v,
-                     disabled=bool(reason), help=_help(BY_NAME["thinking"], reason))
+    # Three tabs fit the side panel (five overflowed it). Only the open tab is drawn: every
+    # element on the page is re-rendered by the browser when a run starts, so the two
+    # closed tabs' widgets slowed the first token (benchmarks/render_cost.py, issue 20).
+    # Widget values live in `chat_params`, and _seed_widgets restores a closed tab's keys.
+    tabs = st.tabs(["Sampling", "Length · output", "Tools · reasoning"], key="chat_p_tab",
+                   on_change="rerun")
+    for tab, groups in zip(tabs, ((_sampling,), (_length, _output), (_tools, _reasoning)),
+                           strict=True):
+        if tab.open:
+            with tab:
+                for group in groups:
+                    group(model)
 
     stored = st.session_state[PARAMS]
     for name in defaults():

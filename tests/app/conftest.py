@@ -37,3 +37,10 @@ def make_app(page: str | None = None, *, base_url: str = FAKE_BASE) -> AppTest:
     if page:
         at.switch_page(page)
     return at
+
+
+def open_params_tab(at: AppTest, label: str) -> AppTest:
+    """Open one tab of the chat parameter panel and rerun: only the open tab's controls are
+    drawn (components/chat/params.py), and AppTest cannot click a tab."""
+    at.session_state["chat_p_tab"] = label
+    return at.run()

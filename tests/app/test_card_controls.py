@@ -10,7 +10,7 @@ import pytest
 from pytest_httpx import HTTPXMock
 from streamlit.testing.v1 import AppTest
 
-from tests.app.conftest import FAKE_BASE, make_app
+from tests.app.conftest import FAKE_BASE, make_app, open_params_tab
 from tests.fake_wafer import VISION_CARD
 
 GLM = copy.deepcopy(VISION_CARD)
@@ -44,28 +44,29 @@ def text(at: AppTest) -> str:
 
 
 def test_reasoning_efforts_follow_the_card(env: HTTPXMock) -> None:
-    kimi = page(VISION_CARD["id"])
+    kimi = open_params_tab(page(VISION_CARD["id"]), "Tools · reasoning")
     box = kimi.selectbox(key="chat_p_reasoning_effort")
     assert [o for o in box.options if o != "model default"] == ["none", "high", "max"]
     assert "natively by the model" in text(kimi)
-    glm = page("glm-sys")
+    glm = open_params_tab(page("glm-sys"), "Tools · reasoning")
     box = glm.selectbox(key="chat_p_reasoning_effort")
     assert [o for o in box.options if o != "model default"] == ["none", "low", "high", "max"]
     assert "system-prompt conditioning" in text(glm) and "default low" in text(glm)
 
 
 def test_chat_completions_flags_disable_controls_and_say_why(env: HTTPXMock) -> None:
-    at = page(VISION_CARD["id"])
+    at = open_params_tab(page(VISION_CARD["id"]), "Tools · reasoning")
     tools = at.text_area(key="chat_p_tools")
     assert tools.disabled
     assert "tool_streaming is false" in text(at)
+    open_params_tab(at, "Length · output")
     assert "json_schema is false" in text(at)
     # max_output_tokens (8,192) bounds the max-tokens field
     assert at.number_input(key="chat_p_max_tokens").max == 8192
     # json_schema picked anyway: a blocking issue naming the card flag
     at.radio(key="chat_p_response_format").set_value("json_schema").run()
     assert any("json_schema is false" in e.value for e in at.error)
-    glm = page("glm-sys")
+    glm = open_params_tab(page("glm-sys"), "Tools · reasoning")
     assert not glm.text_area(key="chat_p_tools").disabled
 
 

@@ -15,7 +15,7 @@ from pytest_httpx import HTTPXMock
 from streamlit.testing.v1 import AppTest
 
 from components.chat.transcript import CODE_OPEN, FRAGMENT_TURNS, WINDOW, rerun_scope
-from tests.app.conftest import FAKE_BASE, make_app
+from tests.app.conftest import FAKE_BASE, make_app, open_params_tab
 from wafer_playground import share
 
 CARD = {
@@ -119,6 +119,7 @@ def test_changed_params_sent_and_invalid_blocks(env: HTTPXMock) -> None:
     assert body["temperature"] == 0.3
     assert body["messages"][0] == {"role": "system", "content": "Be terse."}
     # invalid tools JSON: shown in the panel and nothing is sent
+    open_params_tab(at, "Tools · reasoning")
     at.text_area(key="chat_p_tools").input("[{not json").run()
     assert any("not valid JSON" in e.value for e in at.error)
     at.chat_input[0].set_value("again").run()
@@ -140,9 +141,10 @@ def test_unsupported_controls_disabled_for_plain_model(env: HTTPXMock) -> None:
     at.query_params["model"] = "tiny"
     at.run()
     assert at.session_state["selected_model"] == "tiny"
+    assert not at.slider(key="chat_p_temperature").disabled
+    open_params_tab(at, "Tools · reasoning")
     assert at.text_area(key="chat_p_tools").disabled
     assert at.selectbox(key="chat_p_reasoning_effort").disabled
-    assert not at.slider(key="chat_p_temperature").disabled
 
 
 def test_model_choice_goes_into_query_param_and_survives_page_switch(env: HTTPXMock) -> None:
@@ -419,7 +421,7 @@ def test_logprobs_requested_and_shown(env: HTTPXMock) -> None:
     c["choices"][0]["logprobs"] = {"content": [{"token": "Hi", "logprob": -0.1, "top_logprobs": [
         {"token": "Hi", "logprob": -0.1}, {"token": "Yo", "logprob": -2.5}]}]}
     stream_reply(env, sse(c, delta({}, "stop"), "[DONE]"))
-    at = chat_app().run()
+    at = open_params_tab(chat_app().run(), "Length · output")
     at.toggle(key="chat_p_logprobs").set_value(True).run()
     at.slider(key="chat_p_top_logprobs").set_value(2).run()
     at.chat_input[0].set_value("Hi").run()
@@ -432,7 +434,7 @@ def test_logprobs_requested_and_shown(env: HTTPXMock) -> None:
 
 def test_reasoning_controls_show_model_default_and_send_choice(env: HTTPXMock) -> None:
     stream_reply(env)
-    at = chat_app().run()
+    at = open_params_tab(chat_app().run(), "Tools · reasoning")
     box = at.selectbox(key="chat_p_thinking")
     assert box.value == "default" and not box.disabled
     box.select("enabled").run()
@@ -503,15 +505,19 @@ def test_share_link_reproduces_model_params_and_system_prompt(env: HTTPXMock) ->
     assert "Be terse." not in [c.value for c in at.code]  # asked once: the box is gone
     assert at.selectbox(key="chat_model_pick").value == "tiny"
     assert at.slider(key="chat_p_temperature").value == 0.3
-    assert at.number_input(key="chat_p_max_tokens").value == 200
     assert at.text_area(key="chat_p_system").value == "Be terse."
     assert at.slider(key="chat_p_top_k").value == 200  # clamped to the widget's range
+    open_params_tab(at, "Length · output")
+    assert at.number_input(key="chat_p_max_tokens").value == 200
     at.chat_input[0].set_value("Hi").run()
     body = sent_bodies(env)[0]
     assert body["model"] == "tiny" and body["temperature"] == 0.3
     assert body["max_tokens"] == 200 and body["stop"] == ["END"]
     assert body["messages"][0] == {"role": "system", "content": "Be terse."}
-    # applied once: the user's later edits win over the link on the next run
+    # applied once: the user's later edits win over the link on the next run; the values
+    # outlive their tab being closed (only the open tab's controls are drawn)
+    open_params_tab(at, "Sampling")
+    assert at.slider(key="chat_p_temperature").value == 0.3
     at.slider(key="chat_p_temperature").set_value(0.9).run()
     assert at.slider(key="chat_p_temperature").value == 0.9
 
@@ -557,7 +563,7 @@ def test_share_link_never_carries_the_key(env: HTTPXMock) -> None:
 
 
 def test_spend_guard_blocks_send_and_keeps_the_message(env: HTTPXMock) -> None:
-    at = chat_app().run()
+    at = open_params_tab(chat_app().run(), "Length · output")
     # GLM-5.1: worst case of 4096 output tokens at $4/M is ~$0.016, far above $0.001
     at.number_input(key="chat_p_cost_cap").set_value(0.001).run()
     at.chat_input[0].set_value("Tell me everything").run()
@@ -578,7 +584,7 @@ def test_spend_guard_blocks_send_and_keeps_the_message(env: HTTPXMock) -> None:
 
 def test_spend_guard_lets_a_cheap_request_through(env: HTTPXMock) -> None:
     stream_reply(env)
-    at = chat_app().run()
+    at = open_params_tab(chat_app().run(), "Length · output")
     at.number_input(key="chat_p_max_tokens").set_value(100).run()
     at.number_input(key="chat_p_cost_cap").set_value(0.01).run()
     at.chat_input[0].set_value("Hi").run()
