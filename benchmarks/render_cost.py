@@ -8,9 +8,11 @@ them by the nearest element's `data-testid` or `st-key-…` class. Counted from 
 the first token in the DOM, on the same fake upstream (instant first token), both pages
 in the same run.
 
-Streamlit's frontend renders much more than the changed element on each commit: every
-element's wrappers and, on this app, the sidebar's page navigation. So the cost per commit
-grows with everything on the page. The ratio per commit is the figure to watch. (Until
+Streamlit's frontend renders much more than the changed element on each commit: the
+wrappers of every element in a block on the changed path, and its own sidebar menu (which
+is why app.py draws the menu as page links). At the start of every run, fragment runs too,
+it renders every element on the page twice (the new-session and the running messages), so
+that cost grows with everything on the page. The ratio per commit is the figure to watch. (Until
 2026-12-05 this walk also counted subtrees React had skipped, whose fibers keep an earlier
 commit's flags: it reported ~3,480 renders per commit instead of ~280.)
 

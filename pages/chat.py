@@ -160,6 +160,15 @@ def conversation() -> None:
             action = {"kind": "generate"}
 
     with history:
+        # The answer streams into `live` and the meter and code views sit in `after`, each at
+        # a fixed place: below a growing list, a send moved them down one place, so the
+        # answer's block landed where `after` had been and took over its elements, which
+        # the browser then redrew with every token (Streamlit keeps a block's children when
+        # a block of the same type arrives at its position; benchmarks/render_cost.py).
+        # `live` is an empty slot, not a block, so that the run after an answer (which draws
+        # it in `shown`) clears the streamed copy at once instead of showing it twice.
+        shown, live, after = st.container(), st.empty(), st.container()
+    with shown:
         if not chat.turns() and not action:
             with st.container(border=True, key="chat_welcome"):
                 st.markdown(f"#### Talk to **{md_text(model.display_name)}**")
@@ -187,18 +196,16 @@ def conversation() -> None:
                     st.caption(":material/schedule_send: This message has not been sent yet.")
                     st.button("Send", key="chat_send_again", icon=":material/send:",
                               on_click=chat.request_action, disabled=bool(block))
-        live = st.container()
-        after = st.container()  # meter, cost preview, code: skipped on runs that send
 
-    sending = bool(action and not block and chat.turns()
-                   and chat.turns()[-1]["role"] in ("user", "tool")
-                   and not chat.held_back(ctx, chat_params.cost_cap(), live))
-    if sending:
-        # Send before drawing the preview and code views: an instant first token would
-        # otherwise wait behind the browser rendering them, and they describe the request
-        # this answer replaces anyway. `generate` reruns this fragment, which draws them afresh.
-        with live:
-            chat.generate(ctx, rerun="fragment" if alone else "app")
+    if action and not block and chat.turns() and chat.turns()[-1]["role"] in ("user", "tool"):
+        slot = live.container()
+        if not chat.held_back(ctx, chat_params.cost_cap(), slot):
+            # Send before drawing the preview and code views: an instant first token would
+            # otherwise wait behind the browser rendering them, and they describe the
+            # request this answer replaces anyway. `generate` reruns this fragment, which
+            # draws them afresh.
+            with slot:
+                chat.generate(ctx, rerun="fragment" if alone else "app")
     with after:
         next_request(ctx)
 
@@ -207,11 +214,6 @@ def next_request(ctx: chat.ChatContext) -> None:
     """Before sending: session cost, context meter, cost preview, clear, and the code views.
     The session cost is drawn here, in the fragment that reruns after an answer, so it is
     never stale (in the page's header it kept the previous total until a full rerun)."""
-    # On a send, the new message moves the fragment's blocks down one place, so the
-    # streaming answer's block takes over this one's elements and its chat message replaces
-    # the first of them (Streamlit matches elements by position). This empty slot is what
-    # it replaces: the session cost stays on screen under the answer while it streams.
-    st.empty()
     spend = st.session_state[chat.SPEND]
     st.metric("Session cost", format_usd(spend.total), help=spend.describe(), border=True,
               width="content")

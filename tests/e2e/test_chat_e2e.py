@@ -182,6 +182,43 @@ def test_slider_move_during_stream_does_not_abort(page: Page, streamlit_server_f
     assert not script.requests[1].completed
 
 
+def _numbered_answer(body: dict) -> list[dict]:
+    n = str(body["messages"][-1]["content"]).rsplit(" ", 1)[-1]
+    return [{"content": f" A{n}-{i}"} for i in range(10)] + [{"content": f" A{n}-end"}]
+
+
+# the most chat messages that held one answer's end in any animation frame, per answer
+TWICE_JS = """() => { window.__twice = {}; const tick = () => {
+  const seen = {};
+  for (const m of document.querySelectorAll('[data-testid="stChatMessage"]'))
+    for (const [, n] of m.textContent.matchAll(/A(\\d+)-end/g)) seen[n] = (seen[n] || 0) + 1;
+  for (const [n, k] of Object.entries(seen)) window.__twice[n] = Math.max(window.__twice[n] || 0, k);
+  requestAnimationFrame(tick); }; requestAnimationFrame(tick); }"""
+
+
+def test_finished_answer_replaces_the_streamed_one(page: Page, streamlit_server_factory,
+                                                  scripted, tmp_path: Path) -> None:
+    """The run after an answer draws it as a finished turn and, in the same update, clears
+    the copy that streamed (pages/chat.py, `live`): no frame shows an answer twice."""
+    base, script = scripted
+    script.deltas_for, script.interval_s = _numbered_answer, 0.01
+    server = streamlit_server_factory(env={"WAFER_ENDPOINT": "local", "WAFER_LOCAL_URL": base,
+                                           "WAFER_PLAYGROUND_DB": str(tmp_path / "s.db")})
+    open_chat(page, server.url, "fake-model")
+    # open, the code views make the rest of that run longer: the window a stale copy had
+    page.get_by_text("View code").click()
+    wait_for_app(page)
+    page.evaluate(TWICE_JS)
+    for n in range(1, 7):
+        send(page, f"question {n}")
+        expect(page.get_by_test_id("stChatMessage").filter(has_text=f"A{n}-end")).to_have_count(
+            1, timeout=30_000)
+        wait_for_app(page)
+    twice = page.evaluate("window.__twice")
+    assert sorted(twice, key=int) == [str(n) for n in range(1, 7)]
+    assert all(k == 1 for k in twice.values()), twice
+
+
 def test_local_engine_turn_stop_and_code(page: Page, streamlit_server_factory, local_engine,
                                          tmp_path: Path) -> None:
     server = streamlit_server_factory(env={"WAFER_ENDPOINT": "local",
