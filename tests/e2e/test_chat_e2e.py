@@ -192,7 +192,8 @@ TWICE_JS = """() => { window.__twice = {}; const tick = () => {
   const seen = {};
   for (const m of document.querySelectorAll('[data-testid="stChatMessage"]'))
     for (const [, n] of m.textContent.matchAll(/A(\\d+)-end/g)) seen[n] = (seen[n] || 0) + 1;
-  for (const [n, k] of Object.entries(seen)) window.__twice[n] = Math.max(window.__twice[n] || 0, k);
+  for (const [n, k] of Object.entries(seen))
+    window.__twice[n] = Math.max(window.__twice[n] || 0, k);
   requestAnimationFrame(tick); }; requestAnimationFrame(tick); }"""
 
 
