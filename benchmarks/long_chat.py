@@ -54,7 +54,10 @@ from wafer_playground.transcript import import_json  # noqa: E402
 GOAL = 1.5
 EARLY_FOR_RERUN = 2  # ForwardMsg.ScriptFinishedStatus FINISHED_EARLY_FOR_RERUN
 TICK_BYTES = 300  # a run drawing less than this draws nothing of the conversation
-SLIDER_CPU_CHANGES = 6  # slider changes whose CPU is summed (psutil counts 10 ms ticks)
+# slider changes whose CPU is summed (psutil counts 10 ms ticks). Was 6: since a slider run
+# costs 7-12 ms (the parameter panel draws only its open tab), a tick more or less moved the
+# 200/2 ratio by 0.2-0.4 between runs (issue 20, sixth session: 1.35x, 1.57x, 1.16x).
+SLIDER_CPU_CHANGES = 20
 ANSWER_TOKENS, ANSWER_RATE = 200, 200.0
 
 _VOCAB = ("the model streams tokens over server sent events while the page keeps every turn "
