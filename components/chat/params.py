@@ -39,6 +39,7 @@ from wafer_playground.untrusted import md_text
 PARAMS = "chat_params"
 COST_CAP = "chat_cost_cap"  # durable: the user's "max $ per request" (None = no cap)
 _COST_CAP_W = "chat_p_cost_cap"
+TAB = "chat_p_tab"  # the open tab of the panel (st.tabs state: its label)
 EXAMPLE_TOOLS = [{
     "type": "function",
     "function": {
@@ -349,8 +350,7 @@ def params_panel(model: Model | None) -> None:
     # element on the page is re-rendered by the browser when a run starts, so the two
     # closed tabs' widgets slowed the first token (benchmarks/render_cost.py, issue 20).
     # Widget values live in `chat_params`, and _seed_widgets restores a closed tab's keys.
-    tabs = st.tabs(["Sampling", "Length · output", "Tools · reasoning"], key="chat_p_tab",
-                   on_change="rerun")
+    tabs = st.tabs(["Sampling", "Length · output", "Tools · reasoning"], key=TAB, on_change="rerun")
     for tab, groups in zip(tabs, ((_sampling,), (_length, _output), (_tools, _reasoning)),
                            strict=True):
         if tab.open:
@@ -379,5 +379,5 @@ def params_panel(model: Model | None) -> None:
             st.caption(f":material/info: `{issue.param}` {issue.message}")
 
 
-__all__ = ["COST_CAP", "EXAMPLE_TOOLS", "PARAMS", "apply_shared", "cost_cap", "params_panel",
+__all__ = ["COST_CAP", "EXAMPLE_TOOLS", "PARAMS", "TAB", "apply_shared", "cost_cap", "params_panel",
            "share_state", "summary_line", "values"]

@@ -7,6 +7,7 @@ import os
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from components.chat.params import TAB
 from tests.conftest import ROOT
 
 FAKE_BASE = "http://wafer.test/v1"
@@ -42,5 +43,5 @@ def make_app(page: str | None = None, *, base_url: str = FAKE_BASE) -> AppTest:
 def open_params_tab(at: AppTest, label: str) -> AppTest:
     """Open one tab of the chat parameter panel and rerun: only the open tab's controls are
     drawn (components/chat/params.py), and AppTest cannot click a tab."""
-    at.session_state["chat_p_tab"] = label
+    at.session_state[TAB] = label
     return at.run()
