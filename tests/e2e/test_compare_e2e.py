@@ -232,6 +232,13 @@ def test_stop_keeps_partial_output_and_estimates_cost(page: Page, app: tuple[str
     url, _ = app
     _open(page, url)
     _setup_completion(page, "A long story about a dragon:", max_tokens=400)
+    # Neither model may end early: a model that ends before the Stop (SmolLM2 did, after 19
+    # tokens, on a CI machine) shows "done". This grammar has no end before 1,000 characters
+    # (the local engine's largest repetition), some 200 tokens.
+    grammar = page.locator(".st-key-cmp_grammar textarea")
+    grammar.fill("root ::= [a-z ]{1000}")
+    grammar.press("Control+Enter")
+    wait_for_app(page, LOAD_TIMEOUT_MS)
     page.get_by_role("button", name="Run comparison").click()
     for i in range(2):  # both panes have streamed something before the Stop
         expect(page.locator(f".st-key-pane_{i}").get_by_test_id("stText")).to_have_text(
