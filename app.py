@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import account_views, connection, engine_panel, heap, presentation, team
+from components import (
+    account_views,
+    connection,
+    engine_panel,
+    heap,
+    page_menu,
+    presentation,
+    team,
+)
 
 st.set_page_config(
     page_title="Wafer Playground",
@@ -38,16 +46,12 @@ connection.boot()  # the local engine starts with the server when it is the star
 # hidden, so the page menu moves to the top (issue 16: hiding the sidebar hid the menu)
 presenting = presentation.sync_query_param()
 nav = st.navigation(PAGES, position="top" if presenting else "hidden")
-# The menu as page links, not Streamlit's own sidebar menu: the browser redraws that menu on
-# every update the page gets, once per token while an answer streams (140 of the 480
-# component renders per token on Chat, benchmarks/render_cost.py, issue 20); links are
-# elements, which it skips when they have not changed. Placed first, filled after the gate.
-menu = st.sidebar.container(key="page_menu", gap=None)
+# The page menu (components/page_menu.py says why it is not Streamlit's own): its place comes
+# first in the sidebar, its links after the gate.
+menu = page_menu.slot()
 team.gate()  # a team server with sign-in: a signed-out visitor stops here
 if not presenting:
-    for page in PAGES:
-        if page.visibility != "hidden":
-            menu.page_link(page, width="stretch")
+    page_menu.draw(menu, PAGES)
 conn = connection.sidebar()
 with st.sidebar:
     engine_panel.sidebar_line(conn)

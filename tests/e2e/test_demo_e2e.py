@@ -203,6 +203,28 @@ def test_chat_opens_at_the_top_and_streams(page: Page, app_url: str, vp: str) ->
     assert re.fullmatch(r"\$\d[\d,]*\.\d+", money.strip()), money  # whole, never "$0.000…"
 
 
+@pytest.mark.parametrize("vp", ["1440", "phone"])
+def test_the_page_menu_closes_the_sidebar_on_a_phone(page: Page, app_url: str, vp: str) -> None:
+    """The menu is page links (components/page_menu.py); like Streamlit's own menu, a tap on
+    one closes the sidebar on a phone, where it covers the page, and leaves it open on a
+    laptop."""
+    _open(page, f"{app_url}/chat", VIEWPORTS[vp])
+    if vp == "phone":
+        page.get_by_test_id("stExpandSidebarButton").click()
+    menu = page.locator(".st-key-page_menu")
+    expect(menu.get_by_text("History", exact=True)).to_be_visible()
+    menu.get_by_text("History", exact=True).click()
+    expect(page.get_by_role("heading", name="History").first).to_be_visible(timeout=SLOW)
+    wait_for_app(page, SLOW)
+    if vp == "phone":
+        expect(page.get_by_test_id("stExpandSidebarButton")).to_be_visible()
+        _sidebar_closed(page)
+    else:
+        expect(menu).to_be_in_viewport()
+    _shot(page, f"menu_after_a_tap_{vp}")
+    _healthy(page)
+
+
 @pytest.mark.parametrize("vp", ["1440", "1920"])
 def test_blind_compare_before_and_after_the_vote(page: Page, app_url: str, vp: str) -> None:
     _open(page, f"{app_url}/compare", VIEWPORTS[vp])
