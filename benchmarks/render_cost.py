@@ -10,11 +10,12 @@ in the same run.
 
 Streamlit's frontend renders much more than the changed element on each commit: the
 wrappers of every element in a block on the changed path, and its own sidebar menu (which
-is why app.py draws the menu as page links). At the start of every run, fragment runs too,
-it renders every element on the page twice (the new-session and the running messages), so
-that cost grows with everything on the page. The ratio per commit is the figure to watch. (Until
-2026-12-05 this walk also counted subtrees React had skipped, whose fibers keep an earlier
-commit's flags: it reported ~3,480 renders per commit instead of ~280.)
+is why components/page_menu.py draws the menu as page links). At the start of every run,
+fragment runs too, it renders every element on the page twice (the new-session and the
+running messages), so that cost grows with everything on the page. The ratio per commit is
+the figure to watch. (Until 2026-12-05 this walk also counted subtrees React had skipped,
+whose fibers keep an earlier commit's flags: it reported ~3,480 renders per commit instead
+of ~280.)
 
 Run: ``uv run python benchmarks/render_cost.py [--samples 4]``
 """
