@@ -17,7 +17,7 @@ from streamlit.navigation.page import StreamlitPage
 
 # Streamlit's sidebar starts closed at a width up to its "md" breakpoint (768 px), and its own
 # menu closes it after a tap there; this does the same for the links in the sidebar.
-_CLOSE_ON_PHONE = """<script>
+CLOSE_ON_PHONE = """<script>
 if (!window.__wpMenuClose) {
   window.__wpMenuClose = true;
   document.addEventListener("click", (event) => {
@@ -40,4 +40,4 @@ def draw(menu: DeltaGenerator, pages: Sequence[StreamlitPage]) -> None:
         if page.visibility != "hidden":
             menu.page_link(page, width="stretch")
     with menu:
-        st.html(_CLOSE_ON_PHONE, unsafe_allow_javascript=True)
+        st.html(CLOSE_ON_PHONE, unsafe_allow_javascript=True)

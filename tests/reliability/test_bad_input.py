@@ -330,6 +330,7 @@ HTML_SINKS = {
     "components/catalog/page.py": 1,  # _stats: constant labels, format_usd/compact numbers
     "components/chat/transcript.py": 1,  # a turn's logprob tokens: tokens.view escapes
     "components/compare/page.py": 1,  # prompt-token chips: html.escape per piece
+    "components/page_menu.py": 1,  # CLOSE_ON_PHONE: a constant script, no text from anyone
     "components/presentation.py": 2,  # CSS and the ticker: numbers only
     "components/tokens/page.py": 5,  # chips_html / generated_html: tokens.view escapes
     "pages/chat.py": 1,  # PIN_CSS: a constant style block
