@@ -15,24 +15,25 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 from streamlit.navigation.page import StreamlitPage
 
+KEY = "page_menu"  # the menu's container; the script below finds the links by its class
 # Streamlit's sidebar starts closed at a width up to its "md" breakpoint (768 px), and its own
 # menu closes it after a tap there; this does the same for the links in the sidebar.
-CLOSE_ON_PHONE = """<script>
-if (!window.__wpMenuClose) {
+CLOSE_ON_PHONE = f"""<script>
+if (!window.__wpMenuClose) {{
   window.__wpMenuClose = true;
-  document.addEventListener("click", (event) => {
-    const link = event.target.closest('[data-testid="stSidebar"] .st-key-page_menu a');
+  document.addEventListener("click", (event) => {{
+    const link = event.target.closest('[data-testid="stSidebar"] .st-key-{KEY} a');
     if (!link || window.innerWidth > 768) return;
     const close = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
     if (close) close.click();
-  });
-}
+  }});
+}}
 </script>"""
 
 
 def slot() -> DeltaGenerator:
     """The menu's place at the top of the sidebar, made before anything else draws there."""
-    return st.sidebar.container(key="page_menu", gap=None)
+    return st.sidebar.container(key=KEY, gap=None)
 
 
 def draw(menu: DeltaGenerator, pages: Sequence[StreamlitPage]) -> None:

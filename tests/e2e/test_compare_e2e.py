@@ -18,6 +18,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import ROOT, StreamlitServer, select_option, wait_for_app
+from wafer_playground.local.routes_completions import MAX_REPEAT
 from wafer_playground.store import SQLiteStore
 
 pytestmark = pytest.mark.e2e
@@ -234,9 +235,9 @@ def test_stop_keeps_partial_output_and_estimates_cost(page: Page, app: tuple[str
     _setup_completion(page, "A long story about a dragon:", max_tokens=400)
     # Neither model may end early: a model that ends before the Stop (SmolLM2 did, after 19
     # tokens, on a CI machine) shows "done". This grammar has no end before 1,000 characters
-    # (the local engine's largest repetition), some 200 tokens.
+    # (the local engine's largest repetition bound), some 200 tokens.
     grammar = page.locator(".st-key-cmp_grammar textarea")
-    grammar.fill("root ::= [a-z ]{1000}")
+    grammar.fill(f"root ::= [a-z ]{{{MAX_REPEAT}}}")
     grammar.press("Control+Enter")
     wait_for_app(page, LOAD_TIMEOUT_MS)
     page.get_by_role("button", name="Run comparison").click()

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from components import page_menu
 from components.catalog.page import PRICE_W
 from tests.conftest import ROOT, wait_for_app
 from tests.fake_wafer import FakeWafer, Reply, answer_stream
@@ -211,7 +212,7 @@ def test_the_page_menu_closes_the_sidebar_on_a_phone(page: Page, app_url: str, v
     _open(page, f"{app_url}/chat", VIEWPORTS[vp])
     if vp == "phone":
         page.get_by_test_id("stExpandSidebarButton").click()
-    menu = page.locator(".st-key-page_menu")
+    menu = page.locator(f".st-key-{page_menu.KEY}")
     expect(menu.get_by_text("History", exact=True)).to_be_visible()
     menu.get_by_text("History", exact=True).click()
     expect(page.get_by_role("heading", name="History").first).to_be_visible(timeout=SLOW)
